@@ -1,1 +1,53 @@
-fn main() {}
+//! `poolwatch`: flags and wiring only. Every subcommand builds a config and
+//! calls a library crate.
+
+mod check_cmd;
+mod sim_cmd;
+mod util;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Monitoring, scoring and GeoDNS for a pool of public NTP servers.
+#[derive(Parser)]
+#[command(name = "poolwatch", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check NTP servers once and print what each one answered.
+    Check(check_cmd::Args),
+    /// Run simulated NTP servers on loopback (labs, demos and tests).
+    Sim(sim_cmd::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("poolwatch: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Check(a) => check_cmd::run(a).await,
+            Command::Sim(a) => sim_cmd::run(a).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let code = util::exit_code(&e);
+            eprintln!("poolwatch: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}

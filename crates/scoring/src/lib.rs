@@ -1,1 +1,23 @@
-//! placeholder; built in a later issue.
+//! Scoring for poolwatch, following the NTP Pool's current model: the step
+//! one observation earns, the decaying per-monitor score, the "recent
+//! median" aggregate over a server's monitors and the DNS inclusion rule.
+//!
+//! Everything here is a pure function over plain data. This crate must not
+//! do I/O, read clocks (times come in as unix seconds) or depend on other
+//! poolwatch crates, so every caller (server, simulator, tests) scores alike.
+
+mod aggregate;
+mod dns;
+mod status;
+mod step;
+
+pub use aggregate::{MonitorScore, aggregate, should_log_aggregate};
+pub use dns::in_dns;
+pub use status::{MonitorStatus, ParseMonitorStatusError};
+pub use step::{Observation, Step, step, update};
+
+/// A server is published in DNS from this aggregate score up.
+pub const IN_DNS_THRESHOLD: f64 = 10.0;
+
+/// The highest score reachable: the fixed point of a steady +1 step.
+pub const MAX_SCORE: f64 = 20.0;

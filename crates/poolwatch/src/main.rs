@@ -1,7 +1,9 @@
 //! `poolwatch`: flags and wiring only. Every subcommand builds a config and
 //! calls a library crate.
 
+mod admin_cmd;
 mod check_cmd;
+mod serve_cmd;
 mod sim_cmd;
 mod util;
 
@@ -22,6 +24,10 @@ enum Command {
     Check(check_cmd::Args),
     /// Run simulated NTP servers on loopback (labs, demos and tests).
     Sim(sim_cmd::Args),
+    /// Run the central service: monitor API, scorer, data API and metrics.
+    Serve(serve_cmd::Args),
+    /// Manage servers, monitors and zones in the store.
+    Admin(admin_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +46,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Check(a) => check_cmd::run(a).await,
             Command::Sim(a) => sim_cmd::run(a).await,
+            Command::Serve(a) => serve_cmd::run(a).await,
+            Command::Admin(a) => admin_cmd::run(a).await,
         }
     });
     match result {

@@ -156,8 +156,8 @@ mod tests {
                     ms(2, Testing, 3.0, 2000),
                     ms(3, Candidate, 7.0, 10),
                 ],
-                // Both qualify (<3): the oldest is the active one.
-                Some(15.0),
+                // Two qualify (<3): the oldest is the testing one.
+                Some(3.0),
             ),
             (
                 "testing only within 45 min",

@@ -72,7 +72,11 @@ fn pick(mut recent: Vec<&MonitorScore>) -> Option<&MonitorScore> {
             .then_with(|| a.monitor_id.cmp(&b.monitor_id))
     });
     let n = recent.len();
-    let i = if n % 2 == 0 { n / 2 - 1 } else { n / 2 };
+    let i = if n.is_multiple_of(2) {
+        n / 2 - 1
+    } else {
+        n / 2
+    };
     Some(recent[i])
 }
 

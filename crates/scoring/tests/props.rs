@@ -50,18 +50,24 @@ fn observation() -> impl Strategy<Value = Observation> {
         error(),
         proptest::bool::weighted(0.1),
     )
-        .prop_map(|(offset, rtt, stratum, leap, error, no_response)| Observation {
-            offset,
-            rtt,
-            stratum,
-            leap,
-            error,
-            no_response,
-        })
+        .prop_map(
+            |(offset, rtt, stratum, leap, error, no_response)| Observation {
+                offset,
+                rtt,
+                stratum,
+                leap,
+                error,
+                no_response,
+            },
+        )
 }
 
 fn start() -> impl Strategy<Value = f64> {
-    prop_oneof![-1000.0f64..=MAX_SCORE, Just(MAX_SCORE), Just(f64::NEG_INFINITY)]
+    prop_oneof![
+        -1000.0f64..=MAX_SCORE,
+        Just(MAX_SCORE),
+        Just(f64::NEG_INFINITY)
+    ]
 }
 
 proptest! {

@@ -17,6 +17,9 @@ pub struct CheckConfig {
     pub sample_interval: Duration,
     /// How long to wait for each reply.
     pub timeout: Duration,
+    /// Local address to send from (a monitor sends from its registered IP);
+    /// `None` lets the system choose.
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl Default for CheckConfig {
@@ -25,6 +28,7 @@ impl Default for CheckConfig {
             samples: 4,
             sample_interval: Duration::from_secs(2),
             timeout: Duration::from_secs(3),
+            source: None,
         }
     }
 }

@@ -15,11 +15,17 @@ use tokio::net::UdpSocket;
 /// origin timestamp, mode or version, too short) are ignored; if only such
 /// datagrams came, the error says why the last one was rejected.
 pub async fn query(addr: SocketAddr, timeout: Duration) -> Sample {
+    query_from(addr, None, timeout).await
+}
+
+/// `query`, sending from the local address `source` when given.
+pub async fn query_from(addr: SocketAddr, source: Option<IpAddr>, timeout: Duration) -> Sample {
     let start_wall = SystemTime::now();
     let ts = unix_seconds(start_wall);
-    let bind: SocketAddr = match addr.ip() {
-        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    let bind: SocketAddr = match (source, addr.ip()) {
+        (Some(ip), _) => (ip, 0).into(),
+        (None, IpAddr::V4(_)) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        (None, IpAddr::V6(_)) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
     let sock = match UdpSocket::bind(bind).await {
         Ok(s) => s,
@@ -82,7 +88,7 @@ pub async fn check(server: String, addr: SocketAddr, cfg: &CheckConfig) -> Check
     let mut samples = Vec::with_capacity(cfg.samples as usize);
     for i in 0..cfg.samples.max(1) {
         let started = tokio::time::Instant::now();
-        let sample = query(addr, cfg.timeout).await;
+        let sample = query_from(addr, cfg.source, cfg.timeout).await;
         let next = next_after(&sample, cfg);
         samples.push(sample);
         if i + 1 == cfg.samples.max(1) {

@@ -85,21 +85,35 @@ pub async fn query_from(addr: SocketAddr, source: Option<IpAddr>, timeout: Durat
 /// Check one server: `cfg.samples` queries `cfg.sample_interval` apart,
 /// stopping early on `DENY`/`RSTR` and waiting longer after `RATE`.
 pub async fn check(server: String, addr: SocketAddr, cfg: &CheckConfig) -> CheckResult {
-    let mut samples = Vec::with_capacity(cfg.samples as usize);
-    for i in 0..cfg.samples.max(1) {
+    check_until(server, addr, cfg, std::future::pending()).await
+}
+
+/// `check`, but when `stop` completes no further sample is started; the
+/// samples taken so far (at least one) make the result. A monitor uses this
+/// to shut down within a few seconds without losing work in flight.
+pub async fn check_until(
+    server: String,
+    addr: SocketAddr,
+    cfg: &CheckConfig,
+    stop: impl std::future::Future<Output = ()>,
+) -> CheckResult {
+    let n = cfg.samples.max(1);
+    let mut samples = Vec::with_capacity(n as usize);
+    tokio::pin!(stop);
+    for i in 0..n {
         let started = tokio::time::Instant::now();
         let sample = query_from(addr, cfg.source, cfg.timeout).await;
         let next = next_after(&sample, cfg);
         samples.push(sample);
-        if i + 1 == cfg.samples.max(1) {
-            break;
-        }
-        match next {
+        let wait = match next {
+            _ if i + 1 == n => break,
             Next::Stop => break,
-            Next::Continue => tokio::time::sleep_until(started + cfg.sample_interval).await,
-            Next::BackOff(extra) => {
-                tokio::time::sleep_until(started + cfg.sample_interval + extra).await
-            }
+            Next::Continue => cfg.sample_interval,
+            Next::BackOff(extra) => cfg.sample_interval + extra,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(started + wait) => {}
+            _ = &mut stop => break,
         }
     }
     CheckResult::new(server, addr, samples)

@@ -15,7 +15,7 @@ pub mod time;
 
 pub use check::{CheckConfig, CheckResult, Sample, best_index};
 pub use classify::ErrorCode;
-pub use client::{check, check_allowed, query, query_from};
+pub use client::{check, check_allowed, check_until, query, query_from};
 pub use packet::Packet;
-pub use target::TargetPolicy;
+pub use target::{TargetPolicy, parse_host_port};
 pub use time::NtpTimestamp;

@@ -67,62 +67,6 @@ pub enum Format {
     Csv,
 }
 
-/// Split `HOST[:PORT]` into host and port. Accepts `1.2.3.4`, `1.2.3.4:123`,
-/// `::1`, `[::1]`, `[::1]:123`, `name`, `name:123`.
-pub fn parse_target(s: &str, default_port: u16) -> Result<(String, u16), String> {
-    let s = s.trim();
-    let bad = |why: &str| format!("cannot parse server '{s}': {why}");
-    if s.is_empty() {
-        return Err(bad("empty"));
-    }
-    let port_of = |p: &str| {
-        p.parse::<u16>()
-            .ok()
-            .filter(|&p| p != 0)
-            .ok_or_else(|| bad("bad port"))
-    };
-    if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
-        host.parse::<std::net::Ipv6Addr>()
-            .map_err(|_| bad("not an IPv6 address inside []"))?;
-        let port = match after {
-            "" => default_port,
-            p => port_of(
-                p.strip_prefix(':')
-                    .ok_or_else(|| bad("expected ':' after ']'"))?,
-            )?,
-        };
-        return Ok((host.to_string(), port));
-    }
-    if s.matches(':').count() > 1 {
-        s.parse::<std::net::Ipv6Addr>()
-            .map_err(|_| bad("not an IPv6 address (use [addr]:port)"))?;
-        return Ok((s.to_string(), default_port));
-    }
-    let (host, port) = match s.split_once(':') {
-        Some((h, p)) => (h, port_of(p)?),
-        None => (s, default_port),
-    };
-    if host.parse::<IpAddr>().is_err() && !is_hostname(host) {
-        return Err(bad("not an IP address or host name"));
-    }
-    Ok((host.to_string(), port))
-}
-
-fn is_hostname(h: &str) -> bool {
-    let h = h.strip_suffix('.').unwrap_or(h);
-    !h.is_empty()
-        && h.len() <= 253
-        && h.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-        })
-        && !h.bytes().all(|c| c.is_ascii_digit() || c == b'.')
-}
-
 async fn resolve(host: &str, port: u16) -> Result<SocketAddr> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
@@ -154,7 +98,7 @@ async fn targets(args: &Args, policy: TargetPolicy) -> Result<Vec<(String, Socke
     }
     let mut out = Vec::with_capacity(raw.len());
     for s in raw {
-        let (host, port) = parse_target(&s, args.port).map_err(usage)?;
+        let (host, port) = ntp::parse_host_port(&s, args.port).map_err(usage)?;
         let addr = resolve(&host, port).await?;
         policy.check(addr.ip()).map_err(|e| usage(e.to_string()))?;
         out.push((s, addr));
@@ -303,41 +247,3 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn targets_parse() {
-        let ok = [
-            ("1.2.3.4", ("1.2.3.4", 123)),
-            ("1.2.3.4:1123", ("1.2.3.4", 1123)),
-            ("::1", ("::1", 123)),
-            ("[::1]", ("::1", 123)),
-            ("[2001:db8::1]:4123", ("2001:db8::1", 4123)),
-            ("time.example.org", ("time.example.org", 123)),
-            ("time.example.org.:124", ("time.example.org.", 124)),
-            ("localhost", ("localhost", 123)),
-        ];
-        for (s, (h, p)) in ok {
-            assert_eq!(parse_target(s, 123).unwrap(), (h.to_string(), p), "{s}");
-        }
-        for bad in [
-            "",
-            "[::1",
-            "[::1]x",
-            "[nothost]:1",
-            "1.2.3.4:0",
-            "1.2.3.4:99999",
-            "host:port",
-            "a..b",
-            "-bad.example",
-            "1.2.3.4.5",
-            "under_score.org",
-            "1:2:3",
-            "999.1.1.1",
-        ] {
-            assert!(parse_target(bad, 123).is_err(), "{bad} should not parse");
-        }
-    }
-}

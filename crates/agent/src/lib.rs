@@ -1,1 +1,415 @@
-//! placeholder; built in a later issue.
+//! The poolwatch monitor agent: asks the central service for work, checks
+//! the servers it is given (the `ntp` crate's check), and submits the best
+//! sample of each. It refuses to submit while its own clock disagrees with
+//! the reference servers, and loses no result: what the service cannot take
+//! is spooled to disk and replayed in order.
+//!
+//! It never probes an address its target policy refuses, and never logs its key.
+
+pub mod api;
+pub mod clock;
+pub mod file_config;
+pub mod spool;
+
+use api::{Api, ApiError, MonitorConfig, ResultItem, Results, Work};
+use clock::ClockVerdict;
+use futures::StreamExt;
+use ntp::{CheckConfig, CheckResult, ErrorCode, TargetPolicy};
+use spool::{Spool, Spooled};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Spooled batches older than this are dropped: their tickets have expired.
+pub const SPOOL_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+const CONFIG_REFRESH: Duration = Duration::from_secs(3600);
+const CLOCK_CACHE: Duration = Duration::from_secs(180);
+
+/// Everything the agent needs to run.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Base URL of the central service, e.g. `https://pool.example.org`.
+    pub api: String,
+    pub key: String,
+    pub state_dir: PathBuf,
+    pub policy: TargetPolicy,
+    /// Port the NTP queries go to (123, or a lab port).
+    pub ntp_port: u16,
+    /// Address to send queries from (the monitor's registered address).
+    pub source: Option<IpAddr>,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    /// Do one batch and return.
+    pub once: bool,
+    /// Servers checked at the same time.
+    pub concurrency: usize,
+    /// How long to wait before checking the clock again after it failed.
+    pub clock_retry: Duration,
+    /// Backoff bounds when there is no work or the service fails.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+}
+
+/// Why the agent stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("state directory {0}: {1}")]
+    State(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("{0}")]
+    Clock(String),
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Exponential backoff with ±30 % jitter.
+struct Backoff {
+    min: Duration,
+    max: Duration,
+    cur: Duration,
+}
+
+impl Backoff {
+    fn new(min: Duration, max: Duration) -> Self {
+        Backoff { min, max, cur: min }
+    }
+    fn next(&mut self) -> Duration {
+        let base = self.cur;
+        self.cur = (self.cur * 2).min(self.max);
+        base.mul_f64(0.7 + rand::random::<f64>() * 0.6)
+    }
+    fn reset(&mut self) {
+        self.cur = self.min;
+    }
+}
+
+/// Sleep, or return early (false) when shutdown is requested.
+async fn pause(d: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = shutdown.cancelled() => false,
+    }
+}
+
+fn outcome(r: &ResultItem) -> &'static str {
+    match (&r.error, r.no_response) {
+        (None, _) => "ok",
+        (Some(_), true) => "timeout",
+        (Some(e), false) if matches!(ErrorCode::parse(e), ErrorCode::Kiss(_)) => "kod",
+        _ => "error",
+    }
+}
+
+fn check_config(m: &MonitorConfig, source: Option<IpAddr>) -> CheckConfig {
+    CheckConfig {
+        samples: m.samples.clamp(1, 16),
+        sample_interval: Duration::from_millis(m.sample_interval_ms.min(60_000)),
+        timeout: Duration::from_millis(m.timeout_ms.clamp(10, 60_000)),
+        source,
+    }
+}
+
+/// The best sample of a check as the service wants it.
+pub fn result_item(ip: &str, ticket: &str, r: &CheckResult) -> ResultItem {
+    let ts = now_unix();
+    match r.best_sample() {
+        Some(s) => ResultItem {
+            ip: ip.to_string(),
+            ticket: ticket.to_string(),
+            ts,
+            offset: s.offset,
+            rtt: s.rtt,
+            stratum: s.stratum,
+            leap: s.leap,
+            refid: s.refid.clone(),
+            error: s.error.as_ref().map(|e| e.to_string()),
+            no_response: s.no_response,
+        },
+        None => ResultItem {
+            ip: ip.to_string(),
+            ticket: ticket.to_string(),
+            ts,
+            offset: None,
+            rtt: None,
+            stratum: None,
+            leap: None,
+            refid: None,
+            error: Some(ErrorCode::Timeout.to_string()),
+            no_response: true,
+        },
+    }
+}
+
+/// The agent: state that lives across batches.
+pub struct Agent {
+    cfg: AgentConfig,
+    api: Api,
+    spool: Spool,
+    shutdown: CancellationToken,
+    monitor: Option<(MonitorConfig, Instant)>,
+    clock: Option<(ClockVerdict, Instant)>,
+}
+
+impl Agent {
+    pub fn new(cfg: AgentConfig, shutdown: CancellationToken) -> Result<Agent, AgentError> {
+        let api = Api::new(&cfg.api, &cfg.key)?;
+        let spool =
+            Spool::open(&cfg.state_dir).map_err(|e| AgentError::State(cfg.state_dir.clone(), e))?;
+        metrics::gauge!("poolwatch_agent_spool_depth").set(spool.depth() as f64);
+        Ok(Agent {
+            cfg,
+            api,
+            spool,
+            shutdown,
+            monitor: None,
+            clock: None,
+        })
+    }
+
+    /// Run until shutdown (or one batch with `once`).
+    pub async fn run(mut self) -> Result<(), AgentError> {
+        let mut backoff = Backoff::new(self.cfg.backoff_min, self.cfg.backoff_max);
+        while !self.shutdown.is_cancelled() {
+            match self.step().await {
+                Ok(Some(retry_after)) => {
+                    if self.cfg.once {
+                        return Ok(());
+                    }
+                    // No work: wait as the service asks, within our bounds.
+                    let d = retry_after.unwrap_or_else(|| backoff.next());
+                    pause(d.min(self.cfg.backoff_max), &self.shutdown).await;
+                }
+                Ok(None) => {
+                    backoff.reset();
+                    if self.cfg.once {
+                        return Ok(());
+                    }
+                }
+                Err(e) => {
+                    if self.cfg.once {
+                        return Err(e);
+                    }
+                    let d = match &e {
+                        AgentError::Clock(_) => self.cfg.clock_retry,
+                        _ => backoff.next(),
+                    };
+                    warn!("{e}; retrying in {:.1}s", d.as_secs_f64());
+                    pause(d, &self.shutdown).await;
+                }
+            }
+        }
+        info!("shutting down");
+        Ok(())
+    }
+
+    /// One round: config, spool replay, clock, work, check, submit.
+    /// `Ok(Some(_))` when there was no work (with the service's retry hint).
+    async fn step(&mut self) -> Result<Option<Option<Duration>>, AgentError> {
+        let monitor = self.monitor_config().await?;
+        self.replay().await?;
+        self.clock_check(&monitor).await?;
+        let work = self.api.work().await.inspect_err(|_| self.monitor = None)?;
+        if work.servers.is_empty() {
+            return Ok(Some(work.retry_after_s.map(Duration::from_secs)));
+        }
+        let results = self.check_batch(&monitor, &work).await;
+        self.submit_or_spool(results).await;
+        Ok(None)
+    }
+
+    async fn monitor_config(&mut self) -> Result<MonitorConfig, AgentError> {
+        if let Some((m, at)) = &self.monitor
+            && at.elapsed() < CONFIG_REFRESH
+        {
+            return Ok(m.clone());
+        }
+        let m = self.api.config().await?;
+        info!(
+            "monitor {}: {} samples {} ms apart, batch size {}, {} reference server(s)",
+            m.name,
+            m.samples,
+            m.sample_interval_ms,
+            m.batch_size,
+            m.reference_servers.len()
+        );
+        self.monitor = Some((m.clone(), Instant::now()));
+        Ok(m)
+    }
+
+    async fn clock_check(&mut self, m: &MonitorConfig) -> Result<(), AgentError> {
+        if let Some((v, at)) = &self.clock
+            && at.elapsed() < CLOCK_CACHE
+            && v.ok
+        {
+            return Ok(());
+        }
+        let cfg = CheckConfig {
+            samples: 2,
+            sample_interval: Duration::from_millis(500),
+            ..check_config(m, self.cfg.source)
+        };
+        let v = clock::check_clock(
+            &m.reference_servers,
+            self.cfg.ntp_port,
+            self.cfg.policy,
+            &cfg,
+        )
+        .await;
+        metrics::gauge!("poolwatch_agent_clock_ok").set(if v.ok { 1.0 } else { 0.0 });
+        metrics::gauge!("poolwatch_agent_clock_check_timestamp_seconds").set(now_unix() as f64);
+        let summary = v.summary();
+        let ok = v.ok;
+        let changed = self.clock.as_ref().is_none_or(|(old, _)| old.ok != ok);
+        self.clock = Some((v, Instant::now()));
+        if ok {
+            if changed {
+                info!("{summary}");
+            }
+            Ok(())
+        } else {
+            Err(AgentError::Clock(format!("not submitting: {summary}")))
+        }
+    }
+
+    fn family_enabled(&self, ip: &IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(_) => self.cfg.ipv4,
+            IpAddr::V6(_) => self.cfg.ipv6,
+        }
+    }
+
+    async fn check_batch(&self, m: &MonitorConfig, work: &Work) -> Results {
+        let cfg = check_config(m, self.cfg.source);
+        let checks = work.servers.iter().filter_map(|s| {
+            let ip: IpAddr = match s.ip.parse() {
+                Ok(ip) => ip,
+                Err(_) => {
+                    warn!("service sent an unparseable address {:?}; skipped", s.ip);
+                    return None;
+                }
+            };
+            if let Err(e) = self.cfg.policy.check(ip) {
+                warn!("{e}; skipped");
+                metrics::counter!("poolwatch_agent_skipped_total", "reason" => "refused")
+                    .increment(1);
+                return None;
+            }
+            if !self.family_enabled(&ip) {
+                metrics::counter!("poolwatch_agent_skipped_total", "reason" => "family disabled")
+                    .increment(1);
+                return None;
+            }
+            let addr = SocketAddr::new(ip, self.cfg.ntp_port);
+            let stop = self.shutdown.clone();
+            Some(async move {
+                let r = ntp::check_until(s.ip.clone(), addr, &cfg, stop.cancelled_owned()).await;
+                let sent = r.samples.len() as u64;
+                let received = r.samples.iter().filter(|s| s.packet.is_some()).count() as u64;
+                metrics::counter!("poolwatch_agent_ntp_queries_total").increment(sent);
+                metrics::counter!("poolwatch_agent_ntp_bytes_sent_total").increment(sent * 48);
+                metrics::counter!("poolwatch_agent_ntp_bytes_received_total")
+                    .increment(received * 48);
+                let item = result_item(&s.ip, &s.ticket, &r);
+                metrics::counter!("poolwatch_agent_checks_total", "outcome" => outcome(&item))
+                    .increment(1);
+                item
+            })
+        });
+        let results: Vec<ResultItem> = futures::stream::iter(checks)
+            .buffer_unordered(self.cfg.concurrency.max(1))
+            .collect()
+            .await;
+        Results {
+            batch_id: work.batch_id.clone(),
+            results,
+        }
+    }
+
+    async fn submit_or_spool(&self, results: Results) {
+        if results.results.is_empty() {
+            return;
+        }
+        match self.api.submit(&results).await {
+            Ok(r) => {
+                metrics::gauge!("poolwatch_agent_last_submit_timestamp_seconds")
+                    .set(now_unix() as f64);
+                info!(
+                    "batch {}: {} result(s) accepted",
+                    results.batch_id, r.accepted
+                );
+            }
+            Err(e) if e.is_transient() => {
+                let n = results.results.len();
+                let id = results.batch_id.clone();
+                match self.spool.push(&Spooled {
+                    spooled_at: now_unix(),
+                    results,
+                }) {
+                    Ok(()) => warn!("batch {id}: {e}; {n} result(s) spooled"),
+                    Err(io) => tracing::error!(
+                        "batch {id}: {e}; and cannot spool: {io}; {n} result(s) lost"
+                    ),
+                }
+                metrics::gauge!("poolwatch_agent_spool_depth").set(self.spool.depth() as f64);
+            }
+            Err(e) => self.drop_batch(&results, &e.to_string()),
+        }
+    }
+
+    fn drop_batch(&self, results: &Results, why: &str) {
+        warn!("batch {} dropped: {why}", results.batch_id);
+        metrics::counter!("poolwatch_agent_results_dropped_total")
+            .increment(results.results.len() as u64);
+    }
+
+    /// Submit spooled batches oldest first. Stops (with an error) at the first
+    /// one the service cannot take yet; drops ones it refuses or that are too old.
+    async fn replay(&self) -> Result<(), AgentError> {
+        let mut pending = self
+            .spool
+            .load()
+            .map_err(|e| AgentError::State(self.cfg.state_dir.clone(), e))?;
+        if pending.is_empty() {
+            return Ok(());
+        }
+        info!("replaying {} spooled batch(es)", pending.len());
+        let mut result = Ok(());
+        while let Some(first) = pending.first() {
+            if now_unix() - first.spooled_at > SPOOL_MAX_AGE.as_secs() as i64 {
+                self.drop_batch(&first.results, "older than 24 h, its tickets have expired");
+            } else {
+                match self.api.submit(&first.results).await {
+                    Ok(r) => {
+                        metrics::gauge!("poolwatch_agent_last_submit_timestamp_seconds")
+                            .set(now_unix() as f64);
+                        info!(
+                            "spooled batch {}: {} accepted{}",
+                            first.results.batch_id,
+                            r.accepted,
+                            if r.duplicate { " (already stored)" } else { "" }
+                        );
+                    }
+                    Err(e) if e.is_transient() => {
+                        result = Err(e.into());
+                        break;
+                    }
+                    Err(e) => self.drop_batch(&first.results, &e.to_string()),
+                }
+            }
+            pending.remove(0);
+            self.spool
+                .rewrite(&pending)
+                .map_err(|e| AgentError::State(self.cfg.state_dir.clone(), e))?;
+        }
+        metrics::gauge!("poolwatch_agent_spool_depth").set(pending.len() as f64);
+        result
+    }
+}

@@ -13,8 +13,8 @@ fn bench(c: &mut Criterion) {
     p.stratum = 2;
     p.reference_id = [127, 127, 1, 1];
     p.origin_ts = nonce;
-    p.receive_ts = t1.add(Duration::from_micros(150));
-    p.transmit_ts = t1.add(Duration::from_micros(160));
+    p.receive_ts = t1 + Duration::from_micros(150);
+    p.transmit_ts = t1 + Duration::from_micros(160);
     let bytes = p.encode();
     c.bench_function("decode+classify", |b| {
         b.iter(|| {

@@ -152,7 +152,7 @@ pub fn evaluate(p: &Packet, t1: NtpTimestamp, elapsed: Duration) -> Measurement 
     if p.receive_ts.is_zero() {
         return bad(ErrorCode::BadReply("zero receive timestamp".into()));
     }
-    let t4 = t1.add(elapsed);
+    let t4 = t1 + elapsed;
     let server_time = p.transmit_ts.diff(p.receive_ts);
     if server_time < 0.0 {
         return bad(ErrorCode::BadReply(
@@ -172,6 +172,8 @@ pub fn evaluate(p: &Packet, t1: NtpTimestamp, elapsed: Duration) -> Measurement 
 mod tests {
     use super::*;
     use crate::packet::Packet;
+
+    type Mutation = Box<dyn Fn(&mut Packet)>;
 
     fn reply(nonce: NtpTimestamp, t1: NtpTimestamp, server_offset: f64, rtt: f64) -> Packet {
         // Server receives at t1 + rtt/2 + offset, sends 1 ms later.
@@ -244,7 +246,7 @@ mod tests {
         let t1 = NtpTimestamp::from_unix(1_800_000_000, 0);
         let good = reply(nonce, t1, 0.0, 0.01);
         assert!(match_reply(&good.encode(), nonce).is_ok());
-        let table: &[(&str, Box<dyn Fn(&mut Packet)>)] = &[
+        let table: &[(&str, Mutation)] = &[
             (
                 "origin timestamp does not match",
                 Box::new(|p| p.origin_ts = NtpTimestamp(1)),
@@ -296,7 +298,7 @@ mod tests {
         let t1 = NtpTimestamp::from_unix(1_800_000_000, 0);
         let good = reply(nonce, t1, 0.0, 0.01);
         let el = Duration::from_millis(11);
-        let table: &[(&str, Box<dyn Fn(&mut Packet)>)] = &[
+        let table: &[(&str, Mutation)] = &[
             (
                 "RATE",
                 Box::new(|p| {

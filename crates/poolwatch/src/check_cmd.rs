@@ -223,6 +223,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         samples: args.samples,
         sample_interval: args.interval,
         timeout: args.timeout,
+        source: None,
     };
     let targets = targets(&args, policy).await?;
     let bar = if targets.len() > 5 && std::io::stderr().is_terminal() {
@@ -246,4 +247,3 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     bar.finish_and_clear();
     Ok(ExitCode::SUCCESS)
 }
-

@@ -2,6 +2,7 @@
 //! calls a library crate.
 
 mod admin_cmd;
+mod agent_cmd;
 mod check_cmd;
 mod serve_cmd;
 mod sim_cmd;
@@ -28,6 +29,8 @@ enum Command {
     Serve(serve_cmd::Args),
     /// Manage servers, monitors and zones in the store.
     Admin(admin_cmd::Args),
+    /// Run a monitor: check the servers the central service assigns and report.
+    Agent(agent_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
             Command::Sim(a) => sim_cmd::run(a).await,
             Command::Serve(a) => serve_cmd::run(a).await,
             Command::Admin(a) => admin_cmd::run(a).await,
+            Command::Agent(a) => agent_cmd::run(a).await,
         }
     });
     match result {

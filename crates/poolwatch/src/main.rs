@@ -4,6 +4,7 @@
 mod admin_cmd;
 mod agent_cmd;
 mod check_cmd;
+mod dns_cmd;
 mod serve_cmd;
 mod sim_cmd;
 mod util;
@@ -31,6 +32,8 @@ enum Command {
     Admin(admin_cmd::Args),
     /// Run a monitor: check the servers the central service assigns and report.
     Agent(agent_cmd::Args),
+    /// Answer DNS for the pool zone from a central service's zone data (scale-out).
+    Dns(dns_cmd::Args),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +55,7 @@ fn main() -> ExitCode {
             Command::Serve(a) => serve_cmd::run(a).await,
             Command::Admin(a) => admin_cmd::run(a).await,
             Command::Agent(a) => agent_cmd::run(a).await,
+            Command::Dns(a) => dns_cmd::run(a).await,
         }
     });
     match result {

@@ -82,13 +82,17 @@ pub async fn check_clock(
     let futs = refs.iter().map(|r| async move {
         let res = async {
             let (host, port) = ntp::parse_host_port(r, default_port)?;
-            let addr: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
                 .await
                 .map_err(|e| format!("cannot resolve: {e}"))?
-                .next()
-                .ok_or("no address")?;
+                .collect();
+            // Prefer the family we send from; a reference of the other family
+            // is queried from whatever address the system picks.
+            let same_family = |a: &SocketAddr| cfg.source.is_none_or(|s| s.is_ipv4() == a.is_ipv4());
+            let addr = *addrs.iter().find(|a| same_family(a)).or(addrs.first()).ok_or("no address")?;
             policy.check(addr.ip()).map_err(|e| e.to_string())?;
-            Ok(ntp::check(r.clone(), addr, cfg).await)
+            let cfg = CheckConfig { source: cfg.source.filter(|_| same_family(&addr)), ..*cfg };
+            Ok(ntp::check(r.clone(), addr, &cfg).await)
         }
         .await;
         (r.clone(), res)

@@ -288,49 +288,44 @@ impl Agent {
 
     async fn check_batch(&self, m: &MonitorConfig, work: &Work) -> Results {
         let cfg = check_config(m, self.cfg.source);
-        let checks = work.servers.iter().filter_map(|s| {
+        let mut jobs = Vec::with_capacity(work.servers.len());
+        for s in &work.servers {
             let ip: IpAddr = match s.ip.parse() {
                 Ok(ip) => ip,
                 Err(_) => {
                     warn!("service sent an unparseable address {:?}; skipped", s.ip);
-                    return None;
+                    continue;
                 }
             };
             if let Err(e) = self.cfg.policy.check(ip) {
                 warn!("{e}; skipped");
-                metrics::counter!("poolwatch_agent_skipped_total", "reason" => "refused")
-                    .increment(1);
-                return None;
+                metrics::counter!("poolwatch_agent_skipped_total", "reason" => "refused").increment(1);
+                continue;
             }
             if !self.family_enabled(&ip) {
-                metrics::counter!("poolwatch_agent_skipped_total", "reason" => "family disabled")
-                    .increment(1);
-                return None;
+                metrics::counter!("poolwatch_agent_skipped_total", "reason" => "family disabled").increment(1);
+                continue;
             }
-            let addr = SocketAddr::new(ip, self.cfg.ntp_port);
-            let stop = self.shutdown.clone();
-            Some(async move {
+            jobs.push((s.clone(), SocketAddr::new(ip, self.cfg.ntp_port)));
+        }
+        let stop = self.shutdown.clone();
+        let checks = jobs.into_iter().map(move |(s, addr)| {
+            let stop = stop.clone();
+            async move {
                 let r = ntp::check_until(s.ip.clone(), addr, &cfg, stop.cancelled_owned()).await;
                 let sent = r.samples.len() as u64;
                 let received = r.samples.iter().filter(|s| s.packet.is_some()).count() as u64;
                 metrics::counter!("poolwatch_agent_ntp_queries_total").increment(sent);
                 metrics::counter!("poolwatch_agent_ntp_bytes_sent_total").increment(sent * 48);
-                metrics::counter!("poolwatch_agent_ntp_bytes_received_total")
-                    .increment(received * 48);
+                metrics::counter!("poolwatch_agent_ntp_bytes_received_total").increment(received * 48);
                 let item = result_item(&s.ip, &s.ticket, &r);
-                metrics::counter!("poolwatch_agent_checks_total", "outcome" => outcome(&item))
-                    .increment(1);
+                metrics::counter!("poolwatch_agent_checks_total", "outcome" => outcome(&item)).increment(1);
                 item
-            })
+            }
         });
-        let results: Vec<ResultItem> = futures::stream::iter(checks)
-            .buffer_unordered(self.cfg.concurrency.max(1))
-            .collect()
-            .await;
-        Results {
-            batch_id: work.batch_id.clone(),
-            results,
-        }
+        let results: Vec<ResultItem> =
+            futures::stream::iter(checks).buffer_unordered(self.cfg.concurrency.max(1)).collect().await;
+        Results { batch_id: work.batch_id.clone(), results }
     }
 
     async fn submit_or_spool(&self, results: Results) {

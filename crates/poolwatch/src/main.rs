@@ -4,6 +4,7 @@
 mod admin_cmd;
 mod agent_cmd;
 mod check_cmd;
+mod demo_cmd;
 mod dns_cmd;
 mod serve_cmd;
 mod sim_cmd;
@@ -22,6 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole system on this machine: service, simulated servers, agents.
+    Demo(demo_cmd::Args),
     /// Check NTP servers once and print what each one answered.
     Check(check_cmd::Args),
     /// Run simulated NTP servers on loopback (labs, demos and tests).
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async move {
         match cli.command {
+            Command::Demo(a) => demo_cmd::run(a).await,
             Command::Check(a) => check_cmd::run(a).await,
             Command::Sim(a) => sim_cmd::run(a).await,
             Command::Serve(a) => serve_cmd::run(a).await,

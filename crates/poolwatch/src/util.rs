@@ -57,8 +57,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Set up tracing on stderr; `RUST_LOG` overrides the default level.
 pub fn init_logging(json: bool) {
+    init_logging_with(json, "info")
+}
+
+/// Text logging at `level` unless `RUST_LOG` says otherwise.
+pub fn init_logging_filter(level: &str) {
+    init_logging_with(false, level)
+}
+
+fn init_logging_with(json: bool, level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -1,0 +1,279 @@
+//! `poolwatch demo`: the whole system on this machine — the central service
+//! on SQLite in a fresh directory, a simulated fleet on loopback and monitor
+//! agents, one of them with a broken link to a few servers.
+
+use crate::util::usage;
+use agent::{Agent, AgentConfig};
+use anyhow::{Context, Result};
+use ntp::TargetPolicy;
+use server::admin::{AddMonitor, AddServer};
+use sim::{Behaviour, Fleet, ServerSpec};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use store::{MonitorGlobalStatus, Store, WorkIntervals};
+use tokio_util::sync::CancellationToken;
+
+/// Run the whole pipeline on this machine: no root, no network.
+///
+/// Starts the central service on SQLite in a fresh directory, about twenty
+/// simulated NTP servers on 127.0.1.x and ::1 (mostly good; some offset by
+/// 50 ms, 200 ms and 5 s; a RATE and a DENY kiss-o'-death; a silent one; one
+/// losing half its packets), and monitor agents in Zurich, Amsterdam and
+/// Los Angeles. The Los Angeles monitor has a broken link to three good
+/// servers: its packets to them are lost, as the seed's Los Angeles monitor
+/// saw. Intervals are short, so scores separate within about a minute: good
+/// servers climb toward 20, bad ones fall below 10, and the three servers
+/// Los Angeles cannot reach stay in DNS because the other monitors see them.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+    /// Address of the service's HTTP API and pages.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// UDP port of the simulated NTP servers.
+    #[arg(long, default_value_t = 11123)]
+    pub ntp_port: u16,
+    /// Where to keep the demo's database (default: a fresh directory under /tmp).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Seconds between status lines.
+    #[arg(long, default_value_t = 5)]
+    pub status_every: u64,
+}
+
+/// A monitor of the demo: name, location, address it sends from.
+const MONITORS: &[(&str, &str, &str)] = &[
+    ("zrh1", "Zurich, CH", "127.0.2.1"),
+    ("ams1", "Amsterdam, NL", "127.0.2.2"),
+    ("lax1", "Los Angeles, US", "127.0.2.3"),
+    ("zrh1-v6", "Zurich, CH (IPv6)", "::1"),
+];
+const BROKEN_MONITOR: &str = "127.0.2.3";
+
+struct DemoServer {
+    ip: &'static str,
+    zone: &'static str,
+    what: &'static str,
+    behaviour: Behaviour,
+}
+
+fn fleet_plan() -> Vec<DemoServer> {
+    let good = Behaviour::default;
+    let with = |f: fn(&mut Behaviour)| {
+        let mut b = Behaviour::default();
+        f(&mut b);
+        b
+    };
+    let mut v = vec![];
+    for (i, zone) in ["de", "ch", "nl", "uk", "fr", "us", "us", "jp", "de", "se", "nl"].iter().enumerate() {
+        let ip: &'static str = Box::leak(format!("127.0.1.{}", i + 1).into_boxed_str());
+        v.push(DemoServer { ip, zone, what: "good", behaviour: good() });
+    }
+    v.push(DemoServer { ip: "127.0.1.21", zone: "de", what: "offset +50 ms", behaviour: with(|b| b.offset = 0.05) });
+    v.push(DemoServer { ip: "127.0.1.22", zone: "fr", what: "offset +200 ms", behaviour: with(|b| b.offset = 0.2) });
+    v.push(DemoServer { ip: "127.0.1.23", zone: "us", what: "offset +5 s", behaviour: with(|b| b.offset = 5.0) });
+    v.push(DemoServer { ip: "127.0.1.24", zone: "nl", what: "kiss-o'-death RATE", behaviour: with(|b| b.kod = Some("RATE".into())) });
+    v.push(DemoServer { ip: "127.0.1.25", zone: "de", what: "kiss-o'-death DENY", behaviour: with(|b| b.kod = Some("DENY".into())) });
+    v.push(DemoServer { ip: "127.0.1.26", zone: "uk", what: "silent", behaviour: with(|b| b.silent = true) });
+    v.push(DemoServer { ip: "127.0.1.27", zone: "ch", what: "loses half its packets", behaviour: with(|b| b.loss = 0.5) });
+    for ip in ["127.0.1.31", "127.0.1.32", "127.0.1.33"] {
+        v.push(DemoServer {
+            ip,
+            zone: "us",
+            what: "good; Los Angeles' link to it is broken",
+            behaviour: good(), // DROP_FROM_PENDING
+        });
+    }
+    v.push(DemoServer { ip: "::1", zone: "de", what: "good, IPv6", behaviour: good() });
+    v
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+pub async fn run(args: Args) -> Result<ExitCode> {
+    crate::util::init_logging_filter("warn");
+    let dir = args.data_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("poolwatch-demo-{}", now())));
+    std::fs::create_dir_all(&dir).map_err(|e| usage(format!("cannot create {}: {e}", dir.display())))?;
+    let store = Store::open(None, &dir).await.context("opening the demo database")?;
+    store.seed_zones(&server::admin::zone_seeds()).await?;
+
+    // The simulated fleet.
+    let plan = fleet_plan();
+    let specs = plan
+        .iter()
+        .map(|s| ServerSpec {
+            name: Some(s.what.to_string()),
+            addr: SocketAddr::new(s.ip.parse().expect("ip"), args.ntp_port),
+            behaviour: s.behaviour.clone(),
+        })
+        .collect();
+    let fleet = Fleet { seed: Some(1), servers: specs }
+        .spawn()
+        .await
+        .map_err(|e| usage(format!("cannot start the simulated servers: {e} (is port {} taken? try --ntp-port)", args.ntp_port)))?;
+
+    // The central service, with short intervals so a minute shows something.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| usage(format!("cannot listen on {}: {e} (try --listen 127.0.0.1:0)", args.listen)))?;
+    let api_addr = listener.local_addr()?;
+    let cfg = server::ServerConfig {
+        listen: api_addr,
+        samples: 3,
+        sample_interval_ms: 500,
+        timeout_ms: 800,
+        batch_size: 50,
+        intervals: WorkIntervals { active_s: 3, testing_s: 6, candidate_s: 12 },
+        reference_servers: (1..=3).map(|i| format!("127.0.1.{i}:{}", args.ntp_port)).collect(),
+        ..Default::default()
+    };
+    let t = now();
+    for s in &plan {
+        server::admin::add_server(
+            &store,
+            None,
+            AddServer { ip: s.ip.parse()?, zone: Some(s.zone.into()), netspeed: 10_000, account: None, allow_private: true },
+            t,
+        )
+        .await?;
+    }
+    let mut keys = vec![];
+    for (name, location, ip) in MONITORS {
+        let (_, key) = server::admin::add_monitor(
+            &store,
+            AddMonitor {
+                name: name.to_string(),
+                ip: ip.parse()?,
+                location: location.to_string(),
+                account: None,
+                status: MonitorGlobalStatus::Active,
+            },
+            t,
+        )
+        .await?;
+        keys.push(key);
+    }
+    let stop = CancellationToken::new();
+    let server_stop = stop.clone();
+    let server_task =
+        tokio::spawn(server::serve_on(listener, cfg, store.clone(), async move { server_stop.cancelled().await }));
+
+    // The agents.
+    let agents_stop = CancellationToken::new();
+    let mut agent_tasks = vec![];
+    for ((name, _, ip), key) in MONITORS.iter().zip(keys) {
+        let cfg = AgentConfig {
+            api: format!("http://{api_addr}"),
+            key,
+            state_dir: dir.join(format!("agent-{name}")),
+            policy: TargetPolicy::Lab,
+            ntp_port: args.ntp_port,
+            source: Some(ip.parse::<IpAddr>()?),
+            ipv4: true,
+            ipv6: true,
+            once: false,
+            concurrency: 50,
+            clock_retry: Duration::from_secs(10),
+            backoff_min: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(2),
+        };
+        let agent = Agent::new(cfg, agents_stop.clone())?;
+        agent_tasks.push(tokio::spawn(agent.run()));
+    }
+
+    print_intro(api_addr, &plan, &dir);
+    let started = Instant::now();
+    let deadline = args.duration.map(|d| started + Duration::from_secs(d));
+    let mut tick = tokio::time::interval(Duration::from_secs(args.status_every.max(1)));
+    tick.tick().await;
+    let signal = crate::util::shutdown_signal();
+    tokio::pin!(signal);
+    loop {
+        let until_deadline = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        tokio::select! {
+            _ = &mut signal => { println!("\nCtrl-C: stopping…"); break }
+            _ = tokio::time::sleep(until_deadline.unwrap_or(Duration::MAX)), if until_deadline.is_some() => break,
+            _ = tick.tick() => status_line(&store, &plan, started).await,
+        }
+    }
+
+    agents_stop.cancel();
+    for t in agent_tasks {
+        if let Ok(Err(e)) = t.await {
+            eprintln!("an agent stopped with an error: {e}");
+        }
+    }
+    stop.cancel();
+    let _ = server_task.await;
+    fleet.shutdown().await;
+    final_table(&store, &plan).await;
+    println!("\nThe demo's database is kept in {} (poolwatch serve --data-dir {} serves it again).", dir.display(), dir.display());
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_intro(api: SocketAddr, plan: &[DemoServer], dir: &std::path::Path) {
+    println!("poolwatch demo — central service, {} simulated NTP servers, {} monitor agents", plan.len(), MONITORS.len());
+    println!("data directory: {}\n", dir.display());
+    println!("Simulated servers:");
+    for s in plan {
+        println!("  {:<12} {:<3} {}", s.ip, s.zone, s.what);
+    }
+    println!("\nMonitors:");
+    for (name, loc, ip) in MONITORS {
+        let note = if *ip == BROKEN_MONITOR { "  (its packets to 127.0.1.31–33 are lost)" } else { "" };
+        println!("  {name:<8} {loc:<20} sends from {ip}{note}");
+    }
+    println!("\nLook at:");
+    println!("  servers and scores     http://{api}/api/v1/servers");
+    println!("  a server's CSV log     http://{api}/scores/127.0.1.31/log?limit=40&monitor=*");
+    println!("  the DENY server's log  http://{api}/scores/127.0.1.25/log?limit=20&monitor=*");
+    println!("  JSON history           http://{api}/scores/127.0.1.1/json?monitor=*&limit=50");
+    println!("  zones                  http://{api}/api/v1/zones");
+    println!("  metrics                http://{api}/metrics");
+    println!("\nScores start at 0; in DNS means score ≥ 10. Ctrl-C stops.\n");
+}
+
+async fn status_line(store: &Store, plan: &[DemoServer], started: Instant) {
+    let Ok(servers) = store.list_servers().await else { return };
+    let t = now();
+    let in_dns = servers.iter().filter(|s| scoring::in_dns(s.score, s.netspeed, s.deletion_on, t)).count();
+    let avg = |what: &dyn Fn(&str) -> bool| {
+        let v: Vec<f64> = servers
+            .iter()
+            .filter(|s| plan.iter().any(|p| p.ip.parse::<IpAddr>().ok() == Some(s.ip) && what(p.what)))
+            .map(|s| s.score)
+            .collect();
+        if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+    };
+    let good = avg(&|w| w.starts_with("good"));
+    let bad = avg(&|w| !w.starts_with("good") && w != "offset +50 ms");
+    let rows = store.counts().await.map(|c| c.2).unwrap_or(0);
+    println!(
+        "[{:>4}s] in DNS {:>2}/{}   good servers avg {:>5.1}   bad servers avg {:>6.1}   log rows {}",
+        started.elapsed().as_secs(),
+        in_dns,
+        servers.len(),
+        good,
+        bad,
+        rows
+    );
+}
+
+async fn final_table(store: &Store, plan: &[DemoServer]) {
+    let Ok(servers) = store.list_servers().await else { return };
+    let t = now();
+    println!("\n{:<12} {:>7}  {:<6}  behaviour", "server", "score", "in DNS");
+    for p in plan {
+        if let Some(s) = servers.iter().find(|s| p.ip.parse::<IpAddr>().ok() == Some(s.ip)) {
+            let dns = if scoring::in_dns(s.score, s.netspeed, s.deletion_on, t) { "yes" } else { "no" };
+            println!("{:<12} {:>7.2}  {:<6}  {}", p.ip, s.score, dns, p.what);
+        }
+    }
+}

@@ -164,8 +164,8 @@ impl Output {
                 out.csv = Some(w);
             }
             Format::Table => println!(
-                "{:<28} {:>12} {:>9} {:>3} {:>4} {:<16} {}",
-                "SERVER", "OFFSET(ms)", "RTT(ms)", "ST", "LEAP", "REFID", "ERROR"
+                "{:<28} {:>12} {:>9} {:>3} {:>4} {:<16} ERROR",
+                "SERVER", "OFFSET(ms)", "RTT(ms)", "ST", "LEAP", "REFID"
             ),
             Format::Json => {}
         }

@@ -69,38 +69,97 @@ fn fleet_plan() -> Vec<DemoServer> {
         b
     };
     let mut v = vec![];
-    for (i, zone) in ["de", "ch", "nl", "uk", "fr", "us", "us", "jp", "de", "se", "nl"].iter().enumerate() {
+    for (i, zone) in [
+        "de", "ch", "nl", "uk", "fr", "us", "us", "jp", "de", "se", "nl",
+    ]
+    .iter()
+    .enumerate()
+    {
         let ip: &'static str = Box::leak(format!("127.0.1.{}", i + 1).into_boxed_str());
-        v.push(DemoServer { ip, zone, what: "good", behaviour: good() });
+        v.push(DemoServer {
+            ip,
+            zone,
+            what: "good",
+            behaviour: good(),
+        });
     }
-    v.push(DemoServer { ip: "127.0.1.21", zone: "de", what: "offset +50 ms", behaviour: with(|b| b.offset = 0.05) });
-    v.push(DemoServer { ip: "127.0.1.22", zone: "fr", what: "offset +200 ms", behaviour: with(|b| b.offset = 0.2) });
-    v.push(DemoServer { ip: "127.0.1.23", zone: "us", what: "offset +5 s", behaviour: with(|b| b.offset = 5.0) });
-    v.push(DemoServer { ip: "127.0.1.24", zone: "nl", what: "kiss-o'-death RATE", behaviour: with(|b| b.kod = Some("RATE".into())) });
-    v.push(DemoServer { ip: "127.0.1.25", zone: "de", what: "kiss-o'-death DENY", behaviour: with(|b| b.kod = Some("DENY".into())) });
-    v.push(DemoServer { ip: "127.0.1.26", zone: "uk", what: "silent", behaviour: with(|b| b.silent = true) });
-    v.push(DemoServer { ip: "127.0.1.27", zone: "ch", what: "loses half its packets", behaviour: with(|b| b.loss = 0.5) });
+    v.push(DemoServer {
+        ip: "127.0.1.21",
+        zone: "de",
+        what: "offset +50 ms",
+        behaviour: with(|b| b.offset = 0.05),
+    });
+    v.push(DemoServer {
+        ip: "127.0.1.22",
+        zone: "fr",
+        what: "offset +200 ms",
+        behaviour: with(|b| b.offset = 0.2),
+    });
+    v.push(DemoServer {
+        ip: "127.0.1.23",
+        zone: "us",
+        what: "offset +5 s",
+        behaviour: with(|b| b.offset = 5.0),
+    });
+    v.push(DemoServer {
+        ip: "127.0.1.24",
+        zone: "nl",
+        what: "kiss-o'-death RATE",
+        behaviour: with(|b| b.kod = Some("RATE".into())),
+    });
+    v.push(DemoServer {
+        ip: "127.0.1.25",
+        zone: "de",
+        what: "kiss-o'-death DENY",
+        behaviour: with(|b| b.kod = Some("DENY".into())),
+    });
+    v.push(DemoServer {
+        ip: "127.0.1.26",
+        zone: "uk",
+        what: "silent",
+        behaviour: with(|b| b.silent = true),
+    });
+    v.push(DemoServer {
+        ip: "127.0.1.27",
+        zone: "ch",
+        what: "loses half its packets",
+        behaviour: with(|b| b.loss = 0.5),
+    });
     for ip in ["127.0.1.31", "127.0.1.32", "127.0.1.33"] {
         v.push(DemoServer {
             ip,
             zone: "us",
             what: "good; Los Angeles' link to it is broken",
-            behaviour: good(), // DROP_FROM_PENDING
+            behaviour: with(|b| b.drop_from = vec![BROKEN_MONITOR.parse().expect("ip")]),
         });
     }
-    v.push(DemoServer { ip: "::1", zone: "de", what: "good, IPv6", behaviour: good() });
+    v.push(DemoServer {
+        ip: "::1",
+        zone: "de",
+        what: "good, IPv6",
+        behaviour: good(),
+    });
     v
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 pub async fn run(args: Args) -> Result<ExitCode> {
     crate::util::init_logging_filter("warn");
-    let dir = args.data_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("poolwatch-demo-{}", now())));
-    std::fs::create_dir_all(&dir).map_err(|e| usage(format!("cannot create {}: {e}", dir.display())))?;
-    let store = Store::open(None, &dir).await.context("opening the demo database")?;
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("poolwatch-demo-{}", now())));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| usage(format!("cannot create {}: {e}", dir.display())))?;
+    let store = Store::open(None, &dir)
+        .await
+        .context("opening the demo database")?;
     store.seed_zones(&server::admin::zone_seeds()).await?;
 
     // The simulated fleet.
@@ -113,15 +172,28 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             behaviour: s.behaviour.clone(),
         })
         .collect();
-    let fleet = Fleet { seed: Some(1), servers: specs }
-        .spawn()
-        .await
-        .map_err(|e| usage(format!("cannot start the simulated servers: {e} (is port {} taken? try --ntp-port)", args.ntp_port)))?;
+    let fleet = Fleet {
+        seed: Some(1),
+        servers: specs,
+    }
+    .spawn()
+    .await
+    .map_err(|e| {
+        usage(format!(
+            "cannot start the simulated servers: {e} (is port {} taken? try --ntp-port)",
+            args.ntp_port
+        ))
+    })?;
 
     // The central service, with short intervals so a minute shows something.
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
-        .map_err(|e| usage(format!("cannot listen on {}: {e} (try --listen 127.0.0.1:0)", args.listen)))?;
+        .map_err(|e| {
+            usage(format!(
+                "cannot listen on {}: {e} (try --listen 127.0.0.1:0)",
+                args.listen
+            ))
+        })?;
     let api_addr = listener.local_addr()?;
     let cfg = server::ServerConfig {
         listen: api_addr,
@@ -129,8 +201,14 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         sample_interval_ms: 500,
         timeout_ms: 800,
         batch_size: 50,
-        intervals: WorkIntervals { active_s: 3, testing_s: 6, candidate_s: 12 },
-        reference_servers: (1..=3).map(|i| format!("127.0.1.{i}:{}", args.ntp_port)).collect(),
+        intervals: WorkIntervals {
+            active_s: 3,
+            testing_s: 6,
+            candidate_s: 12,
+        },
+        reference_servers: (1..=3)
+            .map(|i| format!("127.0.1.{i}:{}", args.ntp_port))
+            .collect(),
         ..Default::default()
     };
     let t = now();
@@ -138,7 +216,13 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         server::admin::add_server(
             &store,
             None,
-            AddServer { ip: s.ip.parse()?, zone: Some(s.zone.into()), netspeed: 10_000, account: None, allow_private: true },
+            AddServer {
+                ip: s.ip.parse()?,
+                zone: Some(s.zone.into()),
+                netspeed: 10_000,
+                account: None,
+                allow_private: true,
+            },
             t,
         )
         .await?;
@@ -161,8 +245,9 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     }
     let stop = CancellationToken::new();
     let server_stop = stop.clone();
-    let server_task =
-        tokio::spawn(server::serve_on(listener, cfg, store.clone(), async move { server_stop.cancelled().await }));
+    let server_task = tokio::spawn(server::serve_on(listener, cfg, store.clone(), async move {
+        server_stop.cancelled().await
+    }));
 
     // The agents.
     let agents_stop = CancellationToken::new();
@@ -213,13 +298,21 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let _ = server_task.await;
     fleet.shutdown().await;
     final_table(&store, &plan).await;
-    println!("\nThe demo's database is kept in {} (poolwatch serve --data-dir {} serves it again).", dir.display(), dir.display());
+    println!(
+        "\nThe demo's database is kept in {} (poolwatch serve --data-dir {} serves it again).",
+        dir.display(),
+        dir.display()
+    );
     store.close().await;
     Ok(ExitCode::SUCCESS)
 }
 
 fn print_intro(api: SocketAddr, plan: &[DemoServer], dir: &std::path::Path) {
-    println!("poolwatch demo — central service, {} simulated NTP servers, {} monitor agents", plan.len(), MONITORS.len());
+    println!(
+        "poolwatch demo — central service, {} simulated NTP servers, {} monitor agents",
+        plan.len(),
+        MONITORS.len()
+    );
     println!("data directory: {}\n", dir.display());
     println!("Simulated servers:");
     for s in plan {
@@ -227,7 +320,11 @@ fn print_intro(api: SocketAddr, plan: &[DemoServer], dir: &std::path::Path) {
     }
     println!("\nMonitors:");
     for (name, loc, ip) in MONITORS {
-        let note = if *ip == BROKEN_MONITOR { "  (its packets to 127.0.1.31–33 are lost)" } else { "" };
+        let note = if *ip == BROKEN_MONITOR {
+            "  (its packets to 127.0.1.31–33 are lost)"
+        } else {
+            ""
+        };
         println!("  {name:<8} {loc:<20} sends from {ip}{note}");
     }
     println!("\nLook at:");
@@ -241,16 +338,28 @@ fn print_intro(api: SocketAddr, plan: &[DemoServer], dir: &std::path::Path) {
 }
 
 async fn status_line(store: &Store, plan: &[DemoServer], started: Instant) {
-    let Ok(servers) = store.list_servers().await else { return };
+    let Ok(servers) = store.list_servers().await else {
+        return;
+    };
     let t = now();
-    let in_dns = servers.iter().filter(|s| scoring::in_dns(s.score, s.netspeed, s.deletion_on, t)).count();
+    let in_dns = servers
+        .iter()
+        .filter(|s| scoring::in_dns(s.score, s.netspeed, s.deletion_on, t))
+        .count();
     let avg = |what: &dyn Fn(&str) -> bool| {
         let v: Vec<f64> = servers
             .iter()
-            .filter(|s| plan.iter().any(|p| p.ip.parse::<IpAddr>().ok() == Some(s.ip) && what(p.what)))
+            .filter(|s| {
+                plan.iter()
+                    .any(|p| p.ip.parse::<IpAddr>().ok() == Some(s.ip) && what(p.what))
+            })
             .map(|s| s.score)
             .collect();
-        if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
     };
     let good = avg(&|w| w.starts_with("good"));
     let bad = avg(&|w| !w.starts_with("good") && w != "offset +50 ms");
@@ -267,12 +376,24 @@ async fn status_line(store: &Store, plan: &[DemoServer], started: Instant) {
 }
 
 async fn final_table(store: &Store, plan: &[DemoServer]) {
-    let Ok(servers) = store.list_servers().await else { return };
+    let Ok(servers) = store.list_servers().await else {
+        return;
+    };
     let t = now();
-    println!("\n{:<12} {:>7}  {:<6}  behaviour", "server", "score", "in DNS");
+    println!(
+        "\n{:<12} {:>7}  {:<6}  behaviour",
+        "server", "score", "in DNS"
+    );
     for p in plan {
-        if let Some(s) = servers.iter().find(|s| p.ip.parse::<IpAddr>().ok() == Some(s.ip)) {
-            let dns = if scoring::in_dns(s.score, s.netspeed, s.deletion_on, t) { "yes" } else { "no" };
+        if let Some(s) = servers
+            .iter()
+            .find(|s| p.ip.parse::<IpAddr>().ok() == Some(s.ip))
+        {
+            let dns = if scoring::in_dns(s.score, s.netspeed, s.deletion_on, t) {
+                "yes"
+            } else {
+                "no"
+            };
             println!("{:<12} {:>7.2}  {:<6}  {}", p.ip, s.score, dns, p.what);
         }
     }

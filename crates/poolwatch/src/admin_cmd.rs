@@ -1,12 +1,410 @@
-//! `poolwatch admin`: manage servers, monitors and zones.
+//! `poolwatch admin`: manage servers, monitors and zones in the store that
+//! `serve` uses (same --data-dir / --database-url / --config).
 
+use crate::serve_cmd::{StoreArgs, now};
+use crate::util::usage;
 use anyhow::Result;
+use clap::Subcommand;
+use server::admin::{self, AddMonitor, AddServer, AdminError};
 use std::process::ExitCode;
+use store::{MonitorGlobalStatus, Store};
 
 /// Manage servers, monitors and zones.
+///
+/// Works on the same store as `poolwatch serve`: give it the same
+/// --data-dir, --database-url or --config (or POOLWATCH_* variables). A
+/// refused command (bad address, unknown zone, bad date) changes nothing
+/// and exits with status 2.
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(after_long_help = ADMIN_EXAMPLES)]
+pub struct Args {
+    #[command(flatten)]
+    store: StoreArgs,
 
-pub async fn run(_args: Args) -> Result<ExitCode> {
-    anyhow::bail!("not built yet")
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+const ADMIN_EXAMPLES: &str = "\
+Examples:
+  poolwatch admin monitor add defra1 --ip 192.0.2.10 --location 'Frankfurt, DE'
+  poolwatch admin server add 81.2.69.142 --geoip GeoLite2-Country.mmdb
+  poolwatch admin server add 2001:db8::123 --zone de --netspeed 100000
+  poolwatch admin server remove 81.2.69.142 --on 2030-01-31
+  poolwatch admin zone list";
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Add, list and pause monitors.
+    #[command(subcommand)]
+    Monitor(MonitorCommand),
+    /// Add, list, show, change and remove servers.
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Show the zones and their server counts.
+    #[command(subcommand)]
+    Zone(ZoneCommand),
+}
+
+fn parse_status(s: &str) -> Result<MonitorGlobalStatus, String> {
+    s.parse()
+        .map_err(|e: store::ParseGlobalStatusError| e.to_string())
+}
+
+#[derive(Subcommand, Debug)]
+enum MonitorCommand {
+    /// Add a monitor and print its key (shown only this once).
+    Add {
+        /// Name: letters, digits and '-' (used in ?monitor=NAME and metrics).
+        name: String,
+        /// The address the monitor's checks come from.
+        #[arg(long, value_name = "IP")]
+        ip: String,
+        /// Where it is, for people ("Frankfurt, DE").
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        location: String,
+        /// Account the monitor belongs to (created if new).
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
+        /// pending, testing, active, paused or deleted. Only testing and
+        /// active monitors get work.
+        #[arg(long, value_name = "STATUS", default_value = "active", value_parser = parse_status)]
+        status: MonitorGlobalStatus,
+    },
+    /// List every monitor.
+    List,
+    /// Change a monitor's status (e.g. pause it).
+    Set {
+        name: String,
+        /// pending, testing, active, paused or deleted.
+        #[arg(long, value_name = "STATUS", value_parser = parse_status)]
+        status: MonitorGlobalStatus,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ServerCommand {
+    /// Add a server; its zones come from GeoIP (--geoip) or --zone.
+    Add {
+        ip: String,
+        /// Country code (de, uk, us…) when GeoIP does not know the address
+        /// or is wrong.
+        #[arg(long, value_name = "CC")]
+        zone: Option<String>,
+        /// Connection speed in kbit/s; the DNS weight. 0 = monitor only.
+        #[arg(long, value_name = "KBIT", default_value_t = 10_000)]
+        netspeed: i64,
+        /// Account the server belongs to (created if new).
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
+        /// Accept loopback, private and documentation addresses (labs).
+        #[arg(long)]
+        allow_private: bool,
+    },
+    /// List every server with its score and DNS status.
+    List,
+    /// Show one server and its monitors.
+    Show { ip: String },
+    /// Schedule a server's deletion (it leaves DNS 14 days before).
+    Remove {
+        ip: String,
+        /// Deletion date, YYYY-MM-DD [default: 3 days from today].
+        #[arg(long, value_name = "DATE", conflicts_with = "cancel")]
+        on: Option<String>,
+        /// Cancel a scheduled deletion instead.
+        #[arg(long)]
+        cancel: bool,
+    },
+    /// Change a server's netspeed.
+    Set {
+        ip: String,
+        /// Connection speed in kbit/s; 0 = monitor only.
+        #[arg(long, value_name = "KBIT")]
+        netspeed: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ZoneCommand {
+    /// Active (in DNS) and registered servers per zone.
+    List {
+        /// Also zones without any server.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// Admin errors: the operator's mistakes exit 2, store failures 1.
+fn admin_err(e: AdminError) -> anyhow::Error {
+    match e {
+        AdminError::Usage(m) => usage(m),
+        AdminError::Store(e) => anyhow::Error::new(e),
+    }
+}
+
+fn ip_arg(s: &str) -> Result<std::net::IpAddr> {
+    admin::parse_ip(s).map_err(admin_err)
+}
+
+fn ago(ts: Option<i64>, now: i64) -> String {
+    match ts {
+        None => "never".into(),
+        Some(t) => {
+            let d = (now - t).max(0);
+            if d < 120 {
+                format!("{d}s ago")
+            } else if d < 7200 {
+                format!("{}m ago", d / 60)
+            } else if d < 2 * 86_400 {
+                format!("{}h ago", d / 3600)
+            } else {
+                format!("{}d ago", d / 86_400)
+            }
+        }
+    }
+}
+
+pub async fn run(args: Args) -> Result<ExitCode> {
+    let setup = args.store.resolve()?;
+    // Input that needs no store is checked before opening it.
+    match &args.command {
+        AdminCommand::Monitor(MonitorCommand::Add { name, ip, .. }) => {
+            admin::check_monitor_name(name).map_err(admin_err)?;
+            ip_arg(ip)?;
+        }
+        AdminCommand::Server(
+            ServerCommand::Add { ip, .. }
+            | ServerCommand::Show { ip }
+            | ServerCommand::Remove { ip, .. }
+            | ServerCommand::Set { ip, .. },
+        ) => {
+            ip_arg(ip)?;
+        }
+        _ => {}
+    }
+    let store = setup.open_store().await?;
+    let result = match args.command {
+        AdminCommand::Monitor(c) => monitor(&store, c).await,
+        AdminCommand::Server(c) => server_cmd(&store, setup.geoip.as_ref(), c).await,
+        AdminCommand::Zone(ZoneCommand::List { all }) => zones(&store, all).await,
+    };
+    store.close().await;
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+async fn monitor(store: &Store, c: MonitorCommand) -> Result<()> {
+    let now = now();
+    match c {
+        MonitorCommand::Add {
+            name,
+            ip,
+            location,
+            account,
+            status,
+        } => {
+            let ip = ip_arg(&ip)?;
+            let (m, key) = admin::add_monitor(
+                store,
+                AddMonitor {
+                    name,
+                    ip,
+                    location,
+                    account,
+                    status,
+                },
+                now,
+            )
+            .await
+            .map_err(admin_err)?;
+            eprintln!(
+                "monitor {} added (id {}, status {}). Its key follows; it is shown only \
+                 now and cannot be shown again (the store keeps only its hash):",
+                m.name, m.id, m.status
+            );
+            println!("{key}");
+            eprintln!("run the agent with: poolwatch agent --api URL --key KEY");
+        }
+        MonitorCommand::List => {
+            let ms = store.list_monitors().await?;
+            println!(
+                "{:>4}  {:<20} {:<8} {:<39} {:<11} {:<24} CLIENT",
+                "ID", "NAME", "STATUS", "IP", "LAST SEEN", "LOCATION"
+            );
+            for m in ms {
+                println!(
+                    "{:>4}  {:<20} {:<8} {:<39} {:<11} {:<24} {}",
+                    m.id,
+                    m.name,
+                    m.status.as_str(),
+                    m.ip,
+                    ago(m.last_seen, now),
+                    m.location,
+                    m.client_version.unwrap_or_default()
+                );
+            }
+        }
+        MonitorCommand::Set { name, status } => {
+            store
+                .set_monitor_status(&name, status)
+                .await
+                .map_err(|e| admin_err(e.into()))?;
+            println!("monitor {name} is now {status}");
+        }
+    }
+    Ok(())
+}
+
+async fn server_cmd(store: &Store, geoip: Option<&geo::GeoIp>, c: ServerCommand) -> Result<()> {
+    let now = now();
+    match c {
+        ServerCommand::Add {
+            ip,
+            zone,
+            netspeed,
+            account,
+            allow_private,
+        } => {
+            let ip = ip_arg(&ip)?;
+            let s = admin::add_server(
+                store,
+                geoip,
+                AddServer {
+                    ip,
+                    zone,
+                    netspeed,
+                    account,
+                    allow_private,
+                },
+                now,
+            )
+            .await
+            .map_err(admin_err)?;
+            println!(
+                "server {} added (id {}, zones {}, netspeed {} kbit)",
+                s.ip,
+                s.id,
+                s.zones.join(" "),
+                s.netspeed
+            );
+        }
+        ServerCommand::List => {
+            let servers = store.list_servers().await?;
+            println!(
+                "{:<39} {:>6} {:<6} {:>10} {:<10} ZONES",
+                "IP", "SCORE", "IN DNS", "KBIT", "DELETION"
+            );
+            for s in servers {
+                let in_dns = scoring::in_dns(s.score, s.netspeed, s.deletion_on, now);
+                println!(
+                    "{:<39} {:>6.1} {:<6} {:>10} {:<10} {}",
+                    s.ip,
+                    s.score,
+                    if in_dns { "yes" } else { "no" },
+                    s.netspeed,
+                    s.deletion_on.map(admin::format_date).unwrap_or_default(),
+                    s.zones.join(" ")
+                );
+            }
+        }
+        ServerCommand::Show { ip } => {
+            let ip = ip_arg(&ip)?;
+            let s = store
+                .server_by_ip(ip)
+                .await?
+                .ok_or_else(|| usage(format!("server {ip} is not registered")))?;
+            let in_dns = scoring::in_dns(s.score, s.netspeed, s.deletion_on, now);
+            println!("server    {} (id {}, IPv{})", s.ip, s.id, s.ip_version);
+            println!("score     {:.1} ({})", s.score, ago(s.score_ts, now));
+            println!("in DNS    {}", if in_dns { "yes" } else { "no" });
+            println!("netspeed  {} kbit", s.netspeed);
+            println!("zones     {}", s.zones.join(" "));
+            if let Some(d) = s.deletion_on {
+                println!("deletion  {}", admin::format_date(d));
+            }
+            let monitors = store.server_monitors(s.id).await?;
+            if !monitors.is_empty() {
+                println!();
+                println!(
+                    "{:<20} {:<10} {:>6} {:>9} LAST",
+                    "MONITOR", "STATUS", "SCORE", "RTT ms"
+                );
+                for m in monitors {
+                    println!(
+                        "{:<20} {:<10} {:>6.1} {:>9} {}",
+                        m.name,
+                        m.status.as_str(),
+                        m.score,
+                        m.rtt
+                            .map(|r| format!("{:.1}", r * 1000.0))
+                            .unwrap_or_default(),
+                        ago(m.score_ts, now)
+                    );
+                }
+            }
+        }
+        ServerCommand::Remove { ip, on, cancel } => {
+            let ip = ip_arg(&ip)?;
+            let today = admin::today(now);
+            let when = match (cancel, on) {
+                (true, _) => None,
+                (false, Some(d)) => {
+                    let t = admin::parse_date(&d).map_err(admin_err)?;
+                    if t < today {
+                        return Err(usage(format!("{d} is in the past")));
+                    }
+                    Some(t)
+                }
+                (false, None) => Some(today + 3 * 86_400),
+            };
+            store
+                .set_deletion(ip, when)
+                .await
+                .map_err(|e| admin_err(e.into()))?;
+            match when {
+                Some(t) => println!(
+                    "server {ip} will be deleted on {}; it leaves DNS 14 days before that",
+                    admin::format_date(t)
+                ),
+                None => println!("deletion of server {ip} cancelled"),
+            }
+        }
+        ServerCommand::Set { ip, netspeed } => {
+            let ip = ip_arg(&ip)?;
+            if !(0..=100_000_000).contains(&netspeed) {
+                return Err(usage(format!(
+                    "netspeed {netspeed} kbit is out of range (0 to 100000000; 0 = monitor only)"
+                )));
+            }
+            store
+                .set_netspeed(ip, netspeed)
+                .await
+                .map_err(|e| admin_err(e.into()))?;
+            println!("server {ip} netspeed is now {netspeed} kbit");
+        }
+    }
+    Ok(())
+}
+
+async fn zones(store: &Store, all: bool) -> Result<()> {
+    let zones = store.zone_list(now()).await?;
+    println!(
+        "{:<14} {:<14} {:>9} {:>9} {:>9} {:>9}  NAME",
+        "ZONE", "PARENT", "V4 ACT", "V4 REG", "V6 ACT", "V6 REG"
+    );
+    for z in zones {
+        if !all && z.v4_registered == 0 && z.v6_registered == 0 {
+            continue;
+        }
+        println!(
+            "{:<14} {:<14} {:>9} {:>9} {:>9} {:>9}  {}",
+            z.name,
+            z.parent.unwrap_or_default(),
+            z.v4_active,
+            z.v4_registered,
+            z.v6_active,
+            z.v6_registered,
+            z.description
+        );
+    }
+    Ok(())
 }

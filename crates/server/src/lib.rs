@@ -1,1 +1,175 @@
-//! placeholder; built in a later issue.
+//! poolwatch's central service over HTTP: the monitor API (config, work,
+//! results, authenticated by key and ticket), the public data API (score
+//! logs as the pool's CSV and JSON, servers, zones) and Prometheus metrics.
+//!
+//! Scoring arithmetic lives in `scoring` and every query in `store`; this
+//! crate only checks requests, calls them and renders answers. It must not
+//! log a monitor key, a ticket or the ticket secret, and bad input must
+//! never change stored data or panic.
+
+mod config;
+mod error;
+mod extract;
+mod logfmt;
+mod metrics;
+mod monitor_api;
+mod ratelimit;
+mod registry;
+mod scores;
+mod state;
+
+pub mod admin;
+pub mod file_config;
+pub mod keys;
+
+pub use config::{DEFAULT_LISTEN, RateLimitConfig, ServerConfig};
+pub use error::ApiError;
+pub use logfmt::CSV_HEADER;
+pub use monitor_api::{
+    Accepted, CheckResult, MonitorConfig, Submission, Work, WorkServer, batch_id_text,
+    parse_batch_id,
+};
+pub use state::AppState;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
+use store::Store;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+/// The whole app. Tests drive it with `tower::ServiceExt::oneshot`; give
+/// requests a `ConnectInfo<SocketAddr>` extension (or serve it with
+/// [`serve_on`]) so the rate limiter sees a client address.
+pub fn router(state: AppState) -> Router {
+    let monitor = Router::new()
+        .route("/api/v1/monitor/config", get(monitor_api::config))
+        .route("/api/v1/monitor/work", post(monitor_api::work))
+        .route("/api/v1/monitor/results", post(monitor_api::results))
+        .layer(DefaultBodyLimit::max(state.cfg().max_body_bytes));
+    let public = Router::new()
+        .route("/scores/{ip}/log", get(scores::log_csv))
+        .route("/scores/{ip}/json", get(scores::log_json))
+        .route("/api/v1/servers", get(registry::list_servers))
+        .route("/api/v1/servers/{ip}", get(registry::server))
+        .route("/api/v1/zones", get(registry::zones))
+        .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit));
+    Router::new()
+        .merge(monitor)
+        .merge(public)
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            track_requests,
+        ))
+        // Method, path and status at debug level; never headers, so the
+        // Authorization header cannot reach a log.
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serve on `cfg.listen` until `shutdown` resolves, then finish the
+/// requests in flight.
+pub async fn serve(
+    cfg: ServerConfig,
+    store: Store,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
+    serve_on(listener, cfg, store, shutdown).await
+}
+
+/// Like [`serve`] on a listener the caller bound (e.g. port 0 in tests).
+pub async fn serve_on(
+    listener: TcpListener,
+    cfg: ServerConfig,
+    store: Store,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, backend = store.backend_name(), "serving HTTP");
+    let app = router(AppState::new(cfg, store));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    tracing::info!("HTTP server stopped");
+    Ok(())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+/// `GET /metrics`: the store counts are read at scrape time.
+async fn metrics_text(State(st): State<AppState>) -> Response {
+    match st.store().counts().await {
+        Ok((servers, monitors, rows)) => st.metrics().counts(servers, monitors, rows),
+        Err(e) => tracing::warn!(error = %e, "cannot count store rows for metrics"),
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        st.metrics().render(),
+    )
+        .into_response()
+}
+
+/// Time every request, labelled by its route pattern (never the raw path,
+/// which would make one series per IP address).
+async fn track_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().as_str().to_string();
+    let resp = next.run(req).await;
+    st.metrics().request(
+        route,
+        method,
+        resp.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
+    resp
+}
+
+/// Token bucket per client on the public routes.
+async fn rate_limit(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let client = ratelimit::client_addr(peer, forwarded, &st.cfg().rate_limit.trusted_proxies);
+    match st.limiter().check(client, Instant::now()) {
+        Ok(()) => next.run(req).await,
+        Err(wait) => {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let e = ApiError::rate_limited(secs);
+            if req.uri().path().ends_with("/log") {
+                e.plain().into_response()
+            } else {
+                e.into_response()
+            }
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! `poolwatch admin`, run as the real binary against a temporary
+//! --data-dir (SQLite): keys that authenticate, GeoIP zones for IPv4 and
+//! IPv6, and refusals that exit 2 and change nothing.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use store::Store;
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_poolwatch"))
+        .arg("admin")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env_remove("POOLWATCH_DATABASE_URL")
+        .env_remove("POOLWATCH_CONFIG")
+        .env_remove("POOLWATCH_GEOIP")
+        .output()
+        .expect("run poolwatch")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = run(dir, args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Exit status 2 and the one-line error on stderr.
+fn refused(dir: &Path, args: &[&str]) -> String {
+    let out = run(dir, args);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    err
+}
+
+const MMDB: &str = geo::fixtures::COUNTRY_MMDB;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn monitor_add_prints_a_key_that_authenticates() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &[
+            "monitor",
+            "add",
+            "defra1",
+            "--ip",
+            "192.0.2.10",
+            "--location",
+            "Frankfurt, DE",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let key = stdout.trim();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "stdout is the key alone: {stdout}"
+    );
+    assert!(key.starts_with("pwk_") && key.len() > 40, "{key}");
+    assert!(stderr.contains("cannot be shown again"), "{stderr}");
+
+    let m = rt().block_on(async {
+        let store = Store::open(None, dir.path()).await.unwrap();
+        let m = store
+            .monitor_by_key_hash(&server::keys::hash_key(key))
+            .await
+            .unwrap();
+        store.close().await;
+        m
+    });
+    let m = m.expect("the printed key finds the monitor");
+    assert_eq!(m.name, "defra1");
+    assert_eq!(m.location, "Frankfurt, DE");
+    assert_eq!(m.status.as_str(), "active");
+    assert_ne!(m.key_hash, key);
+
+    let list = ok(dir.path(), &["monitor", "list"]);
+    assert!(list.contains("defra1") && list.contains("active"), "{list}");
+    assert!(!list.contains(key), "the key is never shown again");
+    ok(
+        dir.path(),
+        &["monitor", "set", "defra1", "--status", "paused"],
+    );
+    assert!(ok(dir.path(), &["monitor", "list"]).contains("paused"));
+
+    // A second monitor of the same name, bad names, statuses and addresses.
+    refused(
+        dir.path(),
+        &["monitor", "add", "defra1", "--ip", "192.0.2.11"],
+    );
+    refused(
+        dir.path(),
+        &["monitor", "add", "de_fra", "--ip", "192.0.2.11"],
+    );
+    refused(
+        dir.path(),
+        &["monitor", "add", "ok-name", "--ip", "not-an-ip"],
+    );
+    refused(
+        dir.path(),
+        &[
+            "monitor",
+            "add",
+            "ok-name",
+            "--ip",
+            "192.0.2.11",
+            "--status",
+            "bogus",
+        ],
+    );
+    refused(
+        dir.path(),
+        &["monitor", "set", "nosuch", "--status", "active"],
+    );
+    let list = ok(dir.path(), &["monitor", "list"]);
+    assert_eq!(list.lines().count(), 2, "header and defra1 only: {list}");
+}
+
+#[test]
+fn server_add_finds_zones_for_ipv4_and_ipv6() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = ok(d, &["server", "add", "81.2.69.142", "--geoip", MMDB]);
+    assert!(out.contains("uk"), "{out}");
+    ok(
+        d,
+        &[
+            "server",
+            "add",
+            "2a02:d180::1",
+            "--geoip",
+            MMDB,
+            "--netspeed",
+            "50000",
+        ],
+    );
+    // --zone overrides, and needs no GeoIP.
+    ok(
+        d,
+        &[
+            "server",
+            "add",
+            "216.160.83.56",
+            "--zone",
+            "GB",
+            "--account",
+            "ops",
+        ],
+    );
+
+    let servers = rt().block_on(async {
+        let store = Store::open(None, d).await.unwrap();
+        let s = store.list_servers().await.unwrap();
+        store.close().await;
+        s
+    });
+    let zones = |ip: &str| {
+        let mut z = servers
+            .iter()
+            .find(|s| s.ip.to_string() == ip)
+            .unwrap()
+            .zones
+            .clone();
+        z.sort();
+        z
+    };
+    assert_eq!(zones("81.2.69.142"), ["@", "europe", "uk"]);
+    assert_eq!(zones("2a02:d180::1"), ["@", "de", "europe"]);
+    assert_eq!(zones("216.160.83.56"), ["@", "europe", "uk"]);
+    let six = servers.iter().find(|s| s.ip_version == 6).unwrap();
+    assert_eq!(six.netspeed, 50_000);
+
+    let list = ok(d, &["server", "list"]);
+    assert!(
+        list.contains("81.2.69.142") && list.contains("2a02:d180::1"),
+        "{list}"
+    );
+    let show = ok(d, &["server", "show", "2a02:d180::1"]);
+    assert!(show.contains("de") && show.contains("50000"), "{show}");
+
+    let zl = ok(d, &["zone", "list"]);
+    let line = |name: &str| {
+        zl.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .map(str::to_string)
+    };
+    let uk = line("uk").expect("uk listed");
+    assert_eq!(
+        uk.split_whitespace().nth(3),
+        Some("2"),
+        "two IPv4 servers registered: {uk}"
+    );
+    assert!(line("de").is_some());
+    assert!(line("fr").is_none(), "empty zones are hidden: {zl}");
+    assert!(
+        ok(d, &["zone", "list", "--all"])
+            .lines()
+            .any(|l| l.starts_with("fr "))
+    );
+
+    ok(d, &["server", "set", "81.2.69.142", "--netspeed", "0"]);
+    let out = ok(
+        d,
+        &["server", "remove", "81.2.69.142", "--on", "2099-01-31"],
+    );
+    assert!(out.contains("2099-01-31"), "{out}");
+    assert!(ok(d, &["server", "show", "81.2.69.142"]).contains("2099-01-31"));
+    ok(d, &["server", "remove", "81.2.69.142", "--cancel"]);
+    assert!(!ok(d, &["server", "show", "81.2.69.142"]).contains("2099-01-31"));
+}
+
+#[test]
+fn unknown_country_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // In the database, but with a continent and no country.
+    let err = refused(d, &["server", "add", "2a02:d500::1", "--geoip", MMDB]);
+    assert_eq!(
+        err,
+        "poolwatch: cannot determine the country of 2a02:d500::1; pass --zone CC\n"
+    );
+    // No GeoIP database at all.
+    let err = refused(d, &["server", "add", "89.160.20.112"]);
+    assert_eq!(
+        err,
+        "poolwatch: cannot determine the country of 89.160.20.112; pass --zone CC\n"
+    );
+    // With --zone it goes in.
+    ok(
+        d,
+        &[
+            "server",
+            "add",
+            "2a02:d500::1",
+            "--geoip",
+            MMDB,
+            "--zone",
+            "nl",
+        ],
+    );
+    let show = ok(d, &["server", "show", "2a02:d500::1"]);
+    assert!(show.contains("nl"), "{show}");
+}
+
+#[test]
+fn bad_input_exits_2_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["server", "add", "81.2.69.142", "--geoip", MMDB]);
+    let before = ok(d, &["server", "show", "81.2.69.142"]);
+    for args in [
+        &["server", "add", "999.1.1.1", "--zone", "de"][..],
+        &["server", "add", "81.2.69.143", "--zone", "zz"],
+        &["server", "add", "81.2.69.143", "--zone", "europe"],
+        &["server", "add", "10.0.0.1", "--zone", "de"],
+        &[
+            "server",
+            "add",
+            "81.2.69.143",
+            "--zone",
+            "de",
+            "--netspeed=-5",
+        ],
+        &["server", "add", "81.2.69.142", "--zone", "de"],
+        &["server", "remove", "81.2.69.142", "--on", "2024-13-01"],
+        &["server", "remove", "81.2.69.142", "--on", "31.01.2099"],
+        &["server", "remove", "81.2.69.142", "--on", "2001-01-01"],
+        &["server", "remove", "192.0.2.77"],
+        &["server", "set", "81.2.69.142", "--netspeed=-1"],
+        &["server", "set", "192.0.2.77", "--netspeed", "100"],
+        &["server", "show", "192.0.2.77"],
+        &["server", "show", "bogus"],
+        &[
+            "server",
+            "add",
+            "81.2.69.143",
+            "--geoip",
+            "/nonexistent.mmdb",
+        ],
+    ] {
+        let err = refused(d, args);
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+    }
+    refused(d, &["server", "frobnicate"]);
+    assert_eq!(ok(d, &["server", "show", "81.2.69.142"]), before);
+    let list = ok(d, &["server", "list"]);
+    assert_eq!(list.lines().count(), 2, "{list}");
+    // A lab address goes in only when asked for.
+    ok(
+        d,
+        &[
+            "server",
+            "add",
+            "10.0.0.1",
+            "--zone",
+            "de",
+            "--allow-private",
+        ],
+    );
+}
+
+#[test]
+fn help_explains_the_commands() {
+    let out = Command::new(env!("CARGO_BIN_EXE_poolwatch"))
+        .args(["admin", "server", "add", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for word in [
+        "--zone",
+        "--netspeed",
+        "--account",
+        "--geoip",
+        "--data-dir",
+        "--database-url",
+    ] {
+        assert!(text.contains(word), "{word} missing from:\n{text}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_poolwatch"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    for word in [
+        "--listen",
+        "--interval-active",
+        "--reference-server",
+        "--ticket-secret-file",
+        "--trusted-proxy",
+        "--config",
+        "POOLWATCH_DATABASE_URL",
+    ] {
+        assert!(text.contains(word), "{word} missing from:\n{text}");
+    }
+}

@@ -1,0 +1,331 @@
+//! Operator actions behind `poolwatch admin`: adding monitors (and making
+//! their keys) and servers (and finding their zones), and parsing the
+//! operator's input. Every check happens before the store is touched, so a
+//! refused command changes nothing.
+
+use crate::keys::{generate_key, hash_key};
+use std::net::IpAddr;
+use store::{
+    MonitorGlobalStatus, MonitorRow, NewMonitor, NewServer, ServerRow, Store, StoreError, ZoneSeed,
+};
+
+/// Why an admin action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The operator's input is wrong (exit status 2); one line, says what
+    /// to do instead.
+    #[error("{0}")]
+    Usage(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for AdminError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // Duplicates, unknown names and refused values are the
+            // operator's to fix, not system failures.
+            StoreError::Conflict(m) => AdminError::Usage(format!("already exists: {m}")),
+            StoreError::NotFound(m) => AdminError::Usage(format!("not found: {m}")),
+            StoreError::Invalid(m) => AdminError::Usage(m),
+            other => AdminError::Store(other),
+        }
+    }
+}
+
+fn usage(msg: impl Into<String>) -> AdminError {
+    AdminError::Usage(msg.into())
+}
+
+/// The zone tree of `geo`, as the store seeds it.
+pub fn zone_seeds() -> Vec<ZoneSeed> {
+    geo::zone_tree()
+        .into_iter()
+        .map(|z| ZoneSeed {
+            name: z.name,
+            parent: z.parent,
+            description: z.description,
+        })
+        .collect()
+}
+
+/// An IP address as the operator typed it.
+pub fn parse_ip(s: &str) -> Result<IpAddr, AdminError> {
+    s.trim()
+        .parse()
+        .map_err(|_| usage(format!("'{s}' is not an IP address")))
+}
+
+/// Whether an address may be a pool server: globally routable unicast.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_unspecified()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64/10 shared
+                || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18/15 benchmarking
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link-local
+                || (s[0] == 0x2001 && s[1] == 0x0db8)) // documentation
+        }
+    }
+}
+
+/// A date `YYYY-MM-DD` as unix seconds at 00:00 UTC.
+pub fn parse_date(s: &str) -> Result<i64, AdminError> {
+    chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp())
+        .ok_or_else(|| usage(format!("'{s}' is not a date (use YYYY-MM-DD)")))
+}
+
+/// `YYYY-MM-DD` of unix seconds, UTC.
+pub fn format_date(ts: i64) -> String {
+    crate::logfmt::timestamp(ts)
+        .get(..10)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Midnight UTC of the day `now` falls in.
+pub fn today(now: i64) -> i64 {
+    now - now.rem_euclid(86_400)
+}
+
+/// Monitor names end up in URLs (`?monitor=NAME`) and metrics labels.
+pub fn check_monitor_name(name: &str) -> Result<(), AdminError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.bytes().all(|b| b.is_ascii_digit());
+    if ok {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "'{name}' is not a monitor name (letters, digits and '-', up to 63, not all digits)"
+        )))
+    }
+}
+
+/// A monitor to add.
+#[derive(Debug, Clone)]
+pub struct AddMonitor {
+    pub name: String,
+    pub ip: IpAddr,
+    pub location: String,
+    pub account: Option<String>,
+    pub status: MonitorGlobalStatus,
+}
+
+/// Add a monitor; returns it and its key, which exists nowhere else (the
+/// store keeps only the hash).
+pub async fn add_monitor(
+    store: &Store,
+    m: AddMonitor,
+    now: i64,
+) -> Result<(MonitorRow, String), AdminError> {
+    check_monitor_name(&m.name)?;
+    if store.monitor_by_name(&m.name).await?.is_some() {
+        return Err(usage(format!(
+            "a monitor named '{}' already exists",
+            m.name
+        )));
+    }
+    let account_id = match &m.account {
+        Some(a) => Some(store.ensure_account(a).await?),
+        None => None,
+    };
+    let key = generate_key();
+    let row = store
+        .add_monitor(
+            NewMonitor {
+                name: m.name,
+                location: m.location,
+                ip: m.ip,
+                account_id,
+                status: m.status,
+                key_hash: hash_key(&key),
+            },
+            now,
+        )
+        .await?;
+    Ok((row, key))
+}
+
+/// A server to add.
+#[derive(Debug, Clone)]
+pub struct AddServer {
+    pub ip: IpAddr,
+    /// Country code given by the operator; overrides GeoIP.
+    pub zone: Option<String>,
+    /// kbit/s.
+    pub netspeed: i64,
+    pub account: Option<String>,
+    /// Accept loopback, private and documentation addresses (labs, demos).
+    pub allow_private: bool,
+}
+
+/// The zones of a server: from `--zone` if given, else from GeoIP.
+pub fn server_zones(
+    ip: IpAddr,
+    zone: Option<&str>,
+    geoip: Option<&geo::GeoIp>,
+) -> Result<Vec<String>, AdminError> {
+    if let Some(cc) = zone {
+        return geo::zones_for_country(cc).ok_or_else(|| {
+            usage(format!(
+                "'{cc}' is not a country zone (use a two-letter country code, e.g. de or uk)"
+            ))
+        });
+    }
+    geoip
+        .and_then(|g| g.lookup(ip))
+        .and_then(|loc| geo::zones_for_country(&loc.country))
+        .ok_or_else(|| {
+            usage(format!(
+                "cannot determine the country of {ip}; pass --zone CC"
+            ))
+        })
+}
+
+/// Add a server in its country, continent and global zones.
+pub async fn add_server(
+    store: &Store,
+    geoip: Option<&geo::GeoIp>,
+    s: AddServer,
+    now: i64,
+) -> Result<ServerRow, AdminError> {
+    if !s.allow_private && !is_public(s.ip) {
+        return Err(usage(format!(
+            "{} is not a public address (pass --allow-private for a lab)",
+            s.ip
+        )));
+    }
+    if s.netspeed < 0 || s.netspeed > 100_000_000 {
+        return Err(usage(format!(
+            "netspeed {} kbit is out of range (0 to 100000000; 0 = monitor only)",
+            s.netspeed
+        )));
+    }
+    let zones = server_zones(s.ip, s.zone.as_deref(), geoip)?;
+    if store.server_by_ip(s.ip).await?.is_some() {
+        return Err(usage(format!("server {} is already registered", s.ip)));
+    }
+    let account_id = match &s.account {
+        Some(a) => Some(store.ensure_account(a).await?),
+        None => None,
+    };
+    Ok(store
+        .add_server(
+            NewServer {
+                ip: s.ip,
+                netspeed: s.netspeed,
+                account_id,
+                zones,
+            },
+            now,
+        )
+        .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_addresses() {
+        for ip in ["81.2.69.142", "2a02:d180::1", "8.8.8.8", "2001:4860::1"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "10.0.0.1",
+            "127.0.0.1",
+            "192.168.1.1",
+            "169.254.1.1",
+            "192.0.2.1",
+            "224.0.0.1",
+            "0.1.2.3",
+            "100.64.0.1",
+            "198.18.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "2001:db8::1",
+            "ff02::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(parse_date("1970-01-02").unwrap(), 86_400);
+        assert_eq!(parse_date("2024-02-29").unwrap(), 1_709_164_800);
+        assert_eq!(format_date(1_709_164_800), "2024-02-29");
+        for bad in ["2023-02-29", "2024-13-01", "tomorrow", "", "2024-1-1x"] {
+            assert!(
+                matches!(parse_date(bad), Err(AdminError::Usage(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(today(86_400 * 3 + 5), 86_400 * 3);
+    }
+
+    #[test]
+    fn monitor_names() {
+        for ok in ["deksf1-1a6a7hp", "a", "mon-1"] {
+            assert!(check_monitor_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a_b", "a.b", "a b", "123", &"x".repeat(64)] {
+            assert!(check_monitor_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn zones_from_flag_or_geoip() {
+        let g = geo::GeoIp::open(std::path::Path::new(geo::fixtures::COUNTRY_MMDB)).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            server_zones(ip("81.2.69.142"), None, Some(&g)).unwrap(),
+            ["uk", "europe", "@"]
+        );
+        assert_eq!(
+            server_zones(ip("2a02:d180::1"), None, Some(&g)).unwrap(),
+            ["de", "europe", "@"]
+        );
+        assert_eq!(
+            server_zones(ip("192.0.2.1"), Some("GB"), None).unwrap(),
+            ["uk", "europe", "@"]
+        );
+        let e = server_zones(ip("2001:db8::1"), None, Some(&g)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "cannot determine the country of 2001:db8::1; pass --zone CC"
+        );
+        assert!(server_zones(ip("81.2.69.142"), None, None).is_err());
+        assert!(server_zones(ip("81.2.69.142"), Some("zz"), Some(&g)).is_err());
+        assert!(server_zones(ip("81.2.69.142"), Some("europe"), Some(&g)).is_err());
+    }
+}

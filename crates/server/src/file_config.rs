@@ -1,0 +1,104 @@
+//! The `--config FILE.toml` of `poolwatch serve`: the same settings as the
+//! flags, each optional. Flags and `POOLWATCH_*` variables override it.
+//!
+//! ```toml
+//! listen = "0.0.0.0:8080"
+//! data_dir = "/var/lib/poolwatch"
+//! database_url = "postgres://poolwatch@db/poolwatch"
+//! geoip = "/usr/share/GeoIP/GeoLite2-Country.mmdb"
+//! log_format = "json"
+//! samples = 4
+//! sample_interval = "2s"
+//! timeout = "3s"
+//! batch_size = 10
+//! interval_active = "9m"
+//! interval_testing = "45m"
+//! interval_candidate = "2h"
+//! reference_servers = ["time.example.net", "192.0.2.123"]
+//! ticket_secret_file = "/etc/poolwatch/ticket-secret"
+//!
+//! [rate_limit]
+//! per_second = 20
+//! burst = 40
+//! trusted_proxies = ["10.0.0.0/8"]
+//! ```
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Everything `serve` reads from its TOML file. Unknown keys are an error,
+/// so a typo does not silently fall back to a default.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub geoip: Option<PathBuf>,
+    pub log_format: Option<String>,
+    pub samples: Option<u32>,
+    /// Durations are strings as on the command line: "2s", "500ms", "9m".
+    pub sample_interval: Option<String>,
+    pub timeout: Option<String>,
+    pub batch_size: Option<u32>,
+    pub interval_active: Option<String>,
+    pub interval_testing: Option<String>,
+    pub interval_candidate: Option<String>,
+    pub reference_servers: Option<Vec<String>>,
+    pub ticket_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub rate_limit: FileRateLimit,
+}
+
+/// `[rate_limit]`.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRateLimit {
+    pub per_second: Option<f64>,
+    pub burst: Option<f64>,
+    pub trusted_proxies: Option<Vec<String>>,
+}
+
+impl FileConfig {
+    /// Read and parse `path`; the error names the file and the key.
+    pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Parse TOML text.
+    pub fn parse(text: &str) -> Result<FileConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let doc = include_str!("file_config.rs");
+        let example: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| l.trim_start_matches("//!").trim_start())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = FileConfig::parse(&example).unwrap();
+        assert_eq!(c.listen.as_deref(), Some("0.0.0.0:8080"));
+        assert_eq!(c.samples, Some(4));
+        assert_eq!(c.rate_limit.burst, Some(40.0));
+        assert_eq!(c.reference_servers.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn rejects_typos() {
+        let e = FileConfig::parse("listn = \"x\"").unwrap_err();
+        assert!(e.to_string().contains("listn"), "{e}");
+        assert_eq!(FileConfig::parse("").unwrap(), FileConfig::default());
+    }
+}

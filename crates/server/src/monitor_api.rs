@@ -1,0 +1,334 @@
+//! The monitor API: an agent reads its config, takes a batch of work and
+//! submits the batch's results. Every route needs the monitor's key.
+//!
+//! A submission is checked whole before anything is stored: every ticket,
+//! the batch's owner and order, every field. Only then does the store take
+//! it, in one transaction.
+
+use crate::error::ApiError;
+use crate::extract::{AuthedMonitor, JsonBody};
+use crate::metrics::outcome;
+use crate::state::AppState;
+use axum::Json;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::net::IpAddr;
+use store::{MonitorGlobalStatus, ResultIn, WorkIntervals};
+
+/// `GET /api/v1/monitor/config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorConfig {
+    pub name: String,
+    /// The monitor's registered address (checks should come from it).
+    pub ip: String,
+    pub samples: u32,
+    pub sample_interval_ms: u64,
+    pub timeout_ms: u64,
+    pub reference_servers: Vec<String>,
+    pub batch_size: u32,
+}
+
+/// Per-monitor overrides (the `monitors.config` JSON); absent fields keep
+/// the service's values.
+#[derive(Debug, Default, Deserialize)]
+struct ConfigOverride {
+    samples: Option<u32>,
+    sample_interval_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    reference_servers: Option<Vec<String>>,
+    batch_size: Option<u32>,
+}
+
+/// `POST /api/v1/monitor/work`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Work {
+    /// Opaque to the agent; fixed-width digits, so later batches sort
+    /// later both as text and as numbers. Empty when there is no work.
+    pub batch_id: String,
+    pub servers: Vec<WorkServer>,
+    /// When to ask again: 0 right after a batch, more when idle.
+    pub retry_after_s: u64,
+}
+
+/// One server to check, with the ticket to return with its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkServer {
+    pub ip: String,
+    pub ticket: String,
+}
+
+/// `POST /api/v1/monitor/results` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    pub batch_id: String,
+    pub results: Vec<CheckResult>,
+}
+
+/// One check's result. `offset` and `rtt` are seconds; `ts` unix seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub ip: IpAddr,
+    pub ticket: String,
+    pub ts: i64,
+    #[serde(default)]
+    pub offset: Option<f64>,
+    #[serde(default)]
+    pub rtt: Option<f64>,
+    #[serde(default)]
+    pub stratum: Option<u8>,
+    #[serde(default)]
+    pub leap: Option<u8>,
+    #[serde(default)]
+    pub refid: Option<String>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub no_response: bool,
+}
+
+/// Answer to a submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub accepted: usize,
+    /// The batch had been submitted before; nothing changed.
+    pub duplicate: bool,
+}
+
+/// The text form of a batch sequence number.
+pub fn batch_id_text(seq: i64) -> String {
+    format!("{seq:020}")
+}
+
+/// The sequence number of a batch id, if it is one we could have issued.
+pub fn parse_batch_id(s: &str) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Results may be spooled by an agent for a while, but not for ever, and
+/// not from the future beyond clock slop.
+const MAX_RESULT_AGE_S: i64 = 30 * 86_400;
+const MAX_RESULT_FUTURE_S: i64 = 300;
+
+pub async fn config(
+    State(st): State<AppState>,
+    AuthedMonitor(m): AuthedMonitor,
+) -> Result<Json<MonitorConfig>, ApiError> {
+    let cfg = st.cfg();
+    let o: ConfigOverride = match m.config.as_deref() {
+        None | Some("") => ConfigOverride::default(),
+        Some(text) => serde_json::from_str(text).unwrap_or_else(|e| {
+            tracing::warn!(monitor = %m.name, error = %e, "ignoring unreadable monitor config");
+            ConfigOverride::default()
+        }),
+    };
+    Ok(Json(MonitorConfig {
+        ip: m.ip.to_string(),
+        name: m.name,
+        samples: o.samples.unwrap_or(cfg.samples),
+        sample_interval_ms: o.sample_interval_ms.unwrap_or(cfg.sample_interval_ms),
+        timeout_ms: o.timeout_ms.unwrap_or(cfg.timeout_ms),
+        reference_servers: o
+            .reference_servers
+            .unwrap_or_else(|| cfg.reference_servers.clone()),
+        batch_size: o.batch_size.unwrap_or(cfg.batch_size),
+    }))
+}
+
+/// How long an agent with nothing to do should wait: a quarter of the
+/// shortest interval, between 1 s and a minute.
+fn idle_retry(iv: &WorkIntervals) -> u64 {
+    let shortest = iv.active_s.min(iv.testing_s).min(iv.candidate_s);
+    (shortest / 4).clamp(1, 60) as u64
+}
+
+pub async fn work(
+    State(st): State<AppState>,
+    AuthedMonitor(m): AuthedMonitor,
+) -> Result<Json<Work>, ApiError> {
+    let mut intervals = st.cfg().intervals;
+    if m.status != MonitorGlobalStatus::Active {
+        // A monitor still on trial checks its "active" servers only at the
+        // testing pace, as in the pool.
+        intervals.active_s = intervals.active_s.max(intervals.testing_s);
+    }
+    let now = st.now();
+    let items = st
+        .store()
+        .take_work(m.id, intervals, i64::from(st.cfg().batch_size.max(1)), now)
+        .await?;
+    if items.is_empty() {
+        return Ok(Json(Work {
+            batch_id: String::new(),
+            servers: Vec::new(),
+            retry_after_s: idle_retry(&intervals),
+        }));
+    }
+    let ids: Vec<i64> = items.iter().map(|w| w.server_id).collect();
+    st.remember_servers(items.iter().map(|w| (w.ip, w.server_id)));
+    let seq = st.store().create_batch(m.id, &ids, now).await?;
+    let batch_id = batch_id_text(seq);
+    let servers = items
+        .iter()
+        .map(|w| WorkServer {
+            ip: w.ip.to_string(),
+            ticket: st.tickets().sign(m.id, &batch_id, w.ip),
+        })
+        .collect();
+    Ok(Json(Work {
+        batch_id,
+        servers,
+        retry_after_s: 0,
+    }))
+}
+
+/// Field checks that need no database; the error names the field.
+fn check_fields(i: usize, r: &CheckResult, now: i64) -> Result<(), ApiError> {
+    let bad =
+        |field: &str, why: &str| ApiError::bad_request(format!("results[{i}].{field}: {why}"));
+    if r.ts < now - MAX_RESULT_AGE_S || r.ts > now + MAX_RESULT_FUTURE_S {
+        return Err(bad(
+            "ts",
+            "out of range (unix seconds, not in the future, at most 30 days old)",
+        ));
+    }
+    if r.offset.is_some_and(|o| !o.is_finite() || o.abs() > 1e9) {
+        return Err(bad("offset", "not a plausible number of seconds"));
+    }
+    if r.rtt
+        .is_some_and(|v| !v.is_finite() || !(0.0..=60.0).contains(&v))
+    {
+        return Err(bad("rtt", "must be between 0 and 60 seconds"));
+    }
+    if r.stratum.is_some_and(|s| s > 16) {
+        return Err(bad("stratum", "must be 0..=16"));
+    }
+    if r.leap.is_some_and(|l| l > 3) {
+        return Err(bad("leap", "must be 0..=3"));
+    }
+    if r.refid.as_ref().is_some_and(|s| s.len() > 64) {
+        return Err(bad("refid", "longer than 64 bytes"));
+    }
+    if r.error.as_ref().is_some_and(|s| s.len() > 256) {
+        return Err(bad("error", "longer than 256 bytes"));
+    }
+    Ok(())
+}
+
+pub async fn results(
+    State(st): State<AppState>,
+    AuthedMonitor(m): AuthedMonitor,
+    JsonBody(sub): JsonBody<Submission>,
+) -> Result<Json<Accepted>, ApiError> {
+    let now = st.now();
+    let seq = parse_batch_id(&sub.batch_id)
+        .ok_or_else(|| ApiError::bad_request("batch_id: not a batch id this service issued"))?;
+    if sub.results.is_empty() {
+        return Err(ApiError::bad_request("results: empty"));
+    }
+    // Everything that needs no database first, so a bad submission costs
+    // nothing but parsing.
+    let batch_id = batch_id_text(seq);
+    let mut seen = HashSet::with_capacity(sub.results.len());
+    for (i, r) in sub.results.iter().enumerate() {
+        check_fields(i, r, now)?;
+        if !seen.insert(r.ip) {
+            return Err(ApiError::bad_request(format!(
+                "results[{i}].ip: {} appears twice",
+                r.ip
+            )));
+        }
+        if !st.tickets().verify(m.id, &batch_id, r.ip, &r.ticket) {
+            return Err(ApiError::forbidden(format!(
+                "results[{i}].ticket: not issued to this monitor for {} in this batch",
+                r.ip
+            )));
+        }
+    }
+    let batch = st
+        .store()
+        .batch(seq)
+        .await?
+        .filter(|b| b.monitor_id == m.id)
+        .ok_or_else(|| ApiError::forbidden("batch_id: not a batch of this monitor"))?;
+    if !batch.submitted && m.last_submit_batch.is_some_and(|last| seq < last) {
+        st.metrics().batch(&m.name, "out_of_order");
+        return Err(ApiError::conflict(format!(
+            "batch_id: batch {batch_id} is older than this monitor's last submitted batch"
+        )));
+    }
+    let mut rows = Vec::with_capacity(sub.results.len());
+    for (i, r) in sub.results.iter().enumerate() {
+        let cached = st
+            .cached_server_id(r.ip)
+            .filter(|id| batch.server_ids.contains(id));
+        let found = match cached {
+            Some(id) => Some(id),
+            None => st.store().server_by_ip(r.ip).await?.map(|s| s.id),
+        };
+        let server_id = match found {
+            Some(id) if batch.server_ids.contains(&id) => id,
+            _ => {
+                return Err(ApiError::forbidden(format!(
+                    "results[{i}].ip: {} is not in this batch",
+                    r.ip
+                )));
+            }
+        };
+        rows.push(ResultIn {
+            server_id,
+            ts: r.ts,
+            offset: r.offset,
+            rtt: r.rtt,
+            stratum: r.stratum,
+            leap: r.leap,
+            refid: r.refid.clone().filter(|s| !s.is_empty()),
+            error: r.error.clone().filter(|s| !s.is_empty()),
+            no_response: r.no_response,
+        });
+    }
+    let out = st.store().submit_results(m.id, seq, &rows, now).await?;
+    if out.duplicate {
+        st.metrics().batch(&m.name, "duplicate");
+    } else {
+        st.metrics().batch(&m.name, "accepted");
+        for r in &sub.results {
+            let o = outcome(r.no_response, r.error.as_deref(), r.offset, r.stratum);
+            st.metrics().result(&m.name, o, (now - r.ts) as f64);
+        }
+    }
+    Ok(Json(Accepted {
+        accepted: out.accepted,
+        duplicate: out.duplicate,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_ids_order_as_text_and_number() {
+        assert_eq!(batch_id_text(42), "00000000000000000042");
+        assert!(batch_id_text(9) < batch_id_text(10));
+        assert_eq!(parse_batch_id(&batch_id_text(i64::MAX)), Some(i64::MAX));
+        assert_eq!(parse_batch_id("42"), Some(42));
+        for bad in ["", "-1", "1e3", " 1", "abc", "123456789012345678901"] {
+            assert_eq!(parse_batch_id(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn idle_retry_follows_intervals() {
+        assert_eq!(idle_retry(&WorkIntervals::default()), 60);
+        let fast = WorkIntervals {
+            active_s: 8,
+            testing_s: 20,
+            candidate_s: 30,
+        };
+        assert_eq!(idle_retry(&fast), 2);
+    }
+}

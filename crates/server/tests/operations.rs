@@ -1,0 +1,322 @@
+//! What operators rely on, on SQLite and PostgreSQL: the rate limit, the
+//! metrics, keys kept only as hashes, no secret in the logs, and a real
+//! listener that shuts down cleanly.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use common::{Backend, CLIENT, good_results};
+use server::{RateLimitConfig, ServerConfig};
+use std::sync::{Arc, Mutex};
+use store::MonitorGlobalStatus;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn limited(per_second: f64, burst: f64, trusted: &[&str]) -> ServerConfig {
+    ServerConfig {
+        rate_limit: RateLimitConfig {
+            per_second,
+            burst,
+            trusted_proxies: trusted.iter().map(|p| p.parse().unwrap()).collect(),
+            ..RateLimitConfig::default()
+        },
+        ..ServerConfig::default()
+    }
+}
+
+on_both_backends!(
+    rate_limit_per_client,
+    rate_limit_behind_trusted_proxy,
+    metrics_series,
+    keys_are_stored_hashed,
+    real_listener,
+);
+
+async fn rate_limit_per_client(backend: Backend) {
+    // 0.01/s: no token comes back during the test.
+    let t = app_or_skip!(backend, limited(0.01, 3.0, &[]));
+    t.seed_zones().await;
+    t.add_server("192.0.2.1").await;
+    for _ in 0..3 {
+        assert_eq!(t.get("/api/v1/zones").await.status, StatusCode::OK);
+    }
+    let r = t.get("/api/v1/servers").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = r
+        .header("retry-after")
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!(wait >= 1);
+    assert_eq!(r.json()["error"], "rate_limited");
+    // The CSV route answers in text.
+    let r = t.get("/scores/192.0.2.1/log").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.header("content-type").starts_with("text/plain"));
+    assert!(!r.header("retry-after").is_empty());
+    // A forged X-Forwarded-For from an untrusted peer changes nothing.
+    let r = t
+        .send_from(
+            CLIENT,
+            Method::GET,
+            "/api/v1/zones",
+            &[("x-forwarded-for", "203.0.113.50")],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    // Another client is not affected; an IPv6 client gets its own bucket.
+    let r = t
+        .send_from(
+            "203.0.113.9:5555",
+            Method::GET,
+            "/api/v1/zones",
+            &[],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = t
+        .send_from(
+            "[2001:db8:1:2::3]:5555",
+            Method::GET,
+            "/api/v1/zones",
+            &[],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    // The monitor API (authenticated) and /metrics are not limited.
+    let (_, key) = t.add_monitor("busy", MonitorGlobalStatus::Active).await;
+    for _ in 0..10 {
+        let r = t
+            .monitor_call(Method::GET, "/api/v1/monitor/config", Some(&key), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    assert_eq!(t.get("/metrics").await.status, StatusCode::OK);
+}
+
+async fn rate_limit_behind_trusted_proxy(backend: Backend) {
+    let t = app_or_skip!(backend, limited(0.01, 1.0, &["10.0.0.0/8"]));
+    let proxy = "10.1.2.3:443";
+    let via = |client: &'static str| {
+        let t = &t;
+        async move {
+            t.send_from(
+                proxy,
+                Method::GET,
+                "/api/v1/zones",
+                &[("x-forwarded-for", client)],
+                Body::empty(),
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(via("203.0.113.1").await, StatusCode::OK);
+    assert_eq!(via("203.0.113.1").await, StatusCode::TOO_MANY_REQUESTS);
+    // A different client behind the same proxy has its own bucket; what it
+    // claims further left in the chain is not believed.
+    assert_eq!(via("198.51.100.1, 203.0.113.2").await, StatusCode::OK);
+    assert_eq!(
+        via("203.0.113.1, 203.0.113.2").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+async fn metrics_series(backend: Backend) {
+    let t = app_or_skip!(backend, ServerConfig::default());
+    t.seed_zones().await;
+    t.add_server("192.0.2.1").await;
+    t.add_server("192.0.2.2").await;
+    let (_, key) = t.add_monitor("metered", MonitorGlobalStatus::Active).await;
+    let work = t.work(&key).await;
+    let mut sub = good_results(&work);
+    sub.results[1].offset = None;
+    sub.results[1].rtt = None;
+    sub.results[1].no_response = true;
+    sub.results[1].error = Some("i/o timeout".into());
+    assert_eq!(t.submit(&key, &sub).await.status, StatusCode::OK);
+    t.submit(&key, &sub).await; // a duplicate
+    let r = t.get("/metrics").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("content-type").starts_with("text/plain"));
+    let text = r.text();
+    for want in [
+        r#"poolwatch_results_total{monitor="metered",outcome="ok"} 1"#,
+        r#"poolwatch_results_total{monitor="metered",outcome="timeout"} 1"#,
+        r#"poolwatch_batches_total{monitor="metered",outcome="accepted"} 1"#,
+        r#"poolwatch_batches_total{monitor="metered",outcome="duplicate"} 1"#,
+        "poolwatch_scorer_lag_seconds_bucket",
+        "poolwatch_scorer_lag_seconds_count 2",
+        "poolwatch_http_request_duration_seconds_bucket",
+        r#"route="/api/v1/monitor/results""#,
+        r#"route="/api/v1/monitor/work""#,
+        "poolwatch_servers 2",
+        "poolwatch_monitors 1",
+        "poolwatch_log_rows ",
+        "# TYPE poolwatch_results_total counter",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    // Routes are labelled by pattern, never by the address asked for.
+    t.get("/scores/192.0.2.1/log").await;
+    let text = t.get("/metrics").await.text();
+    assert!(text.contains(r#"route="/scores/{ip}/log""#), "{text}");
+    assert!(!text.contains("192.0.2.1"), "{text}");
+}
+
+async fn keys_are_stored_hashed(backend: Backend) {
+    let t = app_or_skip!(backend, ServerConfig::default());
+    let (m, key) = t.add_monitor("hashed", MonitorGlobalStatus::Active).await;
+    let hash = server::keys::hash_key(&key);
+    assert_eq!(m.key_hash, hash);
+    let secret_part = key.trim_start_matches(server::keys::KEY_PREFIX).to_string();
+    // Use the key once so every write path (last_seen, version) has run.
+    let r = t
+        .monitor_call(Method::GET, "/api/v1/monitor/config", Some(&key), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let dump = match backend {
+        Backend::Sqlite => {
+            t.store().close().await;
+            let mut bytes = Vec::new();
+            for f in ["poolwatch.db", "poolwatch.db-wal"] {
+                if let Ok(b) = std::fs::read(t.db.dir.path().join(f)) {
+                    bytes.extend(b);
+                }
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+        Backend::Postgres => {
+            let url = t.db.pg_url.clone().unwrap();
+            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+                .await
+                .unwrap();
+            let (text,): (String,) =
+                sqlx::query_as("SELECT string_agg(row_to_json(m)::text, ' ') FROM monitors m")
+                    .fetch_one(&mut c)
+                    .await
+                    .unwrap();
+            text
+        }
+    };
+    assert!(dump.contains(&hash), "the hash is what is stored");
+    assert!(
+        !dump.contains(&secret_part),
+        "the plain key must not be stored"
+    );
+}
+
+async fn real_listener(backend: Backend) {
+    let Some(db) = common::TestDb::open(backend).await else {
+        return;
+    };
+    let store = db.store.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server::serve_on(
+        listener,
+        limited(0.01, 1.0, &[]),
+        store,
+        async {
+            let _ = rx.await;
+        },
+    ));
+    let get = |path: &'static str| async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    assert!(get("/api/v1/zones").await.starts_with("HTTP/1.1 200"));
+    // The limiter sees the real peer address (127.0.0.1) and its burst of 1.
+    let second = get("/api/v1/zones").await;
+    assert!(second.starts_with("HTTP/1.1 429"), "{second}");
+    assert!(second.to_ascii_lowercase().contains("retry-after:"));
+    tx.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .expect("shuts down")
+        .unwrap()
+        .unwrap();
+}
+
+/// Collects everything logged, at every level, into a string.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Keys and tickets never reach the log, whatever happens: good calls,
+/// wrong keys, forged tickets, bad bodies.
+async fn nothing_secret_in_logs(backend: Backend) {
+    let cap = Capture::default();
+    let writer = cap.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let t = app_or_skip!(backend, ServerConfig::default());
+    t.seed_zones().await;
+    t.add_server("192.0.2.1").await;
+    let (_, key) = t.add_monitor("quiet", MonitorGlobalStatus::Active).await;
+    let work = t.work(&key).await;
+    let mut secrets = vec![
+        key.clone(),
+        key[server::keys::KEY_PREFIX.len()..].to_string(),
+    ];
+    secrets.extend(work.servers.iter().map(|s| s.ticket.clone()));
+
+    let mut forged = good_results(&work);
+    forged.results[0].ticket = "00".repeat(32);
+    secrets.push(forged.results[0].ticket.clone());
+    assert_eq!(t.submit(&key, &forged).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        t.submit(&key, &good_results(&work)).await.status,
+        StatusCode::OK
+    );
+    let wrong = format!("{key}0");
+    t.monitor_call(Method::GET, "/api/v1/monitor/config", Some(&wrong), None)
+        .await;
+    t.monitor_call(
+        Method::POST,
+        "/api/v1/monitor/results",
+        Some(&key),
+        Some(&serde_json::json!({"batch_id": work.batch_id, "results": [{"ticket": work.servers[0].ticket}]})),
+    )
+    .await;
+
+    let logged = String::from_utf8_lossy(&cap.0.lock().unwrap()).into_owned();
+    assert!(!logged.is_empty(), "the capture works");
+    for s in &secrets {
+        assert!(
+            !logged.contains(s.as_str()),
+            "a secret was logged:\n{logged}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn nothing_secret_in_logs_sqlite() {
+    nothing_secret_in_logs(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn nothing_secret_in_logs_postgres() {
+    nothing_secret_in_logs(Backend::Postgres).await;
+}

@@ -1,0 +1,172 @@
+//! The arithmetic of one submission, apart from any database: given the
+//! stored state of the touched servers, what to write.
+
+use crate::sql::{LogIns, ScoreTuple, ScoreUpd, ServerTuple};
+use crate::{ResultIn, StoreError};
+use scoring::{MonitorScore, MonitorStatus, Observation};
+use std::collections::HashMap;
+
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    pub accepted: usize,
+    /// This monitor's new standing per touched server.
+    pub scores: Vec<ScoreUpd>,
+    /// Monitor rows in submission order, then aggregate rows.
+    pub logs: Vec<LogIns>,
+    /// New aggregate per server that has one.
+    pub aggregates: Vec<(i64, f64)>,
+}
+
+/// The status that counts for the aggregate: a monitor that is not
+/// globally active or testing counts for nothing, and a globally testing
+/// one is at most testing for any server.
+fn effective(status: MonitorStatus, global: &str) -> MonitorStatus {
+    match (global, status) {
+        ("active", s) => s,
+        ("testing", MonitorStatus::Active) => MonitorStatus::Testing,
+        ("testing", s) => s,
+        _ => MonitorStatus::Paused,
+    }
+}
+
+fn finite(x: Option<f64>) -> Option<f64> {
+    x.filter(|v| v.is_finite())
+}
+
+pub(crate) fn s_to_us(s: Option<f64>) -> Option<i64> {
+    finite(s).map(|s| (s * 1e6).round() as i64)
+}
+
+struct Own {
+    score: f64,
+    ts: Option<i64>,
+    rtt_us: Option<i64>,
+    status: MonitorStatus,
+}
+
+pub(crate) fn plan(
+    monitor_id: i64,
+    results: &[ResultIn],
+    touched: &[i64],
+    servers: Vec<ServerTuple>,
+    scores: Vec<ScoreTuple>,
+    now: i64,
+) -> Result<Plan, StoreError> {
+    let last_logged: HashMap<i64, Option<(f64, i64)>> = servers
+        .into_iter()
+        .map(|(id, score, ts)| (id, score.zip(ts)))
+        .collect();
+    if let Some(missing) = touched.iter().find(|id| !last_logged.contains_key(id)) {
+        return Err(StoreError::Invalid(format!("unknown server id {missing}")));
+    }
+
+    let mut own: HashMap<i64, Own> = HashMap::new();
+    let mut others: HashMap<i64, Vec<MonitorScore>> = HashMap::new();
+    for (server_id, mid, status, score, score_ts, rtt_us, global) in scores {
+        let status: MonitorStatus = status
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("stored server score status {status:?}")))?;
+        let status = effective(status, &global);
+        if mid == monitor_id {
+            own.insert(
+                server_id,
+                Own {
+                    score,
+                    ts: score_ts,
+                    rtt_us,
+                    status,
+                },
+            );
+        } else if let Some(ts) = score_ts {
+            others.entry(server_id).or_default().push(MonitorScore {
+                monitor_id: mid,
+                status,
+                score,
+                ts,
+                rtt: rtt_us.map(|us| us as f64 / 1e6),
+            });
+        }
+    }
+
+    let mut plan = Plan {
+        accepted: results.len(),
+        ..Plan::default()
+    };
+    for r in results {
+        let offset = finite(r.offset);
+        let obs = Observation {
+            offset,
+            rtt: finite(r.rtt),
+            stratum: r.stratum,
+            leap: r.leap,
+            error: r.error.clone(),
+            no_response: r.no_response,
+        };
+        let step = scoring::step(&obs);
+        let entry = own.entry(r.server_id).or_insert(Own {
+            score: 0.0,
+            ts: None,
+            rtt_us: None,
+            status: MonitorStatus::Active,
+        });
+        entry.score = scoring::update(entry.score, step);
+        entry.ts = Some(r.ts);
+        entry.rtt_us = s_to_us(r.rtt);
+        plan.logs.push(LogIns {
+            server_id: r.server_id,
+            monitor_id: Some(monitor_id),
+            ts: r.ts,
+            step: step.step,
+            score: entry.score,
+            offset,
+            rtt_us: entry.rtt_us,
+            stratum: r.stratum.map(i64::from),
+            leap: r.leap.map(i64::from),
+            refid: r.refid.clone(),
+            error: r.error.clone().filter(|e| !e.is_empty()),
+            no_response: r.no_response,
+        });
+    }
+
+    for &server_id in touched {
+        let mine = &own[&server_id];
+        let ts = mine.ts.expect("every touched server has a result");
+        plan.scores.push(ScoreUpd {
+            server_id,
+            score: mine.score,
+            score_ts: ts,
+            rtt_us: mine.rtt_us,
+        });
+        let mut all = others.remove(&server_id).unwrap_or_default();
+        all.push(MonitorScore {
+            monitor_id,
+            status: mine.status,
+            score: mine.score,
+            ts,
+            rtt: mine.rtt_us.map(|us| us as f64 / 1e6),
+        });
+        let Some(agg) = scoring::aggregate(&all, now) else {
+            continue;
+        };
+        plan.aggregates.push((server_id, agg));
+        let prev = last_logged[&server_id];
+        if scoring::should_log_aggregate(prev, agg, now) {
+            plan.logs.push(LogIns {
+                server_id,
+                monitor_id: None,
+                ts: now,
+                // The change since the last logged aggregate.
+                step: agg - prev.map_or(0.0, |p| p.0),
+                score: agg,
+                offset: None,
+                rtt_us: None,
+                stratum: None,
+                leap: None,
+                refid: None,
+                error: None,
+                no_response: false,
+            });
+        }
+    }
+    Ok(plan)
+}

@@ -88,10 +88,18 @@ pub async fn check_clock(
                 .collect();
             // Prefer the family we send from; a reference of the other family
             // is queried from whatever address the system picks.
-            let same_family = |a: &SocketAddr| cfg.source.is_none_or(|s| s.is_ipv4() == a.is_ipv4());
-            let addr = *addrs.iter().find(|a| same_family(a)).or(addrs.first()).ok_or("no address")?;
+            let same_family =
+                |a: &SocketAddr| cfg.source.is_none_or(|s| s.is_ipv4() == a.is_ipv4());
+            let addr = *addrs
+                .iter()
+                .find(|a| same_family(a))
+                .or(addrs.first())
+                .ok_or("no address")?;
             policy.check(addr.ip()).map_err(|e| e.to_string())?;
-            let cfg = CheckConfig { source: cfg.source.filter(|_| same_family(&addr)), ..*cfg };
+            let cfg = CheckConfig {
+                source: cfg.source.filter(|_| same_family(&addr)),
+                ..*cfg
+            };
             Ok(ntp::check(r.clone(), addr, &cfg).await)
         }
         .await;

@@ -148,8 +148,23 @@ pub fn result_item(ip: &str, ticket: &str, r: &CheckResult) -> ResultItem {
     }
 }
 
+/// What this agent did since it started; logged when it stops, so an
+/// operator (or a test) can match it against the service's log.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Checks made (one per server per batch).
+    pub checks: u64,
+    /// Results the service stored (first submission or replay).
+    pub accepted: u64,
+    /// Results written to the spool.
+    pub spooled: u64,
+    /// Results the service refused or that expired in the spool.
+    pub dropped: u64,
+}
+
 /// The agent: state that lives across batches.
 pub struct Agent {
+    tally: Tally,
     cfg: AgentConfig,
     api: Api,
     spool: Spool,
@@ -165,6 +180,7 @@ impl Agent {
             Spool::open(&cfg.state_dir).map_err(|e| AgentError::State(cfg.state_dir.clone(), e))?;
         metrics::gauge!("poolwatch_agent_spool_depth").set(spool.depth() as f64);
         Ok(Agent {
+            tally: Tally::default(),
             cfg,
             api,
             spool,
@@ -174,8 +190,26 @@ impl Agent {
         })
     }
 
-    /// Run until shutdown (or one batch with `once`).
-    pub async fn run(mut self) -> Result<(), AgentError> {
+    /// Run until shutdown (or one batch with `once`); returns what it did.
+    pub async fn run(mut self) -> Result<Tally, AgentError> {
+        let res = self.run_loop().await;
+        let t = self.tally;
+        info!(
+            checks = t.checks,
+            accepted = t.accepted,
+            spooled = t.spooled,
+            dropped = t.dropped,
+            spool_depth = self.spool.depth(),
+            "agent stopped: {} checks made, {} results accepted by the service, {} spooled, {} dropped",
+            t.checks,
+            t.accepted,
+            t.spooled,
+            t.dropped
+        );
+        res.map(|()| t)
+    }
+
+    async fn run_loop(&mut self) -> Result<(), AgentError> {
         let mut backoff = Backoff::new(self.cfg.backoff_min, self.cfg.backoff_max);
         while !self.shutdown.is_cancelled() {
             match self.step().await {
@@ -221,6 +255,7 @@ impl Agent {
             return Ok(Some(work.retry_after_s.map(Duration::from_secs)));
         }
         let results = self.check_batch(&monitor, &work).await;
+        self.tally.checks += results.results.len() as u64;
         self.submit_or_spool(results).await;
         Ok(None)
     }
@@ -299,11 +334,13 @@ impl Agent {
             };
             if let Err(e) = self.cfg.policy.check(ip) {
                 warn!("{e}; skipped");
-                metrics::counter!("poolwatch_agent_skipped_total", "reason" => "refused").increment(1);
+                metrics::counter!("poolwatch_agent_skipped_total", "reason" => "refused")
+                    .increment(1);
                 continue;
             }
             if !self.family_enabled(&ip) {
-                metrics::counter!("poolwatch_agent_skipped_total", "reason" => "family disabled").increment(1);
+                metrics::counter!("poolwatch_agent_skipped_total", "reason" => "family disabled")
+                    .increment(1);
                 continue;
             }
             jobs.push((s.clone(), SocketAddr::new(ip, self.cfg.ntp_port)));
@@ -317,23 +354,31 @@ impl Agent {
                 let received = r.samples.iter().filter(|s| s.packet.is_some()).count() as u64;
                 metrics::counter!("poolwatch_agent_ntp_queries_total").increment(sent);
                 metrics::counter!("poolwatch_agent_ntp_bytes_sent_total").increment(sent * 48);
-                metrics::counter!("poolwatch_agent_ntp_bytes_received_total").increment(received * 48);
+                metrics::counter!("poolwatch_agent_ntp_bytes_received_total")
+                    .increment(received * 48);
                 let item = result_item(&s.ip, &s.ticket, &r);
-                metrics::counter!("poolwatch_agent_checks_total", "outcome" => outcome(&item)).increment(1);
+                metrics::counter!("poolwatch_agent_checks_total", "outcome" => outcome(&item))
+                    .increment(1);
                 item
             }
         });
-        let results: Vec<ResultItem> =
-            futures::stream::iter(checks).buffer_unordered(self.cfg.concurrency.max(1)).collect().await;
-        Results { batch_id: work.batch_id.clone(), results }
+        let results: Vec<ResultItem> = futures::stream::iter(checks)
+            .buffer_unordered(self.cfg.concurrency.max(1))
+            .collect()
+            .await;
+        Results {
+            batch_id: work.batch_id.clone(),
+            results,
+        }
     }
 
-    async fn submit_or_spool(&self, results: Results) {
+    async fn submit_or_spool(&mut self, results: Results) {
         if results.results.is_empty() {
             return;
         }
         match self.api.submit(&results).await {
             Ok(r) => {
+                self.tally.accepted += r.accepted;
                 metrics::gauge!("poolwatch_agent_last_submit_timestamp_seconds")
                     .set(now_unix() as f64);
                 info!(
@@ -348,7 +393,10 @@ impl Agent {
                     spooled_at: now_unix(),
                     results,
                 }) {
-                    Ok(()) => warn!("batch {id}: {e}; {n} result(s) spooled"),
+                    Ok(()) => {
+                        self.tally.spooled += n as u64;
+                        warn!("batch {id}: {e}; {n} result(s) spooled")
+                    }
                     Err(io) => tracing::error!(
                         "batch {id}: {e}; and cannot spool: {io}; {n} result(s) lost"
                     ),
@@ -359,7 +407,8 @@ impl Agent {
         }
     }
 
-    fn drop_batch(&self, results: &Results, why: &str) {
+    fn drop_batch(&mut self, results: &Results, why: &str) {
+        self.tally.dropped += results.results.len() as u64;
         warn!("batch {} dropped: {why}", results.batch_id);
         metrics::counter!("poolwatch_agent_results_dropped_total")
             .increment(results.results.len() as u64);
@@ -367,7 +416,7 @@ impl Agent {
 
     /// Submit spooled batches oldest first. Stops (with an error) at the first
     /// one the service cannot take yet; drops ones it refuses or that are too old.
-    async fn replay(&self) -> Result<(), AgentError> {
+    async fn replay(&mut self) -> Result<(), AgentError> {
         let mut pending = self
             .spool
             .load()
@@ -383,6 +432,7 @@ impl Agent {
             } else {
                 match self.api.submit(&first.results).await {
                     Ok(r) => {
+                        self.tally.accepted += r.accepted;
                         metrics::gauge!("poolwatch_agent_last_submit_timestamp_seconds")
                             .set(now_unix() as f64);
                         info!(

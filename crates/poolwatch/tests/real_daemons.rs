@@ -58,14 +58,20 @@ impl Chrony {
             require(FAKETIME_LIB);
             // Preload directly (not the `faketime` wrapper, which forks) so the
             // child we kill is the daemon itself.
-            cmd.env("LD_PRELOAD", FAKETIME_LIB).env("FAKETIME", ft).env("FAKETIME_NO_CACHE", "1");
+            cmd.env("LD_PRELOAD", FAKETIME_LIB)
+                .env("FAKETIME", ft)
+                .env("FAKETIME_NO_CACHE", "1");
         }
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chronyd");
-        let c = Chrony { child, port, _dir: dir };
+        let c = Chrony {
+            child,
+            port,
+            _dir: dir,
+        };
         c.wait_ready();
         c
     }
@@ -73,7 +79,10 @@ impl Chrony {
     fn wait_ready(&self) {
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
-            let v = check(&[&format!("127.0.0.1:{}", self.port)], &["--samples", "1", "--timeout", "300ms"]);
+            let v = check(
+                &[&format!("127.0.0.1:{}", self.port)],
+                &["--samples", "1", "--timeout", "300ms"],
+            );
             if v[0]["error"].is_null() {
                 return;
             }
@@ -102,9 +111,16 @@ fn check(targets: &[&str], extra: &[&str]) -> Vec<Value> {
         .args(targets)
         .output()
         .expect("run poolwatch check");
-    assert!(out.status.success(), "check failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
-    let mut v: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let mut v: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(v.len(), targets.len(), "one line per server: {text}");
     v.sort_by_key(|x| targets.iter().position(|t| x["server"] == *t));
     v
@@ -119,8 +135,12 @@ fn ntpdig_offset(port: u16, host: &str) -> f64 {
         .output()
         .expect("run ntpdig");
     let text = String::from_utf8_lossy(&out.stdout);
-    let v: Value = serde_json::from_str(text.trim())
-        .unwrap_or_else(|e| panic!("ntpdig output {text:?}: {e}; stderr {}", String::from_utf8_lossy(&out.stderr)));
+    let v: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "ntpdig output {text:?}: {e}; stderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     v["offset"].as_f64().expect("ntpdig offset")
 }
 
@@ -133,7 +153,10 @@ fn chrony_offset_near_zero_ipv4_and_ipv6() {
     for r in &res {
         assert!(r["error"].is_null(), "{r}");
         let off = r["offset"].as_f64().unwrap();
-        assert!(off.abs() < 0.002, "offset {off} should be ~0 against a daemon on our own clock");
+        assert!(
+            off.abs() < 0.002,
+            "offset {off} should be ~0 against a daemon on our own clock"
+        );
         assert_eq!(r["stratum"], 2);
         assert_eq!(r["leap"], 0);
         assert_eq!(r["refid"], "127.127.1.1");
@@ -145,11 +168,17 @@ fn chrony_offset_near_zero_ipv4_and_ipv6() {
 #[test]
 fn chrony_under_faketime_is_five_seconds_ahead_and_ntpdig_agrees() {
     let c = Chrony::start("", Some("+5s"));
-    for (target, host) in [(format!("127.0.0.1:{}", c.port), "127.0.0.1"), (format!("[::1]:{}", c.port), "::1")] {
+    for (target, host) in [
+        (format!("127.0.0.1:{}", c.port), "127.0.0.1"),
+        (format!("[::1]:{}", c.port), "::1"),
+    ] {
         let r = &check(&[&target], &["--samples", "2"])[0];
         assert!(r["error"].is_null(), "{r}");
         let ours = r["offset"].as_f64().unwrap();
-        assert!((ours - 5.0).abs() < 0.010, "offset {ours}, want 5.000 ± 0.010");
+        assert!(
+            (ours - 5.0).abs() < 0.010,
+            "offset {ours}, want 5.000 ± 0.010"
+        );
         let theirs = ntpdig_offset(c.port, host);
         assert!(
             (ours - theirs).abs() < 0.001,
@@ -164,7 +193,10 @@ fn ntpdig_agrees_on_an_honest_server() {
     let r = &check(&[&format!("127.0.0.1:{}", c.port)], &["--samples", "1"])[0];
     let ours = r["offset"].as_f64().unwrap();
     let theirs = ntpdig_offset(c.port, "127.0.0.1");
-    assert!((ours - theirs).abs() < 0.001, "ours {ours}, ntpdig {theirs}");
+    assert!(
+        (ours - theirs).abs() < 0.001,
+        "ours {ours}, ntpdig {theirs}"
+    );
 }
 
 #[test]
@@ -173,12 +205,21 @@ fn chrony_rate_limit_drops_samples_and_best_sample_is_an_answer() {
     // quick check time out, the first one is answered.
     let c = Chrony::start("ratelimit interval 1 burst 1 leak 4", None);
     std::thread::sleep(Duration::from_secs(3)); // let the readiness probe's credit recover
-    let r = &check(&[&format!("127.0.0.1:{}", c.port)], &["--samples", "5", "--timeout", "300ms"])[0];
+    let r = &check(
+        &[&format!("127.0.0.1:{}", c.port)],
+        &["--samples", "5", "--timeout", "300ms"],
+    )[0];
     let samples = r["samples"].as_array().unwrap();
-    let timeouts = samples.iter().filter(|s| s["error"] == "i/o timeout").count();
+    let timeouts = samples
+        .iter()
+        .filter(|s| s["error"] == "i/o timeout")
+        .count();
     let answered = samples.iter().filter(|s| s["error"].is_null()).count();
     assert!(timeouts >= 1, "rate limit should drop some samples: {r}");
     assert!(answered >= 1, "at least one sample should be answered: {r}");
-    assert!(r["error"].is_null(), "best sample must be an answered one: {r}");
+    assert!(
+        r["error"].is_null(),
+        "best sample must be an answered one: {r}"
+    );
     assert!(r["offset"].as_f64().unwrap().abs() < 0.002);
 }

@@ -1,0 +1,409 @@
+//! The whole pipeline with the real binaries on loopback: `poolwatch sim`,
+//! `poolwatch serve`, `poolwatch admin` and three `poolwatch agent`s, with
+//! short intervals. Everything is asserted through the public API only.
+
+mod common;
+
+use common::{BIN, Sim};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const GOOD: &str = "127.0.3.1";
+const DENY: &str = "127.0.3.4";
+const SILENT: &str = "127.0.3.5";
+/// Good, but the third agent's packets to it are lost.
+const BROKEN: &str = "127.0.3.6";
+const SERVERS: [&str; 6] = ["127.0.3.1", "127.0.3.2", "127.0.3.3", DENY, SILENT, BROKEN];
+const AGENTS: [(&str, &str); 3] = [
+    ("zrh", "127.0.4.1"),
+    ("ams", "127.0.4.2"),
+    ("lax", "127.0.4.3"),
+];
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_udp_port() -> u16 {
+    loop {
+        let p = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if SERVERS.iter().all(|ip| UdpSocket::bind((*ip, p)).is_ok()) {
+            return p;
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET; returns (status, body).
+fn get(port: u16, path: &str) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).ok()?;
+    let (head, body) = raw.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Some((status, body))
+}
+
+fn dechunk(mut b: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = b.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        b = &rest[n + 2..];
+    }
+    out
+}
+
+/// A child process whose stderr is collected; killed on drop.
+struct Proc {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    fn spawn(args: &[String]) -> Proc {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn poolwatch");
+        let err = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        Proc { child, log }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args(["-s", sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Wait for exit (at most `limit`); returns the exit code.
+    fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(200)); // let the log thread drain
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn admin(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .arg("admin")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "admin {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Checks take about 2 s (3 samples 1 s apart) and servers are due every
+/// 2 s, so an agent is nearly always in the middle of a batch: stopping the
+/// service then makes it spool.
+fn serve_args(dir: &Path, http: u16, ntp: u16) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{http}"),
+        "--interval-active",
+        "2s",
+        "--interval-testing",
+        "4s",
+        "--interval-candidate",
+        "8s",
+        "--samples",
+        "3",
+        "--sample-interval",
+        "1s",
+        "--timeout",
+        "500ms",
+        "--batch-size",
+        "50",
+        "--rate-limit",
+        "0",
+        "--data-dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.push(dir.display().to_string());
+    for ip in ["127.0.3.1", "127.0.3.2", "127.0.3.3"] {
+        a.push("--reference-server".into());
+        a.push(format!("{ip}:{ntp}"));
+    }
+    a
+}
+
+fn score(port: u16, ip: &str) -> f64 {
+    let (st, body) = get(port, &format!("/api/v1/servers/{ip}")).expect("GET server");
+    assert_eq!(st, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["score"]
+        .as_f64()
+        .or_else(|| v["server"]["score"].as_f64())
+        .unwrap_or_else(|| panic!("no score in {v}"))
+}
+
+fn csv(port: u16, ip: &str, monitor: &str) -> Vec<Vec<String>> {
+    let (st, body) = get(
+        port,
+        &format!("/scores/{ip}/log?limit=10000&monitor={monitor}"),
+    )
+    .expect("GET log");
+    assert_eq!(st, 200, "{body}");
+    let mut lines = body.lines();
+    assert_eq!(
+        lines.next(),
+        Some("ts_epoch,ts,offset,step,score,monitor_id,monitor_name,rtt,leap,error")
+    );
+    lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+/// "agent stopped: N checks made, M results accepted by the service, S spooled, D dropped"
+fn tally(log: &str) -> (u64, u64, u64, u64) {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("agent stopped:"))
+        .unwrap_or_else(|| panic!("no summary in {log}"));
+    let nums: Vec<u64> = line
+        .split("agent stopped:")
+        .nth(1)
+        .unwrap()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(4)
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (nums[0], nums[1], nums[2], nums[3])
+}
+
+#[test]
+fn pipeline_scores_fairly_survives_an_outage_and_loses_nothing() {
+    let ntp = free_udp_port();
+    let http = free_tcp_port();
+    let fleet = format!(
+        "[[server]]\naddr = \"127.0.3.1:{ntp}\"\n[[server]]\naddr = \"127.0.3.2:{ntp}\"\n[[server]]\naddr = \"127.0.3.3:{ntp}\"\n\
+         [[server]]\naddr = \"{DENY}:{ntp}\"\nbehaviour = {{ kod = \"DENY\" }}\n\
+         [[server]]\naddr = \"{SILENT}:{ntp}\"\nbehaviour = \"silent\"\n\
+         [[server]]\naddr = \"{BROKEN}:{ntp}\"\nbehaviour = {{ drop_from = [\"127.0.4.3\"] }}\n"
+    );
+    let _sim = Sim::start(&fleet);
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    for ip in SERVERS {
+        admin(
+            dir,
+            &["server", "add", ip, "--zone", "de", "--allow-private"],
+        );
+    }
+    let mut keys = vec![];
+    for (name, ip) in AGENTS {
+        let out = admin(
+            dir,
+            &["monitor", "add", name, "--ip", ip, "--location", name],
+        );
+        keys.push(
+            out.lines()
+                .find(|l| l.starts_with("pwk_"))
+                .expect("key line")
+                .trim()
+                .to_string(),
+        );
+    }
+    let mut serve = Proc::spawn(&serve_args(dir, http, ntp));
+    wait_until("the service to answer", Duration::from_secs(30), || {
+        get(http, "/api/v1/zones").is_some()
+    });
+
+    let metrics_ports: Vec<u16> = AGENTS.iter().map(|_| free_tcp_port()).collect();
+    let mut agents: Vec<Proc> = AGENTS
+        .iter()
+        .zip(&keys)
+        .zip(&metrics_ports)
+        .map(|(((name, ip), key), mport)| {
+            Proc::spawn(&[
+                "agent".into(),
+                "--api".into(),
+                format!("http://127.0.0.1:{http}"),
+                "--key".into(),
+                key.clone(),
+                "--state-dir".into(),
+                dir.join(format!("agent-{name}")).display().to_string(),
+                "--lab".into(),
+                "--ntp-port".into(),
+                ntp.to_string(),
+                "--source-addr".into(),
+                ip.to_string(),
+                "--metrics-listen".into(),
+                format!("127.0.0.1:{mport}"),
+                "--backoff-min".into(),
+                "200ms".into(),
+                "--backoff-max".into(),
+                "1s".into(),
+                "--clock-retry".into(),
+                "2s".into(),
+            ])
+        })
+        .collect();
+
+    // A good server climbs into DNS range; so does the one whose link to one
+    // monitor is broken, because the other two see it well.
+    wait_until(
+        "a good server's score ≥ 10",
+        Duration::from_secs(150),
+        || score(http, GOOD) >= 10.0,
+    );
+    wait_until(
+        "the half-blind server's score ≥ 10",
+        Duration::from_secs(60),
+        || score(http, BROKEN) >= 10.0,
+    );
+    let lax_rows = csv(http, BROKEN, "lax");
+    assert!(
+        !lax_rows.is_empty() && lax_rows.iter().all(|r| r[9] == "i/o timeout"),
+        "lax sees timeouts: {lax_rows:?}"
+    );
+    assert!(csv(http, BROKEN, "zrh").iter().all(|r| r[9].is_empty()));
+    assert!(score(http, DENY) < 0.0 && score(http, SILENT) < 0.0);
+
+    // The pool's CSV: error codes, and aggregate rows with an empty name.
+    let deny = csv(http, DENY, "*");
+    assert!(deny.iter().any(|r| r[9] == "DENY"), "{deny:?}");
+    assert!(
+        deny.iter().any(|r| r[5] == "0" && r[6].is_empty()),
+        "aggregate rows: {deny:?}"
+    );
+    assert!(csv(http, SILENT, "*").iter().any(|r| r[9] == "i/o timeout"));
+
+    // The agents' metrics.
+    let (st, m) = get(metrics_ports[0], "/metrics").expect("agent metrics");
+    assert_eq!(st, 200);
+    for name in [
+        "poolwatch_agent_checks_total",
+        "poolwatch_agent_ntp_queries_total",
+        "poolwatch_agent_clock_ok 1",
+        "poolwatch_agent_api_requests_total",
+        "poolwatch_agent_last_submit_timestamp_seconds",
+    ] {
+        assert!(m.contains(name), "agent metrics lack {name}: {m}");
+    }
+
+    // Stop the service for ~10 s; the agents spool, then replay.
+    serve.signal("TERM");
+    assert_eq!(
+        serve.wait(Duration::from_secs(20)),
+        Some(0),
+        "serve exit: {}",
+        serve.log()
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    let _serve2 = Proc::spawn(&serve_args(dir, http, ntp));
+    wait_until(
+        "the service to answer again",
+        Duration::from_secs(30),
+        || get(http, "/api/v1/zones").is_some(),
+    );
+    std::thread::sleep(Duration::from_secs(6));
+
+    // SIGTERM every agent: exit 0 promptly, and every check it made is in
+    // the log exactly once.
+    let mut spooled_any = 0;
+    let mut logs = String::new();
+    for (agent, (name, _)) in agents.iter_mut().zip(AGENTS) {
+        agent.signal("TERM");
+        assert_eq!(
+            agent.wait(Duration::from_secs(10)),
+            Some(0),
+            "{name} exit: {}",
+            agent.log()
+        );
+        let (checks, accepted, spooled, dropped) = tally(&agent.log());
+        logs.push_str(&agent.log());
+        spooled_any += spooled;
+        assert_eq!(dropped, 0, "{name} dropped results: {}", agent.log());
+        assert_eq!(accepted, checks, "{name}: every check accepted once");
+        let rows: usize = SERVERS.iter().map(|ip| csv(http, ip, name).len()).sum();
+        assert_eq!(rows as u64, checks, "{name}: log rows vs checks made");
+    }
+    assert!(
+        spooled_any > 0,
+        "the outage should have made some agent spool: {logs}"
+    );
+}

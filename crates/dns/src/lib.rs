@@ -1,1 +1,33 @@
-//! placeholder; built in a later issue.
+//! Authoritative GeoDNS for the pool zone: the zone as GeoDNS-compatible
+//! JSON ([`ZoneData`]), the generator that builds it from in-DNS servers
+//! ([`build_zone`]), and a hickory-server [`RequestHandler`] that answers
+//! each query with up to `max_hosts` servers near the client, picked at
+//! random by netspeed ([`GeoDnsHandler`]), served over UDP and TCP
+//! ([`run_dns`]) from a zone that refreshes without blocking queries
+//! ([`ZoneStore`], [`refresh_loop`]).
+//!
+//! The model, generator, picker, location rules and lookups are pure
+//! (`model`, `generate`, `pick`, `locate`, `zone`); sockets and HTTP live in
+//! `server` and `store`. It knows nothing of scores: callers pass only the
+//! servers that are in DNS. It must not panic on any packet.
+//!
+//! [`RequestHandler`]: hickory_server::server::RequestHandler
+
+mod generate;
+mod handler;
+mod locate;
+mod metrics;
+mod model;
+mod pick;
+mod server;
+mod store;
+mod zone;
+
+pub use generate::{DnsServer, SPLIT_MIN_SERVERS, ZoneOptions, build_zone};
+pub use handler::{GeoDnsHandler, MAX_UDP_PAYLOAD};
+pub use locate::{Located, Subnet, is_global_unicast, locate};
+pub use model::{DEFAULT_MAX_HOSTS, DEFAULT_TTL, LabelData, ZoneData};
+pub use pick::Weighted;
+pub use server::{DnsListener, TCP_IDLE_TIMEOUT, run_dns};
+pub use store::{ApiSource, FetchError, ZoneStore, refresh_loop};
+pub use zone::{Label, Lookup, MAX_HOSTS_LIMIT, Zone, ZoneError};

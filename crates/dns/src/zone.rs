@@ -1,0 +1,342 @@
+//! A loaded zone and the answer to "which records for this name, type and
+//! client location": pure lookups, no sockets and no randomness.
+
+use crate::metrics::{ZoneCounters, ZoneMetrics};
+use crate::model::{LabelData, ZoneData};
+use crate::pick::Weighted;
+use hickory_proto::rr::rdata::{NS, SOA};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+/// Most addresses one answer may carry, whatever the zone says.
+pub const MAX_HOSTS_LIMIT: u32 = 64;
+/// TTL of NS records (GeoDNS's default).
+const NS_TTL: u32 = 86_400;
+
+/// Why zone data could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ZoneError {
+    #[error("zone name {name:?} is not a domain name: {reason}")]
+    Origin { name: String, reason: String },
+    #[error("label {label:?} is not a valid name in the zone")]
+    Label { label: String },
+    #[error("name server {name:?} is not a domain name")]
+    NameServer { name: String },
+    #[error("contact {name:?} is not a domain name")]
+    Contact { name: String },
+}
+
+/// One label of the zone, ready to answer from.
+#[derive(Debug)]
+pub struct Label {
+    /// The pool zone it belongs to (`"de"`, `"europe"`, `"@"`), for metrics.
+    pub zone: Arc<str>,
+    pub a: Weighted<Ipv4Addr>,
+    pub aaaa: Weighted<Ipv6Addr>,
+    pub ttl: u32,
+    pub max_hosts: usize,
+    pub(crate) counters: Arc<ZoneCounters>,
+}
+
+impl Label {
+    fn has(&self, qtype: RecordType) -> bool {
+        match qtype {
+            RecordType::A => !self.a.is_empty(),
+            RecordType::AAAA => !self.aaaa.is_empty(),
+            RecordType::ANY => !self.a.is_empty() || !self.aaaa.is_empty(),
+            _ => false,
+        }
+    }
+}
+
+/// What a query resolves to.
+#[derive(Debug)]
+pub enum Lookup<'z> {
+    /// The name is not in this zone.
+    Refused,
+    /// No such name in the zone.
+    NxDomain,
+    /// The name exists but has no records of the type.
+    NoData,
+    /// The apex SOA.
+    Soa,
+    /// The apex NS set.
+    Ns,
+    /// Addresses from this label (A, AAAA, or both for ANY).
+    Addresses(&'z Label),
+    /// The `_country` TXT debug answer.
+    CountryDebug,
+}
+
+impl Lookup<'_> {
+    /// The metrics label for the zone that answered: `"de"`, `"europe"`,
+    /// `"@"`, or `"-"` when no address label did.
+    pub fn zone_label(&self) -> &str {
+        match self {
+            Lookup::Addresses(l) => &l.zone,
+            _ => "-",
+        }
+    }
+}
+
+/// A zone loaded from [`ZoneData`]: immutable, shared by all queries.
+#[derive(Debug)]
+pub struct Zone {
+    origin: Name,
+    serial: u32,
+    labels: HashMap<String, Label>,
+    soa: Record,
+    ns: Vec<Record>,
+    servers: usize,
+    metrics: ZoneMetrics,
+}
+
+impl Zone {
+    /// Loads `data` as the zone `origin` (e.g. `pool.example.org`).
+    pub fn new(origin: &str, data: &ZoneData) -> Result<Zone, ZoneError> {
+        let origin = parse_origin(origin)?;
+        let ttl = data.ttl;
+        let max_hosts = data.max_hosts.clamp(1, MAX_HOSTS_LIMIT);
+        let mut labels = HashMap::with_capacity(data.data.len());
+        let mut metrics = ZoneMetrics::new();
+        for (key, l) in &data.data {
+            let key = key.trim_end_matches('.').to_ascii_lowercase();
+            if !key.is_empty() && !key.split('.').all(is_label) {
+                return Err(ZoneError::Label { label: key });
+            }
+            labels.insert(
+                key.clone(),
+                compile_label(&key, l, ttl, max_hosts, &mut metrics),
+            );
+        }
+        labels.entry(String::new()).or_insert_with(|| {
+            compile_label("", &LabelData::default(), ttl, max_hosts, &mut metrics)
+        });
+
+        let mut ns_names = Vec::new();
+        for n in data
+            .data
+            .get("")
+            .map(|l| l.ns.as_slice())
+            .unwrap_or_default()
+        {
+            ns_names.push(
+                relative_to(n, &origin).ok_or_else(|| ZoneError::NameServer { name: n.clone() })?,
+            );
+        }
+        if ns_names.is_empty() {
+            // A zone needs a name server; GeoDNS's default MNAME.
+            ns_names.push(prefixed("ns", &origin));
+        }
+        let ns_ttl = data.data.get("").and_then(|l| l.ttl).unwrap_or(NS_TTL);
+        let ns = ns_names
+            .iter()
+            .map(|n| Record::from_rdata(origin.clone(), ns_ttl, RData::NS(NS(n.clone()))))
+            .collect();
+        let rname = match &data.contact {
+            Some(c) => relative_to(&c.replacen('@', ".", 1), &origin)
+                .ok_or_else(|| ZoneError::Contact { name: c.clone() })?,
+            None => prefixed("hostmaster", &origin),
+        };
+        // GeoDNS's SOA: TTL ten times the zone's (at most an hour).
+        let soa_ttl = if ttl == 0 {
+            600
+        } else {
+            ttl.saturating_mul(10).min(3600)
+        };
+        let soa = Record::from_rdata(
+            origin.clone(),
+            soa_ttl,
+            RData::SOA(SOA::new(
+                ns_names[0].clone(),
+                rname,
+                data.serial,
+                5400,
+                5400,
+                1_209_600,
+                3600,
+            )),
+        );
+        Ok(Zone {
+            origin,
+            serial: data.serial,
+            labels,
+            soa,
+            ns,
+            servers: data.server_count(),
+            metrics,
+        })
+    }
+
+    /// The zone's name (fully qualified).
+    pub fn origin(&self) -> &Name {
+        &self.origin
+    }
+
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
+
+    /// Distinct server addresses in the zone.
+    pub fn server_count(&self) -> usize {
+        self.servers
+    }
+
+    pub(crate) fn metrics(&self) -> &ZoneMetrics {
+        &self.metrics
+    }
+
+    pub fn soa(&self) -> &Record {
+        &self.soa
+    }
+
+    pub fn ns(&self) -> &[Record] {
+        &self.ns
+    }
+
+    /// Resolves `qname` (any case) for a client located at `targets`
+    /// (most specific first, e.g. `["de", "europe", "@"]`; `"@"` is
+    /// always tried last even when missing).
+    ///
+    /// Address queries try `name.target` for each target (`name` alone for
+    /// `@`) and take the first label with records of the asked type.
+    pub fn resolve(&self, qname: &Name, qtype: RecordType, targets: &[String]) -> Lookup<'_> {
+        if !self.origin.zone_of(qname) {
+            return Lookup::Refused;
+        }
+        let Some(rel) = relative_label(qname, &self.origin) else {
+            // Bytes no label of ours can hold.
+            return Lookup::NxDomain;
+        };
+        if rel == "_country" || rel.starts_with("_country.") {
+            return match qtype {
+                RecordType::TXT | RecordType::ANY => Lookup::CountryDebug,
+                _ => Lookup::NoData,
+            };
+        }
+        if rel.is_empty() {
+            match qtype {
+                RecordType::SOA => return Lookup::Soa,
+                RecordType::NS => return Lookup::Ns,
+                _ => {}
+            }
+        }
+        if matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY) {
+            let mut key = String::with_capacity(rel.len() + 16);
+            for target in targets.iter().map(String::as_str).chain(["@"]) {
+                key.clear();
+                key.push_str(&rel);
+                if target != "@" {
+                    if !key.is_empty() {
+                        key.push('.');
+                    }
+                    key.push_str(target);
+                }
+                if let Some(label) = self.labels.get(&key).filter(|l| l.has(qtype)) {
+                    return Lookup::Addresses(label);
+                }
+            }
+        }
+        if rel.is_empty() || self.labels.contains_key(&rel) {
+            Lookup::NoData
+        } else {
+            Lookup::NxDomain
+        }
+    }
+}
+
+fn compile_label(
+    key: &str,
+    l: &LabelData,
+    ttl: u32,
+    max_hosts: u32,
+    metrics: &mut ZoneMetrics,
+) -> Label {
+    // "0.de" → "de", "2" → "@", "de" → "de", "" → "@".
+    let zone = match key.split_once('.') {
+        Some((n, z)) if n.bytes().all(|b| b.is_ascii_digit()) => z,
+        None if key.bytes().all(|b| b.is_ascii_digit()) => "@",
+        _ => key,
+    };
+    let zone = if zone.is_empty() { "@" } else { zone };
+    Label {
+        counters: metrics.zone(zone),
+        zone: Arc::from(zone),
+        a: Weighted::new(l.a.iter().copied()),
+        aaaa: Weighted::new(l.aaaa.iter().copied()),
+        ttl: l.ttl.unwrap_or(ttl),
+        max_hosts: l.max_hosts.unwrap_or(max_hosts).clamp(1, MAX_HOSTS_LIMIT) as usize,
+    }
+}
+
+/// One label as the zone data writes it: letters, digits, `-`, `_`.
+fn is_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The labels of `qname` below `origin`, lower-cased and joined by dots
+/// (`""` for the apex); `None` if one holds other bytes than [`is_label`].
+fn relative_label(qname: &Name, origin: &Name) -> Option<String> {
+    let extra = usize::from(qname.num_labels().saturating_sub(origin.num_labels()));
+    let mut out = String::new();
+    for (i, label) in qname.iter().take(extra).enumerate() {
+        if label.is_empty()
+            || !label
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+        {
+            return None;
+        }
+        if i > 0 {
+            out.push('.');
+        }
+        out.extend(label.iter().map(|b| char::from(b.to_ascii_lowercase())));
+    }
+    Some(out)
+}
+
+fn parse_origin(origin: &str) -> Result<Name, ZoneError> {
+    let err = |reason: String| ZoneError::Origin {
+        name: origin.to_string(),
+        reason,
+    };
+    let text = origin.trim().trim_end_matches('.');
+    if text.is_empty() {
+        return Err(err("empty".into()));
+    }
+    if !text.split('.').all(is_label) {
+        return Err(err(
+            "use letters, digits and '-' in dot-separated labels".into()
+        ));
+    }
+    let mut name = Name::from_ascii(text).map_err(|e| err(e.to_string()))?;
+    name.set_fqdn(true);
+    Ok(name.to_lowercase())
+}
+
+/// `ns1` → `ns1.<origin>.`, `ns.example.net.` as is.
+fn relative_to(name: &str, origin: &Name) -> Option<Name> {
+    let name = name.trim();
+    if name.is_empty() {
+        return None;
+    }
+    if name.ends_with('.') {
+        let mut n = Name::from_ascii(name).ok()?;
+        n.set_fqdn(true);
+        Some(n)
+    } else {
+        Name::from_ascii(name).ok()?.append_domain(origin).ok()
+    }
+}
+
+fn prefixed(label: &str, origin: &Name) -> Name {
+    relative_to(label, origin).unwrap_or_else(|| origin.clone())
+}
+
+#[cfg(test)]
+mod tests;

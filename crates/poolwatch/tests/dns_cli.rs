@@ -1,0 +1,377 @@
+//! `poolwatch dns` as an operator runs it: fed from a zone file or from a
+//! (fake) central service's `GET /api/dns-zone`, asked with `dig`, watched
+//! through `/metrics`. Needs `dig` (bind9-dnsutils; `scripts/test` installs it).
+
+use axum::http::{HeaderMap, StatusCode};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_poolwatch");
+const ZONE: &str = "pool.example.org";
+
+fn zone(serial: u32, uk_servers: &[&str]) -> dns::ZoneData {
+    let mut servers: Vec<dns::DnsServer> = uk_servers
+        .iter()
+        .map(|ip| dns::DnsServer {
+            ip: ip.parse().unwrap(),
+            netspeed: 1000,
+            zones: vec!["uk".into(), "europe".into(), "@".into()],
+        })
+        .collect();
+    servers.push(dns::DnsServer {
+        ip: "203.0.113.1".parse().unwrap(),
+        netspeed: 1000,
+        zones: vec!["us".into(), "north-america".into(), "@".into()],
+    });
+    let opts = dns::ZoneOptions {
+        serial,
+        ns: vec!["ns1".into()],
+        ..dns::ZoneOptions::default()
+    };
+    dns::build_zone(ZONE, &servers, &opts, 1)
+}
+
+/// A running `poolwatch dns`; killed when dropped.
+struct DnsProc {
+    child: Child,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl DnsProc {
+    fn start(args: &[&str]) -> DnsProc {
+        let mut child = Command::new(BIN)
+            .arg("dns")
+            .args(["--zone", ZONE, "--listen", "127.0.0.1:0"])
+            .args(["--geoip", geo::fixtures::COUNTRY_MMDB])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run poolwatch dns");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let err = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no banner; stderr: {}", stderr.lock().unwrap()));
+        // "dns: answering for pool.example.org on 127.0.0.1:PORT (udp+tcp)"
+        let addr = line
+            .split(" on ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("banner {line:?}"));
+        DnsProc {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    fn dig(&self, args: &[&str]) -> String {
+        let out = Command::new("dig")
+            .arg("@127.0.0.1")
+            .args([
+                "-p",
+                &self.addr.port().to_string(),
+                "+norec",
+                "+time=2",
+                "+tries=1",
+            ])
+            .args(args)
+            .output()
+            .expect("cannot run dig: run scripts/test (it installs bind9-dnsutils)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until `f(dig output)` holds.
+    fn wait_for(&self, args: &[&str], what: &str, f: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.dig(args);
+            if f(&out) {
+                return out;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last answer: {out}\nstderr: {}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for DnsProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn answers(out: &str) -> Vec<String> {
+    out.lines()
+        .skip_while(|l| !l.starts_with(";; ANSWER SECTION:"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn zone_file_mode_answers_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zone.json");
+    std::fs::write(&path, zone(1, &["198.51.100.1", "198.51.100.2"]).to_json()).unwrap();
+    let metrics = free_port();
+    let p = DnsProc::start(&[
+        "--zone-file",
+        path.to_str().unwrap(),
+        "--metrics-listen",
+        &format!("127.0.0.1:{metrics}"),
+        "--refresh",
+        "100ms",
+    ]);
+    let out = p.dig(&[ZONE, "+subnet=81.2.69.142/32"]);
+    let mut got = answers(&out);
+    got.sort();
+    assert_eq!(got, ["198.51.100.1", "198.51.100.2"], "{out}");
+    assert!(out.contains("status: NOERROR"));
+    let out = p.dig(&[&format!("nosuch.{ZONE}")]);
+    assert!(out.contains("status: NXDOMAIN"), "{out}");
+
+    // The file changes: the next refresh serves it.
+    std::fs::write(&path, zone(2, &["198.51.100.3"]).to_json()).unwrap();
+    p.wait_for(
+        &[ZONE, "+subnet=81.2.69.142/32", "+short"],
+        "the new file",
+        |o| o.trim() == "198.51.100.3",
+    );
+    // A broken file: the last good zone stays.
+    std::fs::write(&path, "{ not json").unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        p.dig(&[ZONE, "+subnet=81.2.69.142/32", "+short"]).trim(),
+        "198.51.100.3"
+    );
+    assert!(p.stderr.lock().unwrap().contains("zone refresh failed"));
+
+    let body = metrics_text(metrics);
+    for want in [
+        r#"poolwatch_dns_queries_total{zone="uk",qtype="A",rcode="NOERROR"}"#,
+        r#"poolwatch_dns_queries_total{zone="-",qtype="A",rcode="NXDOMAIN"}"#,
+        "poolwatch_dns_answer_records_total",
+        "poolwatch_dns_zone_serial 2",
+        "poolwatch_dns_zone_refresh_failures_total",
+    ] {
+        assert!(body.contains(want), "/metrics lacks {want}:\n{body}");
+    }
+}
+
+fn metrics_text(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+/// A fake central service: `GET /api/dns-zone` with `Bearer secret`; the
+/// zone JSON is whatever `zone` holds (`None`: 503, the service is down).
+fn fake_service(zone: Arc<Mutex<Option<String>>>) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let app = axum::Router::new().route(
+                "/api/dns-zone",
+                axum::routing::get(move |headers: HeaderMap| {
+                    let zone = zone.clone();
+                    async move {
+                        let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+                        if auth != Some("Bearer secret") {
+                            return (StatusCode::UNAUTHORIZED, "bad token".to_string());
+                        }
+                        match zone.lock().unwrap().clone() {
+                            Some(z) => (StatusCode::OK, z),
+                            None => (StatusCode::SERVICE_UNAVAILABLE, "down".to_string()),
+                        }
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(10)).unwrap()
+}
+
+#[test]
+fn api_mode_keeps_the_last_good_zone_while_the_service_is_down() {
+    let state = Arc::new(Mutex::new(None));
+    let api = fake_service(state.clone());
+    let url = format!("http://{api}");
+    let p = DnsProc::start(&["--api", &url, "--token", "secret", "--refresh", "100ms"]);
+    // Before the first zone: SERVFAIL, so resolvers ask another server.
+    assert!(p.dig(&[ZONE]).contains("status: SERVFAIL"));
+    *state.lock().unwrap() = Some(zone(10, &["198.51.100.1"]).to_json());
+    p.wait_for(&[ZONE, "SOA", "+short"], "serial 10", |o| {
+        o.contains(" 10 ")
+    });
+    assert_eq!(
+        p.dig(&[ZONE, "+subnet=81.2.69.142/32", "+short"]).trim(),
+        "198.51.100.1"
+    );
+
+    // The service goes down: answers continue from serial 10.
+    *state.lock().unwrap() = None;
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(p.dig(&[ZONE, "SOA", "+short"]).contains(" 10 "));
+    assert_eq!(
+        p.dig(&[ZONE, "+subnet=81.2.69.142/32", "+short"]).trim(),
+        "198.51.100.1"
+    );
+    let log = p.stderr.lock().unwrap().clone();
+    assert!(
+        log.contains("zone refresh failed") && log.contains("503"),
+        "{log}"
+    );
+
+    // It comes back with a new zone.
+    *state.lock().unwrap() = Some(zone(11, &["198.51.100.2"]).to_json());
+    p.wait_for(
+        &[ZONE, "+subnet=81.2.69.142/32", "+short"],
+        "serial 11",
+        |o| o.trim() == "198.51.100.2",
+    );
+    drop(p);
+
+    // A wrong token is reported.
+    let bad = DnsProc::start(&["--api", &url, "--token", "wrong", "--refresh", "100ms"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !bad.stderr.lock().unwrap().contains("401") {
+        assert!(Instant::now() < deadline, "{}", bad.stderr.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(bad.dig(&[ZONE]).contains("status: SERVFAIL"));
+}
+
+#[test]
+fn usage_errors() {
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("dns")
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, "[").unwrap();
+    let bad = bad.to_str().unwrap();
+    let good = dir.path().join("good.json");
+    std::fs::write(&good, zone(1, &["198.51.100.1"]).to_json()).unwrap();
+    let good = good.to_str().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--zone", ZONE, "--listen", "127.0.0.1:0"], "--api"),
+        (
+            &[
+                "--zone",
+                "bad name",
+                "--zone-file",
+                bad,
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            "bad name",
+        ),
+        (
+            &[
+                "--zone",
+                ZONE,
+                "--zone-file",
+                bad,
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            "bad.json",
+        ),
+        (
+            &[
+                "--zone",
+                ZONE,
+                "--api",
+                "ftp://x",
+                "--token",
+                "t",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            "http",
+        ),
+        (
+            &[
+                "--zone",
+                ZONE,
+                "--api",
+                "http://127.0.0.1:1",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            "token",
+        ),
+        (
+            &[
+                "--zone",
+                ZONE,
+                "--zone-file",
+                good,
+                "--geoip",
+                "/nonexistent.mmdb",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            "nonexistent.mmdb",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = run(args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}

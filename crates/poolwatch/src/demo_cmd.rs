@@ -34,6 +34,9 @@ pub struct Args {
     /// Address of the service's HTTP API and pages.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Address of the demo's GeoDNS server for pool.example.org (UDP and TCP).
+    #[arg(long, default_value = "127.0.0.1:15353")]
+    pub dns_listen: SocketAddr,
     /// UDP port of the simulated NTP servers.
     #[arg(long, default_value_t = 11123)]
     pub ntp_port: u16,
@@ -53,6 +56,7 @@ const MONITORS: &[(&str, &str, &str)] = &[
     ("zrh1-v6", "Zurich, CH (IPv6)", "::1"),
 ];
 const BROKEN_MONITOR: &str = "127.0.2.3";
+const DEMO_ZONE: &str = "pool.example.org";
 
 struct DemoServer {
     ip: &'static str,
@@ -244,6 +248,22 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         keys.push(key);
     }
     let stop = CancellationToken::new();
+    // GeoDNS for the pool zone, fed from the same store. MaxMind's test
+    // database (in the source tree) lets ECS queries show the country logic.
+    let zone = server::DnsZoneConfig { origin: DEMO_ZONE.into(), ns: vec![], token_hash: None };
+    let dns_listener = dns::DnsListener::bind(args.dns_listen)
+        .await
+        .map_err(|e| usage(format!("cannot listen for DNS on {}: {e} (try --dns-listen 127.0.0.1:0)", args.dns_listen)))?;
+    let dns_addr = dns_listener.local_addr()?;
+    let geoip = geo::GeoIp::open(std::path::Path::new(geo::fixtures::COUNTRY_MMDB)).ok();
+    let dns_task = tokio::spawn(server::run_dns(
+        store.clone(),
+        zone,
+        dns_listener,
+        geoip,
+        Duration::from_secs(5),
+        stop.clone(),
+    ));
     let server_stop = stop.clone();
     let server_task = tokio::spawn(server::serve_on(listener, cfg, store.clone(), async move {
         server_stop.cancelled().await
@@ -272,7 +292,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         agent_tasks.push(tokio::spawn(agent.run()));
     }
 
-    print_intro(api_addr, &plan, &dir);
+    print_intro(api_addr, dns_addr, &plan, &dir);
     let started = Instant::now();
     let deadline = args.duration.map(|d| started + Duration::from_secs(d));
     let mut tick = tokio::time::interval(Duration::from_secs(args.status_every.max(1)));
@@ -296,6 +316,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     }
     stop.cancel();
     let _ = server_task.await;
+    let _ = dns_task.await;
     fleet.shutdown().await;
     final_table(&store, &plan).await;
     println!(
@@ -307,7 +328,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_intro(api: SocketAddr, plan: &[DemoServer], dir: &std::path::Path) {
+fn print_intro(api: SocketAddr, dns: SocketAddr, plan: &[DemoServer], dir: &std::path::Path) {
     println!(
         "poolwatch demo — central service, {} simulated NTP servers, {} monitor agents",
         plan.len(),
@@ -334,6 +355,12 @@ fn print_intro(api: SocketAddr, plan: &[DemoServer], dir: &std::path::Path) {
     println!("  JSON history           http://{api}/scores/127.0.1.1/json?monitor=*&limit=50");
     println!("  zones                  http://{api}/api/v1/zones");
     println!("  metrics                http://{api}/metrics");
+    let (h, p) = (dns.ip(), dns.port());
+    println!("  DNS (servers with score ≥ 10; refreshed every 5 s):");
+    println!("      dig @{h} -p {p} {DEMO_ZONE} A");
+    println!("      dig @{h} -p {p} 2.{DEMO_ZONE} AAAA");
+    println!("      dig @{h} -p {p} {DEMO_ZONE} A +subnet=81.2.69.142/32     # a client in the UK gets the UK server");
+    println!("      dig @{h} -p {p} _country.{DEMO_ZONE} TXT +subnet=81.2.69.142/32");
     println!("\nScores start at 0; in DNS means score ≥ 10. Ctrl-C stops.\n");
 }
 

@@ -114,6 +114,29 @@ pub struct Args {
     #[command(flatten)]
     store: StoreArgs,
 
+    /// The pool zone this service answers DNS for and publishes at
+    /// /api/dns-zone, e.g. pool.example.org.
+    #[arg(long, value_name = "NAME", env = "POOLWATCH_ZONE")]
+    zone: Option<String>,
+
+    /// Answer DNS (UDP and TCP) for --zone on this address, e.g. 0.0.0.0:53
+    /// (port 53 needs root or CAP_NET_BIND_SERVICE).
+    #[arg(long, value_name = "ADDR:PORT", env = "POOLWATCH_DNS_LISTEN")]
+    dns_listen: Option<SocketAddr>,
+
+    /// File holding the token stand-alone `poolwatch dns` servers present to
+    /// GET /api/dns-zone; without it that route stays closed.
+    #[arg(long, value_name = "FILE", env = "POOLWATCH_DNS_TOKEN_FILE")]
+    dns_token_file: Option<PathBuf>,
+
+    /// Name server of the zone (repeat the flag) [default: ns.<zone>].
+    #[arg(long = "dns-ns", value_name = "NAME", value_delimiter = ',')]
+    dns_ns: Vec<String>,
+
+    /// How often the DNS zone is rebuilt from the scores.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    dns_refresh: Duration,
+
     /// How often an active monitor re-checks a server [default: 9m].
     #[arg(long, value_name = "DURATION", env = "POOLWATCH_INTERVAL_ACTIVE", value_parser = parse_duration)]
     interval_active: Option<Duration>,
@@ -338,6 +361,8 @@ fn build_config(a: &Args, setup: &StoreSetup) -> Result<ServerConfig> {
             max_clients: rd.max_clients,
         },
         geoip: setup.geoip.clone(),
+        dns_zone: None,
+        process_metrics: None,
     })
 }
 
@@ -379,7 +404,27 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         )));
     }
     init_logging(json);
-    let cfg = build_config(&args, &setup)?;
+    let mut cfg = build_config(&args, &setup)?;
+    if args.dns_listen.is_some() && args.zone.is_none() {
+        return Err(usage("--dns-listen needs --zone NAME (the pool zone to answer for)"));
+    }
+    if let Some(origin) = &args.zone {
+        let token_hash = match &args.dns_token_file {
+            Some(p) => {
+                let t = std::fs::read_to_string(p)
+                    .map_err(|e| usage(format!("cannot read {}: {e}", p.display())))?;
+                let t = t.trim();
+                if t.len() < 16 {
+                    return Err(usage(format!("the DNS token in {} is shorter than 16 characters", p.display())));
+                }
+                Some(server::keys::hash_key(t))
+            }
+            None => None,
+        };
+        cfg.dns_zone = Some(server::DnsZoneConfig { origin: origin.clone(), ns: args.dns_ns.clone(), token_hash });
+        // DNS counters go to the process-wide recorder; /metrics appends it.
+        cfg.process_metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    }
     let store = setup.open_store().await?;
     tracing::info!(
         backend = store.backend_name(),
@@ -387,7 +432,28 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         geoip = setup.geoip.is_some(),
         "store ready"
     );
-    server::serve(cfg, store.clone(), shutdown_signal()).await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        signal.cancel();
+    });
+    let dns_task = match (args.dns_listen, cfg.dns_zone.clone()) {
+        (Some(addr), Some(zone)) => {
+            let listener = dns::DnsListener::bind(addr)
+                .await
+                .map_err(|e| usage(format!("cannot listen for DNS on {addr}: {e}")))?;
+            tracing::info!("answering DNS for {} on {addr} (udp+tcp)", zone.origin);
+            let (store, geoip, stop) = (store.clone(), setup.geoip.clone(), stop.clone());
+            Some(tokio::spawn(server::run_dns(store, zone, listener, geoip, args.dns_refresh, stop)))
+        }
+        _ => None,
+    };
+    server::serve(cfg, store.clone(), stop.clone().cancelled_owned()).await?;
+    stop.cancel();
+    if let Some(t) = dns_task {
+        t.await??;
+    }
     store.close().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -57,7 +57,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Set up tracing on stderr; `RUST_LOG` overrides the default level.
 pub fn init_logging(json: bool) {
-    init_logging_with(json, "info")
+    init_logging_with(json, "info,hickory_server=warn")
 }
 
 /// Text logging at `level` unless `RUST_LOG` says otherwise.

@@ -32,6 +32,10 @@ pub struct ServerConfig {
     pub rate_limit: RateLimitConfig,
     /// Country lookups (for servers added through the service).
     pub geoip: Option<geo::GeoIp>,
+    /// The pool zone to publish at `/api/dns-zone`, if any.
+    pub dns_zone: Option<crate::DnsZoneConfig>,
+    /// The process-wide Prometheus recorder (DNS counters), appended to `/metrics`.
+    pub process_metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -49,6 +53,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("rate_limit", &self.rate_limit)
             .field("geoip", &self.geoip.is_some())
+            .field("dns_zone", &self.dns_zone.as_ref().map(|z| &z.origin))
             .finish()
     }
 }
@@ -70,6 +75,8 @@ impl Default for ServerConfig {
             max_body_bytes: 1 << 20,
             rate_limit: RateLimitConfig::default(),
             geoip: None,
+            dns_zone: None,
+            process_metrics: None,
         }
     }
 }

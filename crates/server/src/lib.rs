@@ -1,6 +1,7 @@
 //! poolwatch's central service over HTTP: the monitor API (config, work,
 //! results, authenticated by key and ticket), the public data API (score
-//! logs as the pool's CSV and JSON, servers, zones) and Prometheus metrics.
+//! logs as the pool's CSV and JSON, servers, zones), the public web pages
+//! and Prometheus metrics.
 //!
 //! Scoring arithmetic lives in `scoring` and every query in `store`; this
 //! crate only checks requests, calls them and renders answers. It must not
@@ -8,6 +9,7 @@
 //! never change stored data or panic.
 
 mod config;
+mod dns_zone;
 mod error;
 mod extract;
 mod logfmt;
@@ -17,12 +19,14 @@ mod ratelimit;
 mod registry;
 mod scores;
 mod state;
+mod web;
 
 pub mod admin;
 pub mod file_config;
 pub mod keys;
 
 pub use config::{DEFAULT_LISTEN, RateLimitConfig, ServerConfig};
+pub use dns_zone::{DnsZoneConfig, run_dns, zone_from_store};
 pub use error::ApiError;
 pub use logfmt::CSV_HEADER;
 pub use monitor_api::{
@@ -59,11 +63,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/servers", get(registry::list_servers))
         .route("/api/v1/servers/{ip}", get(registry::server))
         .route("/api/v1/zones", get(registry::zones))
+        .route("/", get(web::index))
+        .route("/scores", get(web::lookup))
+        .route("/scores/{ip}", get(web::server))
+        .route("/zones/{name}", get(web::zone))
+        .route("/monitors", get(web::monitors))
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit));
     Router::new()
         .merge(monitor)
         .merge(public)
         .route("/metrics", get(metrics_text))
+        .route("/api/dns-zone", get(dns_zone::get))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -123,7 +133,14 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        st.metrics().render(),
+        {
+            let mut text = st.metrics().render();
+            // Process-wide series (the DNS server's), when serve runs one.
+            if let Some(h) = &st.cfg().process_metrics {
+                text.push_str(&h.render());
+            }
+            text
+        },
     )
         .into_response()
 }

@@ -8,13 +8,20 @@
 
 mod aggregate;
 mod dns;
+pub mod selector;
 mod status;
 mod step;
+pub mod zone_guard;
 
 pub use aggregate::{MonitorScore, aggregate, should_log_aggregate};
 pub use dns::in_dns;
+pub use selector::{
+    Change, GlobalStatus, MonitorStats, Reason, SelectorConfig, SelectorMonitor, SelectorServer,
+    select, select_with,
+};
 pub use status::{MonitorStatus, ParseMonitorStatusError};
 pub use step::{Observation, Step, step, update};
+pub use zone_guard::{GuardDecision, GuardEvent, ZoneGuardConfig, ZoneServer, guard};
 
 /// A server is published in DNS from this aggregate score up.
 pub const IN_DNS_THRESHOLD: f64 = 10.0;

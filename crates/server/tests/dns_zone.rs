@@ -1,0 +1,123 @@
+//! `GET /api/dns-zone`: the zone stand-alone `poolwatch dns` servers pull,
+//! on SQLite and PostgreSQL: closed without a token, only in-DNS servers.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use common::{Backend, CLIENT, good_results};
+use server::{DnsZoneConfig, ServerConfig};
+use store::MonitorGlobalStatus;
+
+const TOKEN: &str = "dns-token-0123456789abcdef";
+
+fn with_zone(token: bool) -> ServerConfig {
+    ServerConfig {
+        dns_zone: Some(DnsZoneConfig {
+            origin: "pool.example.org".into(),
+            ns: vec!["ns1".into()],
+            token_hash: token.then(|| server::keys::hash_key(TOKEN)),
+        }),
+        ..ServerConfig::default()
+    }
+}
+
+on_both_backends!(zone_needs_the_token, zone_holds_only_in_dns_servers);
+
+async fn zone_needs_the_token(backend: Backend) {
+    let t = app_or_skip!(backend, with_zone(true));
+    assert_eq!(
+        t.get("/api/dns-zone").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let wrong = t
+        .send_from(
+            CLIENT,
+            Method::GET,
+            "/api/dns-zone",
+            &[("authorization", "Bearer nope")],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.json()["error"], "unauthorized");
+    // Without a configured token the route stays closed for everyone.
+    let t = app_or_skip!(backend, with_zone(false));
+    let r = t
+        .send_from(
+            CLIENT,
+            Method::GET,
+            "/api/dns-zone",
+            &[("authorization", &format!("Bearer {TOKEN}"))],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+async fn zone_holds_only_in_dns_servers(backend: Backend) {
+    let t = app_or_skip!(backend, with_zone(true));
+    t.seed_zones().await;
+    t.add_server("192.0.2.10").await;
+    t.add_server("192.0.2.11").await;
+    let (_, key) = t.add_monitor("m1", MonitorGlobalStatus::Active).await;
+    // 20 good results for both servers lift them to ≥ 10 ...
+    for _ in 0..20 {
+        let w = t.work(&key).await;
+        if w.servers.is_empty() {
+            break;
+        }
+        assert_eq!(
+            t.submit(&key, &good_results(&w)).await.status,
+            StatusCode::OK
+        );
+        // Make both due again at once.
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let auth = format!("Bearer {TOKEN}");
+    let r = t
+        .send_from(
+            CLIENT,
+            Method::GET,
+            "/api/dns-zone",
+            &[("authorization", &auth)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let z = r.json();
+    assert_eq!(z["ttl"], 150);
+    assert_eq!(z["max_hosts"], 4);
+    let ips = |label: &str| -> Vec<String> {
+        z["data"][label]["a"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|p| p[0].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let scores: Vec<f64> = ["192.0.2.10", "192.0.2.11"]
+        .iter()
+        .map(|ip| futures_score(&t, ip))
+        .collect();
+    for (ip, score) in ["192.0.2.10", "192.0.2.11"].iter().zip(&scores) {
+        let listed = ips("").contains(&ip.to_string()) && ips("de").contains(&ip.to_string());
+        assert_eq!(
+            listed,
+            *score >= 10.0,
+            "{ip} with score {score}: apex {:?}",
+            ips("")
+        );
+    }
+}
+
+fn futures_score(t: &common::TestApp, ip: &str) -> f64 {
+    let store = t.store().clone();
+    let ip = ip.parse().unwrap();
+    tokio::task::block_in_place(|| {
+        tokio::runtime::Handle::current()
+            .block_on(async { store.server_by_ip(ip).await.unwrap().unwrap().score })
+    })
+}

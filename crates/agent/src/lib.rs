@@ -14,6 +14,7 @@ pub mod spool;
 use api::{Api, ApiError, MonitorConfig, ResultItem, Results, Work};
 use clock::ClockVerdict;
 use futures::StreamExt;
+use futures::stream::FuturesOrdered;
 use ntp::{CheckConfig, CheckResult, ErrorCode, TargetPolicy};
 use spool::{Spool, Spooled};
 use std::net::{IpAddr, SocketAddr};
@@ -45,6 +46,8 @@ pub struct AgentConfig {
     pub once: bool,
     /// Servers checked at the same time.
     pub concurrency: usize,
+    /// Batches in flight at once (checked while earlier ones finish).
+    pub pipeline: usize,
     /// How long to wait before checking the clock again after it failed.
     pub clock_retry: Duration,
     /// Backoff bounds when there is no work or the service fails.
@@ -148,6 +151,9 @@ pub fn result_item(ip: &str, ticket: &str, r: &CheckResult) -> ResultItem {
     }
 }
 
+/// A batch being checked; resolves to its results.
+type BatchCheck = std::pin::Pin<Box<dyn std::future::Future<Output = Results> + Send>>;
+
 /// What this agent did since it started; logged when it stops, so an
 /// operator (or a test) can match it against the service's log.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +171,7 @@ pub struct Tally {
 /// The agent: state that lives across batches.
 pub struct Agent {
     tally: Tally,
+    retry_after: Option<Duration>,
     cfg: AgentConfig,
     api: Api,
     spool: Spool,
@@ -181,6 +188,7 @@ impl Agent {
         metrics::gauge!("poolwatch_agent_spool_depth").set(spool.depth() as f64);
         Ok(Agent {
             tally: Tally::default(),
+            retry_after: None,
             cfg,
             api,
             spool,
@@ -211,32 +219,57 @@ impl Agent {
 
     async fn run_loop(&mut self) -> Result<(), AgentError> {
         let mut backoff = Backoff::new(self.cfg.backoff_min, self.cfg.backoff_max);
-        while !self.shutdown.is_cancelled() {
-            match self.step().await {
-                Ok(Some(retry_after)) => {
-                    if self.cfg.once {
-                        return Ok(());
+        // Batches being checked, oldest first. They are submitted strictly in
+        // the order they were handed out: the service refuses a batch older
+        // than one it already has.
+        let mut inflight: FuturesOrdered<BatchCheck> = FuturesOrdered::new();
+        let depth = if self.cfg.once {
+            1
+        } else {
+            self.cfg.pipeline.max(1)
+        };
+        loop {
+            let stopping = self.shutdown.is_cancelled();
+            if stopping && inflight.is_empty() {
+                break;
+            }
+            if !stopping && inflight.len() < depth {
+                match self.next_batch(inflight.is_empty()).await {
+                    Ok(Some(check)) => {
+                        inflight.push_back(check);
+                        continue;
                     }
-                    // No work: wait as the service asks, within our bounds.
-                    let d = retry_after.unwrap_or_else(|| backoff.next());
-                    pause(d.min(self.cfg.backoff_max), &self.shutdown).await;
+                    Ok(None) if inflight.is_empty() => {
+                        if self.cfg.once {
+                            return Ok(());
+                        }
+                        // No work: wait as the service asks, within our bounds.
+                        let d = self.retry_after.take().unwrap_or_else(|| backoff.next());
+                        pause(d.min(self.cfg.backoff_max), &self.shutdown).await;
+                        continue;
+                    }
+                    Err(e) if inflight.is_empty() => {
+                        if self.cfg.once {
+                            return Err(e);
+                        }
+                        let d = match &e {
+                            AgentError::Clock(_) => self.cfg.clock_retry,
+                            _ => backoff.next(),
+                        };
+                        warn!("{e}; retrying in {:.1}s", d.as_secs_f64());
+                        pause(d, &self.shutdown).await;
+                        continue;
+                    }
+                    // Work is in flight: finish it before trying again.
+                    Ok(None) | Err(_) => {}
                 }
-                Ok(None) => {
-                    backoff.reset();
-                    if self.cfg.once {
-                        return Ok(());
-                    }
-                }
-                Err(e) => {
-                    if self.cfg.once {
-                        return Err(e);
-                    }
-                    let d = match &e {
-                        AgentError::Clock(_) => self.cfg.clock_retry,
-                        _ => backoff.next(),
-                    };
-                    warn!("{e}; retrying in {:.1}s", d.as_secs_f64());
-                    pause(d, &self.shutdown).await;
+            }
+            if let Some(results) = inflight.next().await {
+                backoff.reset();
+                self.tally.checks += results.results.len() as u64;
+                self.submit_or_spool(results).await;
+                if self.cfg.once {
+                    return Ok(());
                 }
             }
         }
@@ -244,20 +277,20 @@ impl Agent {
         Ok(())
     }
 
-    /// One round: config, spool replay, clock, work, check, submit.
-    /// `Ok(Some(_))` when there was no work (with the service's retry hint).
-    async fn step(&mut self) -> Result<Option<Option<Duration>>, AgentError> {
+    /// Config, spool replay (only with nothing in flight, to keep batches in
+    /// order), clock check, then ask for work. `Ok(None)` when there is none.
+    async fn next_batch(&mut self, idle: bool) -> Result<Option<BatchCheck>, AgentError> {
         let monitor = self.monitor_config().await?;
-        self.replay().await?;
+        if idle {
+            self.replay().await?;
+        }
         self.clock_check(&monitor).await?;
         let work = self.api.work().await.inspect_err(|_| self.monitor = None)?;
         if work.servers.is_empty() {
-            return Ok(Some(work.retry_after_s.map(Duration::from_secs)));
+            self.retry_after = work.retry_after_s.map(Duration::from_secs);
+            return Ok(None);
         }
-        let results = self.check_batch(&monitor, &work).await;
-        self.tally.checks += results.results.len() as u64;
-        self.submit_or_spool(results).await;
-        Ok(None)
+        Ok(Some(self.check_batch(&monitor, &work)))
     }
 
     async fn monitor_config(&mut self) -> Result<MonitorConfig, AgentError> {
@@ -321,7 +354,7 @@ impl Agent {
         }
     }
 
-    async fn check_batch(&self, m: &MonitorConfig, work: &Work) -> Results {
+    fn check_batch(&self, m: &MonitorConfig, work: &Work) -> BatchCheck {
         let cfg = check_config(m, self.cfg.source);
         let mut jobs = Vec::with_capacity(work.servers.len());
         for s in &work.servers {
@@ -362,21 +395,29 @@ impl Agent {
                 item
             }
         });
-        let results: Vec<ResultItem> = futures::stream::iter(checks)
-            .buffer_unordered(self.cfg.concurrency.max(1))
-            .collect()
-            .await;
-        Results {
-            batch_id: work.batch_id.clone(),
-            results,
-        }
+        let (concurrency, batch_id) = (self.cfg.concurrency.max(1), work.batch_id.clone());
+        Box::pin(async move {
+            let results: Vec<ResultItem> = futures::stream::iter(checks)
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+            Results { batch_id, results }
+        })
     }
 
     async fn submit_or_spool(&mut self, results: Results) {
         if results.results.is_empty() {
             return;
         }
-        match self.api.submit(&results).await {
+        // Older batches wait in the spool: this one must not overtake them.
+        let submitted = if self.spool.depth() > 0 {
+            Err(ApiError::Unreachable(
+                "older batches are still spooled".into(),
+            ))
+        } else {
+            self.api.submit(&results).await
+        };
+        match submitted {
             Ok(r) => {
                 self.tally.accepted += r.accepted;
                 metrics::gauge!("poolwatch_agent_last_submit_timestamp_seconds")

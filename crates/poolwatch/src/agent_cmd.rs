@@ -74,6 +74,10 @@ pub struct Args {
     /// Servers checked at the same time [default: 100].
     #[arg(long, env = "POOLWATCH_CONCURRENCY", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub concurrency: Option<u32>,
+    /// Batches checked at once: the next batch starts while earlier ones
+    /// finish (results are still submitted in order).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub pipeline: u16,
     /// Wait this long before re-checking the clock after it failed.
     #[arg(long, default_value = "3m", value_parser = parse_duration)]
     pub clock_retry: Duration,
@@ -153,6 +157,7 @@ fn build(a: Args) -> Result<(AgentConfig, Option<SocketAddr>, bool)> {
             .map(|c| c as usize)
             .or(f.concurrency)
             .unwrap_or(100),
+        pipeline: a.pipeline as usize,
         clock_retry: a.clock_retry,
         backoff_min: a.backoff_min,
         backoff_max: a.backoff_max.max(a.backoff_min),

@@ -250,10 +250,17 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let stop = CancellationToken::new();
     // GeoDNS for the pool zone, fed from the same store. MaxMind's test
     // database (in the source tree) lets ECS queries show the country logic.
-    let zone = server::DnsZoneConfig { origin: DEMO_ZONE.into(), ns: vec![], token_hash: None };
-    let dns_listener = dns::DnsListener::bind(args.dns_listen)
-        .await
-        .map_err(|e| usage(format!("cannot listen for DNS on {}: {e} (try --dns-listen 127.0.0.1:0)", args.dns_listen)))?;
+    let zone = server::DnsZoneConfig {
+        origin: DEMO_ZONE.into(),
+        ns: vec![],
+        token_hash: None,
+    };
+    let dns_listener = dns::DnsListener::bind(args.dns_listen).await.map_err(|e| {
+        usage(format!(
+            "cannot listen for DNS on {}: {e} (try --dns-listen 127.0.0.1:0)",
+            args.dns_listen
+        ))
+    })?;
     let dns_addr = dns_listener.local_addr()?;
     let geoip = geo::GeoIp::open(std::path::Path::new(geo::fixtures::COUNTRY_MMDB)).ok();
     let dns_task = tokio::spawn(server::run_dns(
@@ -284,6 +291,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             ipv6: true,
             once: false,
             concurrency: 50,
+            pipeline: 2,
             clock_retry: Duration::from_secs(10),
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(2),
@@ -359,7 +367,9 @@ fn print_intro(api: SocketAddr, dns: SocketAddr, plan: &[DemoServer], dir: &std:
     println!("  DNS (servers with score ≥ 10; refreshed every 5 s):");
     println!("      dig @{h} -p {p} {DEMO_ZONE} A");
     println!("      dig @{h} -p {p} 2.{DEMO_ZONE} AAAA");
-    println!("      dig @{h} -p {p} {DEMO_ZONE} A +subnet=81.2.69.142/32     # a client in the UK gets the UK server");
+    println!(
+        "      dig @{h} -p {p} {DEMO_ZONE} A +subnet=81.2.69.142/32     # a client in the UK gets the UK server"
+    );
     println!("      dig @{h} -p {p} _country.{DEMO_ZONE} TXT +subnet=81.2.69.142/32");
     println!("\nScores start at 0; in DNS means score ≥ 10. Ctrl-C stops.\n");
 }

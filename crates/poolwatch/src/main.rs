@@ -30,7 +30,7 @@ enum Command {
     /// Run simulated NTP servers on loopback (labs, demos and tests).
     Sim(sim_cmd::Args),
     /// Run the central service: monitor API, scorer, data API and metrics.
-    Serve(serve_cmd::Args),
+    Serve(Box<serve_cmd::Args>),
     /// Manage servers, monitors and zones in the store.
     Admin(admin_cmd::Args),
     /// Run a monitor: check the servers the central service assigns and report.
@@ -56,7 +56,7 @@ fn main() -> ExitCode {
             Command::Demo(a) => demo_cmd::run(a).await,
             Command::Check(a) => check_cmd::run(a).await,
             Command::Sim(a) => sim_cmd::run(a).await,
-            Command::Serve(a) => serve_cmd::run(a).await,
+            Command::Serve(a) => serve_cmd::run(*a).await,
             Command::Admin(a) => admin_cmd::run(a).await,
             Command::Agent(a) => agent_cmd::run(a).await,
             Command::Dns(a) => dns_cmd::run(a).await,

@@ -406,7 +406,9 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     init_logging(json);
     let mut cfg = build_config(&args, &setup)?;
     if args.dns_listen.is_some() && args.zone.is_none() {
-        return Err(usage("--dns-listen needs --zone NAME (the pool zone to answer for)"));
+        return Err(usage(
+            "--dns-listen needs --zone NAME (the pool zone to answer for)",
+        ));
     }
     if let Some(origin) = &args.zone {
         let token_hash = match &args.dns_token_file {
@@ -415,15 +417,24 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                     .map_err(|e| usage(format!("cannot read {}: {e}", p.display())))?;
                 let t = t.trim();
                 if t.len() < 16 {
-                    return Err(usage(format!("the DNS token in {} is shorter than 16 characters", p.display())));
+                    return Err(usage(format!(
+                        "the DNS token in {} is shorter than 16 characters",
+                        p.display()
+                    )));
                 }
                 Some(server::keys::hash_key(t))
             }
             None => None,
         };
-        cfg.dns_zone = Some(server::DnsZoneConfig { origin: origin.clone(), ns: args.dns_ns.clone(), token_hash });
+        cfg.dns_zone = Some(server::DnsZoneConfig {
+            origin: origin.clone(),
+            ns: args.dns_ns.clone(),
+            token_hash,
+        });
         // DNS counters go to the process-wide recorder; /metrics appends it.
-        cfg.process_metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+        cfg.process_metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .ok();
     }
     let store = setup.open_store().await?;
     tracing::info!(
@@ -445,7 +456,14 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                 .map_err(|e| usage(format!("cannot listen for DNS on {addr}: {e}")))?;
             tracing::info!("answering DNS for {} on {addr} (udp+tcp)", zone.origin);
             let (store, geoip, stop) = (store.clone(), setup.geoip.clone(), stop.clone());
-            Some(tokio::spawn(server::run_dns(store, zone, listener, geoip, args.dns_refresh, stop)))
+            Some(tokio::spawn(server::run_dns(
+                store,
+                zone,
+                listener,
+                geoip,
+                args.dns_refresh,
+                stop,
+            )))
         }
         _ => None,
     };

@@ -165,32 +165,12 @@ fn build(a: Args) -> Result<(AgentConfig, Option<SocketAddr>, bool)> {
     Ok((cfg, metrics, json))
 }
 
-/// Serve the process-wide Prometheus recorder at /metrics.
-async fn serve_metrics(addr: SocketAddr, shutdown: CancellationToken) -> Result<()> {
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| usage(format!("cannot listen for metrics on {addr}: {e}")))?;
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || std::future::ready(handle.render())),
-    );
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-    });
-    Ok(())
-}
-
 pub async fn run(args: Args) -> Result<ExitCode> {
     let (cfg, metrics, json) = build(args)?;
     init_logging(json);
     let shutdown = CancellationToken::new();
     if let Some(addr) = metrics {
-        serve_metrics(addr, shutdown.clone()).await?;
+        crate::util::serve_metrics(addr, shutdown.clone()).await?;
         tracing::info!("metrics at http://{addr}/metrics");
     }
     let signals = shutdown.clone();

@@ -114,32 +114,13 @@ fn init_logging(json: bool) {
     };
 }
 
-async fn serve_metrics(addr: SocketAddr, shutdown: CancellationToken) -> Result<()> {
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| anyhow::anyhow!("cannot set up metrics: {e}"))?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| usage(format!("cannot listen for metrics on {addr}: {e}")))?;
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(move || std::future::ready(handle.render())),
-    );
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-    });
-    Ok(())
-}
-
 pub async fn run(args: Args) -> Result<ExitCode> {
     let store = ZoneStore::new(&args.zone).map_err(|e| usage(e.to_string()))?;
     // The recorder must exist before a zone loads: zones register their
     // counter handles when they load.
     let shutdown = CancellationToken::new();
     if let Some(addr) = args.metrics_listen {
-        serve_metrics(addr, shutdown.clone()).await?;
+        crate::util::serve_metrics(addr, shutdown.clone()).await?;
     }
     let source = match (&args.api, &args.zone_file) {
         (_, Some(path)) => {

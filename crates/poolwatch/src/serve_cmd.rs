@@ -366,29 +366,6 @@ fn build_config(a: &Args, setup: &StoreSetup) -> Result<ServerConfig> {
     })
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
-}
-
 pub async fn run(args: Args) -> Result<ExitCode> {
     let setup = args.store.resolve()?;
     let json = args
@@ -446,7 +423,8 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let stop = tokio_util::sync::CancellationToken::new();
     let signal = stop.clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        crate::util::shutdown_signal().await;
+        tracing::info!("shutting down");
         signal.cancel();
     });
     let dns_task = match (args.dns_listen, cfg.dns_zone.clone()) {

@@ -17,6 +17,11 @@
 //! `probe`: the store calls of one batch cycle timed alone, to show what
 //! bounds ingest.
 //!
+//! `page`: one server with `--rows` log rows (4 monitors; results go in
+//! through the store, 1000 per batch) and times the web pages
+//! `/scores/{ip}`, `/`, `/monitors` and `/scores/{ip}/json?monitor=*&limit=5000`,
+//! reporting bytes per response.
+//!
 //! Options (after the backend): `--monitors N` (4), `--servers N` (2000),
 //! `--seconds N` (20), `--rows N` (1000000), `--requests N` (300).
 
@@ -437,6 +442,111 @@ async fn query(o: &Opts) {
     drop_pg(pg).await;
 }
 
+/// The web pages over one server with `o.rows` log rows.
+async fn page(o: &Opts) {
+    const PER_BATCH: usize = 1000;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, pg) = open_store(&o.backend, dir.path()).await;
+    let monitors = 4usize;
+    populate(&store, 1, monitors).await;
+    let sid = store.list_servers().await.unwrap()[0].id;
+    let monitor_ids: Vec<i64> = store
+        .list_monitors()
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    // Every monitor checks the server every 4 s (so 1,000,000 rows span
+    // about 11 days), ending now; a batch holds 1000 checks of one monitor.
+    let per_monitor = o.rows / monitors;
+    let t0 = now() - (per_monitor as i64) * 4;
+    let fill_start = Instant::now();
+    let mut done = 0usize;
+    while done < per_monitor {
+        let n = PER_BATCH.min(per_monitor - done);
+        for (mi, &m) in monitor_ids.iter().enumerate() {
+            let last_ts = t0 + (done + n) as i64 * 4;
+            let seq = store.create_batch(m, &[sid], last_ts).await.unwrap();
+            let results: Vec<ResultIn> = (done..done + n)
+                .map(|k| {
+                    let bad = (k + mi * 13) % 97 == 0;
+                    ResultIn {
+                        server_id: sid,
+                        ts: t0 + k as i64 * 4 + mi as i64,
+                        offset: (!bad).then(|| 0.0003 * ((k + mi) % 11) as f64 * (mi + 1) as f64),
+                        rtt: (!bad).then(|| 0.010 + 0.0001 * ((k * 7) % 50) as f64),
+                        stratum: Some(2),
+                        leap: Some(0),
+                        refid: Some("GPS".into()),
+                        error: bad.then(|| "i/o timeout".to_string()),
+                        no_response: bad,
+                    }
+                })
+                .collect();
+            store
+                .submit_results(m, seq, &results, last_ts)
+                .await
+                .unwrap();
+        }
+        done += n;
+    }
+    if let Some((admin, name)) = &pg {
+        // Autovacuum analyzes a table this size within a minute or so;
+        // without statistics the planner scans the whole log.
+        let base = admin.rsplit_once('/').expect("URL with a database").0;
+        let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&format!("{base}/{name}"))
+            .await
+            .expect("connect");
+        sqlx::query("ANALYZE")
+            .execute(&mut c)
+            .await
+            .expect("analyze");
+    }
+    let (_, _, rows) = store.counts().await.unwrap();
+    println!(
+        "page {}: filled {rows} log rows for one server in {:.0} s",
+        o.backend,
+        fill_start.elapsed().as_secs_f64()
+    );
+    let ip = server_ip(0);
+    let (addr, stop, task) = start(store.clone(), unlimited()).await;
+    let mut c = Conn::new(addr).await;
+    for path in [
+        format!("/scores/{ip}"),
+        format!("/scores/{ip}/json?monitor=*&limit=5000"),
+        "/".to_string(),
+        "/monitors".to_string(),
+    ] {
+        let mut times = Vec::with_capacity(o.requests);
+        let mut bytes = 0;
+        for i in 0..o.requests + 10 {
+            let t = Instant::now();
+            let (st, body) = c.call("GET", &path, None, b"").await;
+            let dt = t.elapsed();
+            assert_eq!(st, 200, "{path}");
+            bytes = body.len();
+            if i >= 10 {
+                times.push(dt);
+            }
+        }
+        times.sort();
+        let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).min(times.len()) - 1];
+        println!(
+            "page {}: GET {path} x{}: median {:.1} ms, p99 {:.1} ms, max {:.1} ms, {bytes} bytes",
+            o.backend,
+            times.len(),
+            pct(0.5).as_secs_f64() * 1000.0,
+            pct(0.99).as_secs_f64() * 1000.0,
+            times.last().unwrap().as_secs_f64() * 1000.0
+        );
+    }
+    let _ = stop.send(());
+    task.await.unwrap();
+    store.close().await;
+    drop_pg(pg).await;
+}
+
 /// Where an ingest batch's time goes: each store call of one batch cycle,
 /// timed alone on one connection (no HTTP).
 async fn probe(o: &Opts) {
@@ -520,6 +630,7 @@ async fn main() {
         "ingest" => ingest(&o).await,
         "query" => query(&o).await,
         "probe" => probe(&o).await,
-        other => panic!("mode {other}: ingest or query"),
+        "page" => page(&o).await,
+        other => panic!("mode {other}: ingest, query, probe or page"),
     }
 }

@@ -120,6 +120,10 @@ async fn finish<DB: sqlx::Database, T>(
     }
 }
 
+// After the query macros above, which it uses.
+mod web;
+pub use web::ScoreCrossing;
+
 const SQLITE_FILE: &str = "poolwatch.db";
 const SQLITE_READERS: u32 = 4;
 const PG_CONNECTIONS: u32 = 16;

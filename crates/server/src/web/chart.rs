@@ -1,0 +1,409 @@
+//! The server page's history chart as an inline SVG, drawn on the server
+//! so the page needs no script: each monitor's offsets (left axis, square
+//! root scale, clamped at ±2 s) and scores (right axis) as dots, the
+//! aggregate score as a step line and the in-DNS threshold.
+//!
+//! Dots are zero-length round-capped path segments (`M x y h0`), one path
+//! per monitor and colour, at whole-pixel positions with duplicates
+//! dropped: a few thousand rows stay a few tens of kilobytes.
+
+use super::html::{esc, minute};
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use store::LogRow;
+
+const W: i64 = 1000;
+const H: i64 = 400;
+const X0: i64 = 58;
+const X1: i64 = 950;
+const Y0: i64 = 14;
+const Y1: i64 = 372;
+
+/// Offsets beyond this are drawn at the edge.
+pub const OFFSET_CLAMP_S: f64 = 2.0;
+const OFFSET_RANGES: [f64; 9] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0];
+const SCORE_TOP: f64 = 25.0;
+const SCORE_FLOOR: f64 = -105.0;
+
+/// Offset dot colour class: ≤ 25 ms, ≤ 100 ms, above.
+pub fn offset_class(offset: f64) -> &'static str {
+    let a = offset.abs();
+    if a <= 0.025 {
+        "ok"
+    } else if a <= 0.1 {
+        "warn"
+    } else {
+        "bad"
+    }
+}
+
+/// Score dot colour class by the step that produced it.
+pub fn step_class(step: f64) -> &'static str {
+    if step >= 0.0 {
+        "up"
+    } else if step >= -2.0 {
+        "down"
+    } else {
+        "fall"
+    }
+}
+
+/// The smallest offset range that holds `max_abs` (at most the clamp).
+pub fn offset_range(max_abs: f64) -> f64 {
+    OFFSET_RANGES
+        .iter()
+        .copied()
+        .find(|r| max_abs <= *r)
+        .unwrap_or(OFFSET_CLAMP_S)
+}
+
+/// The score axis: from 25 down to just below the lowest score, at least
+/// to −10 and never below −105.
+pub fn score_floor(min_score: f64) -> f64 {
+    let lo = ((min_score.min(-10.0) - 5.0) / 10.0).floor() * 10.0;
+    lo.max(SCORE_FLOOR)
+}
+
+struct Scales {
+    t0: i64,
+    t1: i64,
+    off_range: f64,
+    score_lo: f64,
+}
+
+impl Scales {
+    fn x(&self, ts: i64) -> i64 {
+        let span = (self.t1 - self.t0).max(1) as f64;
+        X0 + (((ts - self.t0) as f64 / span) * (X1 - X0) as f64).round() as i64
+    }
+
+    /// Square root scale around the middle, clamped.
+    fn y_offset(&self, offset: f64) -> i64 {
+        let mid = (Y0 + Y1) as f64 / 2.0;
+        let half = (Y1 - Y0) as f64 / 2.0;
+        let a = (offset.abs().min(self.off_range) / self.off_range).sqrt();
+        (mid - offset.signum() * a * half).round() as i64
+    }
+
+    fn y_score(&self, score: f64) -> i64 {
+        let s = score.clamp(self.score_lo, SCORE_TOP);
+        let f = (SCORE_TOP - s) / (SCORE_TOP - self.score_lo);
+        (Y0 as f64 + f * (Y1 - Y0) as f64).round() as i64
+    }
+}
+
+/// Dots of one colour: whole-pixel points, each drawn once.
+#[derive(Default)]
+struct Dots {
+    n: usize,
+    seen: HashSet<(i64, i64)>,
+    d: String,
+}
+
+impl Dots {
+    fn add(&mut self, x: i64, y: i64) {
+        self.n += 1;
+        if self.seen.insert((x, y)) {
+            let _ = write!(self.d, "M{x} {y}h0");
+        }
+    }
+
+    fn write(&self, out: &mut String, class: &str) {
+        if self.n > 0 {
+            let _ = write!(
+                out,
+                "<path class=\"dots {class}\" data-points=\"{}\" d=\"{}\"/>",
+                self.n, self.d
+            );
+        }
+    }
+}
+
+#[derive(Default)]
+struct MonitorDots {
+    name: String,
+    offset: [Dots; 3],
+    score: [Dots; 3],
+}
+
+fn idx(class: &str) -> usize {
+    match class {
+        "ok" | "up" => 0,
+        "warn" | "down" => 1,
+        _ => 2,
+    }
+}
+
+fn offset_label(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if a >= 1.0 {
+        format!("{v}s")
+    } else {
+        format!("{}ms", (v * 1000.0).round())
+    }
+}
+
+/// The chart for `rows` (any order), or a short note when there is
+/// nothing to draw. `names` maps monitor ids to names for rows without one.
+pub fn render(rows: &[LogRow], names: &BTreeMap<i64, String>) -> String {
+    if rows.is_empty() {
+        return "<p class=\"muted\">No history yet.</p>".into();
+    }
+    let t0 = rows.iter().map(|r| r.ts).min().unwrap_or(0);
+    let t1 = rows.iter().map(|r| r.ts).max().unwrap_or(0).max(t0 + 60);
+    let max_off = rows
+        .iter()
+        .filter_map(|r| r.offset)
+        .filter(|o| o.is_finite())
+        .fold(0.0f64, |m, o| m.max(o.abs()));
+    let min_score = rows.iter().map(|r| r.score).fold(0.0f64, f64::min);
+    let sc = Scales {
+        t0,
+        t1,
+        off_range: offset_range(max_off),
+        score_lo: score_floor(min_score),
+    };
+
+    let mut monitors: BTreeMap<i64, MonitorDots> = BTreeMap::new();
+    let mut aggregate: Vec<(i64, f64)> = Vec::new();
+    for r in rows {
+        let Some(mid) = r.monitor_id else {
+            aggregate.push((r.ts, r.score));
+            continue;
+        };
+        let m = monitors.entry(mid).or_insert_with(|| MonitorDots {
+            name: r
+                .monitor_name
+                .clone()
+                .or_else(|| names.get(&mid).cloned())
+                .unwrap_or_else(|| mid.to_string()),
+            ..MonitorDots::default()
+        });
+        let x = sc.x(r.ts);
+        if let Some(o) = r.offset.filter(|o| o.is_finite()) {
+            m.offset[idx(offset_class(o))].add(x, sc.y_offset(o));
+        }
+        m.score[idx(step_class(r.step))].add(x, sc.y_score(r.score));
+    }
+
+    let mut s = String::with_capacity(16 * 1024);
+    let _ = write!(
+        s,
+        "<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" \
+         aria-label=\"Offset and score history per monitor\" data-from=\"{t0}\" data-to=\"{t1}\">"
+    );
+    axes(&mut s, &sc);
+    for (id, m) in &monitors {
+        let _ = write!(
+            s,
+            "<g class=\"monitor\" data-monitor=\"{id}\" data-name=\"{}\">",
+            esc(&m.name)
+        );
+        for (dots, class) in m
+            .offset
+            .iter()
+            .zip(["offset ok", "offset warn", "offset bad"])
+        {
+            dots.write(&mut s, class);
+        }
+        for (dots, class) in m.score.iter().zip(["score up", "score down", "score fall"]) {
+            dots.write(&mut s, class);
+        }
+        s.push_str("</g>");
+    }
+    if !aggregate.is_empty() {
+        aggregate.sort_by_key(|a| a.0);
+        // A step line: the aggregate holds until its next logged change.
+        let (ts, score) = aggregate[0];
+        let mut d = format!("M{} {}", sc.x(ts), sc.y_score(score));
+        for &(ts, score) in &aggregate[1..] {
+            let _ = write!(d, "H{}V{}", sc.x(ts), sc.y_score(score));
+        }
+        let _ = write!(d, "H{}", sc.x(t1));
+        let _ = write!(
+            s,
+            "<path class=\"aggregate\" data-points=\"{}\" d=\"{d}\"/>",
+            aggregate.len()
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Grid, tick labels on both sides, time labels and the threshold.
+fn axes(s: &mut String, sc: &Scales) {
+    let r = sc.off_range;
+    let mut offs = vec![0.0, r, -r];
+    if let Some(&inner) = OFFSET_RANGES.iter().rev().find(|v| **v <= r / 4.0) {
+        offs.extend([inner, -inner]);
+    }
+    for o in offs {
+        let y = sc.y_offset(o);
+        let _ = write!(
+            s,
+            "<line class=\"grid\" x1=\"{X0}\" x2=\"{X1}\" y1=\"{y}\" y2=\"{y}\"/>\
+             <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            X0 - 4,
+            y + 4,
+            offset_label(o)
+        );
+    }
+    let step = if SCORE_TOP - sc.score_lo <= 60.0 {
+        10.0
+    } else {
+        25.0
+    };
+    let mut v = (sc.score_lo / step).ceil() * step;
+    while v <= SCORE_TOP {
+        let _ = write!(
+            s,
+            "<text x=\"{}\" y=\"{}\">{v}</text>",
+            X1 + 4,
+            sc.y_score(v) + 4
+        );
+        v += step;
+    }
+    let ty = sc.y_score(scoring::IN_DNS_THRESHOLD);
+    let _ = write!(
+        s,
+        "<line class=\"threshold\" x1=\"{X0}\" x2=\"{X1}\" y1=\"{ty}\" y2=\"{ty}\"/>\
+         <text x=\"{}\" y=\"{}\" text-anchor=\"end\">in DNS at score ≥ 10</text>",
+        X1 - 4,
+        ty - 4
+    );
+    for i in 0..=4 {
+        let ts = sc.t0 + (sc.t1 - sc.t0) * i / 4;
+        let x = sc.x(ts);
+        let anchor = match i {
+            0 => "start",
+            4 => "end",
+            _ => "middle",
+        };
+        let _ = write!(
+            s,
+            "<line class=\"grid\" x1=\"{x}\" x2=\"{x}\" y1=\"{Y0}\" y2=\"{Y1}\"/>\
+             <text x=\"{x}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text>",
+            Y1 + 16,
+            minute(ts)
+        );
+    }
+    let _ = write!(
+        s,
+        "<text x=\"4\" y=\"{}\">offset</text><text x=\"{}\" y=\"{}\">score</text>",
+        Y0 - 2,
+        X1 + 4,
+        Y0 - 2
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(ts: i64, monitor: Option<i64>, offset: Option<f64>, step: f64, score: f64) -> LogRow {
+        LogRow {
+            id: ts,
+            ts,
+            offset,
+            step,
+            score,
+            monitor_id: monitor,
+            monitor_name: monitor.map(|m| format!("m{m}")),
+            rtt: Some(0.01),
+            stratum: Some(2),
+            leap: Some(0),
+            refid: None,
+            error: None,
+            no_response: false,
+        }
+    }
+
+    #[test]
+    fn colour_classes() {
+        for (o, want) in [
+            (0.0, "ok"),
+            (0.025, "ok"),
+            (-0.0251, "warn"),
+            (0.1, "warn"),
+            (0.1001, "bad"),
+            (-3.0, "bad"),
+        ] {
+            assert_eq!(offset_class(o), want, "{o}");
+        }
+        for (s, want) in [
+            (1.0, "up"),
+            (0.0, "up"),
+            (-0.5, "down"),
+            (-2.0, "down"),
+            (-5.0, "fall"),
+        ] {
+            assert_eq!(step_class(s), want, "{s}");
+        }
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(offset_range(0.0), 0.005);
+        assert_eq!(offset_range(0.003), 0.005);
+        assert_eq!(offset_range(0.03), 0.05);
+        assert_eq!(offset_range(2.0), 2.0);
+        assert_eq!(offset_range(50.0), 2.0);
+        assert_eq!(score_floor(5.0), -20.0);
+        assert_eq!(score_floor(-12.0), -20.0);
+        assert_eq!(score_floor(-47.0), -60.0);
+        assert_eq!(score_floor(-1000.0), -105.0);
+    }
+
+    #[test]
+    fn offsets_are_clamped_and_square_root_scaled() {
+        let sc = Scales {
+            t0: 0,
+            t1: 100,
+            off_range: 2.0,
+            score_lo: -105.0,
+        };
+        assert_eq!(sc.y_offset(5.0), Y0);
+        assert_eq!(sc.y_offset(-5.0), Y1);
+        assert_eq!(sc.y_offset(0.0), (Y0 + Y1) / 2);
+        // A quarter of the range sits half way out.
+        let half = (Y1 - Y0) as f64 / 2.0;
+        assert_eq!(
+            sc.y_offset(0.5),
+            ((Y0 + Y1) as f64 / 2.0 - half / 2.0).round() as i64
+        );
+        assert_eq!(sc.y_score(25.0), Y0);
+        assert_eq!(sc.y_score(-200.0), Y1);
+    }
+
+    #[test]
+    fn draws_each_monitor_and_the_aggregate() {
+        let mut rows = Vec::new();
+        for i in 0..10 {
+            rows.push(row(i * 60, Some(1), Some(0.001), 1.0, i as f64));
+            rows.push(row(i * 60 + 1, Some(2), Some(0.5), -2.5, -(i as f64)));
+            rows.push(row(i * 60 + 2, None, None, 1.0, i as f64));
+        }
+        let svg = render(&rows, &BTreeMap::new());
+        assert!(svg.contains("<g class=\"monitor\" data-monitor=\"1\" data-name=\"m1\">"));
+        assert!(svg.contains("<g class=\"monitor\" data-monitor=\"2\" data-name=\"m2\">"));
+        assert!(svg.contains("class=\"dots offset ok\" data-points=\"10\""));
+        assert!(svg.contains("class=\"dots offset bad\" data-points=\"10\""));
+        assert!(svg.contains("class=\"dots score fall\" data-points=\"10\""));
+        assert!(svg.contains("<path class=\"aggregate\" data-points=\"10\""));
+        assert!(svg.contains("class=\"threshold\""));
+        assert_eq!(
+            render(&[], &BTreeMap::new()),
+            "<p class=\"muted\">No history yet.</p>"
+        );
+    }
+
+    #[test]
+    fn names_are_escaped() {
+        let mut r = row(0, Some(7), Some(0.0), 1.0, 1.0);
+        r.monitor_name = Some("<b>\"x\"".into());
+        let svg = render(&[r], &BTreeMap::new());
+        assert!(svg.contains("data-name=\"&lt;b&gt;&quot;x&quot;\""));
+    }
+}

@@ -1,0 +1,302 @@
+//! `/scores/{ip}`: what the pool thinks of one server and why — score,
+//! DNS state with its reasons, the history chart with its legend, recent
+//! errors — and `/scores?ip=` for the lookup form.
+
+use super::chart;
+use super::html::{PageError, esc, minute, page, respond};
+use crate::error::ApiError;
+use crate::logfmt;
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use store::{LogRow, MonitorFilter, ServerMonitorRow, ServerRow};
+
+/// Rows drawn in the chart (every monitor and the aggregate together):
+/// enough for about a day of a busy server, bounded so the page stays fast.
+pub const CHART_ROWS: i64 = 5000;
+const ERRORS_SHOWN: usize = 20;
+
+/// `GET /scores?ip=…`: the lookup form's target.
+pub async fn lookup(Query(q): Query<Vec<(String, String)>>) -> Result<Response, PageError> {
+    let ip = q
+        .iter()
+        .find(|(k, _)| k == "ip")
+        .map(|(_, v)| v.trim())
+        .unwrap_or("");
+    if ip.is_empty() {
+        return Ok(redirect("/"));
+    }
+    let ip: IpAddr = ip.parse().map_err(|_| {
+        ApiError::bad_request("not an IP address: enter e.g. 192.0.2.1 or 2001:db8::1")
+    })?;
+    Ok(redirect(&format!("/scores/{ip}")))
+}
+
+fn redirect(to: &str) -> Response {
+    let mut resp = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(to) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// Why a server is not in DNS, in the operator's words (empty when it is).
+fn not_in_dns_reasons(s: &ServerRow, now: i64) -> Vec<String> {
+    let mut why = Vec::new();
+    // Each rule on its own, through the one DNS rule in `scoring`.
+    if !scoring::in_dns(s.score, 1, None, now) {
+        why.push(format!(
+            "its score {:.1} is below {}",
+            s.score,
+            scoring::IN_DNS_THRESHOLD
+        ));
+    }
+    if !scoring::in_dns(scoring::MAX_SCORE, s.netspeed, None, now) {
+        why.push("its netspeed is 0 (monitoring only)".into());
+    }
+    if !scoring::in_dns(scoring::MAX_SCORE, 1, s.deletion_on, now) {
+        let day = s.deletion_on.map(day).unwrap_or_default();
+        why.push(format!(
+            "it is scheduled for deletion on {day} (servers leave DNS 14 days before)"
+        ));
+    }
+    why
+}
+
+fn day(ts: i64) -> String {
+    let mut s = logfmt::timestamp(ts);
+    s.truncate(10);
+    s
+}
+
+/// `GET /scores/{ip}`.
+pub async fn server(
+    State(st): State<AppState>,
+    Path(ip): Path<String>,
+) -> Result<Response, PageError> {
+    let not_found = || PageError::not_found("This server is not in the pool.");
+    let ip: IpAddr = ip.parse().map_err(|_| not_found())?;
+    let s = st.store().server_by_ip(ip).await?.ok_or_else(not_found)?;
+    let now = st.now();
+    let rows = st
+        .store()
+        .log_rows(s.id, MonitorFilter::All, CHART_ROWS, None)
+        .await?;
+    let monitors: Vec<ServerMonitorRow> = st
+        .store()
+        .server_monitors(s.id)
+        .await?
+        .into_iter()
+        .filter(|m| m.monitor_status != store::MonitorGlobalStatus::Deleted)
+        .collect();
+    let doc = render(&s, &rows, &monitors, now);
+    Ok(respond(StatusCode::OK, 120, doc))
+}
+
+fn render(s: &ServerRow, rows: &[LogRow], monitors: &[ServerMonitorRow], now: i64) -> String {
+    let ip = s.ip.to_string();
+    let mut b = String::with_capacity(32 * 1024);
+    let _ = write!(b, "<h1>{ip}</h1><dl class=\"facts\">");
+    let _ = write!(
+        b,
+        "<dt>Current score</dt><dd><strong id=\"score\">{:.1}</strong>{} \
+         <span class=\"muted\">(servers with a score of at least 10 are used in the pool)</span></dd>",
+        s.score,
+        s.score_ts
+            .map(|t| format!(" at {}", minute(t)))
+            .unwrap_or_default()
+    );
+    let why = not_in_dns_reasons(s, now);
+    if why.is_empty() {
+        b.push_str("<dt>In DNS</dt><dd id=\"in-dns\" class=\"ok\">yes</dd>");
+    } else {
+        let _ = write!(
+            b,
+            "<dt>In DNS</dt><dd id=\"in-dns\" class=\"bad\">no: {}</dd>",
+            esc(&why.join("; "))
+        );
+    }
+    b.push_str("<dt>Zones</dt><dd>");
+    if s.zones.is_empty() {
+        b.push_str("none");
+    }
+    for (i, z) in s.zones.iter().enumerate() {
+        let sep = if i > 0 { ", " } else { "" };
+        let _ = write!(
+            b,
+            "{sep}<a href=\"/zones/{}\">{}</a>",
+            esc(&super::url_segment(z)),
+            esc(z)
+        );
+    }
+    let _ = write!(b, "</dd><dt>Netspeed</dt><dd>{} kbit/s</dd>", s.netspeed);
+    if let Some(d) = s.deletion_on {
+        let _ = write!(
+            b,
+            "<dt>Deletion</dt><dd id=\"deletion\" class=\"bad\">scheduled for {}</dd>",
+            day(d)
+        );
+    }
+    b.push_str("</dl>");
+
+    // History: chart, legend (hover or focus highlights a monitor's points
+    // through CSS alone; the script adds click-to-hide).
+    let names: BTreeMap<i64, String> = monitors
+        .iter()
+        .map(|m| (m.monitor_id, m.name.clone()))
+        .collect();
+    b.push_str("<section class=\"history\" id=\"history\"><h2>History</h2>");
+    // Scrolls sideways on a phone rather than shrinking the labels away.
+    b.push_str("<div class=\"scroll\">");
+    b.push_str(&chart::render(rows, &names));
+    b.push_str("</div>");
+    legend(&mut b, rows, monitors);
+    b.push_str(
+        "<p class=\"muted\">Dots: offset per check (left axis, square root scale; green ≤ 25 ms, \
+         orange ≤ 100 ms, pink above) and each monitor's score (right axis). \
+         Line: the server's overall score. Hover a monitor to highlight it, click to hide it.</p>\
+         </section>",
+    );
+
+    errors(&mut b, rows, &names);
+    let enc = esc(&ip);
+    let _ = write!(
+        b,
+        "<h2>Data</h2><p><a href=\"/scores/{enc}/log?limit=200&amp;monitor=*\">CSV log</a> · \
+         <a href=\"/scores/{enc}/json?monitor=*&amp;limit={CHART_ROWS}\">JSON</a> · \
+         <a href=\"/api/v1/servers/{enc}\">current standing (JSON)</a> · server #{}</p>",
+        s.id
+    );
+
+    let mut style = String::from("<style>");
+    for m in monitors {
+        let id = m.monitor_id;
+        let _ = write!(
+            style,
+            ".history:has(tr[data-monitor=\"{id}\"]:hover) g.monitor:not([data-monitor=\"{id}\"]),\
+             .history:has(tr[data-monitor=\"{id}\"]:focus) g.monitor:not([data-monitor=\"{id}\"]),\
+             .history:has(tr[data-monitor=\"{id}\"]:hover) .aggregate{{opacity:.12}}"
+        );
+    }
+    style.push_str("</style>");
+    b.push_str(SCRIPT);
+    page(&ip, &style, &b)
+}
+
+/// Click a legend row to hide that monitor's points; marks the section
+/// `data-script="ok"` once it ran (the browser test reads that).
+const SCRIPT: &str = "<script>(function(){\
+var sec=document.getElementById('history');if(!sec)return;\
+var svg=sec.querySelector('svg.chart');\
+sec.querySelectorAll('tr[data-monitor]').forEach(function(tr){\
+tr.tabIndex=0;var id=tr.getAttribute('data-monitor');\
+var g=svg?svg.querySelector('g.monitor[data-monitor=\"'+id+'\"]'):null;\
+function t(){tr.classList.toggle('hidden');if(g)g.classList.toggle('hidden');}\
+tr.addEventListener('click',t);\
+tr.addEventListener('keydown',function(e){if(e.key==='Enter'||e.key===' '){e.preventDefault();t();}});});\
+sec.setAttribute('data-script-monitors',String(svg?svg.querySelectorAll('g.monitor').length:0));\
+sec.setAttribute('data-script','ok');})();</script>";
+
+fn legend(b: &mut String, rows: &[LogRow], monitors: &[ServerMonitorRow]) {
+    let mut rtt: BTreeMap<i64, (f64, u32)> = BTreeMap::new();
+    for r in rows {
+        if let (Some(id), Some(v)) = (r.monitor_id, r.rtt) {
+            let e = rtt.entry(id).or_default();
+            e.0 += v * 1000.0;
+            e.1 += 1;
+        }
+    }
+    b.push_str(
+        "<div class=\"scroll\"><table class=\"legend\"><thead><tr><th>monitor</th><th>location</th>\
+         <th>status</th><th class=\"num\">score</th><th class=\"num\">avg rtt</th><th>last check</th>\
+         </tr></thead><tbody>",
+    );
+    for m in monitors {
+        let avg = rtt
+            .get(&m.monitor_id)
+            .filter(|e| e.1 > 0)
+            .map(|e| format!("{:.1} ms", e.0 / f64::from(e.1)))
+            .unwrap_or_default();
+        let _ = write!(
+            b,
+            "<tr data-monitor=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{:.1}</td>\
+             <td class=\"num\">{avg}</td><td>{}</td></tr>",
+            m.monitor_id,
+            esc(&m.name),
+            esc(&m.location),
+            m.status,
+            m.score,
+            m.score_ts.map(minute).unwrap_or_default(),
+        );
+    }
+    b.push_str("</tbody></table></div>");
+}
+
+fn errors(b: &mut String, rows: &[LogRow], names: &BTreeMap<i64, String>) {
+    let mut errs: Vec<&LogRow> = rows
+        .iter()
+        .filter(|r| r.monitor_id.is_some() && r.error.is_some())
+        .collect();
+    errs.sort_by(|a, b| b.ts.cmp(&a.ts).then(b.id.cmp(&a.id)));
+    b.push_str("<h2>Recent errors</h2>");
+    if errs.is_empty() {
+        b.push_str("<p class=\"muted\">No errors in the charted history.</p>");
+        return;
+    }
+    b.push_str(
+        "<div class=\"scroll\"><table class=\"errors\"><thead><tr><th>time</th><th>monitor</th>\
+         <th>error</th></tr></thead><tbody>",
+    );
+    for r in errs.iter().take(ERRORS_SHOWN) {
+        let id = r.monitor_id.unwrap_or(0);
+        let name = r
+            .monitor_name
+            .clone()
+            .or_else(|| names.get(&id).cloned())
+            .unwrap_or_else(|| id.to_string());
+        let _ = write!(
+            b,
+            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
+            logfmt::timestamp(r.ts),
+            esc(&name),
+            esc(&logfmt::sanitize_error(r.error.as_deref().unwrap_or("")))
+        );
+    }
+    b.push_str("</tbody></table></div>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(score: f64, netspeed: i64, deletion_on: Option<i64>) -> ServerRow {
+        ServerRow {
+            id: 1,
+            ip: "192.0.2.1".parse().unwrap(),
+            ip_version: 4,
+            account_id: None,
+            netspeed,
+            score,
+            score_ts: None,
+            deletion_on,
+            created_on: 0,
+            zones: vec![],
+        }
+    }
+
+    #[test]
+    fn reasons_for_not_being_in_dns() {
+        let now = 1_700_000_000;
+        assert!(not_in_dns_reasons(&server(15.0, 1000, None), now).is_empty());
+        let r = not_in_dns_reasons(&server(3.0, 0, Some(now + 86_400)), now);
+        assert_eq!(r.len(), 3, "{r:?}");
+        assert!(r[0].contains("below 10"));
+        assert!(r[1].contains("netspeed is 0"));
+        assert!(r[2].contains("scheduled for deletion"));
+        assert!(not_in_dns_reasons(&server(15.0, 1000, Some(now + 30 * 86_400)), now).is_empty());
+    }
+}

@@ -107,6 +107,8 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend_name(), "serving HTTP");
+    // Zone count history: today's row is refreshed every 10 minutes.
+    let recorder = tokio::spawn(record_zone_counts(store.clone()));
     let app = router(AppState::new(cfg, store));
     axum::serve(
         listener,
@@ -114,8 +116,22 @@ pub async fn serve_on(
     )
     .with_graceful_shutdown(shutdown)
     .await?;
+    recorder.abort();
     tracing::info!("HTTP server stopped");
     Ok(())
+}
+
+async fn record_zone_counts(store: Store) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        if let Err(e) = store
+            .record_zone_counts(chrono::Utc::now().timestamp())
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record zone counts");
+        }
+    }
 }
 
 async fn not_found() -> ApiError {

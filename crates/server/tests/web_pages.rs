@@ -208,6 +208,22 @@ async fn zone_page(backend: Backend) {
     );
     assert!(body.contains("<tr data-ip=\"192.0.2.1\">"));
     assert!(body.contains("<span class=\"ok\">yes</span>"));
+    // The daily history of counts, as the service records it.
+    assert!(!body.contains("<h2>History</h2>"));
+    let now = common::now();
+    assert!(f.t.store().record_zone_counts(now).await.unwrap() >= 3);
+    let body = assert_html(&f.t.get("/zones/de").await, 200);
+    let day = now - now.rem_euclid(86_400);
+    let row = format!(
+        "<tr data-day=\"{day}\"><td>{}</td><td class=\"num\">1</td><td class=\"num\">1</td>",
+        chrono::DateTime::from_timestamp(day, 0)
+            .unwrap()
+            .format("%Y-%m-%d")
+    );
+    assert!(
+        body.contains("<h2>History</h2>") && body.contains(&row),
+        "{body}"
+    );
     // A parent zone lists no servers of its children.
     let body = assert_html(&f.t.get("/zones/europe").await, 200);
     assert!(body.contains("Zone europe"));

@@ -123,6 +123,8 @@ async fn finish<DB: sqlx::Database, T>(
 // After the query macros above, which it uses.
 mod web;
 pub use web::ScoreCrossing;
+mod zone_history;
+pub use zone_history::ZoneCountRow;
 
 const SQLITE_FILE: &str = "poolwatch.db";
 const SQLITE_READERS: u32 = 4;

@@ -178,6 +178,26 @@ pub async fn zone(
             esc(p)
         );
     }
+    let history = st.store().zone_history(&z.name, 60).await?;
+    if !history.is_empty() {
+        b.push_str(
+            "<h2>History</h2><div class=\"scroll\"><table class=\"history\"><thead><tr><th>day (UTC)</th>\
+             <th class=\"num\">IPv4 active</th><th class=\"num\">IPv4 registered</th>\
+             <th class=\"num\">IPv6 active</th><th class=\"num\">IPv6 registered</th></tr></thead><tbody>",
+        );
+        for h in &history {
+            let day = chrono::DateTime::from_timestamp(h.day, 0)
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_default();
+            let _ = write!(
+                b,
+                "<tr data-day=\"{}\"><td>{day}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                h.day, h.v4_active, h.v4_registered, h.v6_active, h.v6_registered
+            );
+        }
+        b.push_str("</tbody></table></div>");
+    }
     b.push_str("<h2>Servers</h2>");
     if servers.is_empty() {
         b.push_str("<p class=\"muted\">No servers in this zone.</p>");

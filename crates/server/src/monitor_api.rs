@@ -156,9 +156,10 @@ pub async fn work(
         intervals.active_s = intervals.active_s.max(intervals.testing_s);
     }
     let now = st.now();
-    let items = st
+    // Due servers and their batch in one transaction.
+    let (seq, items) = st
         .store()
-        .take_work(m.id, intervals, i64::from(st.cfg().batch_size.max(1)), now)
+        .take_work_batch(m.id, intervals, i64::from(st.cfg().batch_size.max(1)), now)
         .await?;
     if items.is_empty() {
         return Ok(Json(Work {
@@ -167,9 +168,6 @@ pub async fn work(
             retry_after_s: idle_retry(&intervals),
         }));
     }
-    let ids: Vec<i64> = items.iter().map(|w| w.server_id).collect();
-    st.remember_servers(items.iter().map(|w| (w.ip, w.server_id)));
-    let seq = st.store().create_batch(m.id, &ids, now).await?;
     let batch_id = batch_id_text(seq);
     let servers = items
         .iter()
@@ -262,16 +260,15 @@ pub async fn results(
     }
     let mut rows = Vec::with_capacity(sub.results.len());
     for (i, r) in sub.results.iter().enumerate() {
-        let cached = st
-            .cached_server_id(r.ip)
-            .filter(|id| batch.server_ids.contains(id));
-        let found = match cached {
-            Some(id) => Some(id),
-            None => st.store().server_by_ip(r.ip).await?.map(|s| s.id),
-        };
+        // The batch row knows which addresses it was issued for.
+        let found = batch
+            .servers
+            .iter()
+            .find(|(_, ip)| *ip == r.ip)
+            .map(|(id, _)| *id);
         let server_id = match found {
-            Some(id) if batch.server_ids.contains(&id) => id,
-            _ => {
+            Some(id) => id,
+            None => {
                 return Err(ApiError::forbidden(format!(
                     "results[{i}].ip: {} is not in this batch",
                     r.ip

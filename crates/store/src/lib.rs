@@ -831,6 +831,10 @@ impl Store {
             } else {
                 Vec::new()
             };
+            // Nothing due: no batch row (idle monitors poll often).
+            if rows.is_empty() {
+                return Ok((0, rows));
+            }
             let (seq,): (i64,) = sqlx::query_as(d::BATCH_INSERT)
                 .bind(monitor_id)
                 .bind(now)

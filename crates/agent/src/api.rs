@@ -194,6 +194,44 @@ impl Api {
         .await
     }
 
+    /// Tell the service how the last clock sanity check went (shown on its
+    /// `/monitors` page). Best effort: the answer has no body.
+    pub async fn report_clock(&self, ok: bool, detail: &str) -> Result<(), ApiError> {
+        let body = serde_json::json!({ "ok": ok, "detail": detail.chars().take(1000).collect::<String>() });
+        let res = self
+            .http
+            .post(format!("{}/api/v1/monitor/clock", self.base))
+            .bearer_auth(&self.key)
+            .json(&body)
+            .send()
+            .await;
+        let out = match res {
+            Err(e) => Err(ApiError::Unreachable(without_url(&e))),
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let body: String = r
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(500)
+                    .collect();
+                if status >= 500 {
+                    Err(ApiError::Server { status, body })
+                } else {
+                    Err(ApiError::Rejected { status, body })
+                }
+            }
+        };
+        let label = match &out {
+            Ok(()) => "204".to_string(),
+            Err(e) => e.status_label(),
+        };
+        metrics::counter!("poolwatch_agent_api_requests_total", "kind" => "clock", "status" => label).increment(1);
+        out
+    }
+
     pub async fn submit(&self, results: &Results) -> Result<SubmitResponse, ApiError> {
         self.call(
             "results",

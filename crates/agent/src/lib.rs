@@ -337,6 +337,9 @@ impl Agent {
         let ok = v.ok;
         let changed = self.clock.as_ref().is_none_or(|(old, _)| old.ok != ok);
         self.clock = Some((v, Instant::now()));
+        if let Err(e) = self.api.report_clock(ok, &summary).await {
+            tracing::debug!("cannot report the clock check: {e}");
+        }
         if ok {
             if changed {
                 info!("{summary}");

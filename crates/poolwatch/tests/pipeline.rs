@@ -365,6 +365,15 @@ fn pipeline_scores_fairly_survives_an_outage_and_loses_nothing() {
         assert!(m.contains(name), "agent metrics lack {name}: {m}");
     }
 
+    // Each agent reported its clock check; the monitors page shows it.
+    let (st, page) = get(http, "/monitors").expect("monitors page");
+    assert_eq!(st, 200);
+    assert_eq!(
+        page.matches("class=\"clock-ok\"").count(),
+        AGENTS.len(),
+        "{page}"
+    );
+
     // Stop the service for ~10 s; the agents spool, then replay.
     serve.signal("TERM");
     assert_eq!(

@@ -30,7 +30,7 @@ pub use dns_zone::{DnsZoneConfig, run_dns, zone_from_store};
 pub use error::ApiError;
 pub use logfmt::CSV_HEADER;
 pub use monitor_api::{
-    Accepted, CheckResult, MonitorConfig, Submission, Work, WorkServer, batch_id_text,
+    Accepted, CheckResult, ClockReport, MonitorConfig, Submission, Work, WorkServer, batch_id_text,
     parse_batch_id,
 };
 pub use state::AppState;
@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/monitor/config", get(monitor_api::config))
         .route("/api/v1/monitor/work", post(monitor_api::work))
         .route("/api/v1/monitor/results", post(monitor_api::results))
+        .route("/api/v1/monitor/clock", post(monitor_api::clock))
         .layer(DefaultBodyLimit::max(state.cfg().max_body_bytes));
     let public = Router::new()
         .route("/scores/{ip}/log", get(scores::log_csv))

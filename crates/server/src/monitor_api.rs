@@ -329,3 +329,32 @@ mod tests {
         assert_eq!(idle_retry(&fast), 2);
     }
 }
+
+/// `POST /api/v1/monitor/clock` body: the agent's latest clock sanity check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockReport {
+    pub ok: bool,
+    /// One line, e.g. "2 of 3 reference server(s) disagree with our clock (…)".
+    pub detail: String,
+}
+
+/// `POST /api/v1/monitor/clock`: record the monitor's clock check, shown on
+/// `/monitors`. 204 on success.
+pub async fn clock(
+    State(st): State<AppState>,
+    AuthedMonitor(m): AuthedMonitor,
+    JsonBody(r): JsonBody<ClockReport>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    if r.detail.chars().count() > 1000 {
+        return Err(ApiError::bad_request("detail: longer than 1000 characters"));
+    }
+    let c = store::MonitorClock {
+        monitor_id: m.id,
+        ok: r.ok,
+        detail: r.detail,
+        ts: st.now(),
+    };
+    st.store().set_monitor_clock(&c).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

@@ -125,6 +125,8 @@ mod web;
 pub use web::ScoreCrossing;
 mod zone_history;
 pub use zone_history::ZoneCountRow;
+mod monitor_clock;
+pub use monitor_clock::MonitorClock;
 
 const SQLITE_FILE: &str = "poolwatch.db";
 const SQLITE_READERS: u32 = 4;

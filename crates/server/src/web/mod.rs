@@ -237,8 +237,15 @@ pub async fn monitors(State(st): State<AppState>) -> Result<Response, PageError>
     b.push_str(
         "<h1>Monitors</h1><div class=\"scroll\"><table class=\"monitors\"><thead><tr><th>name</th>\
          <th>location</th><th>status</th><th>online</th><th>last seen</th><th>version</th>\
-         <th class=\"num\">checks, last hour</th></tr></thead><tbody>",
+         <th class=\"num\">checks, last hour</th><th>clock check</th></tr></thead><tbody>",
     );
+    let clocks: HashMap<i64, store::MonitorClock> = st
+        .store()
+        .monitor_clocks()
+        .await?
+        .into_iter()
+        .map(|c| (c.monitor_id, c))
+        .collect();
     for m in monitors
         .iter()
         .filter(|m| m.status != MonitorGlobalStatus::Deleted)
@@ -255,7 +262,7 @@ pub async fn monitors(State(st): State<AppState>) -> Result<Response, PageError>
         let _ = write!(
             b,
             "<tr data-monitor=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{seen}</td>\
-             <td>{}</td><td class=\"num\">{}</td></tr>",
+             <td>{}</td><td class=\"num\">{}</td>{}</tr>",
             m.id,
             esc(&m.name),
             esc(&m.location),
@@ -263,6 +270,16 @@ pub async fn monitors(State(st): State<AppState>) -> Result<Response, PageError>
             yes_no(online),
             esc(m.client_version.as_deref().unwrap_or("")),
             checks.get(&m.id).copied().unwrap_or(0),
+            match clocks.get(&m.id) {
+                Some(c) => format!(
+                    "<td class=\"clock-{}\" title=\"{}\">{} <span class=\"muted\">({})</span></td>",
+                    if c.ok { "ok" } else { "failing" },
+                    esc(&c.detail),
+                    if c.ok { "ok" } else { "failing" },
+                    ago(c.ts, now)
+                ),
+                None => "<td class=\"clock-unknown\">unknown</td>".to_string(),
+            },
         );
     }
     b.push_str("</tbody></table></div>");

@@ -129,50 +129,58 @@ impl Api {
         })
     }
 
-    async fn call<T: serde::de::DeserializeOwned>(
+    /// Send with the key; a non-2xx answer becomes an `ApiError`. Every
+    /// request is counted by kind and status.
+    async fn send(
         &self,
         kind: &'static str,
         req: reqwest::RequestBuilder,
-    ) -> Result<T, ApiError> {
-        let res = req.bearer_auth(&self.key).send().await;
-        let out = match res {
+    ) -> Result<reqwest::Response, ApiError> {
+        let out = match req.bearer_auth(&self.key).send().await {
             Err(e) => Err(ApiError::Unreachable(without_url(&e))),
+            Ok(r) if r.status().is_success() => Ok(r),
             Ok(r) => {
                 let status = r.status();
-                if status.is_success() {
-                    r.json::<T>().await.map_err(|e| ApiError::Server {
+                let body: String = r
+                    .text()
+                    .await
+                    .unwrap_or_default()
+                    .chars()
+                    .take(500)
+                    .collect();
+                if status.is_server_error() {
+                    Err(ApiError::Server {
                         status: status.as_u16(),
-                        body: format!("unreadable answer: {}", without_url(&e)),
+                        body,
                     })
                 } else {
-                    let body: String = r
-                        .text()
-                        .await
-                        .unwrap_or_default()
-                        .chars()
-                        .take(500)
-                        .collect();
-                    if status.is_server_error() {
-                        Err(ApiError::Server {
-                            status: status.as_u16(),
-                            body,
-                        })
-                    } else {
-                        Err(ApiError::Rejected {
-                            status: status.as_u16(),
-                            body,
-                        })
-                    }
+                    Err(ApiError::Rejected {
+                        status: status.as_u16(),
+                        body,
+                    })
                 }
             }
         };
         let label = match &out {
-            Ok(_) => "200".to_string(),
+            Ok(r) => r.status().as_u16().to_string(),
             Err(e) => e.status_label(),
         };
         metrics::counter!("poolwatch_agent_api_requests_total", "kind" => kind, "status" => label)
             .increment(1);
         out
+    }
+
+    async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        kind: &'static str,
+        req: reqwest::RequestBuilder,
+    ) -> Result<T, ApiError> {
+        let r = self.send(kind, req).await?;
+        let status = r.status().as_u16();
+        r.json::<T>().await.map_err(|e| ApiError::Server {
+            status,
+            body: format!("unreadable answer: {}", without_url(&e)),
+        })
     }
 
     pub async fn config(&self) -> Result<MonitorConfig, ApiError> {
@@ -197,39 +205,12 @@ impl Api {
     /// Tell the service how the last clock sanity check went (shown on its
     /// `/monitors` page). Best effort: the answer has no body.
     pub async fn report_clock(&self, ok: bool, detail: &str) -> Result<(), ApiError> {
-        let body = serde_json::json!({ "ok": ok, "detail": detail.chars().take(1000).collect::<String>() });
-        let res = self
+        let detail: String = detail.chars().take(1000).collect();
+        let req = self
             .http
             .post(format!("{}/api/v1/monitor/clock", self.base))
-            .bearer_auth(&self.key)
-            .json(&body)
-            .send()
-            .await;
-        let out = match res {
-            Err(e) => Err(ApiError::Unreachable(without_url(&e))),
-            Ok(r) if r.status().is_success() => Ok(()),
-            Ok(r) => {
-                let status = r.status().as_u16();
-                let body: String = r
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .chars()
-                    .take(500)
-                    .collect();
-                if status >= 500 {
-                    Err(ApiError::Server { status, body })
-                } else {
-                    Err(ApiError::Rejected { status, body })
-                }
-            }
-        };
-        let label = match &out {
-            Ok(()) => "204".to_string(),
-            Err(e) => e.status_label(),
-        };
-        metrics::counter!("poolwatch_agent_api_requests_total", "kind" => "clock", "status" => label).increment(1);
-        out
+            .json(&serde_json::json!({ "ok": ok, "detail": detail }));
+        self.send("clock", req).await.map(drop)
     }
 
     pub async fn submit(&self, results: &Results) -> Result<SubmitResponse, ApiError> {

@@ -32,6 +32,17 @@ pub struct Work {
     pub servers: Vec<WorkServer>,
     #[serde(default)]
     pub retry_after_s: Option<u64>,
+    /// Traceroutes the service asks for (also with no servers).
+    #[serde(default)]
+    pub traceroutes: Vec<TraceRequest>,
+}
+
+/// A traceroute the service asks for, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceRequest {
+    pub ip: String,
+    #[serde(default)]
+    pub reason: String,
 }
 
 /// One check's best sample, as submitted.
@@ -211,6 +222,18 @@ impl Api {
             .post(format!("{}/api/v1/monitor/clock", self.base))
             .json(&serde_json::json!({ "ok": ok, "detail": detail }));
         self.send("clock", req).await.map(drop)
+    }
+
+    /// Send back a traceroute the service asked for.
+    pub async fn submit_traceroute(
+        &self,
+        report: &crate::traceroute::TracerouteReport,
+    ) -> Result<(), ApiError> {
+        let req = self
+            .http
+            .post(format!("{}/api/v1/monitor/traceroute", self.base))
+            .json(report);
+        self.send("traceroute", req).await.map(drop)
     }
 
     pub async fn submit(&self, results: &Results) -> Result<SubmitResponse, ApiError> {

@@ -10,6 +10,7 @@
 //! ipv6 = false
 //! concurrency = 100
 //! log_format = "json"
+//! traceroute = "auto"
 //! ```
 
 use serde::Deserialize;
@@ -33,6 +34,8 @@ pub struct AgentFile {
     pub ipv6: Option<bool>,
     pub log_format: Option<String>,
     pub concurrency: Option<usize>,
+    /// `auto`, `mtr`, `traceroute` or `off`.
+    pub traceroute: Option<String>,
 }
 
 impl AgentFile {

@@ -10,23 +10,33 @@ pub mod api;
 pub mod clock;
 pub mod file_config;
 pub mod spool;
+pub mod traceroute;
 
-use api::{Api, ApiError, MonitorConfig, ResultItem, Results, Work};
+use api::{Api, ApiError, MonitorConfig, ResultItem, Results, TraceRequest, Work};
 use clock::ClockVerdict;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use ntp::{CheckConfig, CheckResult, ErrorCode, TargetPolicy};
 use spool::{Spool, Spooled};
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use traceroute::{Outcome, Tracer, TracerouteMode};
 use tracing::{info, warn};
 
 /// Spooled batches older than this are dropped: their tickets have expired.
 pub const SPOOL_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 const CONFIG_REFRESH: Duration = Duration::from_secs(3600);
 const CLOCK_CACHE: Duration = Duration::from_secs(180);
+/// Traceroutes waiting or running at most; more are left for the service
+/// to hand out again.
+const TRACES_QUEUED: usize = 16;
 
 /// Everything the agent needs to run.
 #[derive(Debug, Clone)]
@@ -178,6 +188,30 @@ pub struct Agent {
     shutdown: CancellationToken,
     monitor: Option<(MonitorConfig, Instant)>,
     clock: Option<(ClockVerdict, Instant)>,
+    traces: Traces,
+}
+
+/// Requested traceroutes, run beside the checks (never in their way).
+struct Traces {
+    tracer: Tracer,
+    tasks: JoinSet<()>,
+    slots: Arc<Semaphore>,
+    /// Targets being traced, so a request handed out again is not doubled.
+    busy: Arc<Mutex<HashSet<IpAddr>>>,
+    /// The "no tool" line was logged.
+    warned: Arc<AtomicBool>,
+}
+
+impl Traces {
+    fn new(tracer: Tracer) -> Traces {
+        Traces {
+            tracer,
+            tasks: JoinSet::new(),
+            slots: Arc::new(Semaphore::new(traceroute::TRACE_CONCURRENCY)),
+            busy: Arc::default(),
+            warned: Arc::default(),
+        }
+    }
 }
 
 impl Agent {
@@ -195,12 +229,34 @@ impl Agent {
             shutdown,
             monitor: None,
             clock: None,
+            traces: Traces::new(traceroute::detect(TracerouteMode::Auto)),
         })
+    }
+
+    /// Trace with the tool `mode` picks (the default is `auto`).
+    pub fn with_traceroute(self, mode: TracerouteMode) -> Agent {
+        self.with_tracer(traceroute::detect(mode))
+    }
+
+    /// Trace with `tracer` (tests give a fake one).
+    pub fn with_tracer(mut self, tracer: Tracer) -> Agent {
+        match &tracer {
+            Tracer::Tools(t) => info!("traceroutes on request with {}", traceroute::names(t)),
+            Tracer::Unavailable(why) => info!("no traceroutes: {why}"),
+        }
+        self.traces = Traces::new(tracer);
+        self
     }
 
     /// Run until shutdown (or one batch with `once`); returns what it did.
     pub async fn run(mut self) -> Result<Tally, AgentError> {
         let res = self.run_loop().await;
+        if self.cfg.once && !self.shutdown.is_cancelled() {
+            // One batch: let its traceroutes finish (each has a timeout).
+            while self.traces.tasks.join_next().await.is_some() {}
+        } else {
+            self.traces.tasks.abort_all();
+        }
         let t = self.tally;
         info!(
             checks = t.checks,
@@ -229,6 +285,7 @@ impl Agent {
             self.cfg.pipeline.max(1)
         };
         loop {
+            while self.traces.tasks.try_join_next().is_some() {}
             let stopping = self.shutdown.is_cancelled();
             if stopping && inflight.is_empty() {
                 break;
@@ -286,6 +343,7 @@ impl Agent {
         }
         self.clock_check(&monitor).await?;
         let work = self.api.work().await.inspect_err(|_| self.monitor = None)?;
+        self.start_traceroutes(&work.traceroutes);
         if work.servers.is_empty() {
             self.retry_after = work.retry_after_s.map(Duration::from_secs);
             return Ok(None);
@@ -347,6 +405,109 @@ impl Agent {
             Ok(())
         } else {
             Err(AgentError::Clock(format!("not submitting: {summary}")))
+        }
+    }
+
+    /// Start the traceroutes the service asked for: at most
+    /// `TRACE_CONCURRENCY` at once, each within `TRACE_TIMEOUT`, in tasks of
+    /// their own so the checks never wait for them. Refused addresses are
+    /// never traced.
+    fn start_traceroutes(&mut self, requests: &[TraceRequest]) {
+        for req in requests {
+            let refused = |why: String| {
+                warn!("{why}; traceroute skipped");
+                metrics::counter!("poolwatch_agent_traceroutes_total", "result" => "refused")
+                    .increment(1);
+            };
+            let target: IpAddr = match req.ip.parse() {
+                Ok(ip) => ip,
+                Err(_) => {
+                    refused(format!("unreadable traceroute target {:?}", req.ip));
+                    continue;
+                }
+            };
+            if let Err(e) = self.cfg.policy.check(target) {
+                refused(format!("no traceroute: {e}"));
+                continue;
+            }
+            if !self.family_enabled(&target) {
+                refused(format!(
+                    "no traceroute to {target}: its address family is turned off"
+                ));
+                continue;
+            }
+            if self.traces.tasks.len() >= TRACES_QUEUED
+                || !self
+                    .traces
+                    .busy
+                    .lock()
+                    .expect("not poisoned")
+                    .insert(target)
+            {
+                tracing::debug!("traceroute to {target} already queued or too many queued");
+                continue;
+            }
+            info!("traceroute to {target} requested: {}", req.reason);
+            let t = &self.traces;
+            let (tracer, slots, busy, warned) = (
+                t.tracer.clone(),
+                t.slots.clone(),
+                t.busy.clone(),
+                t.warned.clone(),
+            );
+            let (api, policy, source, ip) = (
+                self.api.clone(),
+                self.cfg.policy,
+                self.cfg.source,
+                req.ip.clone(),
+            );
+            self.traces.tasks.spawn(async move {
+                let permit = slots.acquire_owned().await;
+                let outcome = traceroute::trace_one(
+                    &tracer,
+                    policy,
+                    source,
+                    &ip,
+                    traceroute::TRACE_TIMEOUT,
+                    now_unix,
+                )
+                .await;
+                drop(permit);
+                metrics::counter!("poolwatch_agent_traceroutes_total", "result" => outcome.label())
+                    .increment(1);
+                let report = match outcome {
+                    Outcome::Refused(why) => {
+                        warn!("{why}; traceroute skipped");
+                        None
+                    }
+                    Outcome::Ok(r) => {
+                        info!(
+                            "traceroute to {ip} with {}: {} hop(s)",
+                            r.tool,
+                            r.hops.len()
+                        );
+                        Some(r)
+                    }
+                    Outcome::Error(r) => {
+                        let why = r.error.clone().unwrap_or_default();
+                        match &tracer {
+                            Tracer::Unavailable(_) => {
+                                if !warned.swap(true, Ordering::Relaxed) {
+                                    warn!("{why}");
+                                }
+                            }
+                            Tracer::Tools(_) => warn!("traceroute to {ip} failed: {why}"),
+                        }
+                        Some(r)
+                    }
+                };
+                if let Some(r) = report
+                    && let Err(e) = api.submit_traceroute(&r).await
+                {
+                    warn!("cannot send the traceroute to {ip}: {e}");
+                }
+                busy.lock().expect("not poisoned").remove(&target);
+            });
         }
     }
 

@@ -31,7 +31,9 @@ Examples:
   poolwatch admin server add 81.2.69.142 --geoip GeoLite2-Country.mmdb
   poolwatch admin server add 2001:db8::123 --zone de --netspeed 100000
   poolwatch admin server remove 81.2.69.142 --on 2030-01-31
-  poolwatch admin zone list";
+  poolwatch admin zone list
+  poolwatch admin account add acme
+  poolwatch admin account contact acme --email noc@acme.example --webhook https://hooks.acme.example/pool";
 
 #[derive(Subcommand, Debug)]
 enum AdminCommand {
@@ -44,6 +46,28 @@ enum AdminCommand {
     /// Show the zones and their server counts.
     #[command(subcommand)]
     Zone(ZoneCommand),
+    /// Add accounts and set where their alerts go.
+    #[command(subcommand)]
+    Account(AccountCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountCommand {
+    /// Add an account (nothing changes if it exists).
+    Add { name: String },
+    /// Set where alerts about the account's servers go. An omitted flag
+    /// keeps its value; '' clears it.
+    Contact {
+        name: String,
+        /// E-mail address for alerts (sent when serve has --smtp-url).
+        #[arg(long, value_name = "ADDRESS")]
+        email: Option<String>,
+        /// URL that gets each alert as a JSON POST.
+        #[arg(long, value_name = "URL")]
+        webhook: Option<String>,
+    },
+    /// Show an account's contacts.
+    Show { name: String },
 }
 
 fn parse_status(s: &str) -> Result<MonitorGlobalStatus, String> {
@@ -172,6 +196,9 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             admin::check_monitor_name(name).map_err(admin_err)?;
             ip_arg(ip)?;
         }
+        AdminCommand::Account(AccountCommand::Contact { email, webhook, .. }) => {
+            admin::check_contact(email.as_deref(), webhook.as_deref()).map_err(admin_err)?;
+        }
         AdminCommand::Server(
             ServerCommand::Add { ip, .. }
             | ServerCommand::Show { ip }
@@ -187,6 +214,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         AdminCommand::Monitor(c) => monitor(&store, c).await,
         AdminCommand::Server(c) => server_cmd(&store, setup.geoip.as_ref(), c).await,
         AdminCommand::Zone(ZoneCommand::List { all }) => zones(&store, all).await,
+        AdminCommand::Account(c) => account(&store, c).await,
     };
     store.close().await;
     result.map(|()| ExitCode::SUCCESS)
@@ -381,6 +409,42 @@ async fn server_cmd(store: &Store, geoip: Option<&geo::GeoIp>, c: ServerCommand)
                 .map_err(|e| admin_err(e.into()))?;
             println!("server {ip} netspeed is now {netspeed} kbit");
         }
+    }
+    Ok(())
+}
+
+fn print_account(a: &store::AccountRow) {
+    println!("account {}", a.name);
+    println!("  email    {}", a.email.as_deref().unwrap_or("-"));
+    println!("  webhook  {}", a.webhook.as_deref().unwrap_or("-"));
+}
+
+async fn account(store: &Store, c: AccountCommand) -> Result<()> {
+    match c {
+        AccountCommand::Add { name } => {
+            if name.trim().is_empty() {
+                return Err(usage("the account name must not be empty"));
+            }
+            store.ensure_account(name.trim()).await?;
+            println!("account {}", name.trim());
+        }
+        AccountCommand::Contact {
+            name,
+            email,
+            webhook,
+        } => {
+            if email.is_none() && webhook.is_none() {
+                return Err(usage("give --email and/or --webhook ('' clears one)"));
+            }
+            let a = admin::set_account_contact(store, &name, email.as_deref(), webhook.as_deref())
+                .await
+                .map_err(admin_err)?;
+            print_account(&a);
+        }
+        AccountCommand::Show { name } => match store.account_by_name(&name).await? {
+            Some(a) => print_account(&a),
+            None => return Err(usage(format!("no account '{name}'"))),
+        },
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 use crate::util::{init_logging, parse_duration, usage};
 use agent::file_config::AgentFile;
+use agent::traceroute::TracerouteMode;
 use agent::{Agent, AgentConfig};
 use anyhow::Result;
 use ntp::TargetPolicy;
@@ -86,12 +87,18 @@ pub struct Args {
     pub backoff_min: Duration,
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     pub backoff_max: Duration,
+    /// Traceroutes the service asks for after a server's state changed
+    /// (UDP probes to port 123): `auto` runs mtr if installed, else
+    /// traceroute; `off` answers such requests with an error [default: auto].
+    #[arg(long, env = "POOLWATCH_TRACEROUTE", value_name = "TOOL",
+          value_parser = ["auto", "mtr", "traceroute", "off"])]
+    pub traceroute: Option<String>,
     /// TOML file with any of the settings above.
     #[arg(long, env = "POOLWATCH_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 }
 
-fn build(a: Args) -> Result<(AgentConfig, Option<SocketAddr>, bool)> {
+fn build(a: Args) -> Result<(AgentConfig, Option<SocketAddr>, bool, TracerouteMode)> {
     let f = match &a.config {
         Some(p) => AgentFile::load(p).map_err(usage)?,
         None => AgentFile::default(),
@@ -142,6 +149,10 @@ fn build(a: Args) -> Result<(AgentConfig, Option<SocketAddr>, bool)> {
         .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("poolwatch-agent-state"));
     let json = a.log_format.or(f.log_format).is_some_and(|f| f == "json");
+    let traceroute: TracerouteMode = match a.traceroute.or(f.traceroute) {
+        Some(t) => t.parse().map_err(usage)?,
+        None => TracerouteMode::Auto,
+    };
     let cfg = AgentConfig {
         api,
         key,
@@ -162,11 +173,11 @@ fn build(a: Args) -> Result<(AgentConfig, Option<SocketAddr>, bool)> {
         backoff_min: a.backoff_min,
         backoff_max: a.backoff_max.max(a.backoff_min),
     };
-    Ok((cfg, metrics, json))
+    Ok((cfg, metrics, json, traceroute))
 }
 
 pub async fn run(args: Args) -> Result<ExitCode> {
-    let (cfg, metrics, json) = build(args)?;
+    let (cfg, metrics, json, traceroute) = build(args)?;
     init_logging(json);
     let shutdown = CancellationToken::new();
     if let Some(addr) = metrics {
@@ -184,7 +195,10 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         cfg.api,
         cfg.state_dir.display()
     );
-    Agent::new(cfg, shutdown.clone())?.run().await?;
+    Agent::new(cfg, shutdown.clone())?
+        .with_traceroute(traceroute)
+        .run()
+        .await?;
     shutdown.cancel();
     Ok(ExitCode::SUCCESS)
 }

@@ -3,9 +3,11 @@
 
 mod admin_cmd;
 mod agent_cmd;
+mod alert_args;
 mod check_cmd;
 mod demo_cmd;
 mod dns_cmd;
+mod selector_args;
 mod serve_cmd;
 mod sim_cmd;
 mod util;

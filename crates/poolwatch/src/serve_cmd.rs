@@ -114,6 +114,12 @@ pub struct Args {
     #[command(flatten)]
     store: StoreArgs,
 
+    #[command(flatten)]
+    selector: crate::selector_args::SelectorArgs,
+
+    #[command(flatten)]
+    alerts: crate::alert_args::AlertArgs,
+
     /// The pool zone this service answers DNS for and publishes at
     /// /api/dns-zone, e.g. pool.example.org.
     #[arg(long, value_name = "NAME", env = "POOLWATCH_ZONE")]
@@ -203,6 +209,14 @@ pub struct Args {
     /// Log format on stderr: text or json [default: text].
     #[arg(long, value_name = "FORMAT", env = "POOLWATCH_LOG_FORMAT", value_parser = ["text", "json"])]
     log_format: Option<String>,
+
+    /// Zone guard: when a zone would lose more than this share of its
+    /// in-DNS servers within 24 h while the servers being dropped still get
+    /// good answers at a monitor, keep the excess in DNS (most recently good
+    /// first) and record a guard event (shown on the zone page). A share
+    /// between 0 and 1 (0.2 or 20%), or off [default: 0.1].
+    #[arg(long, value_name = "off|SHARE", env = "POOLWATCH_ZONE_GUARD", value_parser = server::zone_guard::parse_zone_guard)]
+    zone_guard: Option<scoring::ZoneGuardConfig>,
 }
 
 const SERVE_EXAMPLES: &str = "\
@@ -363,6 +377,11 @@ fn build_config(a: &Args, setup: &StoreSetup) -> Result<ServerConfig> {
         geoip: setup.geoip.clone(),
         dns_zone: None,
         process_metrics: None,
+        selector: a.selector.settings()?,
+        alerts: Some(
+            a.alerts
+                .config(f.public_url.as_deref(), &f.alerts, listen)?,
+        ),
     })
 }
 
@@ -413,6 +432,12 @@ pub async fn run(args: Args) -> Result<ExitCode> {
             .install_recorder()
             .ok();
     }
+    let zone_guard = match (args.zone_guard, &setup.file.zone_guard) {
+        (Some(g), _) => g,
+        (None, Some(v)) => server::zone_guard::zone_guard_from_toml(v)
+            .map_err(|e| usage(format!("config zone_guard: {e}")))?,
+        (None, None) => scoring::ZoneGuardConfig::default(),
+    };
     let store = setup.open_store().await?;
     tracing::info!(
         backend = store.backend_name(),
@@ -427,6 +452,15 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         tracing::info!("shutting down");
         signal.cancel();
     });
+    // The zone guard keeps every server's DNS state; with `off` it holds
+    // nothing but still records who is in DNS.
+    tracing::info!(?zone_guard, "zone guard");
+    let guard_task = tokio::spawn(server::zone_guard::run_loop(
+        store.clone(),
+        zone_guard,
+        server::zone_guard::GUARD_INTERVAL,
+        stop.clone(),
+    ));
     let dns_task = match (args.dns_listen, cfg.dns_zone.clone()) {
         (Some(addr), Some(zone)) => {
             let listener = dns::DnsListener::bind(addr)
@@ -447,6 +481,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     };
     server::serve(cfg, store.clone(), stop.clone().cancelled_owned()).await?;
     stop.cancel();
+    let _ = guard_task.await;
     if let Some(t) = dns_task {
         t.await??;
     }

@@ -347,6 +347,8 @@ fn help_explains_the_commands() {
         "--trusted-proxy",
         "--config",
         "POOLWATCH_DATABASE_URL",
+        "--zone-guard",
+        "POOLWATCH_ZONE_GUARD",
     ] {
         assert!(text.contains(word), "{word} missing from:\n{text}");
     }

@@ -4,13 +4,11 @@
 
 mod common;
 
-use common::{BIN, Sim};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use common::Sim;
+use common::e2e::{Proc, admin, free_tcp_port, get, wait_until};
+use std::net::UdpSocket;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const GOOD: &str = "127.0.3.1";
 const DENY: &str = "127.0.3.4";
@@ -23,14 +21,6 @@ const AGENTS: [(&str, &str); 3] = [
     ("ams", "127.0.4.2"),
     ("lax", "127.0.4.3"),
 ];
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn free_udp_port() -> u16 {
     loop {
@@ -45,124 +35,10 @@ fn free_udp_port() -> u16 {
     }
 }
 
-/// A plain HTTP/1.1 GET; returns (status, body).
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Some((status, body))
-}
-
-fn dechunk(mut b: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = b.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        b = &rest[n + 2..];
-    }
-    out
-}
-
-/// A child process whose stderr is collected; killed on drop.
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    fn spawn(args: &[String]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn poolwatch");
-        let err = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        Proc { child, log }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args(["-s", sig, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
-    /// Wait for exit (at most `limit`); returns the exit code.
-    fn wait(&mut self, limit: Duration) -> Option<i32> {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                std::thread::sleep(Duration::from_millis(200)); // let the log thread drain
-                return st.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn admin(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(BIN)
-        .arg("admin")
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "admin {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// Checks take about 2 s (3 samples 1 s apart) and servers are due every
-/// 2 s, so an agent is nearly always in the middle of a batch: stopping the
-/// service then makes it spool.
+/// 2 s whatever the selector made of the pair (it starts them testing), so
+/// an agent is nearly always in the middle of a batch: stopping the service
+/// then makes it spool.
 fn serve_args(dir: &Path, http: u16, ntp: u16) -> Vec<String> {
     let mut a: Vec<String> = [
         "serve",
@@ -171,9 +47,9 @@ fn serve_args(dir: &Path, http: u16, ntp: u16) -> Vec<String> {
         "--interval-active",
         "2s",
         "--interval-testing",
-        "4s",
+        "2s",
         "--interval-candidate",
-        "8s",
+        "2s",
         "--samples",
         "3",
         "--sample-interval",
@@ -222,17 +98,6 @@ fn csv(port: u16, ip: &str, monitor: &str) -> Vec<Vec<String>> {
     lines
         .map(|l| l.split(',').map(str::to_string).collect())
         .collect()
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
 }
 
 /// "agent stopped: N checks made, M results accepted by the service, S spooled, D dropped"

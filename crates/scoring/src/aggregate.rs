@@ -23,9 +23,21 @@ pub struct MonitorScore {
 /// sets so a new or poorly covered server still gets a score.
 const WINDOWS: [(&[MonitorStatus], i64); 3] = [
     (&[MonitorStatus::Active], 1200),
-    (&[MonitorStatus::Active, MonitorStatus::Testing], 2700),
-    (&[MonitorStatus::Candidate, MonitorStatus::Testing], 7200),
+    (
+        &[MonitorStatus::Active, MonitorStatus::Testing],
+        WINDOW_TRUSTED_S,
+    ),
+    (
+        &[MonitorStatus::Candidate, MonitorStatus::Testing],
+        WINDOW_WIDEST_S,
+    ),
 ];
+
+/// The second window (active or testing monitors): while some monitor of
+/// those scored the server this recently, candidates do not count.
+pub const WINDOW_TRUSTED_S: i64 = 2700;
+/// The widest window (candidates or testing).
+pub const WINDOW_WIDEST_S: i64 = 7200;
 
 /// Recent-median aggregate; `None` when no monitor qualifies in any window.
 pub fn aggregate(scores: &[MonitorScore], now: i64) -> Option<f64> {

@@ -11,9 +11,12 @@ mod dns;
 pub mod selector;
 mod status;
 mod step;
+pub mod window;
 pub mod zone_guard;
 
-pub use aggregate::{MonitorScore, aggregate, should_log_aggregate};
+pub use aggregate::{
+    MonitorScore, WINDOW_TRUSTED_S, WINDOW_WIDEST_S, aggregate, should_log_aggregate,
+};
 pub use dns::in_dns;
 pub use selector::{
     Change, GlobalStatus, MonitorStats, Reason, SelectorConfig, SelectorMonitor, SelectorServer,
@@ -21,6 +24,7 @@ pub use selector::{
 };
 pub use status::{MonitorStatus, ParseMonitorStatusError};
 pub use step::{Observation, Step, step, update};
+pub use window::PairWindow;
 pub use zone_guard::{GuardDecision, GuardEvent, ZoneGuardConfig, ZoneServer, guard};
 
 /// A server is published in DNS from this aggregate score up.

@@ -247,9 +247,72 @@ pub async fn add_server(
         .await?)
 }
 
+/// Check an account's alert contacts as the operator typed them: an
+/// e-mail address, an http(s) webhook URL. `""` (clear) passes.
+pub fn check_contact(email: Option<&str>, webhook: Option<&str>) -> Result<(), AdminError> {
+    if let Some(e) = email.map(str::trim).filter(|e| !e.is_empty()) {
+        e.parse::<lettre::Address>()
+            .map_err(|_| usage(format!("'{e}' is not an e-mail address")))?;
+    }
+    if let Some(w) = webhook.map(str::trim).filter(|w| !w.is_empty()) {
+        let ok = reqwest::Url::parse(w)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+        if !ok {
+            return Err(usage(format!("'{w}' is not an http:// or https:// URL")));
+        }
+    }
+    Ok(())
+}
+
+/// Set an account's alert contacts: `None` keeps the current value, `""`
+/// clears it. Returns the account as stored.
+pub async fn set_account_contact(
+    store: &Store,
+    name: &str,
+    email: Option<&str>,
+    webhook: Option<&str>,
+) -> Result<store::AccountRow, AdminError> {
+    check_contact(email, webhook)?;
+    let Some(cur) = store.account_by_name(name).await? else {
+        return Err(usage(format!(
+            "no account '{name}' (add it with `poolwatch admin account add {name}`)"
+        )));
+    };
+    let pick = |new: Option<&str>, old: Option<String>| match new.map(str::trim) {
+        Some("") => None,
+        Some(v) => Some(v.to_string()),
+        None => old,
+    };
+    let email = pick(email, cur.email);
+    let webhook = pick(webhook, cur.webhook);
+    store
+        .set_account_contact(name, email.as_deref(), webhook.as_deref())
+        .await?;
+    Ok(store
+        .account_by_name(name)
+        .await?
+        .unwrap_or(store::AccountRow {
+            email,
+            webhook,
+            ..cur
+        }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contacts() {
+        assert!(
+            check_contact(Some("noc@example.net"), Some("https://hooks.example.net/x")).is_ok()
+        );
+        assert!(check_contact(Some(""), Some("")).is_ok());
+        assert!(check_contact(None, None).is_ok());
+        assert!(check_contact(Some("not an address"), None).is_err());
+        assert!(check_contact(None, Some("ftp://example.net/")).is_err());
+        assert!(check_contact(None, Some("example.net/hook")).is_err());
+    }
 
     #[test]
     fn public_addresses() {

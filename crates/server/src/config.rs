@@ -36,6 +36,10 @@ pub struct ServerConfig {
     pub dns_zone: Option<crate::DnsZoneConfig>,
     /// The process-wide Prometheus recorder (DNS counters), appended to `/metrics`.
     pub process_metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The monitor selector's targets and interval; `None` turns it off.
+    pub selector: Option<crate::selector::SelectorSettings>,
+    /// Alerts to server accounts (e-mail, webhooks); `None` turns them off.
+    pub alerts: Option<crate::alerts::AlertConfig>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -54,6 +58,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("rate_limit", &self.rate_limit)
             .field("geoip", &self.geoip.is_some())
             .field("dns_zone", &self.dns_zone.as_ref().map(|z| &z.origin))
+            .field("alerts", &self.alerts)
             .finish()
     }
 }
@@ -77,6 +82,8 @@ impl Default for ServerConfig {
             geoip: None,
             dns_zone: None,
             process_metrics: None,
+            selector: Some(crate::selector::SelectorSettings::default()),
+            alerts: None,
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The pool zone for the DNS servers: built from the store (only servers
-//! that pass the in-DNS rule), served to stand-alone `poolwatch dns`
+//! that pass the in-DNS rule or that the zone guard holds), served to stand-alone `poolwatch dns`
 //! instances at `GET /api/dns-zone` (bearer token) and used directly by the
 //! DNS server inside `serve`.
 
@@ -37,11 +37,13 @@ pub async fn zone_from_store(
     cfg: &DnsZoneConfig,
     now: i64,
 ) -> Result<dns::ZoneData, StoreError> {
+    // In DNS by score, or kept there by the zone guard.
+    let guarded = store.server_dns_all().await?;
     let servers: Vec<dns::DnsServer> = store
         .list_servers()
         .await?
         .into_iter()
-        .filter(|s| scoring::in_dns(s.score, s.netspeed, s.deletion_on, now))
+        .filter(|s| store::DnsMembership::for_server(s, guarded.get(&s.id), now).in_dns)
         .map(|s| dns::DnsServer {
             ip: s.ip,
             netspeed: s.netspeed.clamp(0, u32::MAX as i64) as u32,

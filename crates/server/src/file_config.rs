@@ -16,11 +16,21 @@
 //! interval_candidate = "2h"
 //! reference_servers = ["time.example.net", "192.0.2.123"]
 //! ticket_secret_file = "/etc/poolwatch/ticket-secret"
+//! zone_guard = 0.1            # or "off", or "10%"
+//! public_url = "https://pool.example.org"
 //!
 //! [rate_limit]
 //! per_second = 20
 //! burst = 40
 //! trusted_proxies = ["10.0.0.0/8"]
+//!
+//! [alerts]
+//! smtp_url = "smtp://127.0.0.1:25"
+//! from = "Pool <alerts@pool.example.org>"
+//! interval = "1h"
+//! check = "60s"
+//! reminder = "24h"
+//! max_reminders = 5
 //! ```
 
 use serde::Deserialize;
@@ -46,8 +56,27 @@ pub struct FileConfig {
     pub interval_candidate: Option<String>,
     pub reference_servers: Option<Vec<String>>,
     pub ticket_secret_file: Option<PathBuf>,
+    /// The zone guard: a share (`0.1`, `"10%"`) or `"off"`; see
+    /// `crate::zone_guard::parse_zone_guard`.
+    pub zone_guard: Option<toml::Value>,
     #[serde(default)]
     pub rate_limit: FileRateLimit,
+    /// Base URL the public reaches the service at (links in alerts).
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub alerts: FileAlerts,
+}
+
+/// `[alerts]`: the `--smtp-url`, `--alert-*` flags.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAlerts {
+    pub smtp_url: Option<String>,
+    pub from: Option<String>,
+    pub interval: Option<String>,
+    pub check: Option<String>,
+    pub reminder: Option<String>,
+    pub max_reminders: Option<u32>,
 }
 
 /// `[rate_limit]`.
@@ -92,7 +121,10 @@ mod tests {
         assert_eq!(c.listen.as_deref(), Some("0.0.0.0:8080"));
         assert_eq!(c.samples, Some(4));
         assert_eq!(c.rate_limit.burst, Some(40.0));
+        assert_eq!(c.alerts.max_reminders, Some(5));
+        assert_eq!(c.public_url.as_deref(), Some("https://pool.example.org"));
         assert_eq!(c.reference_servers.unwrap().len(), 2);
+        assert_eq!(c.zone_guard, Some(toml::Value::Float(0.1)));
     }
 
     #[test]

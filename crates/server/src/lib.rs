@@ -8,6 +8,7 @@
 //! log a monitor key, a ticket or the ticket secret, and bad input must
 //! never change stored data or panic.
 
+pub mod alerts;
 mod config;
 mod dns_zone;
 mod error;
@@ -18,8 +19,11 @@ mod monitor_api;
 mod ratelimit;
 mod registry;
 mod scores;
+pub mod selector;
 mod state;
+mod traceroute;
 mod web;
+pub mod zone_guard;
 
 pub mod admin;
 pub mod file_config;
@@ -30,10 +34,11 @@ pub use dns_zone::{DnsZoneConfig, run_dns, zone_from_store};
 pub use error::ApiError;
 pub use logfmt::CSV_HEADER;
 pub use monitor_api::{
-    Accepted, CheckResult, ClockReport, MonitorConfig, Submission, Work, WorkServer, batch_id_text,
-    parse_batch_id,
+    Accepted, CheckResult, ClockReport, MonitorConfig, Submission, TraceRequest, Work, WorkServer,
+    batch_id_text, parse_batch_id,
 };
 pub use state::AppState;
+pub use traceroute::{HopIn, TracerouteStored, TracerouteSubmission};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
@@ -57,12 +62,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/monitor/work", post(monitor_api::work))
         .route("/api/v1/monitor/results", post(monitor_api::results))
         .route("/api/v1/monitor/clock", post(monitor_api::clock))
+        .route("/api/v1/monitor/traceroute", post(traceroute::submit))
         .layer(DefaultBodyLimit::max(state.cfg().max_body_bytes));
     let public = Router::new()
         .route("/scores/{ip}/log", get(scores::log_csv))
         .route("/scores/{ip}/json", get(scores::log_json))
         .route("/api/v1/servers", get(registry::list_servers))
         .route("/api/v1/servers/{ip}", get(registry::server))
+        .route("/api/v1/servers/{ip}/monitors", get(selector::monitors_api))
         .route("/api/v1/zones", get(registry::zones))
         .route("/", get(web::index))
         .route("/scores", get(web::lookup))
@@ -110,7 +117,20 @@ pub async fn serve_on(
     tracing::info!(%addr, backend = store.backend_name(), "serving HTTP");
     // Zone count history: today's row is refreshed every 10 minutes.
     let recorder = tokio::spawn(record_zone_counts(store.clone()));
-    let app = router(AppState::new(cfg, store));
+    let state = AppState::new(cfg, store);
+    let selector = state
+        .cfg()
+        .selector
+        .clone()
+        .map(|s| tokio::spawn(selector::run_loop(state.clone(), s)));
+    let alerter = match state.cfg().alerts.clone() {
+        Some(a) => {
+            let alerter = alerts::Alerter::new(a).map_err(|e| anyhow::anyhow!(e))?;
+            Some(tokio::spawn(alerts::run_alerts(state.clone(), alerter)))
+        }
+        None => None,
+    };
+    let app = router(state);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -118,6 +138,12 @@ pub async fn serve_on(
     .with_graceful_shutdown(shutdown)
     .await?;
     recorder.abort();
+    if let Some(t) = selector {
+        t.abort();
+    }
+    if let Some(t) = alerter {
+        t.abort();
+    }
     tracing::info!("HTTP server stopped");
     Ok(())
 }
@@ -144,6 +170,10 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
     match st.store().counts().await {
         Ok((servers, monitors, rows)) => st.metrics().counts(servers, monitors, rows),
         Err(e) => tracing::warn!(error = %e, "cannot count store rows for metrics"),
+    }
+    match st.store().zone_guard_stats().await {
+        Ok(stats) => st.metrics().zone_guard(&stats),
+        Err(e) => tracing::warn!(error = %e, "cannot read zone guard numbers for metrics"),
     }
     (
         [(

@@ -23,6 +23,21 @@ pub const MONITORS: &str = "poolwatch_monitors";
 pub const LOG_ROWS: &str = "poolwatch_log_rows";
 /// Batches accepted, by monitor and outcome (accepted/duplicate).
 pub const BATCHES_TOTAL: &str = "poolwatch_batches_total";
+/// Servers of a zone the zone guard holds in DNS now, and its events so far
+/// (both read from the store at scrape time).
+pub const ZONE_GUARD_HELD: &str = "poolwatch_zone_guard_held";
+pub const ZONE_GUARD_EVENTS_TOTAL: &str = "poolwatch_zone_guard_events_total";
+/// Traceroutes asked of monitors (after a status change) and stored.
+pub const TRACEROUTES_REQUESTED_TOTAL: &str = "poolwatch_traceroutes_requested_total";
+pub const TRACEROUTES_STORED_TOTAL: &str = "poolwatch_traceroutes_stored_total";
+/// Alert deliveries, by kind (down/reminder/recovered), channel
+/// (email/webhook) and result (ok/error).
+pub const ALERTS_TOTAL: &str = "poolwatch_alerts_total";
+/// Selector passes, their duration, servers and changes by new status.
+pub const SELECTOR_PASSES: &str = "poolwatch_selector_passes_total";
+pub const SELECTOR_PASS_SECONDS: &str = "poolwatch_selector_pass_seconds";
+pub const SELECTOR_SERVERS: &str = "poolwatch_selector_servers";
+pub const SELECTOR_CHANGES: &str = "poolwatch_selector_changes_total";
 
 /// The outcome label of one result, as the pool's monitor counts its tests:
 /// `timeout` (no reply), `error` (KoD or socket error), `offset` (answered,
@@ -89,6 +104,18 @@ impl Metrics {
         m.record(|| {
             describe_counter!(RESULTS_TOTAL, "Results received, by monitor and outcome");
             describe_counter!(BATCHES_TOTAL, "Batches submitted, by monitor and outcome");
+            describe_counter!(
+                TRACEROUTES_REQUESTED_TOTAL,
+                "Traceroutes asked of monitors after a change of a server's state"
+            );
+            describe_counter!(
+                TRACEROUTES_STORED_TOTAL,
+                "Traceroutes monitors sent back and the service stored"
+            );
+            describe_counter!(
+                ALERTS_TOTAL,
+                "Alert deliveries, by kind, channel and result"
+            );
             describe_histogram!(
                 HTTP_DURATION,
                 Unit::Seconds,
@@ -102,6 +129,22 @@ impl Metrics {
             describe_gauge!(SERVERS, "Servers in the store");
             describe_gauge!(MONITORS, "Monitors in the store");
             describe_gauge!(LOG_ROWS, "Rows in the score log");
+            describe_gauge!(
+                ZONE_GUARD_HELD,
+                "Servers of the zone held in DNS by the zone guard"
+            );
+            describe_counter!(ZONE_GUARD_EVENTS_TOTAL, "Zone guard events recorded");
+            describe_counter!(SELECTOR_PASSES, "Selector passes completed");
+            describe_gauge!(
+                SELECTOR_PASS_SECONDS,
+                Unit::Seconds,
+                "Duration of the last selector pass"
+            );
+            describe_gauge!(SELECTOR_SERVERS, "Servers in the last selector pass");
+            describe_counter!(
+                SELECTOR_CHANGES,
+                "Monitor status changes made by the selector, by new status"
+            );
         });
         m
     }
@@ -128,6 +171,24 @@ impl Metrics {
         });
     }
 
+    /// Count one alert delivery attempt.
+    pub fn alert(&self, kind: &'static str, channel: &'static str, result: &'static str) {
+        self.record(|| {
+            counter!(ALERTS_TOTAL, "kind" => kind, "channel" => channel, "result" => result)
+                .increment(1);
+        });
+    }
+
+    /// Count traceroute requests made.
+    pub fn traceroutes_requested(&self, n: u64) {
+        self.record(|| counter!(TRACEROUTES_REQUESTED_TOTAL).increment(n));
+    }
+
+    /// Count one stored traceroute.
+    pub fn traceroute_stored(&self) {
+        self.record(|| counter!(TRACEROUTES_STORED_TOTAL).increment(1));
+    }
+
     /// Time one HTTP request.
     pub fn request(&self, route: String, method: String, status: u16, seconds: f64) {
         self.record(|| {
@@ -142,6 +203,34 @@ impl Metrics {
             gauge!(SERVERS).set(servers as f64);
             gauge!(MONITORS).set(monitors as f64);
             gauge!(LOG_ROWS).set(log_rows as f64);
+        });
+    }
+
+    /// Record one selector pass.
+    pub fn selector_pass(&self, r: &crate::selector::PassReport) {
+        self.record(|| {
+            counter!(SELECTOR_PASSES).increment(1);
+            gauge!(SELECTOR_PASS_SECONDS).set(r.total.as_secs_f64());
+            gauge!(SELECTOR_SERVERS).set(r.servers as f64);
+            for (to, n) in [
+                ("active", r.to_active),
+                ("testing", r.to_testing),
+                ("candidate", r.to_candidate),
+                ("paused", r.to_paused),
+            ] {
+                counter!(SELECTOR_CHANGES, "to" => to).increment(n as u64);
+            }
+        });
+    }
+
+    /// Set the zone guard series from the store's per-zone numbers.
+    pub fn zone_guard(&self, stats: &[store::ZoneGuardStat]) {
+        self.record(|| {
+            for z in stats {
+                gauge!(ZONE_GUARD_HELD, "zone" => z.zone.clone()).set(z.held as f64);
+                counter!(ZONE_GUARD_EVENTS_TOTAL, "zone" => z.zone.clone())
+                    .absolute(z.events.max(0) as u64);
+            }
         });
     }
 

@@ -49,6 +49,17 @@ pub struct Work {
     pub servers: Vec<WorkServer>,
     /// When to ask again: 0 right after a batch, more when idle.
     pub retry_after_s: u64,
+    /// Traceroutes the service asks for (also in idle answers); send each
+    /// back with `POST /api/v1/monitor/traceroute`.
+    #[serde(default)]
+    pub traceroutes: Vec<TraceRequest>,
+}
+
+/// A traceroute the service wants from this monitor, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceRequest {
+    pub ip: String,
+    pub reason: String,
 }
 
 /// One server to check, with the ticket to return with its result.
@@ -161,11 +172,13 @@ pub async fn work(
         .store()
         .take_work_batch(m.id, intervals, i64::from(st.cfg().batch_size.max(1)), now)
         .await?;
+    let traceroutes = crate::traceroute::take_requests(&st, &m, now).await;
     if items.is_empty() {
         return Ok(Json(Work {
             batch_id: String::new(),
             servers: Vec::new(),
             retry_after_s: idle_retry(&intervals),
+            traceroutes,
         }));
     }
     let batch_id = batch_id_text(seq);
@@ -180,6 +193,7 @@ pub async fn work(
         batch_id,
         servers,
         retry_after_s: 0,
+        traceroutes,
     }))
 }
 
@@ -288,6 +302,7 @@ pub async fn results(
         });
     }
     let out = st.store().submit_results(m.id, seq, &rows, now).await?;
+    crate::traceroute::request_for_transitions(&st, &m, &out.transitions, now).await;
     if out.duplicate {
         st.metrics().batch(&m.name, "duplicate");
     } else {

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde::Serialize;
 use std::net::IpAddr;
-use store::ServerRow;
+use store::{DnsMembership, ServerDns, ServerRow};
 
 /// A server as the public API shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -18,8 +18,12 @@ pub struct ServerInfo {
     /// Aggregate score, one decimal.
     pub score: f64,
     pub score_ts: Option<i64>,
-    /// Handed out by DNS now (score ≥ 10, netspeed > 0, not leaving).
+    /// Handed out by DNS now (score ≥ 10, netspeed > 0, not leaving; or
+    /// held by the zone guard).
     pub in_dns: bool,
+    /// In DNS only because the zone guard holds it (its score is below 10
+    /// but a monitor still sees it good while its zone loses many servers).
+    pub held_by_guard: bool,
     /// kbit/s.
     pub netspeed: i64,
     pub zones: Vec<String>,
@@ -28,13 +32,16 @@ pub struct ServerInfo {
 }
 
 impl ServerInfo {
-    pub fn new(s: &ServerRow, now: i64) -> Self {
+    /// `dns` is the server's `server_dns` row, if the zone guard wrote one.
+    pub fn new(s: &ServerRow, dns: Option<&ServerDns>, now: i64) -> Self {
+        let m = DnsMembership::for_server(s, dns, now);
         ServerInfo {
             ip: s.ip.to_string(),
             ip_version: s.ip_version,
             score: (s.score * 10.0).round() / 10.0,
             score_ts: s.score_ts,
-            in_dns: scoring::in_dns(s.score, s.netspeed, s.deletion_on, now),
+            in_dns: m.in_dns,
+            held_by_guard: m.held,
             netspeed: s.netspeed,
             zones: s.zones.clone(),
             deletion_on: s
@@ -52,12 +59,13 @@ pub struct ServerList {
 /// `GET /api/v1/servers`.
 pub async fn list_servers(State(st): State<AppState>) -> Result<Json<ServerList>, ApiError> {
     let now = st.now();
+    let dns = st.store().server_dns_all().await?;
     let servers = st
         .store()
         .list_servers()
         .await?
         .iter()
-        .map(|s| ServerInfo::new(s, now))
+        .map(|s| ServerInfo::new(s, dns.get(&s.id), now))
         .collect();
     Ok(Json(ServerList { servers }))
 }
@@ -106,8 +114,9 @@ pub async fn server(
             rtt: m.rtt.map(|s| s * 1000.0),
         })
         .collect();
+    let dns = st.store().server_dns(s.id).await?;
     Ok(Json(ServerDetail {
-        server: ServerInfo::new(&s, st.now()),
+        server: ServerInfo::new(&s, dns.as_ref(), st.now()),
         monitors,
     }))
 }

@@ -254,10 +254,11 @@ pub async fn log_json(
             rtt: r.rtt.map(|s| s * 1000.0),
         })
         .collect();
+    let dns = st.store().server_dns(server.id).await?;
     let body = HistoryJson {
         history,
         monitors,
-        server: ServerInfo::new(&server, now),
+        server: ServerInfo::new(&server, dns.as_ref(), now),
     };
     Ok(with_history_headers(
         axum::Json(body).into_response(),

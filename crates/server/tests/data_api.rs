@@ -331,7 +331,8 @@ async fn json_history(backend: Backend) {
     let alpha = monitors.iter().find(|m| m["name"] == "alpha").unwrap();
     assert_eq!(alpha["id"], f.alpha.id);
     assert_eq!(alpha["type"], "monitor");
-    assert_eq!(alpha["status"], "active");
+    // No selector runs here: pairs keep their first status.
+    assert_eq!(alpha["status"], "candidate");
     assert!((alpha["avg_rtt"].as_f64().unwrap() - 12.3).abs() < 1e-9);
     assert!(alpha["ts"].as_str().unwrap().ends_with('Z'));
     let beta = monitors.iter().find(|m| m["name"] == "beta").unwrap();

@@ -127,6 +127,23 @@ mod zone_history;
 pub use zone_history::ZoneCountRow;
 mod monitor_clock;
 pub use monitor_clock::MonitorClock;
+mod guard;
+pub use guard::{
+    DnsMembership, GUARD_WINDOW_S, GuardDetail, GuardEventRow, GuardRun, HeldServer, MonitorSaw,
+    SEEN_GOOD_WITHIN_S, ServerDns, ZoneGuardStat,
+};
+mod selector;
+pub use selector::{SelectorChange, SelectorInput, SelectorLogRow, SelectorPair};
+mod traceroute;
+pub use traceroute::{
+    TRACEROUTE_REQUEST_INTERVAL_S, TRACEROUTE_RETAKE_S, TRACEROUTE_STALE_S, TracerouteHop,
+    TracerouteIn, TracerouteRow,
+};
+mod alerts;
+pub use alerts::{
+    AlertChannel, AlertEvidence, AlertKind, AlertRow, AlertState, AlertTarget, MonitorEvidence,
+    NewAlert, TracerouteEvidence,
+};
 
 const SQLITE_FILE: &str = "poolwatch.db";
 const SQLITE_READERS: u32 = 4;
@@ -377,7 +394,7 @@ impl Store {
     /// their deletion date) and active ones (in DNS now).
     pub async fn zone_list(&self, now: i64) -> Result<Vec<ZoneSummary>, StoreError> {
         type ZoneTuple = (i64, String, Option<String>, String, bool);
-        type MemberTuple = (i64, i64, f64, i64, Option<i64>);
+        type MemberTuple = (i64, i64, f64, i64, Option<i64>, Option<bool>, Option<bool>);
         let (zones, members) = read!(self, |c, d| {
             let zones: Vec<ZoneTuple> = sqlx::query_as(d::ZONE_LIST).fetch_all(&mut *c).await?;
             let members: Vec<MemberTuple> =
@@ -385,11 +402,20 @@ impl Store {
             Ok((zones, members))
         })?;
         let mut counts: HashMap<i64, [i64; 4]> = HashMap::new();
-        for (zone_id, ip_version, score, netspeed, deletion_on) in members {
+        for (zone_id, ip_version, score, netspeed, deletion_on, in_dns, held) in members {
             if deletion_on.is_some_and(|d| d <= now) {
                 continue;
             }
-            let active = scoring::in_dns(score, netspeed, deletion_on, now);
+            // In DNS by score, or kept there by the zone guard.
+            let stored = in_dns.map(|in_dns| ServerDns {
+                server_id: 0,
+                in_dns,
+                held: held.unwrap_or(false),
+                in_since: None,
+                left_at: None,
+            });
+            let active =
+                DnsMembership::of(score, netspeed, deletion_on, stored.as_ref(), now).in_dns;
             let e = counts.entry(zone_id).or_default();
             let base = if ip_version == 6 { 2 } else { 0 };
             e[base + 1] += 1;
@@ -972,6 +998,7 @@ impl Store {
                 return Ok(SubmitOutcome {
                     accepted: 0,
                     duplicate: true,
+                    transitions: Vec::new(),
                 });
             }
             let last: Option<(Option<i64>,)> = sqlx::query_as(d::MONITOR_LAST_BATCH_LOCK)
@@ -987,8 +1014,30 @@ impl Store {
             }
             let mut plan = submit::Plan::default();
             if !touched.is_empty() {
-                let (servers, scores) = d::submit_state(&mut *c, &touched).await?;
-                plan = submit::plan(monitor_id, results, &touched, servers, scores, now)?;
+                let (servers, mut scores) = d::submit_state(&mut *c, &touched, monitor_id).await?;
+                // Candidates count only where no active or testing monitor
+                // scored the server within the second window (see
+                // scoring::aggregate); reading them only then keeps a
+                // submission's cost independent of the number of monitors.
+                let need: Vec<i64> = touched
+                    .iter()
+                    .copied()
+                    .filter(|&id| {
+                        !scores.iter().any(|r| {
+                            r.0 == id
+                                && r.1 != monitor_id
+                                && (r.2 == "active" || r.2 == "testing")
+                                && (r.6 == "active" || r.6 == "testing")
+                                && r.4.is_some_and(|ts| ts >= now - scoring::WINDOW_TRUSTED_S)
+                        })
+                    })
+                    .collect();
+                if !need.is_empty() {
+                    let since = now - scoring::WINDOW_WIDEST_S;
+                    scores.extend(d::submit_candidates(&mut *c, &need, monitor_id, since).await?);
+                }
+                let windows = d::own_windows(&mut *c, monitor_id, &touched).await?;
+                plan = submit::plan(monitor_id, results, &touched, servers, scores, windows, now)?;
                 d::upsert_scores(&mut *c, monitor_id, &plan.scores).await?;
                 d::insert_logs(&mut *c, &plan.logs).await?;
                 d::set_server_scores(&mut *c, now, &plan.aggregates).await?;
@@ -1006,6 +1055,7 @@ impl Store {
             Ok(SubmitOutcome {
                 accepted: plan.accepted,
                 duplicate: false,
+                transitions: plan.transitions,
             })
         })
     }

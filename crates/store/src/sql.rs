@@ -25,12 +25,60 @@ pub(crate) struct LogIns {
 }
 
 /// This monitor's new standing for one server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct ScoreUpd {
     pub server_id: i64,
     pub score: f64,
     pub score_ts: i64,
     pub rtt_us: Option<i64>,
+    /// The selector's 24 h statistics with this batch's results added.
+    pub window: scoring::PairWindow,
+    /// Error of the latest result, '' when answered.
+    pub last_error: String,
+}
+
+/// `(server_id, stats_day, cur_n, cur_step, cur_rtt_n, cur_rtt, prev_n,
+/// prev_step, prev_rtt_n, prev_rtt, last_error)` of one pair.
+pub(crate) type WindowTuple = (
+    i64,
+    Option<i64>,
+    i64,
+    f64,
+    i64,
+    f64,
+    i64,
+    f64,
+    i64,
+    f64,
+    Option<String>,
+);
+
+/// The window columns of `server_scores`, in [`WindowTuple`] order after
+/// the server id.
+macro_rules! window_cols {
+    () => {
+        "stats_day, cur_n, cur_step, cur_rtt_n, cur_rtt, prev_n, prev_step, prev_rtt_n, prev_rtt"
+    };
+}
+
+/// A [`WindowTuple`]'s window.
+pub(crate) fn window_of(t: &WindowTuple) -> scoring::PairWindow {
+    use scoring::window::Sums;
+    scoring::PairWindow {
+        day: t.1,
+        cur: Sums {
+            n: t.2,
+            step: t.3,
+            rtt_n: t.4,
+            rtt_ms: t.5,
+        },
+        prev: Sums {
+            n: t.6,
+            step: t.7,
+            rtt_n: t.8,
+            rtt_ms: t.9,
+        },
+    }
 }
 
 /// `(server_id, monitor_id, status, score, score_ts, rtt_us, monitor's global status)`.
@@ -137,23 +185,25 @@ pub(crate) mod common {
     pub const ZONE_SET_PARENT: &str = "UPDATE zones SET parent_id = $2 WHERE name = $1";
     pub const ZONE_LIST: &str = "SELECT z.id, z.name, p.name, z.description, z.dns \
          FROM zones z LEFT JOIN zones p ON p.id = z.parent_id ORDER BY z.name";
-    pub const ZONE_MEMBERS: &str = "SELECT sz.zone_id, s.ip_version, s.score, s.netspeed, s.deletion_on \
-         FROM server_zones sz JOIN servers s ON s.id = sz.server_id";
+    pub const ZONE_MEMBERS: &str = "SELECT sz.zone_id, s.ip_version, s.score, s.netspeed, s.deletion_on, \
+         d.in_dns, d.held FROM server_zones sz JOIN servers s ON s.id = sz.server_id \
+         LEFT JOIN server_dns d ON d.server_id = s.id";
 
     pub const SERVER_INSERT: &str = "INSERT INTO servers \
          (ip, ip_version, account_id, netspeed, score, created_on) \
          VALUES ($1, $2, $3, $4, 0, $5) RETURNING id";
     pub const SERVER_ZONE_INSERT: &str =
         "INSERT INTO server_zones (server_id, zone_id) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-    /// Until the selector exists every monitor is active for every server.
+    /// Every monitor starts as a candidate for every server of its IP
+    /// version; the selector promotes from there.
     pub const SERVER_SCORES_FOR_SERVER: &str = "INSERT INTO server_scores \
          (monitor_id, server_id, status, score) \
-         SELECT id, $1, 'active', 0 FROM monitors \
+         SELECT id, $1, 'candidate', 0 FROM monitors \
          WHERE ip_version = $2 AND status <> 'deleted' \
          ON CONFLICT (server_id, monitor_id) DO NOTHING";
     pub const SERVER_SCORES_FOR_MONITOR: &str = "INSERT INTO server_scores \
          (monitor_id, server_id, status, score) \
-         SELECT $1, id, 'active', 0 FROM servers WHERE ip_version = $2 \
+         SELECT $1, id, 'candidate', 0 FROM servers WHERE ip_version = $2 \
          ON CONFLICT (server_id, monitor_id) DO NOTHING";
     macro_rules! server_cols {
         () => {
@@ -253,20 +303,34 @@ macro_rules! submit_servers {
 }
 
 /// Every monitor's standing for the touched servers, for the aggregate.
+/// `$which` picks the pairs: the active and testing ones plus the
+/// submitting monitor's own (`$2`), or, when those cannot make an
+/// aggregate, the candidates scored since `$3` (the widest window).
 macro_rules! submit_scores {
-    ($in:literal) => {
+    ($in:literal, $which:expr) => {
         concat!(
             "SELECT ss.server_id, ss.monitor_id, ss.status, ss.score, ss.score_ts, ss.rtt, \
              m.status AS mstatus \
              FROM server_scores ss JOIN monitors m ON m.id = ss.monitor_id WHERE ss.server_id ",
-            $in
+            $in,
+            $which
         )
+    };
+}
+macro_rules! trusted {
+    () => {
+        " AND (ss.status IN ('active', 'testing') OR ss.monitor_id = $2)"
+    };
+}
+macro_rules! candidates {
+    () => {
+        " AND ss.status = 'candidate' AND ss.monitor_id <> $2 AND ss.score_ts >= $3"
     };
 }
 
 pub(crate) mod sqlite {
     pub use super::common::*;
-    use super::{LogIns, ScoreTuple, ScoreUpd, ServerTuple};
+    use super::{LogIns, ScoreTuple, ScoreUpd, ServerTuple, WindowTuple};
     use sqlx::SqliteConnection;
     use std::sync::OnceLock;
 
@@ -375,7 +439,12 @@ pub(crate) mod sqlite {
     const SUBMIT_SCORES: &str = json_rows!(
         "server_id, monitor_id, status, score, score_ts, rtt, mstatus",
         "server_id, monitor_id",
-        submit_scores!("IN (SELECT value FROM json_each($1))")
+        submit_scores!("IN (SELECT value FROM json_each($1))", trusted!())
+    );
+    const SUBMIT_CANDIDATES: &str = json_rows!(
+        "server_id, monitor_id, status, score, score_ts, rtt, mstatus",
+        "server_id, monitor_id",
+        submit_scores!("IN (SELECT value FROM json_each($1))", candidates!())
     );
 
     /// Up to `limit` due servers of the monitor, marked queued at `now`.
@@ -431,11 +500,46 @@ pub(crate) mod sqlite {
     pub async fn submit_state(
         c: &mut SqliteConnection,
         ids: &[i64],
+        monitor_id: i64,
     ) -> Result<(Vec<ServerTuple>, Vec<ScoreTuple>), sqlx::Error> {
         let ids = ids_json(ids);
         let servers = fetch_json(sqlx::query_as(SUBMIT_SERVERS).bind(&ids), &mut *c).await?;
-        let scores = fetch_json(sqlx::query_as(SUBMIT_SCORES).bind(&ids), &mut *c).await?;
+        let q = sqlx::query_as(SUBMIT_SCORES).bind(&ids).bind(monitor_id);
+        let scores = fetch_json(q, &mut *c).await?;
         Ok((servers, scores))
+    }
+
+    /// Other monitors' candidate pairs of the servers scored since `since`.
+    pub async fn submit_candidates(
+        c: &mut SqliteConnection,
+        ids: &[i64],
+        monitor_id: i64,
+        since: i64,
+    ) -> Result<Vec<ScoreTuple>, sqlx::Error> {
+        let q = sqlx::query_as(SUBMIT_CANDIDATES)
+            .bind(ids_json(ids))
+            .bind(monitor_id)
+            .bind(since);
+        fetch_json(q, c).await
+    }
+
+    /// The monitor's selector windows and last errors for the servers.
+    pub async fn own_windows(
+        c: &mut SqliteConnection,
+        monitor_id: i64,
+        ids: &[i64],
+    ) -> Result<Vec<WindowTuple>, sqlx::Error> {
+        const SQL: &str = concat!(
+            "SELECT server_id, ",
+            window_cols!(),
+            ", last_error FROM server_scores WHERE monitor_id = $1 \
+             AND server_id IN (SELECT value FROM json_each($2))"
+        );
+        sqlx::query_as(SQL)
+            .bind(monitor_id)
+            .bind(ids_json(ids))
+            .fetch_all(c)
+            .await
     }
 
     fn ids_json(v: &[i64]) -> String {
@@ -464,29 +568,59 @@ pub(crate) mod sqlite {
         static SQL: OnceLock<String> = OnceLock::new();
         let sql: &'static str = SQL.get_or_init(|| {
             format!(
-                "INSERT INTO server_scores (monitor_id, server_id, status, score, score_ts, rtt) \
-                 SELECT ?, column1, 'active', column2, column3, column4 FROM (VALUES {}) \
+                "INSERT INTO server_scores (monitor_id, server_id, status, score, score_ts, rtt, \
+                 {}, last_error) \
+                 SELECT ?, column1, 'candidate', column2, column3, column4, column5, column6, \
+                 column7, column8, column9, column10, column11, column12, column13, column14 \
+                 FROM (VALUES {}) \
                  WHERE column1 IS NOT NULL \
                  ON CONFLICT (server_id, monitor_id) DO UPDATE SET \
-                 score = excluded.score, score_ts = excluded.score_ts, rtt = excluded.rtt",
-                values(4)
+                 score = excluded.score, score_ts = excluded.score_ts, rtt = excluded.rtt, \
+                 stats_day = excluded.stats_day, cur_n = excluded.cur_n, \
+                 cur_step = excluded.cur_step, cur_rtt_n = excluded.cur_rtt_n, \
+                 cur_rtt = excluded.cur_rtt, prev_n = excluded.prev_n, \
+                 prev_step = excluded.prev_step, prev_rtt_n = excluded.prev_rtt_n, \
+                 prev_rtt = excluded.prev_rtt, last_error = excluded.last_error",
+                window_cols!(),
+                values(14)
             )
         });
         for (_, chunk) in chunks(rows) {
             let mut q = sqlx::query(sql).bind(monitor_id);
             for r in chunk {
+                let w = &r.window;
                 q = q
                     .bind(r.server_id)
                     .bind(r.score)
                     .bind(r.score_ts)
-                    .bind(r.rtt_us);
+                    .bind(r.rtt_us)
+                    .bind(w.day)
+                    .bind(w.cur.n)
+                    .bind(w.cur.step)
+                    .bind(w.cur.rtt_n)
+                    .bind(w.cur.rtt_ms)
+                    .bind(w.prev.n)
+                    .bind(w.prev.step)
+                    .bind(w.prev.rtt_n)
+                    .bind(w.prev.rtt_ms)
+                    .bind(&r.last_error);
             }
             for _ in chunk.len()..CHUNK {
                 q = q
                     .bind(None::<i64>)
                     .bind(None::<f64>)
                     .bind(None::<i64>)
-                    .bind(None::<i64>);
+                    .bind(None::<i64>)
+                    .bind(None::<i64>)
+                    .bind(None::<i64>)
+                    .bind(None::<f64>)
+                    .bind(None::<i64>)
+                    .bind(None::<f64>)
+                    .bind(None::<i64>)
+                    .bind(None::<f64>)
+                    .bind(None::<i64>)
+                    .bind(None::<f64>)
+                    .bind(None::<String>);
             }
             q.execute(&mut *c).await?;
         }
@@ -571,7 +705,7 @@ pub(crate) mod sqlite {
 
 pub(crate) mod pg {
     pub use super::common::*;
-    use super::{LogIns, ScoreTuple, ScoreUpd, ServerTuple};
+    use super::{LogIns, ScoreTuple, ScoreUpd, ServerTuple, WindowTuple};
     use sqlx::PgConnection;
 
     log_queries!(log_select);
@@ -602,7 +736,8 @@ pub(crate) mod pg {
     pub const BATCH_LOCK: &str =
         "SELECT monitor_id, submitted_at FROM batches WHERE seq = $1 FOR UPDATE";
     const SUBMIT_SERVERS: &str = submit_servers!("", "= ANY($1)");
-    const SUBMIT_SCORES: &str = submit_scores!("= ANY($1)");
+    const SUBMIT_SCORES: &str = submit_scores!("= ANY($1)", trusted!());
+    const SUBMIT_CANDIDATES: &str = submit_scores!("= ANY($1)", candidates!());
 
     /// Up to `limit` due servers of the monitor, marked queued at `now`.
     pub async fn take_due(
@@ -658,6 +793,7 @@ pub(crate) mod pg {
     pub async fn submit_state(
         c: &mut PgConnection,
         ids: &[i64],
+        monitor_id: i64,
     ) -> Result<(Vec<ServerTuple>, Vec<ScoreTuple>), sqlx::Error> {
         sqlx::query("SELECT id FROM servers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
             .bind(ids)
@@ -669,9 +805,43 @@ pub(crate) mod pg {
             .await?;
         let scores = sqlx::query_as(SUBMIT_SCORES)
             .bind(ids)
+            .bind(monitor_id)
             .fetch_all(&mut *c)
             .await?;
         Ok((servers, scores))
+    }
+
+    /// Other monitors' candidate pairs of the servers scored since `since`.
+    pub async fn submit_candidates(
+        c: &mut PgConnection,
+        ids: &[i64],
+        monitor_id: i64,
+        since: i64,
+    ) -> Result<Vec<ScoreTuple>, sqlx::Error> {
+        sqlx::query_as(SUBMIT_CANDIDATES)
+            .bind(ids)
+            .bind(monitor_id)
+            .bind(since)
+            .fetch_all(c)
+            .await
+    }
+
+    /// The monitor's selector windows and last errors for the servers.
+    pub async fn own_windows(
+        c: &mut PgConnection,
+        monitor_id: i64,
+        ids: &[i64],
+    ) -> Result<Vec<WindowTuple>, sqlx::Error> {
+        const SQL: &str = concat!(
+            "SELECT server_id, ",
+            window_cols!(),
+            ", last_error FROM server_scores WHERE monitor_id = $1 AND server_id = ANY($2)"
+        );
+        sqlx::query_as(SQL)
+            .bind(monitor_id)
+            .bind(ids)
+            .fetch_all(c)
+            .await
     }
 
     pub async fn upsert_scores(
@@ -683,20 +853,46 @@ pub(crate) mod pg {
         let score: Vec<f64> = rows.iter().map(|r| r.score).collect();
         let ts: Vec<i64> = rows.iter().map(|r| r.score_ts).collect();
         let rtt: Vec<Option<i64>> = rows.iter().map(|r| r.rtt_us).collect();
-        sqlx::query(
+        macro_rules! w {
+            ($($f:tt).+) => {
+                rows.iter().map(|r| r.window.$($f).+).collect::<Vec<_>>()
+            };
+        }
+        let last_error: Vec<&str> = rows.iter().map(|r| r.last_error.as_str()).collect();
+        sqlx::query(concat!(
             "INSERT INTO server_scores \
-             (monitor_id, server_id, status, score, score_ts, rtt) \
-             SELECT $1, u.server_id, 'active', u.score, u.ts, u.rtt \
-             FROM UNNEST($2::bigint[], $3::float8[], $4::bigint[], $5::bigint[]) \
-             AS u(server_id, score, ts, rtt) \
+             (monitor_id, server_id, status, score, score_ts, rtt, ",
+            window_cols!(),
+            ", last_error) \
+             SELECT $1, u.server_id, 'candidate', u.score, u.ts, u.rtt, u.d, u.cn, u.cs, \
+             u.crn, u.cr, u.pn, u.ps, u.prn, u.pr, u.le \
+             FROM UNNEST($2::bigint[], $3::float8[], $4::bigint[], $5::bigint[], \
+             $6::bigint[], $7::bigint[], $8::float8[], $9::bigint[], $10::float8[], \
+             $11::bigint[], $12::float8[], $13::bigint[], $14::float8[], $15::text[]) \
+             AS u(server_id, score, ts, rtt, d, cn, cs, crn, cr, pn, ps, prn, pr, le) \
              ON CONFLICT (server_id, monitor_id) DO UPDATE SET \
-             score = excluded.score, score_ts = excluded.score_ts, rtt = excluded.rtt",
-        )
+             score = excluded.score, score_ts = excluded.score_ts, rtt = excluded.rtt, \
+             stats_day = excluded.stats_day, cur_n = excluded.cur_n, \
+             cur_step = excluded.cur_step, cur_rtt_n = excluded.cur_rtt_n, \
+             cur_rtt = excluded.cur_rtt, prev_n = excluded.prev_n, \
+             prev_step = excluded.prev_step, prev_rtt_n = excluded.prev_rtt_n, \
+             prev_rtt = excluded.prev_rtt, last_error = excluded.last_error",
+        ))
         .bind(monitor_id)
         .bind(server)
         .bind(score)
         .bind(ts)
         .bind(rtt)
+        .bind(w!(day))
+        .bind(w!(cur.n))
+        .bind(w!(cur.step))
+        .bind(w!(cur.rtt_n))
+        .bind(w!(cur.rtt_ms))
+        .bind(w!(prev.n))
+        .bind(w!(prev.step))
+        .bind(w!(prev.rtt_n))
+        .bind(w!(prev.rtt_ms))
+        .bind(last_error)
         .execute(c)
         .await?;
         Ok(())

@@ -1,8 +1,8 @@
 //! The arithmetic of one submission, apart from any database: given the
 //! stored state of the touched servers, what to write.
 
-use crate::sql::{LogIns, ScoreTuple, ScoreUpd, ServerTuple};
-use crate::{ResultIn, StoreError};
+use crate::sql::{LogIns, ScoreTuple, ScoreUpd, ServerTuple, WindowTuple, window_of};
+use crate::{PairState, PairTransition, ResultIn, StoreError};
 use scoring::{MonitorScore, MonitorStatus, Observation};
 use std::collections::HashMap;
 
@@ -15,6 +15,8 @@ pub(crate) struct Plan {
     pub logs: Vec<LogIns>,
     /// New aggregate per server that has one.
     pub aggregates: Vec<(i64, f64)>,
+    /// Pair state changes (traceroute triggers).
+    pub transitions: Vec<crate::PairTransition>,
 }
 
 /// The status that counts for the aggregate: a monitor that is not
@@ -42,6 +44,30 @@ struct Own {
     ts: Option<i64>,
     rtt_us: Option<i64>,
     status: MonitorStatus,
+    window: scoring::PairWindow,
+    last_error: String,
+}
+
+fn pair_state(score: f64, error: &str) -> PairState {
+    if score >= scoring::IN_DNS_THRESHOLD {
+        PairState::Healthy
+    } else {
+        PairState::Unhealthy {
+            error: error.to_string(),
+        }
+    }
+}
+
+/// Whether going from `from` to `to` is worth a traceroute: healthy ↔
+/// unhealthy, or a new, non-empty error code while unhealthy.
+fn is_transition(from: &PairState, to: &PairState) -> bool {
+    match (from, to) {
+        (PairState::Healthy, PairState::Healthy) => false,
+        (PairState::Unhealthy { error: a }, PairState::Unhealthy { error: b }) => {
+            !b.is_empty() && a != b
+        }
+        _ => true,
+    }
 }
 
 pub(crate) fn plan(
@@ -50,8 +76,13 @@ pub(crate) fn plan(
     touched: &[i64],
     servers: Vec<ServerTuple>,
     scores: Vec<ScoreTuple>,
+    windows: Vec<WindowTuple>,
     now: i64,
 ) -> Result<Plan, StoreError> {
+    let mut windows: HashMap<i64, (scoring::PairWindow, String)> = windows
+        .iter()
+        .map(|t| (t.0, (window_of(t), t.10.clone().unwrap_or_default())))
+        .collect();
     let last_logged: HashMap<i64, Option<(f64, i64)>> = servers
         .into_iter()
         .map(|(id, score, ts)| (id, score.zip(ts)))
@@ -68,6 +99,7 @@ pub(crate) fn plan(
             .map_err(|_| StoreError::Corrupt(format!("stored server score status {status:?}")))?;
         let status = effective(status, &global);
         if mid == monitor_id {
+            let (window, last_error) = windows.remove(&server_id).unwrap_or_default();
             own.insert(
                 server_id,
                 Own {
@@ -75,6 +107,8 @@ pub(crate) fn plan(
                     ts: score_ts,
                     rtt_us,
                     status,
+                    window,
+                    last_error,
                 },
             );
         } else if let Some(ts) = score_ts {
@@ -92,6 +126,13 @@ pub(crate) fn plan(
         accepted: results.len(),
         ..Plan::default()
     };
+    // How this monitor saw each server before the batch (first results
+    // have nothing to compare with).
+    let before: HashMap<i64, PairState> = own
+        .iter()
+        .filter(|(_, o)| o.ts.is_some())
+        .map(|(&id, o)| (id, pair_state(o.score, &o.last_error)))
+        .collect();
     for r in results {
         let offset = finite(r.offset);
         let obs = Observation {
@@ -107,11 +148,17 @@ pub(crate) fn plan(
             score: 0.0,
             ts: None,
             rtt_us: None,
-            status: MonitorStatus::Active,
+            status: MonitorStatus::Candidate,
+            window: scoring::PairWindow::default(),
+            last_error: String::new(),
         });
         entry.score = scoring::update(entry.score, step);
         entry.ts = Some(r.ts);
         entry.rtt_us = s_to_us(r.rtt);
+        entry
+            .window
+            .add(r.ts, step.step, finite(r.rtt).map(|s| s * 1e3));
+        entry.last_error = r.error.clone().unwrap_or_default();
         plan.logs.push(LogIns {
             server_id: r.server_id,
             monitor_id: Some(monitor_id),
@@ -136,7 +183,20 @@ pub(crate) fn plan(
             score: mine.score,
             score_ts: ts,
             rtt_us: mine.rtt_us,
+            window: mine.window,
+            last_error: mine.last_error.clone(),
         });
+        if let Some(from) = before.get(&server_id) {
+            let to = pair_state(mine.score, &mine.last_error);
+            if is_transition(from, &to) {
+                plan.transitions.push(PairTransition {
+                    server_id,
+                    monitor_id,
+                    from: from.clone(),
+                    to,
+                });
+            }
+        }
         let mut all = others.remove(&server_id).unwrap_or_default();
         all.push(MonitorScore {
             monitor_id,

@@ -200,12 +200,33 @@ pub struct ResultIn {
     pub no_response: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SubmitOutcome {
     /// Results stored (0 for a duplicate).
     pub accepted: usize,
     /// The batch had already been submitted; nothing changed.
     pub duplicate: bool,
+    /// Servers whose state as seen by this monitor changed with this batch
+    /// (healthy ↔ unhealthy, or a new error code): the traceroute triggers.
+    pub transitions: Vec<PairTransition>,
+}
+
+/// How one monitor sees one server: healthy when its score for the server
+/// is at least `scoring::IN_DNS_THRESHOLD` (10), else unhealthy with the
+/// latest error code ('' when the last result was answered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PairState {
+    Healthy,
+    Unhealthy { error: String },
+}
+
+/// A change of [`PairState`] for (server, monitor) made by one submission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairTransition {
+    pub server_id: i64,
+    pub monitor_id: i64,
+    pub from: PairState,
+    pub to: PairState,
 }
 
 /// Which rows of a server's log to read.

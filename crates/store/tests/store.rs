@@ -269,10 +269,11 @@ async fn monitors_and_keys(db: &TestDb) {
         "{dup_key:?}"
     );
 
-    // Active for every server of its IP version, and for servers added later.
+    // A candidate for every server of its IP version, and for servers added
+    // later; the selector promotes from there.
     let sm = s.server_monitors(v4.id).await.unwrap();
     assert_eq!(sm.len(), 1);
-    assert_eq!(sm[0].status, MonitorStatus::Active);
+    assert_eq!(sm[0].status, MonitorStatus::Candidate);
     assert_eq!(sm[0].score, 0.0);
     assert!(s.server_monitors(v6.id).await.unwrap().is_empty());
     let m6 = s
@@ -337,6 +338,9 @@ async fn take_work_intervals(db: &TestDb) {
     s.add_server(de("2001:db8::1"), T0).await.unwrap();
     let m = s
         .add_monitor(monitor("m1", "203.0.113.5"), T0)
+        .await
+        .unwrap();
+    s.set_server_score_status(a.id, m.id, MonitorStatus::Active)
         .await
         .unwrap();
     s.set_server_score_status(b.id, m.id, MonitorStatus::Testing)
@@ -487,7 +491,8 @@ async fn submit_scores_and_logs(db: &TestDb) {
             out,
             SubmitOutcome {
                 accepted: 1,
-                duplicate: false
+                duplicate: false,
+                ..Default::default()
             }
         );
         let sm = s.server_monitors(srv.id).await.unwrap();
@@ -671,7 +676,8 @@ async fn submit_duplicate_and_foreign_batch(db: &TestDb) {
         first,
         SubmitOutcome {
             accepted: 1,
-            duplicate: false
+            duplicate: false,
+            ..Default::default()
         }
     );
     let logs = s.counts().await.unwrap().2;
@@ -684,7 +690,8 @@ async fn submit_duplicate_and_foreign_batch(db: &TestDb) {
         again,
         SubmitOutcome {
             accepted: 0,
-            duplicate: true
+            duplicate: true,
+            ..Default::default()
         }
     );
     assert_eq!(s.counts().await.unwrap().2, logs);

@@ -11,6 +11,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+pub mod e2e;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_poolwatch");
 
 /// Run `poolwatch ARGS…` to completion.

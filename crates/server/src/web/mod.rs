@@ -6,7 +6,10 @@
 
 mod chart;
 mod html;
+mod selection;
 mod server_page;
+mod traceroutes;
+mod zone_guard;
 
 pub use server_page::{lookup, server};
 
@@ -198,6 +201,12 @@ pub async fn zone(
         }
         b.push_str("</tbody></table></div>");
     }
+    let events = st
+        .store()
+        .guard_events(&z.name, zone_guard::EVENTS_SHOWN)
+        .await?;
+    zone_guard::section(&mut b, &events, now);
+    let dns = st.store().server_dns_all().await?;
     b.push_str("<h2>Servers</h2>");
     if servers.is_empty() {
         b.push_str("<p class=\"muted\">No servers in this zone.</p>");
@@ -213,7 +222,14 @@ pub async fn zone(
                  <td class=\"num\">{}</td><td>{}</td></tr>",
                 s.score,
                 s.netspeed,
-                yes_no(scoring::in_dns(s.score, s.netspeed, s.deletion_on, now)),
+                {
+                    let m = store::DnsMembership::for_server(s, dns.get(&s.id), now);
+                    if m.held {
+                        "<span class=\"ok\" title=\"its score is below 10; the zone guard keeps it\">yes (held by the zone guard)</span>"
+                    } else {
+                        yes_no(m.in_dns)
+                    }
+                },
                 ip = s.ip,
             );
         }

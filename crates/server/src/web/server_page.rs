@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use store::{LogRow, MonitorFilter, ServerMonitorRow, ServerRow};
+use store::{LogRow, MonitorFilter, ServerMonitorRow, ServerRow, TracerouteRow};
 
 /// Rows drawn in the chart (every monitor and the aggregate together):
 /// enough for about a day of a busy server, bounded so the page stays fast.
@@ -93,11 +93,25 @@ pub async fn server(
         .into_iter()
         .filter(|m| m.monitor_status != store::MonitorGlobalStatus::Deleted)
         .collect();
-    let doc = render(&s, &rows, &monitors, now);
+    let traces = st.store().latest_traceroutes(s.id).await?;
+    let selection =
+        crate::selector::server_view(st.store(), s.id, s.ip, super::selection::PAGE_CHANGES, now)
+            .await?;
+    let dns = st.store().server_dns(s.id).await?;
+    let dns = store::DnsMembership::for_server(&s, dns.as_ref(), now);
+    let doc = render(&s, &rows, &monitors, &traces, &selection, now, dns);
     Ok(respond(StatusCode::OK, 120, doc))
 }
 
-fn render(s: &ServerRow, rows: &[LogRow], monitors: &[ServerMonitorRow], now: i64) -> String {
+fn render(
+    s: &ServerRow,
+    rows: &[LogRow],
+    monitors: &[ServerMonitorRow],
+    traces: &[TracerouteRow],
+    selection: &crate::selector::ServerMonitors,
+    now: i64,
+    dns: store::DnsMembership,
+) -> String {
     let ip = s.ip.to_string();
     let mut b = String::with_capacity(32 * 1024);
     let _ = write!(b, "<h1>{ip}</h1><dl class=\"facts\">");
@@ -113,6 +127,19 @@ fn render(s: &ServerRow, rows: &[LogRow], monitors: &[ServerMonitorRow], now: i6
     let why = not_in_dns_reasons(s, now);
     if why.is_empty() {
         b.push_str("<dt>In DNS</dt><dd id=\"in-dns\" class=\"ok\">yes</dd>");
+    } else if dns.in_dns {
+        // Below the score rule but kept in DNS (see the zone pages).
+        let _ = write!(
+            b,
+            "<dt>In DNS</dt><dd id=\"in-dns\" class=\"ok\" data-held=\"{}\">yes: {} although {}</dd>",
+            dns.held,
+            if dns.held {
+                "held by the zone guard (a monitor still sees it good while its zone loses many servers)"
+            } else {
+                "until the zone guard's next check"
+            },
+            esc(&why.join("; "))
+        );
     } else {
         let _ = write!(
             b,
@@ -163,6 +190,8 @@ fn render(s: &ServerRow, rows: &[LogRow], monitors: &[ServerMonitorRow], now: i6
     );
 
     errors(&mut b, rows, &names);
+    super::selection::section(&mut b, selection);
+    super::traceroutes::section(&mut b, traces, now);
     let enc = esc(&ip);
     let _ = write!(
         b,
@@ -172,7 +201,7 @@ fn render(s: &ServerRow, rows: &[LogRow], monitors: &[ServerMonitorRow], now: i6
         s.id
     );
 
-    let mut style = String::from("<style>");
+    let mut style = format!("<style>{}", super::traceroutes::STYLE);
     for m in monitors {
         let id = m.monitor_id;
         let _ = write!(

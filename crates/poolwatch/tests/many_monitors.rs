@@ -1,0 +1,528 @@
+//! Issue 7 end to end with the real binaries on loopback: five agents, a
+//! simulated fleet in three `poolwatch sim` processes, `serve` with the
+//! selector, the zone guard and alerts (to a local SMTP sink and webhook).
+//!
+//! 1. Everything healthy: every server in DNS; the selector promotes.
+//! 2. One agent's link to four servers breaks (that sim group restarts
+//!    dropping its packets): the aggregate keeps those servers in DNS, the
+//!    selector demotes the blind monitor for them with its reason,
+//!    traceroutes are requested and stored for the changed pairs, and no
+//!    alert goes out.
+//! 3. Two servers really fail for every agent (their sim stops): they leave
+//!    DNS (more than the guard's allowance, but no monitor sees them good)
+//!    and exactly one alert with evidence is sent for the one whose account
+//!    has contacts, by email and by webhook.
+
+mod common;
+
+use common::Sim;
+use common::e2e::{Proc, admin, free_tcp_port, get, wait_until};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, UdpSocket};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The link from the first agent to these breaks in phase 2.
+const BLIND: [&str; 4] = ["127.0.5.1", "127.0.5.2", "127.0.5.3", "127.0.5.4"];
+const STABLE: [&str; 6] = [
+    "127.0.5.5",
+    "127.0.5.6",
+    "127.0.5.7",
+    "127.0.5.8",
+    "127.0.5.9",
+    "127.0.5.10",
+];
+/// These fail for everyone in phase 3; the first one's account has contacts.
+const FAIL: [&str; 2] = ["127.0.5.21", "127.0.5.22"];
+
+/// Each agent in its own /20 (the selector allows one active or testing
+/// monitor per /20). With 3 active and 1 testing wanted per server, one of
+/// the five is a candidate: whether the blind one is active or testing when
+/// its link breaks, a healthy monitor can take its place.
+const AGENTS: [(&str, &str); 5] = [
+    ("blind", "127.0.16.1"),
+    ("e1", "127.0.32.1"),
+    ("e2", "127.0.48.1"),
+    ("e3", "127.0.64.1"),
+    ("e4", "127.0.80.1"),
+];
+
+fn all_servers() -> Vec<&'static str> {
+    BLIND.iter().chain(&STABLE).chain(&FAIL).copied().collect()
+}
+
+fn free_udp_port() -> u16 {
+    loop {
+        let p = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if all_servers()
+            .iter()
+            .all(|ip| UdpSocket::bind((*ip, p)).is_ok())
+        {
+            return p;
+        }
+    }
+}
+
+fn fleet(ips: &[&str], port: u16, behaviour: &str) -> String {
+    ips.iter()
+        .map(|ip| format!("[[server]]\naddr = \"{ip}:{port}\"\n{behaviour}"))
+        .collect()
+}
+
+fn json(port: u16, path: &str) -> Value {
+    let (st, body) = get(port, path).unwrap_or_else(|| panic!("GET {path}"));
+    assert_eq!(st, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+fn server(port: u16, ip: &str) -> Value {
+    json(port, &format!("/api/v1/servers/{ip}"))
+}
+
+fn in_dns(port: u16, ip: &str) -> bool {
+    let v = server(port, ip);
+    v["in_dns"]
+        .as_bool()
+        .or_else(|| v["server"]["in_dns"].as_bool())
+        .unwrap_or_else(|| panic!("no in_dns in {v}"))
+}
+
+fn score(port: u16, ip: &str) -> f64 {
+    let v = server(port, ip);
+    v["score"]
+        .as_f64()
+        .or_else(|| v["server"]["score"].as_f64())
+        .unwrap_or_else(|| panic!("no score in {v}"))
+}
+
+/// (status, score) of monitor `name` for the server.
+fn standing(port: u16, ip: &str, name: &str) -> (String, f64) {
+    let v = json(port, &format!("/api/v1/servers/{ip}/monitors?limit=500"));
+    let m = v["monitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {v}"))
+        .clone();
+    (
+        m["status"].as_str().unwrap().to_string(),
+        m["score"].as_f64().unwrap(),
+    )
+}
+
+fn changes(port: u16, ip: &str) -> Vec<Value> {
+    json(port, &format!("/api/v1/servers/{ip}/monitors?limit=500"))["changes"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// A minimal SMTP server that keeps every message it is given.
+struct SmtpSink {
+    port: u16,
+    messages: Arc<Mutex<Vec<String>>>,
+}
+
+impl SmtpSink {
+    fn start() -> SmtpSink {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let sink = messages.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming().map_while(Result::ok) {
+                let sink = sink.clone();
+                std::thread::spawn(move || {
+                    let mut w = conn.try_clone().unwrap();
+                    let mut r = BufReader::new(conn);
+                    let _ = w.write_all(b"220 sink.lab ESMTP\r\n");
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if r.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let cmd = line.trim_end().to_ascii_uppercase();
+                        let reply: &[u8] = if cmd.starts_with("EHLO") {
+                            b"250-sink.lab\r\n250 8BITMIME\r\n"
+                        } else if cmd.starts_with("DATA") {
+                            let _ = w.write_all(b"354 go ahead\r\n");
+                            let mut msg = String::new();
+                            loop {
+                                line.clear();
+                                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                                    return;
+                                }
+                                if line == ".\r\n" || line == ".\n" {
+                                    break;
+                                }
+                                msg.push_str(&line);
+                            }
+                            sink.lock().unwrap().push(msg);
+                            b"250 queued\r\n"
+                        } else if cmd.starts_with("QUIT") {
+                            let _ = w.write_all(b"221 bye\r\n");
+                            return;
+                        } else {
+                            b"250 ok\r\n"
+                        };
+                        let _ = w.write_all(reply);
+                    }
+                });
+            }
+        });
+        SmtpSink { port, messages }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        self.messages.lock().unwrap().clone()
+    }
+}
+
+/// A webhook receiver: keeps every POST body, answers 200.
+struct Webhook {
+    port: u16,
+    bodies: Arc<Mutex<Vec<String>>>,
+}
+
+impl Webhook {
+    fn start() -> Webhook {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let sink = bodies.clone();
+        std::thread::spawn(move || {
+            for conn in l.incoming().map_while(Result::ok) {
+                let mut w = conn.try_clone().unwrap();
+                let mut r = BufReader::new(conn);
+                let mut len = 0usize;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0u8; len];
+                let _ = r.read_exact(&mut body);
+                sink.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&body).into_owned());
+                let _ = w.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        Webhook { port, bodies }
+    }
+
+    fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
+
+fn serve_args(dir: &Path, http: u16, ntp: u16, smtp: u16) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{http}"),
+        "--interval-active",
+        "2s",
+        "--interval-testing",
+        "2s",
+        "--interval-candidate",
+        "3s",
+        "--samples",
+        "2",
+        "--sample-interval",
+        "500ms",
+        "--timeout",
+        "500ms",
+        "--batch-size",
+        "50",
+        "--rate-limit",
+        "0",
+        "--selector-interval",
+        "2s",
+        "--selector-active",
+        "3",
+        "--selector-testing",
+        "1",
+        "--selector-min-testing",
+        "3",
+        "--selector-min-active",
+        "6",
+        "--zone-guard",
+        "0.1",
+        "--smtp-url",
+        &format!("smtp://127.0.0.1:{smtp}"),
+        "--alert-from",
+        "poolwatch@lab.test",
+        "--alert-check",
+        "2s",
+        "--public-url",
+        &format!("http://127.0.0.1:{http}"),
+        "--data-dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.push(dir.display().to_string());
+    for ip in &STABLE[..3] {
+        a.push("--reference-server".into());
+        a.push(format!("{ip}:{ntp}"));
+    }
+    a
+}
+
+fn agent_args(dir: &Path, http: u16, ntp: u16, name: &str, ip: &str, key: &str) -> Vec<String> {
+    [
+        "agent",
+        "--api",
+        &format!("http://127.0.0.1:{http}"),
+        "--key",
+        key,
+        "--state-dir",
+        &dir.join(format!("agent-{name}")).display().to_string(),
+        "--lab",
+        "--ntp-port",
+        &ntp.to_string(),
+        "--source-addr",
+        ip,
+        "--backoff-min",
+        "200ms",
+        "--backoff-max",
+        "1s",
+        "--clock-retry",
+        "2s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[test]
+fn a_broken_link_is_not_an_outage_and_a_real_outage_alerts_once() {
+    let ntp = free_udp_port();
+    let http = free_tcp_port();
+    let smtp = SmtpSink::start();
+    let hook = Webhook::start();
+    let _stable = Sim::start(&fleet(&STABLE, ntp, ""));
+    let mut blind_sim = Some(Sim::start(&fleet(&BLIND, ntp, "")));
+    let mut fail_sim = Some(Sim::start(&fleet(&FAIL, ntp, "")));
+
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    admin(dir, &["account", "add", "ops"]);
+    admin(
+        dir,
+        &[
+            "account",
+            "contact",
+            "ops",
+            "--email",
+            "ops@lab.test",
+            "--webhook",
+            &format!("http://127.0.0.1:{}/hook", hook.port),
+        ],
+    );
+    for ip in all_servers() {
+        let mut args = vec!["server", "add", ip, "--zone", "de", "--allow-private"];
+        if ip == FAIL[0] {
+            args.extend(["--account", "ops"]);
+        }
+        admin(dir, &args);
+    }
+    let mut keys = vec![];
+    for (name, ip) in AGENTS {
+        let out = admin(
+            dir,
+            &["monitor", "add", name, "--ip", ip, "--location", name],
+        );
+        keys.push(
+            out.lines()
+                .find(|l| l.starts_with("pwk_"))
+                .expect("key line")
+                .trim()
+                .to_string(),
+        );
+    }
+    let serve = Proc::spawn(&serve_args(dir, http, ntp, smtp.port));
+    wait_until("the service to answer", Duration::from_secs(30), || {
+        get(http, "/api/v1/zones").is_some()
+    });
+    let mut agents: Vec<Proc> = AGENTS
+        .iter()
+        .zip(&keys)
+        .map(|((name, ip), key)| Proc::spawn(&agent_args(dir, http, ntp, name, ip, key)))
+        .collect();
+    let logs = |agents: &[Proc]| {
+        let mut s = format!("serve:\n{}\n", serve.log());
+        for (a, (name, _)) in agents.iter().zip(AGENTS) {
+            s.push_str(&format!("{name}:\n{}\n", a.log()));
+        }
+        s
+    };
+
+    // 1. Healthy: every server in DNS, three active monitors each, and the
+    //    blind-to-be monitor sees the four servers well.
+    wait_until("every server in DNS", Duration::from_secs(180), || {
+        all_servers().iter().all(|ip| in_dns(http, ip))
+    });
+    wait_until(
+        "three active monitors per server, the first one healthy",
+        Duration::from_secs(120),
+        || {
+            BLIND.iter().all(|ip| {
+                let v = json(http, &format!("/api/v1/servers/{ip}/monitors"));
+                let active = v["monitors"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|m| m["status"] == "active")
+                    .count();
+                active == 3 && standing(http, ip, "blind").1 >= 10.0
+            })
+        },
+    );
+    // Whether its pairs count (active) or are on trial (testing) depends on
+    // timing and RTT (priorities tie on loopback); the one candidate slot
+    // usually went to a monitor that had no data yet at the second pass.
+    let counted: Vec<&str> = BLIND
+        .iter()
+        .copied()
+        .filter(|ip| standing(http, ip, "blind").0 != "candidate")
+        .collect();
+    assert!(
+        !counted.is_empty(),
+        "the first monitor is active or testing somewhere: {:?}",
+        BLIND.map(|ip| changes(http, ip))
+    );
+    assert!(smtp.messages().is_empty() && hook.bodies().is_empty());
+
+    // 2. Its link to them breaks: that group restarts dropping its packets.
+    drop(blind_sim.take());
+    let _blind_sim = Sim::start(&fleet(
+        &BLIND,
+        ntp,
+        &format!("behaviour = {{ drop_from = [\"{}\"] }}\n", AGENTS[0].1),
+    ));
+    let demotion = |ip: &str| {
+        changes(http, ip).into_iter().find(|c| {
+            c["monitor"] == "blind"
+                && c["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("demoted: unhealthy")
+        })
+    };
+    let start = Instant::now();
+    while !counted.iter().all(|ip| demotion(ip).is_some()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(150),
+            "the blind monitor was not demoted: {:?}\n{}",
+            BLIND.map(|ip| changes(http, ip)),
+            logs(&agents)
+        );
+        for ip in BLIND {
+            assert!(
+                in_dns(http, ip),
+                "{ip} left DNS over one monitor's broken link (score {})",
+                score(http, ip)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for ip in counted.iter().copied() {
+        let d = demotion(ip).unwrap();
+        assert_ne!(d["from"], "candidate", "{d}");
+    }
+    for ip in BLIND {
+        // The others still see it well, so it stays in DNS; the blind
+        // monitor no longer counts for it.
+        assert!(score(http, ip) >= 10.0);
+        assert_ne!(standing(http, ip, "blind").0, "active");
+    }
+    // Traceroutes: from the blind monitor and from one that sees the
+    // server well, for each changed pair.
+    wait_until(
+        "traceroutes for the changed pairs",
+        Duration::from_secs(90),
+        || {
+            BLIND.iter().all(|ip| {
+                let (_, page) = get(http, &format!("/scores/{ip}")).unwrap();
+                let section = page.split("Traceroutes").nth(1).unwrap_or("").to_string();
+                section.contains("blind") && AGENTS[1..].iter().any(|(n, _)| section.contains(n))
+            })
+        },
+    );
+    assert!(
+        smtp.messages().is_empty() && hook.bodies().is_empty(),
+        "no alert for a broken link: {:?} {:?}",
+        smtp.messages(),
+        hook.bodies()
+    );
+
+    // 3. A real outage of two servers: everyone sees it.
+    drop(fail_sim.take());
+    wait_until(
+        "the failed servers to leave DNS",
+        Duration::from_secs(120),
+        || FAIL.iter().all(|ip| !in_dns(http, ip)),
+    );
+    wait_until("the alert", Duration::from_secs(60), || {
+        !smtp.messages().is_empty() && !hook.bodies().is_empty()
+    });
+    // Passes keep running; nothing more may go out.
+    std::thread::sleep(Duration::from_secs(8));
+    let mails = smtp.messages();
+    let hooks = hook.bodies();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(hooks.len(), 1, "{hooks:?}");
+    let mail = mails[0].replace("=\r\n", "").replace("\r\n", "\n");
+    assert!(mail.contains(FAIL[0]), "{mail}");
+    assert!(
+        mail.contains(&format!("http://127.0.0.1:{http}/scores/{}", FAIL[0])),
+        "{mail}"
+    );
+    for (name, _) in &AGENTS[1..] {
+        assert!(mail.contains(name), "evidence from {name}: {mail}");
+    }
+    let hook_body: Value = serde_json::from_str(&hooks[0]).unwrap();
+    assert_eq!(hook_body["kind"], "down", "{hook_body}");
+    assert_eq!(hook_body["server"]["ip"], FAIL[0], "{hook_body}");
+    let monitors = hook_body["monitors"].as_array().unwrap();
+    assert!(monitors.len() >= 4, "{hook_body}");
+    assert!(
+        monitors
+            .iter()
+            .all(|m| m["error"].as_str().is_some_and(|e| !e.is_empty())),
+        "every monitor saw an error: {hook_body}"
+    );
+    // The broken-link servers are still in DNS.
+    for ip in BLIND {
+        assert!(in_dns(http, ip), "{ip}");
+    }
+
+    for a in agents.iter_mut() {
+        a.signal("TERM");
+    }
+    for (a, (name, _)) in agents.iter_mut().zip(AGENTS) {
+        assert_eq!(
+            a.wait(Duration::from_secs(15)),
+            Some(0),
+            "{name}: {}",
+            a.log()
+        );
+    }
+}

@@ -1,0 +1,491 @@
+//! Alerts to a server's account: which servers can be alerted (their
+//! account has an e-mail address or a webhook), the alert state per server,
+//! every message sent, and the evidence a message carries (what each
+//! monitor saw last and its latest traceroute).
+//!
+//! The decisions (when to send what) are the server crate's; this module
+//! only reads and writes the rows.
+
+use crate::{Backend, MonitorStatus, Store, StoreError, finish, parse_ip, parse_status, us_to_s};
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// What an alert says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertKind {
+    /// The server's score fell below 10.
+    Down,
+    /// It is still below 10.
+    Reminder,
+    /// It is back at 10 or more.
+    Recovered,
+}
+
+impl AlertKind {
+    /// The stored spelling, identical to the serde form.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::Down => "down",
+            AlertKind::Reminder => "reminder",
+            AlertKind::Recovered => "recovered",
+        }
+    }
+}
+
+impl std::fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AlertKind {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "down" => Ok(AlertKind::Down),
+            "reminder" => Ok(AlertKind::Reminder),
+            "recovered" => Ok(AlertKind::Recovered),
+            _ => Err(StoreError::Invalid(format!(
+                "unknown alert kind {s:?} (expected down, reminder or recovered)"
+            ))),
+        }
+    }
+}
+
+/// How an alert went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertChannel {
+    Email,
+    Webhook,
+}
+
+impl AlertChannel {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AlertChannel::Email => "email",
+            AlertChannel::Webhook => "webhook",
+        }
+    }
+}
+
+impl std::fmt::Display for AlertChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AlertChannel {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "email" => Ok(AlertChannel::Email),
+            "webhook" => Ok(AlertChannel::Webhook),
+            _ => Err(StoreError::Invalid(format!(
+                "unknown alert channel {s:?} (expected email or webhook)"
+            ))),
+        }
+    }
+}
+
+/// The `alert_state` row of one server. A server without a row has never
+/// been seen up by the alerter (and is not alerted).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AlertState {
+    /// Since when its score has been below 10 (None: it is up).
+    pub down_since: Option<i64>,
+    /// When the last alert went out (at least one channel delivered it).
+    pub last_sent_at: Option<i64>,
+    /// What that alert said.
+    pub last_kind: Option<AlertKind>,
+    /// Reminders sent since the last down alert.
+    pub reminders: i64,
+}
+
+/// A server whose account can be alerted, with what the alerter needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertTarget {
+    pub server_id: i64,
+    pub ip: IpAddr,
+    /// The aggregate score and when it was computed (None: never scored).
+    pub score: f64,
+    pub score_ts: Option<i64>,
+    pub deletion_on: Option<i64>,
+    pub account: String,
+    /// Non-empty or None.
+    pub email: Option<String>,
+    pub webhook: Option<String>,
+    /// None: no `alert_state` row yet.
+    pub state: Option<AlertState>,
+    /// The newest row of `alerts` for the server (any outcome).
+    pub last_attempt_at: Option<i64>,
+}
+
+/// One delivery attempt, to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAlert {
+    pub server_id: i64,
+    pub ts: i64,
+    pub kind: AlertKind,
+    pub channel: AlertChannel,
+    /// The e-mail address or webhook URL.
+    pub target: String,
+    pub ok: bool,
+    pub error: Option<String>,
+    /// What was sent (the e-mail text or the webhook JSON).
+    pub body: String,
+}
+
+/// A recorded attempt.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertRow {
+    pub id: i64,
+    pub server_id: i64,
+    pub ts: i64,
+    pub kind: AlertKind,
+    pub channel: AlertChannel,
+    pub target: String,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub body: String,
+}
+
+/// What one monitor last saw of a server.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct MonitorEvidence {
+    pub monitor_id: i64,
+    pub name: String,
+    pub location: String,
+    /// The monitor's status for this server.
+    pub status: MonitorStatus,
+    pub score: f64,
+    pub score_ts: Option<i64>,
+    /// The latest result (None when the monitor has none for the server).
+    pub ts: Option<i64>,
+    pub offset: Option<f64>,
+    /// Seconds.
+    pub rtt: Option<f64>,
+    pub error: Option<String>,
+    pub no_response: bool,
+}
+
+/// The newest traceroute of one monitor towards a server.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TracerouteEvidence {
+    pub monitor_id: i64,
+    pub monitor: String,
+    pub ts: i64,
+    pub reason: String,
+    pub tool: String,
+    /// JSON text as the monitor sent it.
+    pub hops: String,
+    pub error: Option<String>,
+}
+
+/// The facts an alert carries.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct AlertEvidence {
+    /// Active first, then testing, candidate and paused; by name within.
+    pub monitors: Vec<MonitorEvidence>,
+    /// By monitor name.
+    pub traceroutes: Vec<TracerouteEvidence>,
+}
+
+const TARGETS: &str = "SELECT s.id, s.ip, s.score, s.score_ts, s.deletion_on, a.name, a.email, a.webhook, \
+     st.server_id, st.down_since, st.last_sent_at, st.last_kind, st.reminders, \
+     (SELECT MAX(al.ts) FROM alerts al WHERE al.server_id = s.id) \
+     FROM servers s JOIN accounts a ON a.id = s.account_id \
+     LEFT JOIN alert_state st ON st.server_id = s.id \
+     WHERE (a.email IS NOT NULL AND a.email <> '') OR (a.webhook IS NOT NULL AND a.webhook <> '') \
+     ORDER BY s.id";
+
+const STATE_UPSERT: &str = "INSERT INTO alert_state (server_id, down_since, last_sent_at, last_kind, reminders) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (server_id) DO UPDATE SET \
+     down_since = excluded.down_since, last_sent_at = excluded.last_sent_at, \
+     last_kind = excluded.last_kind, reminders = excluded.reminders";
+
+const INSERT_ALERT: &str = "INSERT INTO alerts (server_id, ts, kind, channel, target, ok, error, body) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+
+const FOR_SERVER: &str = "SELECT id, server_id, ts, kind, channel, target, ok, error, body \
+     FROM alerts WHERE server_id = $1 ORDER BY ts DESC, id DESC LIMIT $2";
+
+const MONITORS: &str = "SELECT ss.monitor_id, m.name, m.location, ss.status, ss.score, ss.score_ts \
+     FROM server_scores ss JOIN monitors m ON m.id = ss.monitor_id \
+     WHERE ss.server_id = $1 AND m.status <> 'deleted' ORDER BY m.name";
+
+const LATEST_RESULT: &str = "SELECT ts, \"offset\", rtt, error, no_response FROM log_scores \
+     WHERE server_id = $1 AND monitor_id = $2 ORDER BY ts DESC, id DESC LIMIT 1";
+
+const TRACEROUTES: &str = "SELECT t.monitor_id, m.name, t.ts, t.reason, t.tool, t.hops, t.error \
+     FROM traceroutes t JOIN monitors m ON m.id = t.monitor_id \
+     WHERE t.server_id = $1 AND t.ts >= $2 AND t.id = (SELECT t2.id FROM traceroutes t2 \
+       WHERE t2.server_id = t.server_id AND t2.monitor_id = t.monitor_id \
+       ORDER BY t2.ts DESC, t2.id DESC LIMIT 1) \
+     ORDER BY m.name";
+
+type TargetTuple = (
+    i64,
+    String,
+    f64,
+    Option<i64>,
+    Option<i64>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+type AlertTuple = (
+    i64,
+    i64,
+    i64,
+    String,
+    String,
+    String,
+    bool,
+    Option<String>,
+    String,
+);
+
+type ResultTuple = (i64, Option<f64>, Option<i64>, Option<String>, bool);
+
+fn non_blank(s: Option<String>) -> Option<String> {
+    s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+fn corrupt_kind(s: &str) -> StoreError {
+    StoreError::Corrupt(format!("stored alert kind {s:?}"))
+}
+
+fn status_rank(s: MonitorStatus) -> u8 {
+    match s {
+        MonitorStatus::Active => 0,
+        MonitorStatus::Testing => 1,
+        MonitorStatus::Candidate => 2,
+        MonitorStatus::Paused => 3,
+    }
+}
+
+impl Store {
+    /// Every server whose account has an e-mail address or a webhook, with
+    /// its score and alert state, by server id. Servers scheduled for
+    /// deletion are included (`deletion_on`); the caller decides.
+    pub async fn alert_targets(&self) -> Result<Vec<AlertTarget>, StoreError> {
+        let rows: Vec<TargetTuple> = read!(self, |c, _d| Ok(sqlx::query_as(TARGETS)
+            .fetch_all(&mut *c)
+            .await?))?;
+        rows.into_iter()
+            .map(
+                |(
+                    server_id,
+                    ip,
+                    score,
+                    score_ts,
+                    deletion_on,
+                    account,
+                    email,
+                    webhook,
+                    state_row,
+                    down_since,
+                    last_sent_at,
+                    last_kind,
+                    reminders,
+                    last_attempt_at,
+                )| {
+                    let state = match state_row {
+                        None => None,
+                        Some(_) => Some(AlertState {
+                            down_since,
+                            last_sent_at,
+                            last_kind: last_kind
+                                .as_deref()
+                                .map(|k| k.parse().map_err(|_| corrupt_kind(k)))
+                                .transpose()?,
+                            reminders: reminders.unwrap_or(0),
+                        }),
+                    };
+                    Ok(AlertTarget {
+                        server_id,
+                        ip: parse_ip(&ip)?,
+                        score,
+                        score_ts,
+                        deletion_on,
+                        account,
+                        email: non_blank(email),
+                        webhook: non_blank(webhook),
+                        state,
+                        last_attempt_at,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// Write a server's alert state (creating its row). `NotFound` for an
+    /// unknown server.
+    pub async fn save_alert_state(
+        &self,
+        server_id: i64,
+        state: &AlertState,
+    ) -> Result<(), StoreError> {
+        write_tx!(self, |c, _d| {
+            sqlx::query(STATE_UPSERT)
+                .bind(server_id)
+                .bind(state.down_since)
+                .bind(state.last_sent_at)
+                .bind(state.last_kind.map(AlertKind::as_str))
+                .bind(state.reminders)
+                .execute(&mut *c)
+                .await
+                .map_err(|e| not_found_fk(e, server_id))?;
+            Ok(())
+        })
+    }
+
+    /// Record one delivery attempt; returns its id. `NotFound` for an
+    /// unknown server.
+    pub async fn record_alert(&self, a: &NewAlert) -> Result<i64, StoreError> {
+        let error = a.error.as_deref().filter(|e| !e.is_empty());
+        write_tx!(self, |c, _d| {
+            let (id,): (i64,) = sqlx::query_as(INSERT_ALERT)
+                .bind(a.server_id)
+                .bind(a.ts)
+                .bind(a.kind.as_str())
+                .bind(a.channel.as_str())
+                .bind(&a.target)
+                .bind(a.ok)
+                .bind(error)
+                .bind(&a.body)
+                .fetch_one(&mut *c)
+                .await
+                .map_err(|e| not_found_fk(e, a.server_id))?;
+            Ok(id)
+        })
+    }
+
+    /// A server's recorded alert attempts, newest first, at most `limit`.
+    pub async fn alerts_for_server(
+        &self,
+        server_id: i64,
+        limit: i64,
+    ) -> Result<Vec<AlertRow>, StoreError> {
+        let rows: Vec<AlertTuple> = read!(self, |c, _d| Ok(sqlx::query_as(FOR_SERVER)
+            .bind(server_id)
+            .bind(limit.max(0))
+            .fetch_all(&mut *c)
+            .await?))?;
+        rows.into_iter()
+            .map(
+                |(id, server_id, ts, kind, channel, target, ok, error, body)| {
+                    Ok(AlertRow {
+                        id,
+                        server_id,
+                        ts,
+                        kind: kind.parse().map_err(|_| corrupt_kind(&kind))?,
+                        channel: channel.parse().map_err(|_| {
+                            StoreError::Corrupt(format!("stored alert channel {channel:?}"))
+                        })?,
+                        target,
+                        ok,
+                        error,
+                        body,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// What each (non-deleted) monitor of the server last saw, and the
+    /// newest traceroute per monitor taken at or after `traceroutes_since`.
+    pub async fn alert_evidence(
+        &self,
+        server_id: i64,
+        traceroutes_since: i64,
+    ) -> Result<AlertEvidence, StoreError> {
+        type MonTuple = (i64, String, String, String, f64, Option<i64>);
+        type TrTuple = (i64, String, i64, String, String, String, Option<String>);
+        let (mons, results, trs) = read!(self, |c, _d| {
+            let mons: Vec<MonTuple> = sqlx::query_as(MONITORS)
+                .bind(server_id)
+                .fetch_all(&mut *c)
+                .await?;
+            let mut results: Vec<Option<ResultTuple>> = Vec::with_capacity(mons.len());
+            for m in &mons {
+                results.push(
+                    sqlx::query_as(LATEST_RESULT)
+                        .bind(server_id)
+                        .bind(m.0)
+                        .fetch_optional(&mut *c)
+                        .await?,
+                );
+            }
+            let trs: Vec<TrTuple> = sqlx::query_as(TRACEROUTES)
+                .bind(server_id)
+                .bind(traceroutes_since)
+                .fetch_all(&mut *c)
+                .await?;
+            Ok((mons, results, trs))
+        })?;
+        let mut monitors = Vec::with_capacity(mons.len());
+        for ((monitor_id, name, location, status, score, score_ts), r) in
+            mons.into_iter().zip(results)
+        {
+            let (ts, offset, rtt, error, no_response) = match r {
+                Some((ts, offset, rtt, error, no_response)) => {
+                    (Some(ts), offset, rtt.map(us_to_s), error, no_response)
+                }
+                None => (None, None, None, None, false),
+            };
+            monitors.push(MonitorEvidence {
+                monitor_id,
+                name,
+                location,
+                status: parse_status(&status)?,
+                score,
+                score_ts,
+                ts,
+                offset,
+                rtt,
+                error,
+                no_response,
+            });
+        }
+        // Stable: names are already sorted.
+        monitors.sort_by_key(|m| status_rank(m.status));
+        let traceroutes = trs
+            .into_iter()
+            .map(
+                |(monitor_id, monitor, ts, reason, tool, hops, error)| TracerouteEvidence {
+                    monitor_id,
+                    monitor,
+                    ts,
+                    reason,
+                    tool,
+                    hops,
+                    error,
+                },
+            )
+            .collect();
+        Ok(AlertEvidence {
+            monitors,
+            traceroutes,
+        })
+    }
+}
+
+fn not_found_fk(e: sqlx::Error, server_id: i64) -> StoreError {
+    if crate::is_fk_violation(&e) {
+        StoreError::NotFound(format!("server id {server_id}"))
+    } else {
+        StoreError::Db(e)
+    }
+}

@@ -1,0 +1,294 @@
+//! Automatic traceroutes: requests the service makes of a monitor when its
+//! view of a server changes (handed out with the monitor's next work call)
+//! and the traceroutes monitors send back, kept with the server's history.
+//!
+//! A request row lives per (server, monitor) pair and is never deleted
+//! while the server exists: its `requested_at` is the pair's rate limit
+//! (one request per [`TRACEROUTE_REQUEST_INTERVAL_S`]). `taken_at` is NULL
+//! until a work call hands it out, then the time it was handed out; once
+//! answered it holds minus the answer time, so it is neither handed out nor
+//! answerable again.
+
+use crate::{Backend, Store, StoreError, finish, parse_ip};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// At most one traceroute request per (server, monitor) pair this often.
+pub const TRACEROUTE_REQUEST_INTERVAL_S: i64 = 20 * 60;
+/// A request handed out but not answered within this is handed out again.
+pub const TRACEROUTE_RETAKE_S: i64 = 10 * 60;
+/// Requests not handed out within this are stale and no longer handed out.
+pub const TRACEROUTE_STALE_S: i64 = 60 * 60;
+
+/// One hop of a traceroute. `ip` is `None` when no probe for this TTL was
+/// answered; `rtt_ms` holds the answered probes' round trips, `sent` how
+/// many probes went out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TracerouteHop {
+    pub ttl: u8,
+    pub ip: Option<IpAddr>,
+    #[serde(default)]
+    pub rtt_ms: Vec<f64>,
+    #[serde(default)]
+    pub sent: u32,
+}
+
+/// A traceroute as a monitor sends it back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracerouteIn {
+    /// When it was run (unix seconds, the agent's clock).
+    pub ts: i64,
+    /// `mtr`, `traceroute`, or what the agent used.
+    pub tool: String,
+    pub hops: Vec<TracerouteHop>,
+    /// Why it failed (no tool installed, the tool's error), if it did.
+    pub error: Option<String>,
+}
+
+/// A stored traceroute with its monitor's name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracerouteRow {
+    pub id: i64,
+    pub server_id: i64,
+    pub monitor_id: i64,
+    pub monitor_name: String,
+    pub ts: i64,
+    /// Why it was requested ("monitor X: healthy → i/o timeout").
+    pub reason: String,
+    pub tool: String,
+    pub hops: Vec<TracerouteHop>,
+    pub error: Option<String>,
+}
+
+/// Insert, or renew a request last made at or before `$5` (the rate limit).
+const REQUEST_UPSERT: &str = "INSERT INTO traceroute_requests \
+     (server_id, monitor_id, requested_at, reason, taken_at) VALUES ($1, $2, $3, $4, NULL) \
+     ON CONFLICT (server_id, monitor_id) DO UPDATE SET requested_at = excluded.requested_at, \
+     reason = excluded.reason, taken_at = NULL \
+     WHERE traceroute_requests.requested_at <= $5";
+
+/// Pending requests of a monitor, oldest first. The PostgreSQL form locks
+/// the rows it hands out, so two concurrent work calls of one monitor never
+/// get the same request (SQLite has a single writer anyway).
+const TAKE_SQLITE: &str = "SELECT r.server_id, s.ip, r.reason FROM traceroute_requests r \
+     JOIN servers s ON s.id = r.server_id WHERE r.monitor_id = $1 AND r.requested_at > $2 \
+     AND (r.taken_at IS NULL OR (r.taken_at >= 0 AND r.taken_at <= $3)) \
+     AND (s.deletion_on IS NULL OR s.deletion_on > $4) \
+     ORDER BY r.requested_at, r.server_id LIMIT $5";
+const TAKE_PG: &str = "SELECT r.server_id, s.ip, r.reason FROM traceroute_requests r \
+     JOIN servers s ON s.id = r.server_id WHERE r.monitor_id = $1 AND r.requested_at > $2 \
+     AND (r.taken_at IS NULL OR (r.taken_at >= 0 AND r.taken_at <= $3)) \
+     AND (s.deletion_on IS NULL OR s.deletion_on > $4) \
+     ORDER BY r.requested_at, r.server_id LIMIT $5 FOR UPDATE OF r SKIP LOCKED";
+
+const MARK_TAKEN: &str =
+    "UPDATE traceroute_requests SET taken_at = $3 WHERE server_id = $1 AND monitor_id = $2";
+
+const SERVER_ID_BY_IP: &str = "SELECT id FROM servers WHERE ip = $1";
+
+const OPEN_REQUEST: &str = "SELECT reason FROM traceroute_requests \
+     WHERE server_id = $1 AND monitor_id = $2 AND (taken_at IS NULL OR taken_at >= 0)";
+
+const INSERT: &str = "INSERT INTO traceroutes (server_id, monitor_id, ts, reason, tool, hops, error) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+
+const LAST_ID: &str = "SELECT MAX(id) FROM traceroutes WHERE server_id = $1 AND monitor_id = $2";
+
+const LATEST: &str = "SELECT t.id, t.monitor_id, m.name, t.ts, t.reason, t.tool, t.hops, t.error \
+     FROM traceroutes t JOIN monitors m ON m.id = t.monitor_id \
+     WHERE t.server_id = $1 AND t.id = (SELECT MAX(t2.id) FROM traceroutes t2 \
+       WHERE t2.server_id = t.server_id AND t2.monitor_id = t.monitor_id) \
+     ORDER BY t.ts DESC, t.id DESC";
+
+const GOOD_MONITOR: &str = "SELECT ss.monitor_id FROM server_scores ss \
+     JOIN monitors m ON m.id = ss.monitor_id \
+     WHERE ss.server_id = $1 AND ss.monitor_id <> $2 AND m.status IN ('active', 'testing') \
+     AND ss.status <> 'paused' AND ss.score >= $3 \
+     ORDER BY ss.score DESC, ss.monitor_id LIMIT 1";
+
+type LatestTuple = (
+    i64,
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+);
+
+impl Store {
+    /// Ask `monitor_id` for a traceroute to `server_id` with its next work
+    /// call. `false` when skipped: the pair had a request within the last
+    /// 20 minutes (a pending one is replaced only after that). `NotFound`
+    /// for an unknown server or monitor.
+    pub async fn request_traceroute(
+        &self,
+        server_id: i64,
+        monitor_id: i64,
+        reason: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        write_tx!(self, |c, _d| {
+            let r = sqlx::query(REQUEST_UPSERT)
+                .bind(server_id)
+                .bind(monitor_id)
+                .bind(now)
+                .bind(reason)
+                .bind(now - TRACEROUTE_REQUEST_INTERVAL_S)
+                .execute(&mut *c)
+                .await;
+            match r {
+                Ok(r) => Ok(r.rows_affected() > 0),
+                Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Err(
+                    StoreError::NotFound(format!("server {server_id} or monitor {monitor_id}")),
+                ),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    /// Hand out up to `limit` pending traceroute requests of `monitor_id`,
+    /// oldest first, as (server id, address, reason), and mark them taken.
+    /// Pending: requested within the last hour, not answered, and not
+    /// handed out yet or handed out more than 10 minutes ago.
+    pub async fn take_traceroute_requests(
+        &self,
+        monitor_id: i64,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, IpAddr, String)>, StoreError> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        let pg = matches!(self.inner, Backend::Postgres(_));
+        let rows: Vec<(i64, String, String)> = write_tx!(self, |c, _d| {
+            let rows: Vec<(i64, String, String)> =
+                sqlx::query_as(if pg { TAKE_PG } else { TAKE_SQLITE })
+                    .bind(monitor_id)
+                    .bind(now - TRACEROUTE_STALE_S)
+                    .bind(now - TRACEROUTE_RETAKE_S)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&mut *c)
+                    .await?;
+            for (server_id, _, _) in &rows {
+                sqlx::query(MARK_TAKEN)
+                    .bind(server_id)
+                    .bind(monitor_id)
+                    .bind(now)
+                    .execute(&mut *c)
+                    .await?;
+            }
+            Ok(rows)
+        })?;
+        rows.into_iter()
+            .map(|(id, ip, reason)| Ok((id, parse_ip(&ip)?, reason)))
+            .collect()
+    }
+
+    /// Store the traceroute `monitor_id` ran to `ip` and close its request.
+    /// `NotFound`: no server has that address; `Conflict`: this monitor has
+    /// no open request for it (never asked, or already answered). Returns
+    /// the new row's id.
+    pub async fn store_traceroute(
+        &self,
+        monitor_id: i64,
+        ip: IpAddr,
+        t: &TracerouteIn,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let ip_text = ip.to_canonical().to_string();
+        let hops = serde_json::to_string(&t.hops)
+            .map_err(|e| StoreError::Invalid(format!("hops: {e}")))?;
+        let error = t.error.as_deref().filter(|e| !e.is_empty());
+        write_tx!(self, |c, _d| {
+            let server: Option<(i64,)> = sqlx::query_as(SERVER_ID_BY_IP)
+                .bind(&ip_text)
+                .fetch_optional(&mut *c)
+                .await?;
+            let Some((server_id,)) = server else {
+                return Err(StoreError::NotFound(format!("server {ip_text}")));
+            };
+            let open: Option<(String,)> = sqlx::query_as(OPEN_REQUEST)
+                .bind(server_id)
+                .bind(monitor_id)
+                .fetch_optional(&mut *c)
+                .await?;
+            let Some((reason,)) = open else {
+                return Err(StoreError::Conflict(format!(
+                    "no open traceroute request for {ip_text} from this monitor"
+                )));
+            };
+            sqlx::query(INSERT)
+                .bind(server_id)
+                .bind(monitor_id)
+                .bind(t.ts)
+                .bind(&reason)
+                .bind(&t.tool)
+                .bind(&hops)
+                .bind(error)
+                .execute(&mut *c)
+                .await?;
+            sqlx::query(MARK_TAKEN)
+                .bind(server_id)
+                .bind(monitor_id)
+                .bind(-now.max(1))
+                .execute(&mut *c)
+                .await?;
+            let (id,): (Option<i64>,) = sqlx::query_as(LAST_ID)
+                .bind(server_id)
+                .bind(monitor_id)
+                .fetch_one(&mut *c)
+                .await?;
+            id.ok_or_else(|| StoreError::Corrupt("traceroute row vanished".into()))
+        })
+    }
+
+    /// The newest traceroute of each monitor for `server_id`, newest first.
+    pub async fn latest_traceroutes(
+        &self,
+        server_id: i64,
+    ) -> Result<Vec<TracerouteRow>, StoreError> {
+        let rows: Vec<LatestTuple> = read!(self, |c, _d| Ok(sqlx::query_as(LATEST)
+            .bind(server_id)
+            .fetch_all(&mut *c)
+            .await?))?;
+        rows.into_iter()
+            .map(
+                |(id, monitor_id, monitor_name, ts, reason, tool, hops, error)| {
+                    let hops = serde_json::from_str(&hops)
+                        .map_err(|e| StoreError::Corrupt(format!("traceroute {id}: hops: {e}")))?;
+                    Ok(TracerouteRow {
+                        id,
+                        server_id,
+                        monitor_id,
+                        monitor_name,
+                        ts,
+                        reason,
+                        tool,
+                        hops,
+                        error,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// A monitor (globally active or testing, not paused for this server)
+    /// other than `except_monitor` that sees `server_id` well: its score
+    /// for the server is at least 10. The best score first.
+    pub async fn good_monitor_for(
+        &self,
+        server_id: i64,
+        except_monitor: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let row: Option<(i64,)> = read!(self, |c, _d| Ok(sqlx::query_as(GOOD_MONITOR)
+            .bind(server_id)
+            .bind(except_monitor)
+            .bind(scoring::IN_DNS_THRESHOLD)
+            .fetch_optional(&mut *c)
+            .await?))?;
+        Ok(row.map(|(id,)| id))
+    }
+}

@@ -48,14 +48,18 @@ pub struct Args {
     pub status_every: u64,
 }
 
-/// A monitor of the demo: name, location, address it sends from.
-const MONITORS: &[(&str, &str, &str)] = &[
-    ("zrh1", "Zurich, CH", "127.0.2.1"),
-    ("ams1", "Amsterdam, NL", "127.0.2.2"),
-    ("lax1", "Los Angeles, US", "127.0.2.3"),
-    ("zrh1-v6", "Zurich, CH (IPv6)", "::1"),
+/// A monitor of the demo: name, location, address it sends from, address
+/// it is registered with. Each IPv4 monitor is in its own /20 (the
+/// selector allows one active or testing monitor per /20); the IPv6 one
+/// sends from ::1 like the IPv6 server, but is registered in another /48,
+/// as the selector pauses a monitor in its server's /48.
+const MONITORS: &[(&str, &str, &str, &str)] = &[
+    ("zrh1", "Zurich, CH", "127.0.16.1", "127.0.16.1"),
+    ("ams1", "Amsterdam, NL", "127.0.32.1", "127.0.32.1"),
+    ("lax1", "Los Angeles, US", "127.0.48.1", "127.0.48.1"),
+    ("zrh1-v6", "Zurich, CH (IPv6)", "::1", "fd00:16::1"),
 ];
-const BROKEN_MONITOR: &str = "127.0.2.3";
+const BROKEN_MONITOR: &str = "127.0.48.1";
 const DEMO_ZONE: &str = "pool.example.org";
 
 struct DemoServer {
@@ -207,9 +211,21 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         batch_size: 50,
         intervals: WorkIntervals {
             active_s: 3,
-            testing_s: 6,
-            candidate_s: 12,
+            testing_s: 3,
+            candidate_s: 6,
         },
+        // Lab-sized selector: 2 active and 1 testing of the 3 IPv4
+        // monitors, promoted after a few checks, a pass every 5 s.
+        selector: Some(server::selector::SelectorSettings {
+            config: scoring::SelectorConfig {
+                target_active: 2,
+                base_testing: 1,
+                min_count_testing: 3,
+                min_count_active: 6,
+                ..scoring::SelectorConfig::default()
+            },
+            interval: Duration::from_secs(5),
+        }),
         reference_servers: (1..=3)
             .map(|i| format!("127.0.1.{i}:{}", args.ntp_port))
             .collect(),
@@ -232,7 +248,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         .await?;
     }
     let mut keys = vec![];
-    for (name, location, ip) in MONITORS {
+    for (name, location, _, ip) in MONITORS {
         let (_, key) = server::admin::add_monitor(
             &store,
             AddMonitor {
@@ -279,7 +295,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     // The agents.
     let agents_stop = CancellationToken::new();
     let mut agent_tasks = vec![];
-    for ((name, _, ip), key) in MONITORS.iter().zip(keys) {
+    for ((name, _, ip, _), key) in MONITORS.iter().zip(keys) {
         let cfg = AgentConfig {
             api: format!("http://{api_addr}"),
             key,
@@ -348,7 +364,7 @@ fn print_intro(api: SocketAddr, dns: SocketAddr, plan: &[DemoServer], dir: &std:
         println!("  {:<12} {:<3} {}", s.ip, s.zone, s.what);
     }
     println!("\nMonitors:");
-    for (name, loc, ip) in MONITORS {
+    for (name, loc, ip, _) in MONITORS {
         let note = if *ip == BROKEN_MONITOR {
             "  (its packets to 127.0.1.31–33 are lost)"
         } else {
@@ -361,6 +377,9 @@ fn print_intro(api: SocketAddr, dns: SocketAddr, plan: &[DemoServer], dir: &std:
     println!("  a server's CSV log     http://{api}/scores/127.0.1.31/log?limit=40&monitor=*");
     println!("  the DENY server's log  http://{api}/scores/127.0.1.25/log?limit=20&monitor=*");
     println!("  JSON history           http://{api}/scores/127.0.1.1/json?monitor=*&limit=50");
+    println!(
+        "  which monitors count    http://{api}/api/v1/servers/127.0.1.31/monitors  (Los Angeles is not active there)"
+    );
     println!("  zones                  http://{api}/api/v1/zones");
     println!("  metrics                http://{api}/metrics");
     let (h, p) = (dns.ip(), dns.port());

@@ -16,7 +16,9 @@
 mod common;
 
 use common::Sim;
-use common::e2e::{Proc, admin, free_tcp_port, get, wait_until};
+use common::e2e::{
+    Proc, admin, changes, fleet, free_tcp_port, get, in_dns, json, score, standing, wait_until,
+};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, UdpSocket};
@@ -67,61 +69,6 @@ fn free_udp_port() -> u16 {
             return p;
         }
     }
-}
-
-fn fleet(ips: &[&str], port: u16, behaviour: &str) -> String {
-    ips.iter()
-        .map(|ip| format!("[[server]]\naddr = \"{ip}:{port}\"\n{behaviour}"))
-        .collect()
-}
-
-fn json(port: u16, path: &str) -> Value {
-    let (st, body) = get(port, path).unwrap_or_else(|| panic!("GET {path}"));
-    assert_eq!(st, 200, "GET {path}: {body}");
-    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
-}
-
-fn server(port: u16, ip: &str) -> Value {
-    json(port, &format!("/api/v1/servers/{ip}"))
-}
-
-fn in_dns(port: u16, ip: &str) -> bool {
-    let v = server(port, ip);
-    v["in_dns"]
-        .as_bool()
-        .or_else(|| v["server"]["in_dns"].as_bool())
-        .unwrap_or_else(|| panic!("no in_dns in {v}"))
-}
-
-fn score(port: u16, ip: &str) -> f64 {
-    let v = server(port, ip);
-    v["score"]
-        .as_f64()
-        .or_else(|| v["server"]["score"].as_f64())
-        .unwrap_or_else(|| panic!("no score in {v}"))
-}
-
-/// (status, score) of monitor `name` for the server.
-fn standing(port: u16, ip: &str, name: &str) -> (String, f64) {
-    let v = json(port, &format!("/api/v1/servers/{ip}/monitors?limit=500"));
-    let m = v["monitors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == name)
-        .unwrap_or_else(|| panic!("{name} in {v}"))
-        .clone();
-    (
-        m["status"].as_str().unwrap().to_string(),
-        m["score"].as_f64().unwrap(),
-    )
-}
-
-fn changes(port: u16, ip: &str) -> Vec<Value> {
-    json(port, &format!("/api/v1/servers/{ip}/monitors?limit=500"))["changes"]
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 /// A minimal SMTP server that keeps every message it is given.

@@ -2,6 +2,7 @@
 //! logs collected, a plain HTTP client, the admin CLI and polling.
 
 use super::BIN;
+use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -62,8 +63,21 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(args: &[String]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
+        Proc::spawn_cmd(Command::new(BIN).args(args))
+    }
+
+    /// `poolwatch ARGS…` inside the network namespace `ns` (`ip netns exec`
+    /// execs it, so the pid is poolwatch's own).
+    pub fn spawn_in_netns(ns: &str, args: &[String]) -> Proc {
+        Proc::spawn_cmd(
+            Command::new("ip")
+                .args(["netns", "exec", ns, BIN])
+                .args(args),
+        )
+    }
+
+    fn spawn_cmd(cmd: &mut Command) -> Proc {
+        let mut child = cmd
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -141,4 +155,62 @@ pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(500));
     }
     panic!("timed out after {limit:?} waiting for {what}");
+}
+
+// ---- the service's public API, as the end-to-end tests read it
+
+/// A sim fleet file: one server per address, all with `behaviour`.
+pub fn fleet(ips: &[&str], port: u16, behaviour: &str) -> String {
+    ips.iter()
+        .map(|ip| format!("[[server]]\naddr = \"{ip}:{port}\"\n{behaviour}"))
+        .collect()
+}
+
+pub fn json(port: u16, path: &str) -> Value {
+    let (st, body) = get(port, path).unwrap_or_else(|| panic!("GET {path}"));
+    assert_eq!(st, 200, "GET {path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+pub fn server(port: u16, ip: &str) -> Value {
+    json(port, &format!("/api/v1/servers/{ip}"))
+}
+
+pub fn in_dns(port: u16, ip: &str) -> bool {
+    let v = server(port, ip);
+    v["in_dns"]
+        .as_bool()
+        .or_else(|| v["server"]["in_dns"].as_bool())
+        .unwrap_or_else(|| panic!("no in_dns in {v}"))
+}
+
+pub fn score(port: u16, ip: &str) -> f64 {
+    let v = server(port, ip);
+    v["score"]
+        .as_f64()
+        .or_else(|| v["server"]["score"].as_f64())
+        .unwrap_or_else(|| panic!("no score in {v}"))
+}
+
+/// (status, score) of monitor `name` for the server.
+pub fn standing(port: u16, ip: &str, name: &str) -> (String, f64) {
+    let v = json(port, &format!("/api/v1/servers/{ip}/monitors?limit=500"));
+    let m = v["monitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {v}"))
+        .clone();
+    (
+        m["status"].as_str().unwrap().to_string(),
+        m["score"].as_f64().unwrap(),
+    )
+}
+
+pub fn changes(port: u16, ip: &str) -> Vec<Value> {
+    json(port, &format!("/api/v1/servers/{ip}/monitors?limit=500"))["changes"]
+        .as_array()
+        .unwrap()
+        .clone()
 }

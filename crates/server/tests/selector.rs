@@ -127,9 +127,8 @@ async fn selector_pass_and_api(backend: Backend) {
     // Four see the server well (faster to slower), m5 gets no answer.
     for (i, m) in mons.iter().enumerate().take(4) {
         let tr = results(&s, m, server.id, 16, Some(10.0 * (i + 1) as f64), &mut ts).await;
-        // From 0 up past 10: one transition, unhealthy → healthy.
-        assert_eq!(tr.len(), 1, "{tr:?}");
-        assert_eq!(tr[0].to, PairState::Healthy);
+        // From 0 up past 10 on answered queries: nothing for a traceroute.
+        assert!(tr.is_empty(), "{tr:?}");
     }
     let tr = results(&s, &mons[4], server.id, 16, None, &mut ts).await;
     assert!(
@@ -207,6 +206,18 @@ async fn selector_pass_and_api(backend: Backend) {
         .filter(|r| r.status == MonitorStatus::Active)
         .count();
     assert_eq!(active, 3);
+
+    // m2's link heals: answered queries clear nothing until its score is
+    // back at 10; then one transition, from the error to healthy.
+    let tr = results(&s, &mons[1], server.id, 40, Some(20.0), &mut ts).await;
+    assert_eq!(tr.len(), 1, "{tr:?}");
+    assert_eq!(
+        tr[0].from,
+        PairState::Unhealthy {
+            error: "i/o timeout".into()
+        }
+    );
+    assert_eq!(tr[0].to, PairState::Healthy);
 
     // The server page shows the monitors and the reasons.
     let page = t.get(&format!("/scores/{}", server.ip)).await.text();

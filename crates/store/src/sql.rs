@@ -33,7 +33,7 @@ pub(crate) struct ScoreUpd {
     pub rtt_us: Option<i64>,
     /// The selector's 24 h statistics with this batch's results added.
     pub window: scoring::PairWindow,
-    /// Error of the latest result, '' when answered.
+    /// Last error since the pair was last healthy ('' once healthy).
     pub last_error: String,
 }
 

@@ -58,15 +58,18 @@ fn pair_state(score: f64, error: &str) -> PairState {
     }
 }
 
-/// Whether going from `from` to `to` is worth a traceroute: healthy ↔
-/// unhealthy, or a new, non-empty error code while unhealthy.
+/// Whether going from `from` to `to` is worth a traceroute: healthy →
+/// unhealthy, back to healthy after an error, or a new, non-empty error
+/// code while unhealthy. A score climbing to 10 on answered queries (a new
+/// pair, or a recovery from a bad offset) says nothing about the path.
 fn is_transition(from: &PairState, to: &PairState) -> bool {
     match (from, to) {
         (PairState::Healthy, PairState::Healthy) => false,
+        (PairState::Healthy, PairState::Unhealthy { .. }) => true,
+        (PairState::Unhealthy { error }, PairState::Healthy) => !error.is_empty(),
         (PairState::Unhealthy { error: a }, PairState::Unhealthy { error: b }) => {
             !b.is_empty() && a != b
         }
-        _ => true,
     }
 }
 
@@ -158,7 +161,13 @@ pub(crate) fn plan(
         entry
             .window
             .add(r.ts, step.step, finite(r.rtt).map(|s| s * 1e3));
-        entry.last_error = r.error.clone().unwrap_or_default();
+        // The error code sticks while the pair stays below 10, so a climb
+        // back after an outage is told from a new pair's first climb.
+        match r.error.as_deref().filter(|e| !e.is_empty()) {
+            Some(e) => entry.last_error = e.to_string(),
+            None if entry.score >= scoring::IN_DNS_THRESHOLD => entry.last_error.clear(),
+            None => {}
+        }
         plan.logs.push(LogIns {
             server_id: r.server_id,
             monitor_id: Some(monitor_id),

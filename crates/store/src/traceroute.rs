@@ -161,6 +161,21 @@ impl Store {
         if limit <= 0 {
             return Ok(Vec::new());
         }
+        // Nearly every work call has nothing to take: find that out on a
+        // reader, so the common case never queues for the write lock.
+        let any: Vec<(i64, String, String)> = read!(self, |c, _d| {
+            Ok(sqlx::query_as(TAKE_SQLITE)
+                .bind(monitor_id)
+                .bind(now - TRACEROUTE_STALE_S)
+                .bind(now - TRACEROUTE_RETAKE_S)
+                .bind(now)
+                .bind(1i64)
+                .fetch_all(&mut *c)
+                .await?)
+        })?;
+        if any.is_empty() {
+            return Ok(Vec::new());
+        }
         let pg = matches!(self.inner, Backend::Postgres(_));
         let rows: Vec<(i64, String, String)> = write_tx!(self, |c, _d| {
             let rows: Vec<(i64, String, String)> =

@@ -207,13 +207,14 @@ pub struct SubmitOutcome {
     /// The batch had already been submitted; nothing changed.
     pub duplicate: bool,
     /// Servers whose state as seen by this monitor changed with this batch
-    /// (healthy ↔ unhealthy, or a new error code): the traceroute triggers.
+    /// (healthy → unhealthy, healthy again after an error, or a new error
+    /// code; not a new pair's first climb): the traceroute triggers.
     pub transitions: Vec<PairTransition>,
 }
 
 /// How one monitor sees one server: healthy when its score for the server
 /// is at least `scoring::IN_DNS_THRESHOLD` (10), else unhealthy with the
-/// latest error code ('' when the last result was answered).
+/// last error code since it was last healthy ('' when there was none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PairState {
     Healthy,

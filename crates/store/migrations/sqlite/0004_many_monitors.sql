@@ -13,7 +13,8 @@ ALTER TABLE server_scores ADD COLUMN prev_n BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE server_scores ADD COLUMN prev_step REAL NOT NULL DEFAULT 0;
 ALTER TABLE server_scores ADD COLUMN prev_rtt_n BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE server_scores ADD COLUMN prev_rtt REAL NOT NULL DEFAULT 0;
--- The error code of this monitor's latest result ('' when it was answered).
+-- This monitor's last error code for the server since it was last healthy
+-- (score ≥ 10); '' once healthy, or before any error.
 ALTER TABLE server_scores ADD COLUMN last_error TEXT;
 -- The pairs that count or are on trial (and paused ones): a selector pass
 -- reads these for every server through this small index, and candidates

@@ -17,14 +17,15 @@ mod common;
 
 use common::Sim;
 use common::e2e::{
-    Proc, admin, changes, fleet, free_tcp_port, get, in_dns, json, score, standing, wait_until,
+    Proc, admin, changes, demoted_while_in_dns, fleet, free_tcp_port, get, in_dns, settled,
+    traceroutes_shown, wait_until,
 };
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The link from the first agent to these breaks in phase 2.
 const BLIND: [&str; 4] = ["127.0.5.1", "127.0.5.2", "127.0.5.3", "127.0.5.4"];
@@ -326,30 +327,10 @@ fn a_broken_link_is_not_an_outage_and_a_real_outage_alerts_once() {
     wait_until("every server in DNS", Duration::from_secs(180), || {
         all_servers().iter().all(|ip| in_dns(http, ip))
     });
-    wait_until(
-        "three active monitors per server, the first one healthy",
-        Duration::from_secs(120),
-        || {
-            BLIND.iter().all(|ip| {
-                let v = json(http, &format!("/api/v1/servers/{ip}/monitors"));
-                let active = v["monitors"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|m| m["status"] == "active")
-                    .count();
-                active == 3 && standing(http, ip, "blind").1 >= 10.0
-            })
-        },
-    );
     // Whether its pairs count (active) or are on trial (testing) depends on
     // timing and RTT (priorities tie on loopback); the one candidate slot
     // usually went to a monitor that had no data yet at the second pass.
-    let counted: Vec<&str> = BLIND
-        .iter()
-        .copied()
-        .filter(|ip| standing(http, ip, "blind").0 != "candidate")
-        .collect();
+    let counted = settled(http, &BLIND, "blind", 3);
     assert!(
         !counted.is_empty(),
         "the first monitor is active or testing somewhere: {:?}",
@@ -364,55 +345,11 @@ fn a_broken_link_is_not_an_outage_and_a_real_outage_alerts_once() {
         ntp,
         &format!("behaviour = {{ drop_from = [\"{}\"] }}\n", AGENTS[0].1),
     ));
-    let demotion = |ip: &str| {
-        changes(http, ip).into_iter().find(|c| {
-            c["monitor"] == "blind"
-                && c["reason"]
-                    .as_str()
-                    .unwrap_or("")
-                    .starts_with("demoted: unhealthy")
-        })
-    };
-    let start = Instant::now();
-    while !counted.iter().all(|ip| demotion(ip).is_some()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(150),
-            "the blind monitor was not demoted: {:?}\n{}",
-            BLIND.map(|ip| changes(http, ip)),
-            logs(&agents)
-        );
-        for ip in BLIND {
-            assert!(
-                in_dns(http, ip),
-                "{ip} left DNS over one monitor's broken link (score {})",
-                score(http, ip)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    for ip in counted.iter().copied() {
-        let d = demotion(ip).unwrap();
-        assert_ne!(d["from"], "candidate", "{d}");
-    }
-    for ip in BLIND {
-        // The others still see it well, so it stays in DNS; the blind
-        // monitor no longer counts for it.
-        assert!(score(http, ip) >= 10.0);
-        assert_ne!(standing(http, ip, "blind").0, "active");
-    }
+    demoted_while_in_dns(http, &BLIND, &counted, "blind", || logs(&agents));
     // Traceroutes: from the blind monitor and from one that sees the
     // server well, for each changed pair.
-    wait_until(
-        "traceroutes for the changed pairs",
-        Duration::from_secs(90),
-        || {
-            BLIND.iter().all(|ip| {
-                let (_, page) = get(http, &format!("/scores/{ip}")).unwrap();
-                let section = page.split("Traceroutes").nth(1).unwrap_or("").to_string();
-                section.contains("blind") && AGENTS[1..].iter().any(|(n, _)| section.contains(n))
-            })
-        },
-    );
+    let others: Vec<&str> = AGENTS[1..].iter().map(|(n, _)| *n).collect();
+    traceroutes_shown(http, &BLIND, "blind", &others);
     assert!(
         smtp.messages().is_empty() && hook.bodies().is_empty(),
         "no alert for a broken link: {:?} {:?}",
@@ -450,12 +387,23 @@ fn a_broken_link_is_not_an_outage_and_a_real_outage_alerts_once() {
     assert_eq!(hook_body["server"]["ip"], FAIL[0], "{hook_body}");
     let monitors = hook_body["monitors"].as_array().unwrap();
     assert!(monitors.len() >= 4, "{hook_body}");
-    assert!(
-        monitors
-            .iter()
-            .all(|m| m["error"].as_str().is_some_and(|e| !e.is_empty())),
-        "every monitor saw an error: {hook_body}"
-    );
+    // The alert goes out as soon as the median of the active monitors
+    // falls below 10: by then at least two of the three active ones have
+    // seen the failure (others may still show their last good check,
+    // which is evidence too).
+    let failing_active = monitors
+        .iter()
+        .filter(|m| m["status"] == "active")
+        .filter(|m| m["error"].as_str().is_some_and(|e| !e.is_empty()))
+        .count();
+    assert!(failing_active >= 2, "{hook_body}");
+    let failing: Vec<&str> = monitors
+        .iter()
+        .filter_map(|m| m["error"].as_str().filter(|e| !e.is_empty()))
+        .collect();
+    for e in &failing {
+        assert!(mail.contains(e), "the mail names {e}: {mail}");
+    }
     // The broken-link servers are still in DNS.
     for ip in BLIND {
         assert!(in_dns(http, ip), "{ip}");

@@ -12,10 +12,12 @@
 mod common;
 
 use common::Sim;
-use common::e2e::{Proc, admin, changes, fleet, get, in_dns, json, score, standing, wait_until};
+use common::e2e::{
+    Proc, admin, demoted_while_in_dns, fleet, get, in_dns, settled, traceroutes_shown, wait_until,
+};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const HOST: &str = "10.231.64.1";
 const INSIDE: &str = "10.231.64.2";
@@ -291,27 +293,7 @@ fn a_real_link_fault_between_namespaces_is_not_an_outage() {
     wait_until("every server in DNS", Duration::from_secs(180), || {
         CUT.iter().chain(&STABLE).all(|ip| in_dns(http, ip))
     });
-    wait_until(
-        "three active monitors each, the namespaced one healthy",
-        Duration::from_secs(120),
-        || {
-            CUT.iter().all(|ip| {
-                let v = json(http, &format!("/api/v1/servers/{ip}/monitors"));
-                let active = v["monitors"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|m| m["status"] == "active")
-                    .count();
-                active == 3 && standing(http, ip, "inside").1 >= 10.0
-            })
-        },
-    );
-    let counted: Vec<&str> = CUT
-        .iter()
-        .copied()
-        .filter(|ip| standing(http, ip, "inside").0 != "candidate")
-        .collect();
+    let counted = settled(http, &CUT, "inside", 3);
     assert!(!counted.is_empty(), "{}", logs());
 
     // The fault: inside the namespace the four servers become unreachable.
@@ -319,35 +301,8 @@ fn a_real_link_fault_between_namespaces_is_not_an_outage() {
         ns.exec(&["route", "add", "unreachable", &format!("{s}/32")])
             .unwrap();
     }
-    let demotion = |ip: &str| {
-        changes(http, ip).into_iter().find(|c| {
-            c["monitor"] == "inside"
-                && c["reason"]
-                    .as_str()
-                    .unwrap_or("")
-                    .starts_with("demoted: unhealthy")
-        })
-    };
-    let start = Instant::now();
-    while !counted.iter().all(|ip| demotion(ip).is_some()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(150),
-            "the cut-off monitor was not demoted: {:?}\n{}",
-            CUT.map(|ip| changes(http, ip)),
-            logs()
-        );
-        for ip in CUT {
-            assert!(
-                in_dns(http, ip),
-                "{ip} left DNS over one monitor's network fault (score {})",
-                score(http, ip)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    demoted_while_in_dns(http, &CUT, &counted, "inside", logs);
     for ip in CUT {
-        assert!(score(http, ip) >= 10.0);
-        assert_ne!(standing(http, ip, "inside").0, "active");
         let rows = get(http, &format!("/scores/{ip}/log?monitor=inside&limit=5"))
             .unwrap()
             .1;
@@ -356,15 +311,6 @@ fn a_real_link_fault_between_namespaces_is_not_an_outage() {
             "the fault shows in the log as an error: {rows}"
         );
     }
-    wait_until(
-        "traceroutes for the changed pairs",
-        Duration::from_secs(90),
-        || {
-            counted.iter().all(|ip| {
-                let (_, page) = get(http, &format!("/scores/{ip}")).unwrap();
-                let section = page.split("Traceroutes").nth(1).unwrap_or("").to_string();
-                section.contains("inside") && HOST_AGENTS.iter().any(|(n, _)| section.contains(n))
-            })
-        },
-    );
+    let others: Vec<&str> = HOST_AGENTS.iter().map(|(n, _)| *n).collect();
+    traceroutes_shown(http, &counted, "inside", &others);
 }

@@ -214,3 +214,104 @@ pub fn changes(port: u16, ip: &str) -> Vec<Value> {
         .unwrap()
         .clone()
 }
+
+// ---- the broken-link scenario shared by many_monitors.rs and netns_link.rs
+
+/// Waits until each server has `active` active monitors and `monitor`
+/// scores it ≥ 10; returns the servers for which `monitor` then counts or
+/// is on trial (not a candidate).
+pub fn settled<'a>(http: u16, servers: &[&'a str], monitor: &str, active: usize) -> Vec<&'a str> {
+    wait_until(
+        &format!("{active} active monitors per server, {monitor} healthy"),
+        Duration::from_secs(120),
+        || {
+            servers.iter().all(|ip| {
+                let v = json(http, &format!("/api/v1/servers/{ip}/monitors"));
+                let n = v["monitors"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|m| m["status"] == "active")
+                    .count();
+                n == active && standing(http, ip, monitor).1 >= 10.0
+            })
+        },
+    );
+    servers
+        .iter()
+        .copied()
+        .filter(|ip| standing(http, ip, monitor).0 != "candidate")
+        .collect()
+}
+
+/// The selector's "demoted: unhealthy" change of `monitor` for the server.
+pub fn demotion(http: u16, ip: &str, monitor: &str) -> Option<Value> {
+    changes(http, ip).into_iter().find(|c| {
+        c["monitor"] == monitor
+            && c["reason"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("demoted: unhealthy")
+    })
+}
+
+/// Waits (at most 150 s) until `monitor` is demoted for every server of
+/// `counted`, asserting on every poll that all of `servers` stay in DNS;
+/// then that none has `monitor` active and each still scores ≥ 10.
+pub fn demoted_while_in_dns(
+    http: u16,
+    servers: &[&str],
+    counted: &[&str],
+    monitor: &str,
+    logs: impl Fn() -> String,
+) {
+    let start = Instant::now();
+    while !counted
+        .iter()
+        .all(|ip| demotion(http, ip, monitor).is_some())
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(150),
+            "{monitor} was not demoted: {:?}\n{}",
+            servers
+                .iter()
+                .map(|ip| changes(http, ip))
+                .collect::<Vec<_>>(),
+            logs()
+        );
+        for ip in servers {
+            assert!(
+                in_dns(http, ip),
+                "{ip} left DNS over one monitor's broken link (score {})",
+                score(http, ip)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for ip in counted {
+        let d = demotion(http, ip, monitor).unwrap();
+        assert_ne!(d["from"], "candidate", "{d}");
+    }
+    for ip in servers {
+        // The others still see it well, so it stays in DNS; the blind
+        // monitor no longer counts for it.
+        assert!(score(http, ip) >= 10.0, "{ip}");
+        assert_ne!(standing(http, ip, monitor).0, "active", "{ip}");
+    }
+}
+
+/// Waits until the page of each server shows a traceroute from `monitor`
+/// and from one of `others`.
+pub fn traceroutes_shown(http: u16, servers: &[&str], monitor: &str, others: &[&str]) {
+    wait_until(
+        "traceroutes for the changed pairs",
+        Duration::from_secs(90),
+        || {
+            servers.iter().all(|ip| {
+                let (_, page) = get(http, &format!("/scores/{ip}")).unwrap();
+                let section = page.split("Traceroutes").nth(1).unwrap_or("").to_string();
+                section.contains(monitor) && others.iter().any(|n| section.contains(n))
+            })
+        },
+    );
+}

@@ -166,9 +166,12 @@ const DNS_ALL: &str = "SELECT server_id, in_dns, held, in_since, left_at FROM se
 const DNS_ONE: &str =
     "SELECT server_id, in_dns, held, in_since, left_at FROM server_dns WHERE server_id = $1";
 /// Pairs scoring the server in DNS: (server, score_ts, per-server status, monitor status).
+/// Candidates are left out (they do not count for the aggregate, and there
+/// are hundreds per server in a big pool): `status <> 'candidate'` walks
+/// the small partial index `server_scores_counted` instead of every pair.
 const GOOD_PAIRS: &str = "SELECT ss.server_id, ss.score_ts, ss.status, m.status \
      FROM server_scores ss JOIN monitors m ON m.id = ss.monitor_id \
-     WHERE ss.score >= $1 AND ss.score_ts IS NOT NULL";
+     WHERE ss.status <> 'candidate' AND ss.score >= $1 AND ss.score_ts IS NOT NULL";
 const PAIRS_OF: &str = "SELECT m.name, ss.status, ss.score, ss.score_ts, ss.last_error, m.status \
      FROM server_scores ss JOIN monitors m ON m.id = ss.monitor_id \
      WHERE ss.server_id = $1 AND m.status <> 'deleted' ORDER BY m.name";

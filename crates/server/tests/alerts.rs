@@ -343,6 +343,19 @@ async fn down_reminder_recovered(backend: Backend) {
     let rows = f.t.store().alerts_for_server(srv.id, 10).await.unwrap();
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r.ok && r.kind == AlertKind::Down));
+    // The public server page says an alert went out and how, never to whom.
+    let page = f.t.get("/scores/192.0.2.1").await.text();
+    let section = page
+        .split("<section id=\"alerts\">")
+        .nth(1)
+        .expect("an Alerts section");
+    assert!(section.contains("<td>down</td><td>email</td>"), "{section}");
+    assert!(
+        section.contains("<td>down</td><td>webhook</td>"),
+        "{section}"
+    );
+    assert!(!page.contains("noc@acme.test"), "the address is private");
+    assert!(!page.contains(&f.hooks.url), "the webhook is private");
     let mut chans: Vec<_> = rows.iter().map(|r| r.channel).collect();
     chans.sort_by_key(|c| c.as_str());
     assert_eq!(chans, [AlertChannel::Email, AlertChannel::Webhook]);

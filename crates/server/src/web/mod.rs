@@ -4,6 +4,7 @@
 //! applied to every stored string), usable without JavaScript and at phone
 //! width; the only script is a few inline lines on the server page.
 
+mod alerts;
 mod chart;
 mod html;
 mod selection;

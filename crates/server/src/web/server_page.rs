@@ -99,16 +99,31 @@ pub async fn server(
             .await?;
     let dns = st.store().server_dns(s.id).await?;
     let dns = store::DnsMembership::for_server(&s, dns.as_ref(), now);
-    let doc = render(&s, &rows, &monitors, &traces, &selection, now, dns);
+    let alerts = st
+        .store()
+        .alerts_for_server(s.id, super::alerts::PAGE_ALERTS)
+        .await?;
+    let sections = Sections {
+        traces: &traces,
+        selection: &selection,
+        alerts: &alerts,
+    };
+    let doc = render(&s, &rows, &monitors, &sections, now, dns);
     Ok(respond(StatusCode::OK, 120, doc))
+}
+
+/// The sections below the history, each from its own source.
+struct Sections<'a> {
+    traces: &'a [TracerouteRow],
+    selection: &'a crate::selector::ServerMonitors,
+    alerts: &'a [store::AlertRow],
 }
 
 fn render(
     s: &ServerRow,
     rows: &[LogRow],
     monitors: &[ServerMonitorRow],
-    traces: &[TracerouteRow],
-    selection: &crate::selector::ServerMonitors,
+    sections: &Sections<'_>,
     now: i64,
     dns: store::DnsMembership,
 ) -> String {
@@ -190,8 +205,9 @@ fn render(
     );
 
     errors(&mut b, rows, &names);
-    super::selection::section(&mut b, selection);
-    super::traceroutes::section(&mut b, traces, now);
+    super::selection::section(&mut b, sections.selection);
+    super::traceroutes::section(&mut b, sections.traces, now);
+    super::alerts::section(&mut b, sections.alerts);
     let enc = esc(&ip);
     let _ = write!(
         b,

@@ -17,8 +17,8 @@ mod common;
 
 use common::Sim;
 use common::e2e::{
-    Proc, admin, changes, demoted_while_in_dns, fleet, free_tcp_port, get, in_dns, settled,
-    traceroutes_shown, wait_until,
+    Proc, admin, agent_args, changes, demoted_while_in_dns, fleet, free_tcp_port, get, in_dns,
+    lab_serve_args, settled, traceroutes_shown, wait_until,
 };
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -179,37 +179,14 @@ impl Webhook {
     }
 }
 
+/// The lab service of the broken-link tests plus the zone guard and alerts
+/// to the local SMTP sink.
 fn serve_args(dir: &Path, http: u16, ntp: u16, smtp: u16) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "serve",
-        "--listen",
-        &format!("127.0.0.1:{http}"),
-        "--interval-active",
-        "2s",
-        "--interval-testing",
-        "2s",
-        "--interval-candidate",
-        "3s",
-        "--samples",
-        "2",
-        "--sample-interval",
-        "500ms",
-        "--timeout",
-        "500ms",
+    let reference: Vec<String> = STABLE[..3].iter().map(|ip| format!("{ip}:{ntp}")).collect();
+    let mut a = lab_serve_args(&format!("127.0.0.1:{http}"), dir, &reference);
+    for f in [
         "--batch-size",
         "50",
-        "--rate-limit",
-        "0",
-        "--selector-interval",
-        "2s",
-        "--selector-active",
-        "3",
-        "--selector-testing",
-        "1",
-        "--selector-min-testing",
-        "3",
-        "--selector-min-active",
-        "6",
         "--zone-guard",
         "0.1",
         "--smtp-url",
@@ -220,43 +197,10 @@ fn serve_args(dir: &Path, http: u16, ntp: u16, smtp: u16) -> Vec<String> {
         "2s",
         "--public-url",
         &format!("http://127.0.0.1:{http}"),
-        "--data-dir",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.push(dir.display().to_string());
-    for ip in &STABLE[..3] {
-        a.push("--reference-server".into());
-        a.push(format!("{ip}:{ntp}"));
+    ] {
+        a.push(f.to_string());
     }
     a
-}
-
-fn agent_args(dir: &Path, http: u16, ntp: u16, name: &str, ip: &str, key: &str) -> Vec<String> {
-    [
-        "agent",
-        "--api",
-        &format!("http://127.0.0.1:{http}"),
-        "--key",
-        key,
-        "--state-dir",
-        &dir.join(format!("agent-{name}")).display().to_string(),
-        "--lab",
-        "--ntp-port",
-        &ntp.to_string(),
-        "--source-addr",
-        ip,
-        "--backoff-min",
-        "200ms",
-        "--backoff-max",
-        "1s",
-        "--clock-retry",
-        "2s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
 }
 
 #[test]
@@ -312,7 +256,10 @@ fn a_broken_link_is_not_an_outage_and_a_real_outage_alerts_once() {
     let mut agents: Vec<Proc> = AGENTS
         .iter()
         .zip(&keys)
-        .map(|((name, ip), key)| Proc::spawn(&agent_args(dir, http, ntp, name, ip, key)))
+        .map(|((name, ip), key)| {
+            let api = format!("http://127.0.0.1:{http}");
+            Proc::spawn(&agent_args(dir, &api, ntp, name, ip, key))
+        })
         .collect();
     let logs = |agents: &[Proc]| {
         let mut s = format!("serve:\n{}\n", serve.log());

@@ -13,7 +13,8 @@ mod common;
 
 use common::Sim;
 use common::e2e::{
-    Proc, admin, demoted_while_in_dns, fleet, get, in_dns, settled, traceroutes_shown, wait_until,
+    Proc, admin, agent_args, demoted_while_in_dns, fleet, get, in_dns, lab_serve_args, settled,
+    traceroutes_shown, wait_until,
 };
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
@@ -129,39 +130,6 @@ fn forward(to: String) -> u16 {
     port
 }
 
-fn agent_args(
-    dir: &std::path::Path,
-    api: &str,
-    ntp: u16,
-    name: &str,
-    src: &str,
-    key: &str,
-) -> Vec<String> {
-    [
-        "agent",
-        "--api",
-        api,
-        "--key",
-        key,
-        "--state-dir",
-        &dir.join(format!("agent-{name}")).display().to_string(),
-        "--lab",
-        "--ntp-port",
-        &ntp.to_string(),
-        "--source-addr",
-        src,
-        "--backoff-min",
-        "200ms",
-        "--backoff-max",
-        "1s",
-        "--clock-retry",
-        "2s",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
 #[test]
 fn a_real_link_fault_between_namespaces_is_not_an_outage() {
     let is_root = Command::new("id")
@@ -225,44 +193,8 @@ fn a_real_link_fault_between_namespaces_is_not_an_outage() {
         l.local_addr().unwrap().port()
     };
     let api = format!("http://{HOST}:{api_port}");
-    let mut serve_args: Vec<String> = [
-        "serve",
-        "--listen",
-        &format!("{HOST}:{api_port}"),
-        "--interval-active",
-        "2s",
-        "--interval-testing",
-        "2s",
-        "--interval-candidate",
-        "3s",
-        "--samples",
-        "2",
-        "--sample-interval",
-        "500ms",
-        "--timeout",
-        "500ms",
-        "--rate-limit",
-        "0",
-        "--selector-interval",
-        "2s",
-        "--selector-active",
-        "3",
-        "--selector-testing",
-        "1",
-        "--selector-min-testing",
-        "3",
-        "--selector-min-active",
-        "6",
-        "--data-dir",
-        &dir.display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    for s in STABLE {
-        serve_args.push("--reference-server".into());
-        serve_args.push(format!("{s}:{ntp}"));
-    }
+    let reference: Vec<String> = STABLE.iter().map(|s| format!("{s}:{ntp}")).collect();
+    let serve_args = lab_serve_args(&format!("{HOST}:{api_port}"), dir, &reference);
     let serve = Proc::spawn(&serve_args);
     let http = forward(format!("{HOST}:{api_port}"));
     wait_until("the service to answer", Duration::from_secs(30), || {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::Sim;
-use common::e2e::{Proc, admin, free_tcp_port, get, wait_until};
+use common::e2e::{Proc, admin, agent_args, free_tcp_port, get, wait_until};
 use std::net::UdpSocket;
 use std::path::Path;
 use std::time::Duration;
@@ -163,28 +163,10 @@ fn pipeline_scores_fairly_survives_an_outage_and_loses_nothing() {
         .zip(&keys)
         .zip(&metrics_ports)
         .map(|(((name, ip), key), mport)| {
-            Proc::spawn(&[
-                "agent".into(),
-                "--api".into(),
-                format!("http://127.0.0.1:{http}"),
-                "--key".into(),
-                key.clone(),
-                "--state-dir".into(),
-                dir.join(format!("agent-{name}")).display().to_string(),
-                "--lab".into(),
-                "--ntp-port".into(),
-                ntp.to_string(),
-                "--source-addr".into(),
-                ip.to_string(),
-                "--metrics-listen".into(),
-                format!("127.0.0.1:{mport}"),
-                "--backoff-min".into(),
-                "200ms".into(),
-                "--backoff-max".into(),
-                "1s".into(),
-                "--clock-retry".into(),
-                "2s".into(),
-            ])
+            let api = format!("http://127.0.0.1:{http}");
+            let mut args = agent_args(dir, &api, ntp, name, ip, key);
+            args.extend(["--metrics-listen".into(), format!("127.0.0.1:{mport}")]);
+            Proc::spawn(&args)
         })
         .collect();
 

@@ -315,3 +315,84 @@ pub fn traceroutes_shown(http: u16, servers: &[&str], monitor: &str, others: &[&
         },
     );
 }
+
+/// `poolwatch agent` in lab mode against `api`, sending from `src`, with
+/// short back-offs; state under `dir/agent-NAME`.
+pub fn agent_args(
+    dir: &Path,
+    api: &str,
+    ntp: u16,
+    name: &str,
+    src: &str,
+    key: &str,
+) -> Vec<String> {
+    [
+        "agent",
+        "--api",
+        api,
+        "--key",
+        key,
+        "--state-dir",
+        &dir.join(format!("agent-{name}")).display().to_string(),
+        "--lab",
+        "--ntp-port",
+        &ntp.to_string(),
+        "--source-addr",
+        src,
+        "--backoff-min",
+        "200ms",
+        "--backoff-max",
+        "1s",
+        "--clock-retry",
+        "2s",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// `poolwatch serve` on `listen` with the lab-sized intervals and selector
+/// of the broken-link tests (3 active and 1 testing monitor per server,
+/// promoted after 3 and 6 results, a pass every 2 s), checking against
+/// `reference` servers.
+pub fn lab_serve_args(listen: &str, dir: &Path, reference: &[String]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "serve",
+        "--listen",
+        listen,
+        "--interval-active",
+        "2s",
+        "--interval-testing",
+        "2s",
+        "--interval-candidate",
+        "3s",
+        "--samples",
+        "2",
+        "--sample-interval",
+        "500ms",
+        "--timeout",
+        "500ms",
+        "--rate-limit",
+        "0",
+        "--selector-interval",
+        "2s",
+        "--selector-active",
+        "3",
+        "--selector-testing",
+        "1",
+        "--selector-min-testing",
+        "3",
+        "--selector-min-active",
+        "6",
+        "--data-dir",
+        &dir.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for r in reference {
+        a.push("--reference-server".into());
+        a.push(r.clone());
+    }
+    a
+}

@@ -3,11 +3,11 @@
 //! hand, numbers go to BENCHMARKS.md.
 //!
 //! ```text
-//! cargo run --release -p server --example selector_bench -- sqlite
-//! cargo run --release -p server --example selector_bench -- postgres   # needs POOLWATCH_TEST_PG_URL
+//! cargo run --release -p server --example bench -- selector sqlite
+//! cargo run --release -p server --example bench -- selector postgres   # needs POOLWATCH_TEST_PG_URL
 //! ```
 //!
-//! Options after the backend: `--servers N` (50000), `--monitors N` (300),
+//! Options after the backend: `--servers N` (50000 here), `--monitors N` (300 here),
 //! `--rate N` results/s for the ingest part (2000), `--seconds N` (30),
 //! `--batch N` results per submission (10).
 //!
@@ -23,48 +23,12 @@
 //!    aggregate in its transaction, so the aggregate lag behind a
 //!    submission is the submission's latency — reported as p50/p99/max.
 
+use super::{Opts, drop_pg, now, open_store};
 use scoring::SelectorConfig;
 use server::admin::AddMonitor;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
-use store::{MonitorGlobalStatus, ResultIn, Store};
-
-struct Opts {
-    backend: String,
-    servers: usize,
-    monitors: usize,
-    rate: usize,
-    seconds: u64,
-    batch: usize,
-    passes: usize,
-}
-
-fn opts() -> Opts {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let get = |name: &str, default: usize| -> usize {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .map(|v| v.parse().expect("a number"))
-            .unwrap_or(default)
-    };
-    Opts {
-        backend: args.first().cloned().unwrap_or_else(|| "sqlite".into()),
-        servers: get("--servers", 50_000),
-        monitors: get("--monitors", 300),
-        rate: get("--rate", 2000),
-        seconds: get("--seconds", 30) as u64,
-        batch: get("--batch", 10),
-        passes: get("--passes", 3),
-    }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
+use store::{MonitorGlobalStatus, ResultIn};
 
 /// (VmRSS, VmHWM) in MB.
 fn rss() -> (f64, f64) {
@@ -98,45 +62,6 @@ const PAIRS_SQL: &str = "INSERT INTO server_scores (monitor_id, server_id, statu
        ((s.id * 7 + m.id * 13) % 40) * (5.0 + (m.id * 37 + s.id) % 200), \
        0, 0.0, 0, 0.0 \
      FROM servers s CROSS JOIN monitors m WHERE s.id >= $4 AND s.id < $5";
-
-async fn open(backend: &str, dir: &std::path::Path) -> (Store, String, Option<(String, String)>) {
-    match backend {
-        "sqlite" => {
-            let store = Store::open(None, dir).await.expect("sqlite");
-            let url = format!("sqlite://{}", dir.join("poolwatch.db").display());
-            (store, url, None)
-        }
-        "postgres" => {
-            let admin = std::env::var("POOLWATCH_TEST_PG_URL").expect("set POOLWATCH_TEST_PG_URL");
-            let name = format!("pw_selbench_{:08x}", rand::random::<u32>());
-            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-                .await
-                .expect("connect");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut c)
-                .await
-                .expect("create database");
-            let base = admin.rsplit_once('/').expect("URL with a database").0;
-            let url = format!("{base}/{name}");
-            let store = Store::open(Some(&url), dir).await.expect("postgres");
-            (store, url, Some((admin, name)))
-        }
-        other => panic!("backend {other}: sqlite or postgres"),
-    }
-}
-
-async fn drop_pg(pg: Option<(String, String)>) {
-    if let Some((admin, name)) = pg {
-        let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
-            .await
-            .expect("connect");
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut c)
-        .await;
-    }
-}
 
 /// Bulk-inserts servers 100.64.x.y-like lab addresses (never probed) and
 /// every pair, in chunks of 5,000 servers.
@@ -191,11 +116,14 @@ async fn fill(o: &Opts, url: &str, ts: i64) {
     }
 }
 
-#[tokio::main]
-async fn main() {
-    let o = opts();
+/// The selector and ingest at scale; see the module docs.
+pub async fn run(o: &Opts) {
     let dir = tempfile::tempdir().unwrap();
-    let (store, url, pg) = open(&o.backend, dir.path()).await;
+    let (store, pg) = open_store(&o.backend, dir.path()).await;
+    let url = match &pg {
+        Some((admin, name)) => format!("{}/{name}", admin.rsplit_once('/').expect("URL").0),
+        None => format!("sqlite://{}", dir.path().join("poolwatch.db").display()),
+    };
     let t = Instant::now();
     for m in 0..o.monitors {
         // Each monitor in its own /20 (11.x.y.5), three per account.
@@ -215,9 +143,9 @@ async fn main() {
         .unwrap();
     }
     let ts = now() - 60;
-    fill(&o, &url, ts).await;
+    fill(o, &url, ts).await;
     println!(
-        "selector_bench {}: {} servers × {} monitors = {} pairs set up in {:.0} s",
+        "selector {}: {} servers × {} monitors = {} pairs set up in {:.0} s",
         o.backend,
         o.servers,
         o.monitors,

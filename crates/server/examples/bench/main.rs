@@ -24,6 +24,12 @@
 //!
 //! Options (after the backend): `--monitors N` (4), `--servers N` (2000),
 //! `--seconds N` (20), `--rows N` (1000000), `--requests N` (300).
+//!
+//! `selector`: the monitor selector and ingest at 50,000 servers × 300
+//! monitors, see `selector.rs`; also `--passes N` (3), `--rate N` results/s
+//! (2000), `--batch N` (10).
+
+mod selector;
 
 use server::admin::{AddMonitor, AddServer};
 use server::{RateLimitConfig, ServerConfig, Submission, Work};
@@ -41,6 +47,9 @@ struct Opts {
     seconds: u64,
     rows: usize,
     requests: usize,
+    passes: usize,
+    rate: usize,
+    batch: usize,
 }
 
 fn opts() -> Opts {
@@ -52,14 +61,19 @@ fn opts() -> Opts {
             .map(|v| v.parse().expect("a number"))
             .unwrap_or(default)
     };
+    let mode = args.first().cloned().unwrap_or_else(|| "ingest".into());
+    let at_scale = mode == "selector";
     Opts {
-        mode: args.first().cloned().unwrap_or_else(|| "ingest".into()),
         backend: args.get(1).cloned().unwrap_or_else(|| "sqlite".into()),
-        monitors: get("--monitors", 4),
-        servers: get("--servers", 2000),
+        monitors: get("--monitors", if at_scale { 300 } else { 4 }),
+        servers: get("--servers", if at_scale { 50_000 } else { 2000 }),
         seconds: get("--seconds", 20) as u64,
         rows: get("--rows", 1_000_000),
         requests: get("--requests", 300),
+        passes: get("--passes", 3),
+        rate: get("--rate", 2000),
+        batch: get("--batch", 10),
+        mode,
     }
 }
 
@@ -248,7 +262,7 @@ fn unlimited() -> ServerConfig {
             ..RateLimitConfig::default()
         },
         // The selector's pass at start would share the single writer with
-        // the first seconds of ingest; it is measured by selector_bench.
+        // the first seconds of ingest; it is measured by the `selector` mode.
         selector: None,
         ..ServerConfig::default()
     }
@@ -634,6 +648,7 @@ async fn main() {
         "query" => query(&o).await,
         "probe" => probe(&o).await,
         "page" => page(&o).await,
-        other => panic!("mode {other}: ingest, query, probe or page"),
+        "selector" => selector::run(&o).await,
+        other => panic!("mode {other}: ingest, query, probe, page or selector"),
     }
 }

@@ -18,7 +18,7 @@ mod common;
 use common::Sim;
 use common::e2e::{
     Proc, admin, agent_args, changes, demoted_while_in_dns, fleet, free_tcp_port, get, in_dns,
-    lab_serve_args, settled, traceroutes_shown, wait_until,
+    lab_serve_args, settled, standing, traceroutes_shown, wait_until,
 };
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -253,14 +253,19 @@ fn a_broken_link_is_not_an_outage_and_a_real_outage_alerts_once() {
     wait_until("the service to answer", Duration::from_secs(30), || {
         get(http, "/api/v1/zones").is_some()
     });
-    let mut agents: Vec<Proc> = AGENTS
-        .iter()
-        .zip(&keys)
-        .map(|((name, ip), key)| {
-            let api = format!("http://127.0.0.1:{http}");
-            Proc::spawn(&agent_args(dir, &api, ntp, name, ip, key))
-        })
-        .collect();
+    let api = format!("http://127.0.0.1:{http}");
+    let spawn = |i: usize| {
+        let (name, ip) = AGENTS[i];
+        Proc::spawn(&agent_args(dir, &api, ntp, name, ip, &keys[i]))
+    };
+    // The blind-to-be agent starts first and the others only once it has
+    // results for the four servers: the selector then never takes it for
+    // the monitor without data that the testing target leaves out.
+    let mut agents = vec![spawn(0)];
+    wait_until("the first agent's results", Duration::from_secs(60), || {
+        BLIND.iter().all(|ip| standing(http, ip, "blind").1 > 0.0)
+    });
+    agents.extend((1..AGENTS.len()).map(spawn));
     let logs = |agents: &[Proc]| {
         let mut s = format!("serve:\n{}\n", serve.log());
         for (a, (name, _)) in agents.iter().zip(AGENTS) {

@@ -14,7 +14,7 @@ mod common;
 use common::Sim;
 use common::e2e::{
     Proc, admin, agent_args, demoted_while_in_dns, fleet, get, in_dns, lab_serve_args, settled,
-    traceroutes_shown, wait_until,
+    standing, traceroutes_shown, wait_until,
 };
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
@@ -200,18 +200,24 @@ fn a_real_link_fault_between_namespaces_is_not_an_outage() {
     wait_until("the service to answer", Duration::from_secs(30), || {
         get(http, "/api/v1/zones").is_some()
     });
-    let procs: Vec<Proc> = agents
-        .iter()
-        .zip(&keys)
-        .map(|((name, src), key)| {
-            let args = agent_args(dir, &api, ntp, name, src, key);
-            if *name == "inside" {
-                Proc::spawn_in_netns(&ns.name, &args)
-            } else {
-                Proc::spawn(&args)
-            }
-        })
-        .collect();
+    let spawn = |i: usize| {
+        let (name, src) = agents[i];
+        let args = agent_args(dir, &api, ntp, name, src, &keys[i]);
+        if name == "inside" {
+            Proc::spawn_in_netns(&ns.name, &args)
+        } else {
+            Proc::spawn(&args)
+        }
+    };
+    // The namespaced agent starts first and the others once it has results
+    // (see many_monitors.rs: it is then never the monitor left out).
+    let mut procs = vec![spawn(0)];
+    wait_until(
+        "the namespaced agent's results",
+        Duration::from_secs(60),
+        || CUT.iter().all(|ip| standing(http, ip, "inside").1 > 0.0),
+    );
+    procs.extend((1..agents.len()).map(spawn));
     let logs = || {
         let mut s = format!("serve:\n{}\n", serve.log());
         for (p, (name, _)) in procs.iter().zip(&agents) {

@@ -529,17 +529,24 @@ pub(crate) mod sqlite {
         monitor_id: i64,
         ids: &[i64],
     ) -> Result<Vec<WindowTuple>, sqlx::Error> {
-        const SQL: &str = concat!(
-            "SELECT server_id, ",
-            window_cols!(),
-            ", last_error FROM server_scores WHERE monitor_id = $1 \
-             AND server_id IN (SELECT value FROM json_each($2))"
+        // One JSON row, not a row per server: each row is a message from
+        // sqlx's SQLite worker thread, and this runs in every submission.
+        const SQL: &str = json_rows!(
+            "server_id, stats_day, cur_n, cur_step, cur_rtt_n, cur_rtt, prev_n, prev_step, \
+             prev_rtt_n, prev_rtt, last_error",
+            "server_id",
+            concat!(
+                "SELECT server_id, ",
+                window_cols!(),
+                ", last_error FROM server_scores WHERE monitor_id = $1 \
+                 AND server_id IN (SELECT value FROM json_each($2))"
+            )
         );
-        sqlx::query_as(SQL)
-            .bind(monitor_id)
-            .bind(ids_json(ids))
-            .fetch_all(c)
-            .await
+        fetch_json(
+            sqlx::query_as(SQL).bind(monitor_id).bind(ids_json(ids)),
+            c,
+        )
+        .await
     }
 
     fn ids_json(v: &[i64]) -> String {

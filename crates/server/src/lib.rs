@@ -38,7 +38,9 @@ pub use monitor_api::{
     batch_id_text, parse_batch_id,
 };
 pub use state::AppState;
-pub use traceroute::{HopIn, TracerouteStored, TracerouteSubmission};
+pub use traceroute::{
+    HopIn, TRANSITIONS_TRACED_PER_SUBMISSION, TracerouteStored, TracerouteSubmission,
+};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};

@@ -98,40 +98,45 @@ pub fn reason(monitor: &str, t: &PairTransition) -> String {
     text.chars().take(200).collect()
 }
 
+/// At most this many of one submission's transitions lead to traceroute
+/// requests: more at once means the monitor's own network changed, and the
+/// first few traceroutes show that (the store also caps pending requests
+/// per monitor at [`store::TRACEROUTE_MAX_PENDING`]).
+pub const TRANSITIONS_TRACED_PER_SUBMISSION: usize = 8;
+
 /// After a submission: ask this monitor, and one that still sees the
-/// server well, for a traceroute per changed server. Best effort (the
-/// results are stored already).
+/// server well, for a traceroute per changed server, all in one store
+/// transaction. Best effort (the results are stored already).
 pub async fn request_for_transitions(
     st: &AppState,
     m: &MonitorRow,
     transitions: &[PairTransition],
     now: i64,
 ) {
-    let mut requested = 0u64;
-    for t in transitions {
+    let mut requests = Vec::new();
+    for t in transitions.iter().take(TRANSITIONS_TRACED_PER_SUBMISSION) {
         let why = reason(&m.name, t);
-        let mut pairs = vec![t.monitor_id];
+        requests.push((t.server_id, t.monitor_id, why.clone()));
         match st.store().good_monitor_for(t.server_id, t.monitor_id).await {
-            Ok(Some(good)) => pairs.push(good),
+            Ok(Some(good)) => requests.push((t.server_id, good, why)),
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "cannot pick a monitor for a comparison traceroute")
             }
         }
-        for monitor_id in pairs {
-            match st
-                .store()
-                .request_traceroute(t.server_id, monitor_id, &why, now)
-                .await
-            {
-                Ok(true) => requested += 1,
-                Ok(false) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot request a traceroute"),
-            }
-        }
     }
-    if requested > 0 {
-        st.metrics().traceroutes_requested(requested);
+    if transitions.len() > TRANSITIONS_TRACED_PER_SUBMISSION {
+        tracing::info!(
+            monitor = %m.name,
+            changed = transitions.len(),
+            traced = TRANSITIONS_TRACED_PER_SUBMISSION,
+            "many servers changed state at once for one monitor; tracing only the first"
+        );
+    }
+    match st.store().request_traceroutes(&requests, now).await {
+        Ok(0) => {}
+        Ok(n) => st.metrics().traceroutes_requested(n as u64),
+        Err(e) => tracing::warn!(error = %e, "cannot request traceroutes"),
     }
 }
 

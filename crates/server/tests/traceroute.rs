@@ -15,7 +15,8 @@ on_both_backends!(
     transition_to_page,
     unrequested_conflicts,
     bad_bodies,
-    requests_in_idle_work
+    requests_in_idle_work,
+    many_changes_at_once
 );
 
 const PATH: &str = "/api/v1/monitor/traceroute";
@@ -305,4 +306,51 @@ async fn requests_in_idle_work(backend: Backend) {
     assert_eq!(w.traceroutes.len(), 1);
     assert_eq!(w.traceroutes[0].ip, "192.0.2.5");
     assert!(t.work(&key).await.traceroutes.is_empty());
+}
+
+/// A monitor whose own link fails sees every server change in one batch:
+/// only the first few changes are traced (for it and for the monitor that
+/// still sees them), the rest of the batch is stored as usual.
+async fn many_changes_at_once(backend: Backend) {
+    let cfg = ServerConfig {
+        batch_size: 100,
+        ..ServerConfig::default()
+    };
+    let t = app_or_skip!(backend, cfg);
+    t.seed_zones().await;
+    let n = server::TRANSITIONS_TRACED_PER_SUBMISSION + 4;
+    let (a, key_a) = t.add_monitor("mon-a", MonitorGlobalStatus::Active).await;
+    let (b, _) = t.add_monitor("mon-b", MonitorGlobalStatus::Active).await;
+    let mut servers = Vec::new();
+    for i in 0..n {
+        let s = t.add_server(&format!("192.0.2.{}", i + 1)).await;
+        make_healthy(&t, a.id, s.id).await;
+        make_healthy(&t, b.id, s.id).await;
+        servers.push(s.id);
+    }
+    let work = t.work(&key_a).await;
+    assert_eq!(work.servers.len(), n);
+    let mut sub = good_results(&work);
+    for r in &mut sub.results {
+        (r.offset, r.rtt, r.stratum, r.leap, r.refid) = (None, None, None, None, None);
+        r.error = Some("i/o timeout".into());
+        r.no_response = true;
+    }
+    let resp = t.submit(&key_a, &sub).await;
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+    let v: Value = serde_json::from_str(&resp.text()).unwrap();
+    assert_eq!(v["accepted"], n, "{v}");
+    let traced = server::TRANSITIONS_TRACED_PER_SUBMISSION;
+    for m in [a.id, b.id] {
+        let got = t
+            .store()
+            .take_traceroute_requests(m, now(), 100)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), traced, "monitor {m}: {got:?}");
+        assert!(
+            got.iter()
+                .all(|r| r.2 == "monitor mon-a: healthy → i/o timeout")
+        );
+    }
 }

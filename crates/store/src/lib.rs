@@ -136,8 +136,8 @@ mod selector;
 pub use selector::{SelectorChange, SelectorInput, SelectorLogRow, SelectorPair};
 mod traceroute;
 pub use traceroute::{
-    TRACEROUTE_REQUEST_INTERVAL_S, TRACEROUTE_RETAKE_S, TRACEROUTE_STALE_S, TracerouteHop,
-    TracerouteIn, TracerouteRow,
+    TRACEROUTE_MAX_PENDING, TRACEROUTE_REQUEST_INTERVAL_S, TRACEROUTE_RETAKE_S, TRACEROUTE_STALE_S,
+    TracerouteHop, TracerouteIn, TracerouteRow,
 };
 mod alerts;
 pub use alerts::{

@@ -542,11 +542,7 @@ pub(crate) mod sqlite {
                  AND server_id IN (SELECT value FROM json_each($2))"
             )
         );
-        fetch_json(
-            sqlx::query_as(SQL).bind(monitor_id).bind(ids_json(ids)),
-            c,
-        )
-        .await
+        fetch_json(sqlx::query_as(SQL).bind(monitor_id).bind(ids_json(ids)), c).await
     }
 
     fn ids_json(v: &[i64]) -> String {

@@ -19,6 +19,11 @@ pub const TRACEROUTE_REQUEST_INTERVAL_S: i64 = 20 * 60;
 pub const TRACEROUTE_RETAKE_S: i64 = 10 * 60;
 /// Requests not handed out within this are stale and no longer handed out.
 pub const TRACEROUTE_STALE_S: i64 = 60 * 60;
+/// At most this many requests pending per monitor (asked within the last
+/// [`TRACEROUTE_STALE_S`] and not answered): a monitor that loses its own
+/// network sees every server change at once, and a handful of traceroutes
+/// show that as well as a thousand would.
+pub const TRACEROUTE_MAX_PENDING: i64 = 16;
 
 /// One hop of a traceroute. `ip` is `None` when no probe for this TTL was
 /// answered; `rtt_ms` holds the answered probes' round trips, `sent` how
@@ -60,9 +65,13 @@ pub struct TracerouteRow {
     pub error: Option<String>,
 }
 
-/// Insert, or renew a request last made at or before `$5` (the rate limit).
+/// Insert, or renew a request last made at or before `$5` (the rate limit),
+/// unless the monitor has `$7` other requests pending since `$6`.
 const REQUEST_UPSERT: &str = "INSERT INTO traceroute_requests \
-     (server_id, monitor_id, requested_at, reason, taken_at) VALUES ($1, $2, $3, $4, NULL) \
+     (server_id, monitor_id, requested_at, reason, taken_at) SELECT $1, $2, $3, $4, NULL \
+     WHERE (SELECT COUNT(*) FROM traceroute_requests p WHERE p.monitor_id = $2 \
+       AND p.server_id <> $1 AND p.requested_at > $6 \
+       AND (p.taken_at IS NULL OR p.taken_at >= 0)) < $7 \
      ON CONFLICT (server_id, monitor_id) DO UPDATE SET requested_at = excluded.requested_at, \
      reason = excluded.reason, taken_at = NULL \
      WHERE traceroute_requests.requested_at <= $5";
@@ -120,8 +129,9 @@ type LatestTuple = (
 impl Store {
     /// Ask `monitor_id` for a traceroute to `server_id` with its next work
     /// call. `false` when skipped: the pair had a request within the last
-    /// 20 minutes (a pending one is replaced only after that). `NotFound`
-    /// for an unknown server or monitor.
+    /// 20 minutes (a pending one is replaced only after that), or the
+    /// monitor already has [`TRACEROUTE_MAX_PENDING`] requests pending.
+    /// `NotFound` for an unknown server or monitor.
     pub async fn request_traceroute(
         &self,
         server_id: i64,
@@ -129,22 +139,47 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
+        let n = self
+            .request_traceroutes(&[(server_id, monitor_id, reason.to_string())], now)
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// [`Store::request_traceroute`] for several `(server, monitor, reason)`
+    /// requests in one transaction; how many were made. `NotFound` (nothing
+    /// stored) if any names an unknown server or monitor.
+    pub async fn request_traceroutes(
+        &self,
+        requests: &[(i64, i64, String)],
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        if requests.is_empty() {
+            return Ok(0);
+        }
         write_tx!(self, |c, _d| {
-            let r = sqlx::query(REQUEST_UPSERT)
-                .bind(server_id)
-                .bind(monitor_id)
-                .bind(now)
-                .bind(reason)
-                .bind(now - TRACEROUTE_REQUEST_INTERVAL_S)
-                .execute(&mut *c)
-                .await;
-            match r {
-                Ok(r) => Ok(r.rows_affected() > 0),
-                Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Err(
-                    StoreError::NotFound(format!("server {server_id} or monitor {monitor_id}")),
-                ),
-                Err(e) => Err(e.into()),
+            let mut made = 0;
+            for (server_id, monitor_id, reason) in requests {
+                let r = sqlx::query(REQUEST_UPSERT)
+                    .bind(server_id)
+                    .bind(monitor_id)
+                    .bind(now)
+                    .bind(reason)
+                    .bind(now - TRACEROUTE_REQUEST_INTERVAL_S)
+                    .bind(now - TRACEROUTE_STALE_S)
+                    .bind(TRACEROUTE_MAX_PENDING)
+                    .execute(&mut *c)
+                    .await;
+                match r {
+                    Ok(r) => made += r.rows_affected() as usize,
+                    Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                        return Err(StoreError::NotFound(format!(
+                            "server {server_id} or monitor {monitor_id}"
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
+            Ok(made)
         })
     }
 

@@ -13,6 +13,7 @@ both_backends!(
     take_hands_out_and_retakes,
     store_and_latest,
     good_monitor,
+    pending_cap_per_monitor,
 );
 
 fn ip(s: &str) -> IpAddr {
@@ -373,4 +374,85 @@ async fn good_monitor(db: &TestDb) {
     );
     // No one sees server 1.
     assert_eq!(s.good_monitor_for(srv[1], mon[0]).await.unwrap(), None);
+}
+
+/// A monitor that loses its own network changes state for every server at
+/// once: its pending requests stop at TRACEROUTE_MAX_PENDING, other
+/// monitors are not affected, and answering one frees a place.
+async fn pending_cap_per_monitor(db: &TestDb) {
+    let s = &db.store;
+    let (_, mon) = setup(s).await;
+    let cap = TRACEROUTE_MAX_PENDING as usize;
+    let mut srv = Vec::new();
+    for i in 0..cap + 4 {
+        let row = s
+            .add_server(
+                NewServer {
+                    ip: ip(&format!("198.51.100.{}", 10 + i)),
+                    netspeed: 1000,
+                    account_id: None,
+                    zones: vec!["@".into()],
+                },
+                T0,
+            )
+            .await
+            .unwrap();
+        srv.push(row.id);
+    }
+    let reqs: Vec<(i64, i64, String)> = srv
+        .iter()
+        .map(|&id| (id, mon[0], "monitor mon-a: healthy → i/o timeout".into()))
+        .collect();
+    assert_eq!(s.request_traceroutes(&reqs, T0).await.unwrap(), cap);
+    // Full: nothing more for mon-a, but mon-b is its own count.
+    assert!(
+        !s.request_traceroute(srv[cap + 1], mon[0], "more", T0 + 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.request_traceroute(srv[cap + 1], mon[1], "other monitor", T0 + 1)
+            .await
+            .unwrap()
+    );
+    // Handed out but not answered still counts as pending.
+    let taken = s.take_traceroute_requests(mon[0], T0 + 2, 4).await.unwrap();
+    assert_eq!(taken.len(), 4);
+    assert!(
+        !s.request_traceroute(srv[cap + 1], mon[0], "more", T0 + 3)
+            .await
+            .unwrap()
+    );
+    // An answer frees a place.
+    s.store_traceroute(mon[0], taken[0].1, &trace(T0 + 4), T0 + 4)
+        .await
+        .unwrap();
+    assert!(
+        s.request_traceroute(srv[cap + 1], mon[0], "now there is room", T0 + 5)
+            .await
+            .unwrap()
+    );
+    // Stale requests (an hour old, never taken) no longer count.
+    let later = T0 + TRACEROUTE_STALE_S + 10;
+    assert!(
+        s.request_traceroute(srv[cap + 2], mon[0], "after an hour", later)
+            .await
+            .unwrap()
+    );
+    // A batch naming an unknown server stores none of it.
+    let bad = vec![
+        (srv[cap + 3], mon[1], "fine".to_string()),
+        (9999, mon[1], "unknown".to_string()),
+    ];
+    assert!(matches!(
+        s.request_traceroutes(&bad, later).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        s.take_traceroute_requests(mon[1], later + 1, 16)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.0 != srv[cap + 3])
+    );
 }

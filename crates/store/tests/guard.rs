@@ -116,19 +116,7 @@ async fn pool(db: &TestDb, config: ZoneGuardConfig) -> Pool {
     }
     let mut ids = Vec::new();
     for i in 1..=20 {
-        let srv = s
-            .add_server(
-                NewServer {
-                    ip: format!("192.0.2.{i}").parse().unwrap(),
-                    netspeed: 10_000,
-                    account_id: None,
-                    zones: vec!["de".into()],
-                },
-                T0,
-            )
-            .await
-            .unwrap();
-        ids.push(srv.id);
+        ids.push(common::add_server_in(s, &format!("192.0.2.{i}"), "de", T0).await);
     }
     exec(
         db,

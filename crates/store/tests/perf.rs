@@ -75,19 +75,7 @@ async fn setup(s: &Store, servers: usize, monitors_n: usize) -> (Vec<i64>, Vec<i
     let mut ids = Vec::new();
     for i in 0..servers {
         let ip = format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256);
-        let row = s
-            .add_server(
-                NewServer {
-                    ip: ip.parse().unwrap(),
-                    netspeed: 1000,
-                    account_id: None,
-                    zones: vec!["@".into()],
-                },
-                T0,
-            )
-            .await
-            .unwrap();
-        ids.push(row.id);
+        ids.push(common::add_server_in(s, &ip, "@", T0).await);
     }
     let mut monitors = Vec::new();
     for m in 0..monitors_n {

@@ -42,19 +42,7 @@ async fn setup(s: &Store) -> (Vec<i64>, Vec<i64>) {
     .unwrap();
     let mut servers = Vec::new();
     for a in ["198.51.100.1", "198.51.100.2"] {
-        let row = s
-            .add_server(
-                NewServer {
-                    ip: ip(a),
-                    netspeed: 1000,
-                    account_id: None,
-                    zones: vec!["@".into()],
-                },
-                T0,
-            )
-            .await
-            .unwrap();
-        servers.push(row.id);
+        servers.push(common::add_server_in(s, a, "@", T0).await);
     }
     let mut monitors = Vec::new();
     for (n, a, st) in [
@@ -385,19 +373,8 @@ async fn pending_cap_per_monitor(db: &TestDb) {
     let cap = TRACEROUTE_MAX_PENDING as usize;
     let mut srv = Vec::new();
     for i in 0..cap + 4 {
-        let row = s
-            .add_server(
-                NewServer {
-                    ip: ip(&format!("198.51.100.{}", 10 + i)),
-                    netspeed: 1000,
-                    account_id: None,
-                    zones: vec!["@".into()],
-                },
-                T0,
-            )
-            .await
-            .unwrap();
-        srv.push(row.id);
+        let a = format!("198.51.100.{}", 10 + i);
+        srv.push(common::add_server_in(s, &a, "@", T0).await);
     }
     let reqs: Vec<(i64, i64, String)> = srv
         .iter()

@@ -10,6 +10,24 @@ use tempfile::TempDir;
 
 pub const PG_ENV: &str = "POOLWATCH_TEST_PG_URL";
 
+/// Adds a server at `ip` in `zone` (netspeed 1000, no account) at `now`;
+/// its id.
+pub async fn add_server_in(s: &Store, ip: &str, zone: &str, now: i64) -> i64 {
+    let row = s
+        .add_server(
+            store::NewServer {
+                ip: ip.parse().expect("a test address"),
+                netspeed: 1000,
+                account_id: None,
+                zones: vec![zone.into()],
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    row.id
+}
+
 /// A store under test plus what is needed to reopen it.
 pub struct TestDb {
     pub store: Store,

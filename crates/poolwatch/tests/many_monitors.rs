@@ -14,6 +14,8 @@
 //!    has contacts, by email and by webhook.
 
 mod common;
+#[path = "../../server/tests/support/smtp_sink.rs"]
+mod smtp_sink;
 
 use common::Sim;
 use common::e2e::{
@@ -72,66 +74,16 @@ fn free_udp_port() -> u16 {
     }
 }
 
-/// A minimal SMTP server that keeps every message it is given.
-struct SmtpSink {
-    port: u16,
-    messages: Arc<Mutex<Vec<String>>>,
-}
-
-impl SmtpSink {
-    fn start() -> SmtpSink {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let messages = Arc::new(Mutex::new(Vec::new()));
-        let sink = messages.clone();
-        std::thread::spawn(move || {
-            for conn in l.incoming().map_while(Result::ok) {
-                let sink = sink.clone();
-                std::thread::spawn(move || {
-                    let mut w = conn.try_clone().unwrap();
-                    let mut r = BufReader::new(conn);
-                    let _ = w.write_all(b"220 sink.lab ESMTP\r\n");
-                    let mut line = String::new();
-                    loop {
-                        line.clear();
-                        if r.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let cmd = line.trim_end().to_ascii_uppercase();
-                        let reply: &[u8] = if cmd.starts_with("EHLO") {
-                            b"250-sink.lab\r\n250 8BITMIME\r\n"
-                        } else if cmd.starts_with("DATA") {
-                            let _ = w.write_all(b"354 go ahead\r\n");
-                            let mut msg = String::new();
-                            loop {
-                                line.clear();
-                                if r.read_line(&mut line).unwrap_or(0) == 0 {
-                                    return;
-                                }
-                                if line == ".\r\n" || line == ".\n" {
-                                    break;
-                                }
-                                msg.push_str(&line);
-                            }
-                            sink.lock().unwrap().push(msg);
-                            b"250 queued\r\n"
-                        } else if cmd.starts_with("QUIT") {
-                            let _ = w.write_all(b"221 bye\r\n");
-                            return;
-                        } else {
-                            b"250 ok\r\n"
-                        };
-                        let _ = w.write_all(reply);
-                    }
-                });
-            }
-        });
-        SmtpSink { port, messages }
-    }
-
-    fn messages(&self) -> Vec<String> {
-        self.messages.lock().unwrap().clone()
-    }
+/// The SMTP sink of the server tests, on a runtime of its own (this test
+/// is blocking); the runtime must live as long as the sink is used.
+fn smtp_sink() -> (tokio::runtime::Runtime, smtp_sink::SmtpSink) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sink = rt.block_on(smtp_sink::SmtpSink::start());
+    (rt, sink)
 }
 
 /// A webhook receiver: keeps every POST body, answers 200.
@@ -181,7 +133,7 @@ impl Webhook {
 
 /// The lab service of the broken-link tests plus the zone guard and alerts
 /// to the local SMTP sink.
-fn serve_args(dir: &Path, http: u16, ntp: u16, smtp: u16) -> Vec<String> {
+fn serve_args(dir: &Path, http: u16, ntp: u16, smtp_url: &str) -> Vec<String> {
     let reference: Vec<String> = STABLE[..3].iter().map(|ip| format!("{ip}:{ntp}")).collect();
     let mut a = lab_serve_args(&format!("127.0.0.1:{http}"), dir, &reference);
     for f in [
@@ -190,7 +142,7 @@ fn serve_args(dir: &Path, http: u16, ntp: u16, smtp: u16) -> Vec<String> {
         "--zone-guard",
         "0.1",
         "--smtp-url",
-        &format!("smtp://127.0.0.1:{smtp}"),
+        smtp_url,
         "--alert-from",
         "poolwatch@lab.test",
         "--alert-check",
@@ -207,7 +159,7 @@ fn serve_args(dir: &Path, http: u16, ntp: u16, smtp: u16) -> Vec<String> {
 fn a_broken_link_is_not_an_outage_and_a_real_outage_alerts_once() {
     let ntp = free_udp_port();
     let http = free_tcp_port();
-    let smtp = SmtpSink::start();
+    let (_smtp_rt, smtp) = smtp_sink();
     let hook = Webhook::start();
     let _stable = Sim::start(&fleet(&STABLE, ntp, ""));
     let mut blind_sim = Some(Sim::start(&fleet(&BLIND, ntp, "")));
@@ -249,7 +201,7 @@ fn a_broken_link_is_not_an_outage_and_a_real_outage_alerts_once() {
                 .to_string(),
         );
     }
-    let serve = Proc::spawn(&serve_args(dir, http, ntp, smtp.port));
+    let serve = Proc::spawn(&serve_args(dir, http, ntp, &smtp.url()));
     wait_until("the service to answer", Duration::from_secs(30), || {
         get(http, "/api/v1/zones").is_some()
     });
@@ -288,7 +240,7 @@ fn a_broken_link_is_not_an_outage_and_a_real_outage_alerts_once() {
         "the first monitor is active or testing somewhere: {:?}",
         BLIND.map(|ip| changes(http, ip))
     );
-    assert!(smtp.messages().is_empty() && hook.bodies().is_empty());
+    assert!(smtp.mails().is_empty() && hook.bodies().is_empty());
 
     // 2. Its link to them breaks: that group restarts dropping its packets.
     drop(blind_sim.take());
@@ -303,9 +255,9 @@ fn a_broken_link_is_not_an_outage_and_a_real_outage_alerts_once() {
     let others: Vec<&str> = AGENTS[1..].iter().map(|(n, _)| *n).collect();
     traceroutes_shown(http, &BLIND, "blind", &others);
     assert!(
-        smtp.messages().is_empty() && hook.bodies().is_empty(),
+        smtp.mails().is_empty() && hook.bodies().is_empty(),
         "no alert for a broken link: {:?} {:?}",
-        smtp.messages(),
+        smtp.mails(),
         hook.bodies()
     );
 
@@ -317,15 +269,15 @@ fn a_broken_link_is_not_an_outage_and_a_real_outage_alerts_once() {
         || FAIL.iter().all(|ip| !in_dns(http, ip)),
     );
     wait_until("the alert", Duration::from_secs(60), || {
-        !smtp.messages().is_empty() && !hook.bodies().is_empty()
+        !smtp.mails().is_empty() && !hook.bodies().is_empty()
     });
     // Passes keep running; nothing more may go out.
     std::thread::sleep(Duration::from_secs(8));
-    let mails = smtp.messages();
+    let mails = smtp.mails();
     let hooks = hook.bodies();
     assert_eq!(mails.len(), 1, "{mails:?}");
     assert_eq!(hooks.len(), 1, "{hooks:?}");
-    let mail = mails[0].replace("=\r\n", "").replace("\r\n", "\n");
+    let mail = mails[0].text();
     assert!(mail.contains(FAIL[0]), "{mail}");
     assert!(
         mail.contains(&format!("http://127.0.0.1:{http}/scores/{}", FAIL[0])),

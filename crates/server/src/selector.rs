@@ -318,11 +318,13 @@ fn round(x: f64, digits: i32) -> f64 {
 
 /// What the selector knows about a server: every monitor with its status,
 /// score and 24 h statistics, and the newest changes (for the API and the
-/// server page).
+/// server page). `monitors` is the server's [`Store::server_monitors`],
+/// which the server page has read already.
 pub async fn server_view(
     store: &Store,
     server_id: i64,
     ip: std::net::IpAddr,
+    monitors: Vec<store::ServerMonitorRow>,
     changes_limit: i64,
     now: i64,
 ) -> Result<ServerMonitors, StoreError> {
@@ -337,9 +339,7 @@ pub async fn server_view(
         })
         .unwrap_or_default();
     let monitors =
-        store
-            .server_monitors(server_id)
-            .await?
+        monitors
             .into_iter()
             .map(|m| {
                 let s = windows.get(&m.monitor_id).map(|w| w.stats(now)).unwrap_or(
@@ -413,6 +413,14 @@ pub async fn monitors_api(
     };
     let s = st.store().server_by_ip(ip).await?.ok_or_else(not_found)?;
     Ok(axum::Json(
-        server_view(st.store(), s.id, ip, limit, st.now()).await?,
+        server_view(
+            st.store(),
+            s.id,
+            ip,
+            st.store().server_monitors(s.id).await?,
+            limit,
+            st.now(),
+        )
+        .await?,
     ))
 }

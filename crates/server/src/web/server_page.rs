@@ -86,17 +86,22 @@ pub async fn server(
         .store()
         .log_rows(s.id, MonitorFilter::All, CHART_ROWS, None)
         .await?;
-    let monitors: Vec<ServerMonitorRow> = st
-        .store()
-        .server_monitors(s.id)
-        .await?
-        .into_iter()
+    let all_monitors = st.store().server_monitors(s.id).await?;
+    let monitors: Vec<ServerMonitorRow> = all_monitors
+        .iter()
         .filter(|m| m.monitor_status != store::MonitorGlobalStatus::Deleted)
+        .cloned()
         .collect();
     let traces = st.store().latest_traceroutes(s.id).await?;
-    let selection =
-        crate::selector::server_view(st.store(), s.id, s.ip, super::selection::PAGE_CHANGES, now)
-            .await?;
+    let selection = crate::selector::server_view(
+        st.store(),
+        s.id,
+        s.ip,
+        all_monitors,
+        super::selection::PAGE_CHANGES,
+        now,
+    )
+    .await?;
     let dns = st.store().server_dns(s.id).await?;
     let dns = store::DnsMembership::for_server(&s, dns.as_ref(), now);
     let alerts = st

@@ -225,6 +225,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                 ..scoring::SelectorConfig::default()
             },
             interval: Duration::from_secs(5),
+            ..server::selector::SelectorSettings::default()
         }),
         reference_servers: (1..=3)
             .map(|i| format!("127.0.1.{i}:{}", args.ntp_port))

@@ -36,6 +36,13 @@ pub struct SelectorArgs {
     /// [default: 32].
     #[arg(long, value_name = "N", env = "POOLWATCH_SELECTOR_MIN_ACTIVE")]
     selector_min_active: Option<u32>,
+
+    /// Most servers whose candidate monitors one pass reads [default:
+    /// 8000]. Bounds a pass on a large pool (each server's candidates cost
+    /// a read per monitor); more servers than this converge over several
+    /// passes. Pools under 500 servers never reach the default.
+    #[arg(long, value_name = "N", env = "POOLWATCH_SELECTOR_CANDIDATE_BUDGET")]
+    selector_candidate_budget: Option<usize>,
 }
 
 impl SelectorArgs {
@@ -63,6 +70,16 @@ impl SelectorArgs {
         if config.target_active == 0 {
             return Err(usage("--selector-active must be at least 1"));
         }
-        Ok(Some(SelectorSettings { config, interval }))
+        let candidate_budget = self.selector_candidate_budget.unwrap_or(d.candidate_budget);
+        if candidate_budget == 0 {
+            return Err(usage(
+                "--selector-candidate-budget must be at least 1 (no new monitor could ever start testing)",
+            ));
+        }
+        Ok(Some(SelectorSettings {
+            config,
+            interval,
+            candidate_budget,
+        }))
     }
 }

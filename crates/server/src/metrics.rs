@@ -38,6 +38,8 @@ pub const SELECTOR_PASSES: &str = "poolwatch_selector_passes_total";
 pub const SELECTOR_PASS_SECONDS: &str = "poolwatch_selector_pass_seconds";
 pub const SELECTOR_SERVERS: &str = "poolwatch_selector_servers";
 pub const SELECTOR_CHANGES: &str = "poolwatch_selector_changes_total";
+/// Servers whose candidates the last pass left for later (candidate budget).
+pub const SELECTOR_DEFERRED: &str = "poolwatch_selector_deferred";
 
 /// The outcome label of one result, as the pool's monitor counts its tests:
 /// `timeout` (no reply), `error` (KoD or socket error), `offset` (answered,
@@ -141,6 +143,10 @@ impl Metrics {
                 "Duration of the last selector pass"
             );
             describe_gauge!(SELECTOR_SERVERS, "Servers in the last selector pass");
+            describe_gauge!(
+                SELECTOR_DEFERRED,
+                "Servers whose candidates the last selector pass left for a later pass (candidate budget)"
+            );
             describe_counter!(
                 SELECTOR_CHANGES,
                 "Monitor status changes made by the selector, by new status"
@@ -212,6 +218,7 @@ impl Metrics {
             counter!(SELECTOR_PASSES).increment(1);
             gauge!(SELECTOR_PASS_SECONDS).set(r.total.as_secs_f64());
             gauge!(SELECTOR_SERVERS).set(r.servers as f64);
+            gauge!(SELECTOR_DEFERRED).set(r.deferred as f64);
             for (to, n) in [
                 ("active", r.to_active),
                 ("testing", r.to_testing),

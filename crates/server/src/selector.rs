@@ -17,12 +17,22 @@ pub const CHUNK: i64 = 500;
 /// [`needs_candidates`]).
 pub const CANDIDATE_ROTATION: u64 = 12;
 
+/// Most servers whose candidates one pass reads, by default. Reading a
+/// server's candidates costs about as many pair reads as there are
+/// monitors, so this bounds a pass (about 6 s at 50,000 servers × 300
+/// monitors). A pool that needs more (a fresh start, a change of targets)
+/// converges over more passes instead of in longer ones; pools of up to a
+/// chunk of servers never reach it.
+pub const CANDIDATE_BUDGET: usize = 8_000;
+
 /// How and how often the selector runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SelectorSettings {
     pub config: SelectorConfig,
     /// Time between passes.
     pub interval: Duration,
+    /// Most servers whose candidates a pass reads ([`CANDIDATE_BUDGET`]).
+    pub candidate_budget: usize,
 }
 
 impl Default for SelectorSettings {
@@ -31,6 +41,7 @@ impl Default for SelectorSettings {
         SelectorSettings {
             config: SelectorConfig::default(),
             interval: Duration::from_secs(600),
+            candidate_budget: CANDIDATE_BUDGET,
         }
     }
 }
@@ -43,6 +54,9 @@ pub struct PassReport {
     pub pairs: usize,
     /// Servers whose candidates were read in this pass.
     pub candidate_servers: usize,
+    /// Servers that wanted their candidates read but were left for a later
+    /// pass by the candidate budget.
+    pub deferred: usize,
     pub changes: usize,
     /// Changes per new status.
     pub to_active: usize,
@@ -122,26 +136,65 @@ pub fn needs_candidates(cfg: &SelectorConfig, input: &store::SelectorInput, now:
             .any(|p| p.status == scoring::MonitorStatus::Testing && !p.window.stats(now).healthy())
 }
 
-/// One chunk of servers with the candidates they need; returns the chunk,
-/// the time spent reading and how many servers got candidates.
+/// Which of a chunk's servers get their candidates read: first those with
+/// no active or testing monitor, then the others that need candidates, then
+/// the rotation's; at most `quota`. Within each group the start moves with
+/// the pass, so a group larger than the quota is covered over the next
+/// passes rather than always from its lowest id.
+fn pick_for_candidates(
+    cfg: &SelectorConfig,
+    chunk: &[store::SelectorInput],
+    quota: usize,
+    now: i64,
+    pass: u64,
+) -> (Vec<i64>, usize) {
+    let slot = (pass % CANDIDATE_ROTATION) as i64;
+    let mut groups: [Vec<i64>; 3] = Default::default();
+    for i in chunk {
+        let counted = i.pairs.iter().any(|p| {
+            matches!(
+                p.status,
+                scoring::MonitorStatus::Active | scoring::MonitorStatus::Testing
+            )
+        });
+        if !counted {
+            groups[0].push(i.server_id);
+        } else if needs_candidates(cfg, i, now) {
+            groups[1].push(i.server_id);
+        } else if i.server_id.rem_euclid(CANDIDATE_ROTATION as i64) == slot {
+            groups[2].push(i.server_id);
+        }
+    }
+    let wanted: usize = groups.iter().map(Vec::len).sum();
+    let mut picked = Vec::with_capacity(wanted.min(quota));
+    for mut g in groups {
+        let room = quota - picked.len();
+        if g.len() > room {
+            let start = (pass as usize).wrapping_mul(room.max(1)) % g.len();
+            g.rotate_left(start);
+            g.truncate(room);
+        }
+        picked.extend(g);
+    }
+    picked.sort_unstable();
+    let deferred = wanted - picked.len();
+    (picked, deferred)
+}
+
+/// One chunk of servers with the candidates they need (at most `quota`
+/// servers' worth); returns the chunk, the time spent reading, how many
+/// servers got candidates and how many were deferred.
 async fn read_chunk(
     store: &Store,
     cfg: &SelectorConfig,
     (lo, hi): (i64, i64),
+    quota: usize,
     now: i64,
     pass: u64,
-) -> Result<(Vec<store::SelectorInput>, Duration, usize), StoreError> {
+) -> Result<(Vec<store::SelectorInput>, Duration, usize, usize), StoreError> {
     let t = Instant::now();
     let mut chunk = store.selector_inputs(lo, hi).await?;
-    let slot = (pass % CANDIDATE_ROTATION) as i64;
-    let want: Vec<i64> = chunk
-        .iter()
-        .filter(|i| {
-            i.server_id.rem_euclid(CANDIDATE_ROTATION as i64) == slot
-                || needs_candidates(cfg, i, now)
-        })
-        .map(|i| i.server_id)
-        .collect();
+    let (want, deferred) = pick_for_candidates(cfg, &chunk, quota, now, pass);
     // Both in server id order.
     let mut at = 0;
     for (server_id, pair) in store.selector_candidates(&want).await? {
@@ -152,15 +205,18 @@ async fn read_chunk(
             input.pairs.push(pair);
         }
     }
-    Ok((chunk, t.elapsed(), want.len()))
+    Ok((chunk, t.elapsed(), want.len(), deferred))
 }
 
-/// One pass over every server. `pass` numbers the passes: candidates of
-/// the servers with `id % CANDIDATE_ROTATION == pass % CANDIDATE_ROTATION`
-/// are always read, and of the others when [`needs_candidates`].
+/// One pass over every server. `pass` numbers the passes: candidates are
+/// read for servers that [`needs_candidates`] and for those with
+/// `id % CANDIDATE_ROTATION == pass % CANDIDATE_ROTATION`, for at most
+/// `budget` servers per pass, shared evenly between the chunks of
+/// [`CHUNK`] server ids.
 pub async fn run_pass(
     store: &Store,
     cfg: &SelectorConfig,
+    budget: usize,
     now: i64,
     pass: u64,
 ) -> Result<PassReport, StoreError> {
@@ -180,13 +236,14 @@ pub async fn run_pass(
         .map(|k| (1 + k * CHUNK, (k + 1) * CHUNK))
         .take_while(|&(lo, _)| lo <= max_id)
         .collect();
+    let quota = budget.div_ceil(ranges.len().max(1));
     let (tx, mut rx) = tokio::sync::mpsc::channel(2);
     let reader = {
         let (store, cfg) = (store.clone(), *cfg);
         tokio::spawn(async move {
             use futures::StreamExt as _;
             let mut chunks = futures::stream::iter(ranges)
-                .map(|range| read_chunk(&store, &cfg, range, now, pass))
+                .map(|range| read_chunk(&store, &cfg, range, quota, now, pass))
                 .buffered(2);
             while let Some(r) = chunks.next().await {
                 let failed = r.is_err();
@@ -197,9 +254,10 @@ pub async fn run_pass(
         })
     };
     while let Some(r) = rx.recv().await {
-        let (chunk, read, with_candidates) = r?;
+        let (chunk, read, with_candidates, deferred) = r?;
         report.read += read;
         report.candidate_servers += with_candidates;
+        report.deferred += deferred;
         let t = Instant::now();
         let mut changes = Vec::new();
         for input in &chunk {
@@ -234,7 +292,8 @@ pub async fn run_loop(state: AppState, settings: SelectorSettings) {
     for pass in 0u64.. {
         tick.tick().await;
         let now = chrono::Utc::now().timestamp();
-        match run_pass(state.store(), &settings.config, now, pass).await {
+        let budget = settings.candidate_budget;
+        match run_pass(state.store(), &settings.config, budget, now, pass).await {
             Ok(r) => {
                 state.metrics().selector_pass(&r);
                 if r.changes > 0 {
@@ -245,6 +304,7 @@ pub async fn run_loop(state: AppState, settings: SelectorSettings) {
                         to_testing = r.to_testing,
                         to_candidate = r.to_candidate,
                         to_paused = r.to_paused,
+                        deferred = r.deferred,
                         seconds = r.total.as_secs_f64(),
                         "selector pass"
                     );

@@ -10,10 +10,10 @@ use common::{Backend, now};
 use scoring::SelectorConfig;
 use server::ServerConfig;
 use server::admin::AddMonitor;
-use server::selector::run_pass;
+use server::selector::{CANDIDATE_BUDGET, run_pass};
 use store::{MonitorGlobalStatus, MonitorRow, MonitorStatus, PairState, ResultIn, Store};
 
-on_both_backends!(selector_pass_and_api);
+on_both_backends!(selector_pass_and_api, candidate_budget_spreads_over_passes);
 
 fn cfg() -> SelectorConfig {
     SelectorConfig {
@@ -108,7 +108,7 @@ async fn selector_pass_and_api(backend: Backend) {
     let mut ts = t0;
 
     // Nothing measured yet: five candidates, bootstrap makes them testing.
-    let r = run_pass(&s, &cfg(), ts, 1).await.unwrap();
+    let r = run_pass(&s, &cfg(), CANDIDATE_BUDGET, ts, 1).await.unwrap();
     assert_eq!((r.servers, r.pairs), (1, 5));
     assert_eq!(r.to_testing, 5, "{r:?}");
     let v = t
@@ -137,7 +137,7 @@ async fn selector_pass_and_api(backend: Backend) {
     );
 
     // No active monitor yet: the best three become active at once.
-    let r = run_pass(&s, &cfg(), ts, 1).await.unwrap();
+    let r = run_pass(&s, &cfg(), CANDIDATE_BUDGET, ts, 1).await.unwrap();
     assert_eq!(r.to_active, 3, "{r:?}");
     let v = t
         .get(&format!("/api/v1/servers/{}/monitors", server.ip))
@@ -164,7 +164,13 @@ async fn selector_pass_and_api(backend: Backend) {
     assert_eq!(m1["stats_24h"]["healthy"], true);
     assert_eq!(m1["stats_24h"]["avg_rtt_ms"], 10.0);
     // A stable assignment: the next pass changes nothing.
-    assert_eq!(run_pass(&s, &cfg(), ts, 1).await.unwrap().changes, 0);
+    assert_eq!(
+        run_pass(&s, &cfg(), CANDIDATE_BUDGET, ts, 1)
+            .await
+            .unwrap()
+            .changes,
+        0
+    );
 
     // m2's link breaks: its results time out. One transition when its
     // score for the server falls below 10, with the error code.
@@ -178,7 +184,7 @@ async fn selector_pass_and_api(backend: Backend) {
             error: "i/o timeout".into()
         }
     );
-    let r = run_pass(&s, &cfg(), ts, 1).await.unwrap();
+    let r = run_pass(&s, &cfg(), CANDIDATE_BUDGET, ts, 1).await.unwrap();
     assert_eq!((r.to_active, r.to_testing), (1, 1), "{r:?}");
     let v = t
         .get(&format!("/api/v1/servers/{}/monitors?limit=5", server.ip))
@@ -240,4 +246,72 @@ async fn selector_pass_and_api(backend: Backend) {
         assert_eq!(t.get(path).await.status, axum::http::StatusCode::NOT_FOUND);
     }
     assert_eq!(s.selector_log(server.id, 100).await.unwrap().len(), before);
+}
+
+/// Servers with at least one testing monitor.
+async fn with_testing(s: &Store, servers: &[i64]) -> Vec<i64> {
+    let mut out = Vec::new();
+    for &id in servers {
+        let input = s.selector_input(id).await.unwrap().unwrap();
+        if input
+            .pairs
+            .iter()
+            .any(|p| p.status == MonitorStatus::Testing)
+        {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// More servers need candidates than the budget allows: each pass reads
+/// the candidates of at most `budget` servers, the rest are counted as
+/// deferred, and the following passes reach them.
+async fn candidate_budget_spreads_over_passes(backend: Backend) {
+    let t = app_or_skip!(
+        backend,
+        ServerConfig {
+            selector: None,
+            ..ServerConfig::default()
+        }
+    );
+    let s = t.store().clone();
+    t.seed_zones().await;
+    let mut servers = Vec::new();
+    for i in 1..=5 {
+        servers.push(t.add_server(&format!("198.51.100.{i}")).await.id);
+    }
+    for (i, name) in ["m1", "m2", "m3"].iter().enumerate() {
+        server::admin::add_monitor(
+            &s,
+            AddMonitor {
+                name: (*name).into(),
+                ip: format!("10.{}.0.5", 16 * (i + 1)).parse().unwrap(),
+                location: "Lab".into(),
+                account: None,
+                status: MonitorGlobalStatus::Active,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    }
+    let ts = now();
+    // Every server is new (only candidates): all five want theirs read.
+    let r = run_pass(&s, &cfg(), 2, ts, 0).await.unwrap();
+    assert_eq!((r.candidate_servers, r.deferred), (2, 3), "{r:?}");
+    assert_eq!(r.to_testing, 6, "{r:?}");
+    assert_eq!(with_testing(&s, &servers).await.len(), 2);
+    // Servers without any counted monitor come first, so two more now and
+    // the last one in the pass after.
+    let r = run_pass(&s, &cfg(), 2, ts, 1).await.unwrap();
+    assert_eq!(r.candidate_servers, 2, "{r:?}");
+    assert!(r.deferred >= 1, "{r:?}");
+    assert_eq!(with_testing(&s, &servers).await.len(), 4);
+    let r = run_pass(&s, &cfg(), 2, ts, 2).await.unwrap();
+    assert_eq!(r.candidate_servers, 2, "{r:?}");
+    assert_eq!(with_testing(&s, &servers).await, servers);
+    // The default budget reads them all in one pass.
+    let r = run_pass(&s, &cfg(), CANDIDATE_BUDGET, ts, 3).await.unwrap();
+    assert_eq!(r.deferred, 0, "{r:?}");
 }

@@ -27,7 +27,8 @@
 //!
 //! `selector`: the monitor selector and ingest at 50,000 servers × 300
 //! monitors, see `selector.rs`; also `--passes N` (3), `--rate N` results/s
-//! (2000), `--batch N` (10).
+//! (2000), `--batch N` (10), `--budget N` (servers whose candidates a pass
+//! reads, 8000 as in `serve`).
 
 mod selector;
 
@@ -50,6 +51,7 @@ struct Opts {
     passes: usize,
     rate: usize,
     batch: usize,
+    budget: usize,
 }
 
 fn opts() -> Opts {
@@ -73,6 +75,7 @@ fn opts() -> Opts {
         passes: get("--passes", 3),
         rate: get("--rate", 2000),
         batch: get("--batch", 10),
+        budget: get("--budget", server::selector::CANDIDATE_BUDGET),
         mode,
     }
 }

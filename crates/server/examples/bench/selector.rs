@@ -157,15 +157,16 @@ pub async fn run(o: &Opts) {
     for pass in 1..=o.passes {
         reset_peak();
         let (before, _) = rss();
-        let r = server::selector::run_pass(&store, &cfg, now(), pass as u64)
+        let r = server::selector::run_pass(&store, &cfg, o.budget, now(), pass as u64)
             .await
             .unwrap();
         let (after, peak) = rss();
         println!(
-            "pass {pass}: {} servers ({} with candidates), {} pairs read, {} changes (→active {}, →testing {}, →candidate {}, →paused {}) \
+            "pass {pass}: {} servers ({} with candidates, {} deferred), {} pairs read, {} changes (→active {}, →testing {}, →candidate {}, →paused {}) \
              in {:.2} s (read {:.2} s, select {:.2} s, write {:.2} s); RSS {before:.0} → {after:.0} MB, peak {peak:.0} MB",
             r.servers,
             r.candidate_servers,
+            r.deferred,
             r.pairs,
             r.changes,
             r.to_active,

@@ -15,11 +15,20 @@ pub struct AlertArgs {
     #[arg(long, value_name = "URL", env = "POOLWATCH_PUBLIC_URL")]
     public_url: Option<String>,
 
-    /// Send alert e-mail through this SMTP relay, smtp://HOST[:PORT] (plain
-    /// SMTP, port 25 by default; no TLS or login). Without it alerts go to
-    /// webhooks only.
+    /// Send alert e-mail through this SMTP server. smtp://HOST[:PORT]:
+    /// plain SMTP to a relay (port 25). smtp://USER:PASSWORD@HOST[:PORT]?tls=required:
+    /// STARTTLS with a login (port 587). smtps://USER:PASSWORD@HOST[:PORT]:
+    /// TLS from the start (port 465). Percent-encode '@' and ':' in the user
+    /// and password; prefer the environment variable to keep the password
+    /// out of `ps`. Without it alerts go to webhooks only.
     #[arg(long, value_name = "URL", env = "POOLWATCH_SMTP_URL")]
     smtp_url: Option<String>,
+
+    /// Also trust this CA certificate (PEM) for the SMTP server's TLS
+    /// certificate, e.g. a relay with a private CA. The system's roots are
+    /// trusted either way.
+    #[arg(long, value_name = "FILE", env = "POOLWATCH_SMTP_CA")]
+    smtp_ca: Option<std::path::PathBuf>,
 
     /// From address of alert e-mail, e.g. 'Pool <alerts@pool.example.org>'
     /// (needed with --smtp-url).
@@ -64,6 +73,13 @@ impl AlertArgs {
             Some(u) if !u.trim().is_empty() => Some(u.parse::<SmtpUrl>().map_err(usage)?),
             _ => None,
         };
+        let smtp_ca =
+            match self.smtp_ca.as_ref().or(file.smtp_ca.as_ref()) {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    usage(format!("--smtp-ca {}: cannot read: {e}", path.display()))
+                })?),
+                None => None,
+            };
         let secs = |d: Duration| d.as_secs() as i64;
         let interval = match self.alert_interval {
             Some(d) => Some(d),
@@ -90,6 +106,7 @@ impl AlertArgs {
             },
             check_every: check.unwrap_or(d.check_every),
             smtp,
+            smtp_ca,
             from: self
                 .alert_from
                 .clone()

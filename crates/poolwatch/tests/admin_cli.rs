@@ -353,3 +353,66 @@ fn help_explains_the_commands() {
         assert!(text.contains(word), "{word} missing from:\n{text}");
     }
 }
+
+/// `serve` with SMTP settings that cannot work: exit 2 with one line that
+/// names the flag and never shows the password; nothing is started.
+#[test]
+fn serve_refuses_bad_smtp_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("missing-ca.pem");
+    let ca = ca.to_str().unwrap();
+    for (args, want) in [
+        (
+            vec!["--smtp-url", "smtp://alerts:hunter2@127.0.0.1:2525"],
+            "never sent unencrypted",
+        ),
+        (
+            vec![
+                "--smtp-url",
+                "smtps://alerts:hunter2@127.0.0.1:4650",
+                "--smtp-ca",
+                ca,
+            ],
+            "--smtp-ca",
+        ),
+        (
+            vec!["--smtp-url", "smtp://127.0.0.1?tls=maybe"],
+            "tls=required",
+        ),
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_poolwatch"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--alert-from",
+                "alerts@pool.test",
+            ])
+            .args(&args)
+            .env_remove("POOLWATCH_DATABASE_URL")
+            .env_remove("POOLWATCH_CONFIG")
+            .env_remove("POOLWATCH_SMTP_URL")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("serve {args:?} kept running");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!err.contains("hunter2"), "{args:?}: {err}");
+    }
+}

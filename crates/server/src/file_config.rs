@@ -25,7 +25,8 @@
 //! trusted_proxies = ["10.0.0.0/8"]
 //!
 //! [alerts]
-//! smtp_url = "smtp://127.0.0.1:25"
+//! smtp_url = "smtp://127.0.0.1:25"   # or "smtps://USER:PASSWORD@mail.example.org"
+//! # smtp_ca = "/etc/poolwatch/relay-ca.pem"
 //! from = "Pool <alerts@pool.example.org>"
 //! interval = "1h"
 //! check = "60s"
@@ -72,6 +73,7 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub struct FileAlerts {
     pub smtp_url: Option<String>,
+    pub smtp_ca: Option<PathBuf>,
     pub from: Option<String>,
     pub interval: Option<String>,
     pub check: Option<String>,

@@ -473,3 +473,63 @@ async fn failed_delivery_waits_the_interval(backend: Backend) {
         4
     );
 }
+
+/// A relay over STARTTLS or TLS with a login: the message arrives
+/// encrypted with the credentials from the URL; the relay's certificate is
+/// checked (refused without its CA); a URL that demands TLS never falls
+/// back to plain text.
+#[tokio::test]
+async fn smtp_over_tls_with_login() {
+    use server::alerts::Mailer;
+    use smtp_sink::{CA_PEM, SinkTls};
+    let t = Duration::from_secs(5);
+    for (tls, scheme, query) in [
+        (SinkTls::StartTls, "smtp", "?tls=required"),
+        (SinkTls::Implicit, "smtps", ""),
+    ] {
+        let sink = SmtpSink::start_tls(tls).await;
+        let port = sink.addr.port();
+        let url: server::alerts::SmtpUrl =
+            format!("{scheme}://alerts%40pool.test:s%3Acret@localhost:{port}{query}")
+                .parse()
+                .unwrap();
+        let mailer = Mailer::new(&url, Some(CA_PEM), "alerts@pool.test", t).unwrap();
+        mailer
+            .send("op@example.org", "down: 192.0.2.1", "evidence")
+            .await
+            .unwrap_or_else(|e| panic!("{tls:?}: {e}"));
+        let mails = sink.wait_for(1, Duration::from_secs(5)).await;
+        assert!(mails[0].tls, "{tls:?}");
+        assert_eq!(
+            mails[0].login,
+            Some(("alerts@pool.test".into(), "s:cret".into())),
+            "{tls:?}"
+        );
+        assert_eq!(mails[0].to, ["op@example.org"]);
+        assert_eq!(mails[0].text().trim(), "evidence");
+
+        // Without the relay's CA the certificate is not trusted.
+        let untrusted = Mailer::new(&url, None, "alerts@pool.test", t).unwrap();
+        let err = untrusted
+            .send("op@example.org", "down", "x")
+            .await
+            .unwrap_err();
+        assert!(
+            !err.contains("s:cret") && !err.contains("s%3Acret"),
+            "{err}"
+        );
+        assert_eq!(sink.mails().len(), 1, "{tls:?}: nothing more delivered");
+    }
+    // A plain relay cannot satisfy ?tls=required: no mail, an error.
+    let plain = SmtpSink::start().await;
+    let url: server::alerts::SmtpUrl = format!("smtp://{}?tls=required", plain.addr)
+        .parse()
+        .unwrap();
+    let mailer = Mailer::new(&url, Some(CA_PEM), "alerts@pool.test", t).unwrap();
+    assert!(mailer.send("op@example.org", "down", "x").await.is_err());
+    assert!(plain.mails().is_empty());
+    // The CA only means something with TLS.
+    let url: server::alerts::SmtpUrl = plain.url().parse().unwrap();
+    let err = Mailer::new(&url, Some(CA_PEM), "alerts@pool.test", t).unwrap_err();
+    assert!(err.contains("--smtp-ca"), "{err}");
+}

@@ -18,7 +18,7 @@ mod send;
 
 pub use message::AlertMessage;
 pub use policy::{AlertPolicy, Decision, Input, after_sent, decide};
-pub use send::{Mailer, SmtpUrl, parse_from};
+pub use send::{Mailer, SmtpTls, SmtpUrl, parse_from};
 
 use crate::AppState;
 use std::net::IpAddr;
@@ -33,6 +33,8 @@ pub struct AlertConfig {
     pub check_every: Duration,
     /// Where to send e-mail; None: no e-mail (webhooks still go out).
     pub smtp: Option<SmtpUrl>,
+    /// Extra trusted root certificates (PEM) for the SMTP relay.
+    pub smtp_ca: Option<Vec<u8>>,
     /// The From of alert e-mail; required with `smtp`.
     pub from: Option<String>,
     /// The service's public base URL; messages link `{public_url}/scores/{ip}`.
@@ -47,6 +49,7 @@ impl Default for AlertConfig {
             policy: AlertPolicy::default(),
             check_every: Duration::from_secs(60),
             smtp: None,
+            smtp_ca: None,
             from: None,
             public_url: format!("http://{}", crate::DEFAULT_LISTEN),
             send_timeout: Duration::from_secs(10),
@@ -57,6 +60,9 @@ impl Default for AlertConfig {
 impl AlertConfig {
     /// Refuse settings that cannot work (one line naming the flag).
     pub fn check(&self) -> Result<(), String> {
+        if self.smtp_ca.is_some() && self.smtp.is_none() {
+            return Err("--smtp-ca needs --smtp-url".into());
+        }
         if self.smtp.is_some() {
             match &self.from {
                 None => return Err("--smtp-url needs --alert-from ADDRESS".into()),
@@ -96,7 +102,12 @@ impl Alerter {
     pub fn new(cfg: AlertConfig) -> Result<Alerter, String> {
         cfg.check()?;
         let mailer = match (&cfg.smtp, &cfg.from) {
-            (Some(smtp), Some(from)) => Some(Mailer::new(smtp, from, cfg.send_timeout)?),
+            (Some(smtp), Some(from)) => Some(Mailer::new(
+                smtp,
+                cfg.smtp_ca.as_deref(),
+                from,
+                cfg.send_timeout,
+            )?),
             _ => {
                 tracing::info!("alert e-mail is off (no --smtp-url); alerts go to webhooks only");
                 None

@@ -1,31 +1,76 @@
-//! Delivery: e-mail over plain SMTP (lettre) and webhooks (JSON POST with
-//! reqwest). Errors come back as one line that never holds the webhook URL
-//! (it may carry a secret token).
+//! Delivery: e-mail over SMTP (lettre: plain to a local relay, or STARTTLS
+//! or implicit TLS with a login) and webhooks (JSON POST with reqwest).
+//! Errors come back as one line that never holds the webhook URL (it may
+//! carry a secret token) or the SMTP password.
 
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// Where to hand e-mail to: `smtp://HOST[:PORT]` (port 25 by default).
-/// Plain SMTP without TLS or authentication: a relay on the same host or
-/// network, which then delivers the mail.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain SMTP (`smtp://`): a relay on this host or network.
+    None,
+    /// STARTTLS, required (`smtp://…?tls=required`, port 587 by default).
+    StartTls,
+    /// TLS from the first byte (`smtps://`, port 465 by default).
+    Implicit,
+}
+
+/// Where to hand e-mail to, from `--smtp-url`:
+/// `smtp://HOST[:PORT]` (plain, port 25),
+/// `smtp://[USER:PASSWORD@]HOST[:PORT]?tls=required` (STARTTLS, 587) or
+/// `smtps://[USER:PASSWORD@]HOST[:PORT]` (TLS, 465). A login needs TLS.
+/// User and password are percent-encoded in the URL (`@` as `%40`).
+#[derive(Clone, PartialEq, Eq)]
 pub struct SmtpUrl {
     pub host: String,
     pub port: u16,
+    pub tls: SmtpTls,
+    /// User and password, if the relay wants a login.
+    pub login: Option<(String, String)>,
 }
 
+/// Never shows the password.
 impl fmt::Display for SmtpUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "smtp://[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "smtp://{}:{}", self.host, self.port)
+        let scheme = match self.tls {
+            SmtpTls::Implicit => "smtps",
+            _ => "smtp",
+        };
+        write!(f, "{scheme}://")?;
+        if let Some((user, _)) = &self.login {
+            write!(f, "{user}:***@")?;
         }
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)?;
+        } else {
+            write!(f, "{}:{}", self.host, self.port)?;
+        }
+        if self.tls == SmtpTls::StartTls {
+            write!(f, "?tls=required")?;
+        }
+        Ok(())
     }
+}
+
+impl fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SmtpUrl({self})")
+    }
+}
+
+fn decode(part: &str) -> Result<String, String> {
+    percent_encoding::percent_decode_str(part)
+        .decode_utf8()
+        .map(|c| c.into_owned())
+        .map_err(|_| "the user or password is not UTF-8 once decoded".to_string())
 }
 
 impl FromStr for SmtpUrl {
@@ -33,50 +78,75 @@ impl FromStr for SmtpUrl {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let bad = |why: &str| format!("--smtp-url '{s}': {why} (expected smtp://HOST[:PORT])");
-        let Some(rest) = s.strip_prefix("smtp://") else {
-            return Err(if s.starts_with("smtps://") {
-                bad("TLS is not supported; use a local relay over plain smtp://")
-            } else {
-                bad("the scheme must be smtp")
-            });
+        let shown = match s.split_once('@') {
+            // Keep the password out of error messages.
+            Some((_, host)) => format!("…@{host}"),
+            None => s.to_string(),
         };
-        let rest = rest.trim_end_matches('/');
-        if rest.contains('@') {
-            return Err(bad("user names and passwords are not supported"));
-        }
-        if rest.contains(['/', '?', '#']) {
-            return Err(bad("no path or query allowed"));
-        }
-        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-            match after {
-                "" => (h, None),
-                p => (
-                    h,
-                    Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
-                ),
-            }
-        } else {
-            match rest.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (rest, None),
-            }
+        let bad = |why: &str| {
+            format!(
+                "--smtp-url '{shown}': {why} (expected smtp://HOST[:PORT], \
+                 smtp://USER:PASSWORD@HOST[:PORT]?tls=required or \
+                 smtps://USER:PASSWORD@HOST[:PORT])"
+            )
         };
+        let url = reqwest::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
+        let mut tls = match url.scheme() {
+            "smtp" => SmtpTls::None,
+            "smtps" => SmtpTls::Implicit,
+            _ => return Err(bad("the scheme must be smtp or smtps")),
+        };
+        for (k, v) in url.query_pairs() {
+            match (k.as_ref(), v.as_ref(), tls) {
+                ("tls", "required", SmtpTls::None) => tls = SmtpTls::StartTls,
+                ("tls", "required", _) => {}
+                _ => {
+                    return Err(bad(&format!(
+                        "unknown option '{k}={v}' (only tls=required)"
+                    )));
+                }
+            }
+        }
+        if !matches!(url.path(), "" | "/") || url.fragment().is_some() {
+            return Err(bad("no path allowed"));
+        }
+        // IPv6 literals come back in brackets.
+        let host = url
+            .host_str()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         if host.is_empty() {
             return Err(bad("no host"));
         }
-        let port = match port {
-            None => 25,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|&p| p > 0)
-                .ok_or_else(|| bad("the port must be 1-65535"))?,
+        let port = match url.port() {
+            Some(0) => return Err(bad("the port must be 1-65535")),
+            Some(p) => p,
+            None => match tls {
+                SmtpTls::None => 25,
+                SmtpTls::StartTls => 587,
+                SmtpTls::Implicit => 465,
+            },
         };
+        let login = match (url.username(), url.password()) {
+            ("", None) => None,
+            (_, None) | ("", Some(_)) => return Err(bad("give both a user and a password")),
+            (u, Some(p)) => Some((
+                decode(u).map_err(|e| bad(&e))?,
+                decode(p).map_err(|e| bad(&e))?,
+            )),
+        };
+        if login.is_some() && tls == SmtpTls::None {
+            return Err(bad(
+                "a password is never sent unencrypted: use smtps:// or add ?tls=required",
+            ));
+        }
         Ok(SmtpUrl {
-            host: host.to_string(),
+            host,
             port,
+            tls,
+            login,
         })
     }
 }
@@ -106,13 +176,43 @@ pub fn parse_from(from: &str) -> Result<Mailbox, String> {
 }
 
 impl Mailer {
-    pub fn new(smtp: &SmtpUrl, from: &str, timeout: Duration) -> Result<Mailer, String> {
+    /// `ca_pem`: extra trusted roots (PEM) for a relay whose certificate
+    /// the system does not know (`--smtp-ca`); the system's roots are
+    /// trusted either way.
+    pub fn new(
+        smtp: &SmtpUrl,
+        ca_pem: Option<&[u8]>,
+        from: &str,
+        timeout: Duration,
+    ) -> Result<Mailer, String> {
         let from = parse_from(from)?;
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone())
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(smtp.host.clone())
             .port(smtp.port)
-            .timeout(Some(timeout))
-            .build();
-        Ok(Mailer { transport, from })
+            .timeout(Some(timeout));
+        if smtp.tls != SmtpTls::None {
+            let mut params = TlsParameters::builder(smtp.host.clone());
+            if let Some(pem) = ca_pem {
+                let cert = Certificate::from_pem(pem)
+                    .map_err(|e| format!("--smtp-ca: not a PEM certificate: {e}"))?;
+                params = params.add_root_certificate(cert);
+            }
+            let params = params
+                .build_rustls()
+                .map_err(|e| format!("--smtp-url: cannot set up TLS: {e}"))?;
+            b = b.tls(match smtp.tls {
+                SmtpTls::Implicit => Tls::Wrapper(params),
+                _ => Tls::Required(params),
+            });
+        } else if ca_pem.is_some() {
+            return Err("--smtp-ca needs a TLS --smtp-url (smtps:// or ?tls=required)".into());
+        }
+        if let Some((user, password)) = &smtp.login {
+            b = b.credentials(Credentials::new(user.clone(), password.clone()));
+        }
+        Ok(Mailer {
+            transport: b.build(),
+            from,
+        })
     }
 
     /// Send one plain-text message.
@@ -180,36 +280,89 @@ mod tests {
 
     #[test]
     fn smtp_urls() {
-        let ok = |s: &str, h: &str, p: u16| {
+        let ok = |s: &str, host: &str, port: u16, tls: SmtpTls, login: Option<(&str, &str)>| {
             assert_eq!(
                 s.parse::<SmtpUrl>(),
                 Ok(SmtpUrl {
-                    host: h.into(),
-                    port: p
+                    host: host.into(),
+                    port,
+                    tls,
+                    login: login.map(|(u, p)| (u.into(), p.into())),
                 }),
                 "{s}"
             )
         };
-        ok("smtp://127.0.0.1:2525", "127.0.0.1", 2525);
-        ok("smtp://mail.example.org", "mail.example.org", 25);
-        ok("smtp://mail.example.org/", "mail.example.org", 25);
-        ok("smtp://[::1]:26", "::1", 26);
-        ok("smtp://[::1]", "::1", 25);
+        use SmtpTls::*;
+        ok(
+            "smtp://127.0.0.1:2525",
+            "127.0.0.1",
+            2525,
+            None,
+            Option::None,
+        );
+        ok(
+            "smtp://mail.example.org",
+            "mail.example.org",
+            25,
+            None,
+            Option::None,
+        );
+        ok(
+            "smtp://mail.example.org/",
+            "mail.example.org",
+            25,
+            None,
+            Option::None,
+        );
+        ok("smtp://[::1]:26", "::1", 26, None, Option::None);
+        ok("smtp://[::1]", "::1", 25, None, Option::None);
+        ok(
+            "smtp://relay.example.org?tls=required",
+            "relay.example.org",
+            587,
+            StartTls,
+            Option::None,
+        );
+        ok(
+            "smtps://alerts%40pool.example.org:p%3Ass@mail.example.org",
+            "mail.example.org",
+            465,
+            Implicit,
+            Some(("alerts@pool.example.org", "p:ss")),
+        );
+        ok(
+            "smtp://u:p@127.0.0.1:2587?tls=required",
+            "127.0.0.1",
+            2587,
+            StartTls,
+            Some(("u", "p")),
+        );
         for bad in [
             "mail.example.org",
-            "smtps://mail.example.org",
+            "http://mail.example.org",
             "smtp://",
             "smtp://u:p@host",
+            "smtps://u@host",
             "smtp://host:0",
             "smtp://host:99999",
             "smtp://host/x",
+            "smtp://host?tls=maybe",
             "smtp://[::1",
         ] {
             assert!(bad.parse::<SmtpUrl>().is_err(), "{bad}");
         }
+        let err = "smtp://u:secret@host".parse::<SmtpUrl>().unwrap_err();
+        assert!(!err.contains("secret"), "{err}");
+        assert!(err.contains("never sent unencrypted"), "{err}");
+        let shown = "smtps://u:secret@[::1]:4650".parse::<SmtpUrl>().unwrap();
+        assert_eq!(shown.to_string(), "smtps://u:***@[::1]:4650");
+        assert!(!format!("{shown:?}").contains("secret"));
         assert_eq!(
-            "smtp://[::1]:26".parse::<SmtpUrl>().unwrap().to_string(),
-            "smtp://[::1]:26"
+            "smtp://h?tls=required"
+                .parse::<SmtpUrl>()
+                .unwrap()
+                .to_string(),
+            "smtp://h:587?tls=required"
         );
     }
 

@@ -1,9 +1,12 @@
 //! A local SMTP sink for tests: a tokio TCP listener on 127.0.0.1:0 that
 //! speaks just enough SMTP (220, EHLO/HELO → 250, MAIL/RCPT → 250,
 //! DATA → 354 … "." → 250, RSET/NOOP → 250, QUIT → 221) and keeps every
-//! message it receives.
+//! message it receives. With TLS ([`SinkTls`]) it offers STARTTLS or speaks
+//! TLS from the start, with the test certificate in `../fixtures/smtp-tls/`
+//! (for `localhost` and 127.0.0.1, signed by `ca.pem`), and takes
+//! `AUTH PLAIN` (any user and password, recorded) once encrypted.
 //!
-//! Self-contained (tokio only), so any test crate can include it:
+//! Self-contained (tokio and tokio-rustls), so any test crate can include it:
 //!
 //! ```ignore
 //! #[path = "../../server/tests/support/smtp_sink.rs"]
@@ -19,9 +22,44 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+
+/// The CA that signed the sink's certificate, for `--smtp-ca`.
+pub const CA_PEM: &[u8] = include_bytes!("../fixtures/smtp-tls/ca.pem");
+const CERT_PEM: &[u8] = include_bytes!("../fixtures/smtp-tls/cert.pem");
+const KEY_PEM: &[u8] = include_bytes!("../fixtures/smtp-tls/key.pem");
+
+/// How the sink protects its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SinkTls {
+    /// Plain SMTP.
+    Off,
+    /// Plain until the client says STARTTLS (which the sink offers).
+    StartTls,
+    /// TLS from the first byte (smtps).
+    Implicit,
+}
+
+fn acceptor() -> tokio_rustls::TlsAcceptor {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(CERT_PEM)
+        .collect::<Result<_, _>>()
+        .expect("test certificate");
+    let key = PrivateKeyDer::from_pem_slice(KEY_PEM).expect("test key");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("test certificate and key");
+    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+}
 
 /// One received message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +70,10 @@ pub struct Mail {
     pub to: Vec<String>,
     /// The DATA as received (CRLF line ends, dots unstuffed).
     pub data: String,
+    /// Whether the message came over TLS.
+    pub tls: bool,
+    /// The user and password of `AUTH PLAIN`, if the client logged in.
+    pub login: Option<(String, String)>,
 }
 
 impl Mail {
@@ -139,15 +181,20 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Accepts every message.
     pub async fn start() -> SmtpSink {
-        Self::start_with(false).await
+        Self::start_with(false, SinkTls::Off).await
     }
 
     /// Refuses every message (554 after DATA): a failing relay.
     pub async fn start_refusing() -> SmtpSink {
-        Self::start_with(true).await
+        Self::start_with(true, SinkTls::Off).await
     }
 
-    async fn start_with(refuse: bool) -> SmtpSink {
+    /// Accepts every message, over STARTTLS or TLS from the start.
+    pub async fn start_tls(tls: SinkTls) -> SmtpSink {
+        Self::start_with(false, tls).await
+    }
+
+    async fn start_with(refuse: bool, tls: SinkTls) -> SmtpSink {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
         let addr = listener.local_addr().expect("sink address");
         let sink = SmtpSink {
@@ -160,14 +207,14 @@ impl SmtpSink {
             while let Ok((conn, _)) = listener.accept().await {
                 let s = s.clone();
                 tokio::spawn(async move {
-                    let _ = s.session(conn, refuse).await;
+                    let _ = s.serve(conn, refuse, tls).await;
                 });
             }
         });
         sink
     }
 
-    /// `smtp://127.0.0.1:PORT`, for `--smtp-url`.
+    /// `smtp://127.0.0.1:PORT`, for `--smtp-url` (plain sinks).
     pub fn url(&self) -> String {
         format!("smtp://{}", self.addr)
     }
@@ -192,25 +239,90 @@ impl SmtpSink {
         }
     }
 
-    async fn session(&self, conn: tokio::net::TcpStream, refuse: bool) -> std::io::Result<()> {
-        let (r, mut w) = conn.into_split();
+    async fn serve(
+        &self,
+        conn: tokio::net::TcpStream,
+        refuse: bool,
+        tls: SinkTls,
+    ) -> std::io::Result<()> {
+        match tls {
+            SinkTls::Off => {
+                self.session(conn, refuse, false, false, true).await?;
+            }
+            SinkTls::Implicit => {
+                let conn = acceptor().accept(conn).await?;
+                self.session(conn, refuse, true, false, true).await?;
+            }
+            SinkTls::StartTls => {
+                if let Some(conn) = self.session(conn, refuse, false, true, true).await? {
+                    let conn = acceptor().accept(conn).await?;
+                    // The client greets again (EHLO); no new 220.
+                    self.session(conn, refuse, true, false, false).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One SMTP conversation; returns the connection when the client asked
+    /// for STARTTLS (and was told to go ahead).
+    async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        conn: S,
+        refuse: bool,
+        tls: bool,
+        offer_starttls: bool,
+        greet: bool,
+    ) -> std::io::Result<Option<S>> {
+        let (r, mut w) = tokio::io::split(conn);
         let mut r = BufReader::new(r);
-        w.write_all(b"220 sink.test ESMTP poolwatch test sink\r\n")
-            .await?;
+        if greet {
+            w.write_all(b"220 sink.test ESMTP poolwatch test sink\r\n")
+                .await?;
+        }
         let mut from = String::new();
         let mut to = Vec::new();
+        let mut login = None;
         let mut line = String::new();
         loop {
             line.clear();
             if r.read_line(&mut line).await? == 0 {
-                return Ok(());
+                return Ok(None);
             }
             let cmd = line.trim_end().to_string();
             let upper = cmd.to_ascii_uppercase();
+            let ehlo;
             let reply: &[u8] = if upper.starts_with("EHLO") {
-                b"250-sink.test\r\n250-8BITMIME\r\n250 SIZE 10485760\r\n"
+                ehlo = format!(
+                    "250-sink.test\r\n250-8BITMIME\r\n{}{}250 SIZE 10485760\r\n",
+                    if offer_starttls {
+                        "250-STARTTLS\r\n"
+                    } else {
+                        ""
+                    },
+                    if tls { "250-AUTH PLAIN\r\n" } else { "" },
+                );
+                ehlo.as_bytes()
             } else if upper.starts_with("HELO") {
                 b"250 sink.test\r\n"
+            } else if upper == "STARTTLS" && offer_starttls {
+                w.write_all(b"220 go ahead\r\n").await?;
+                w.flush().await?;
+                // The client sends nothing more until the handshake.
+                return Ok(Some(r.into_inner().unsplit(w)));
+            } else if upper.starts_with("AUTH PLAIN ") && tls {
+                // base64("\0user\0password")
+                let raw = decode_base64(&cmd["AUTH PLAIN ".len()..]);
+                let parts: Vec<String> = raw
+                    .split(|&b| b == 0)
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .collect();
+                if parts.len() == 3 {
+                    login = Some((parts[1].clone(), parts[2].clone()));
+                    b"235 2.7.0 authenticated\r\n"
+                } else {
+                    b"501 5.5.2 bad AUTH PLAIN\r\n"
+                }
             } else if upper.starts_with("MAIL FROM:") {
                 from = address(&cmd["MAIL FROM:".len()..]);
                 to.clear();
@@ -224,7 +336,7 @@ impl SmtpSink {
                 loop {
                     line.clear();
                     if r.read_line(&mut line).await? == 0 {
-                        return Ok(());
+                        return Ok(None);
                     }
                     if line == ".\r\n" || line == ".\n" {
                         break;
@@ -239,19 +351,23 @@ impl SmtpSink {
                         from: from.clone(),
                         to: to.clone(),
                         data,
+                        tls,
+                        login: login.clone(),
                     });
                     self.notify.notify_waiters();
                     b"250 OK queued\r\n"
                 }
             } else if upper == "QUIT" {
                 w.write_all(b"221 bye\r\n").await?;
-                return Ok(());
+                w.flush().await?;
+                return Ok(None);
             } else if upper == "RSET" || upper == "NOOP" {
                 b"250 OK\r\n"
             } else {
                 b"502 not implemented\r\n"
             };
             w.write_all(reply).await?;
+            w.flush().await?;
         }
     }
 }

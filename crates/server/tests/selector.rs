@@ -63,6 +63,29 @@ async fn results(
     transitions
 }
 
+/// Active monitors named `names`, each in its own /20 (10.16.0.5,
+/// 10.32.0.5, …), none in a server's /24.
+async fn lab_monitors(s: &Store, names: &[&str]) -> Vec<MonitorRow> {
+    let mut mons = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let (m, _) = server::admin::add_monitor(
+            s,
+            AddMonitor {
+                name: (*name).into(),
+                ip: format!("10.{}.0.5", 16 * (i + 1)).parse().unwrap(),
+                location: "Lab".into(),
+                account: None,
+                status: MonitorGlobalStatus::Active,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+        mons.push(m);
+    }
+    mons
+}
+
 fn status_of(v: &serde_json::Value, name: &str) -> String {
     v["monitors"]
         .as_array()
@@ -76,6 +99,7 @@ fn status_of(v: &serde_json::Value, name: &str) -> String {
 }
 
 async fn selector_pass_and_api(backend: Backend) {
+    // Passes are run by hand here, not by serve's loop.
     let t = app_or_skip!(
         backend,
         ServerConfig {
@@ -86,24 +110,7 @@ async fn selector_pass_and_api(backend: Backend) {
     let s = t.store().clone();
     t.seed_zones().await;
     let server = t.add_server("198.51.100.10").await;
-    let mut mons = Vec::new();
-    for (i, name) in ["m1", "m2", "m3", "m4", "m5"].iter().enumerate() {
-        let (m, _) = server::admin::add_monitor(
-            &s,
-            AddMonitor {
-                name: (*name).into(),
-                // Each in its own /20, none in the server's /24.
-                ip: format!("10.{}.0.5", 16 * (i + 1)).parse().unwrap(),
-                location: "Lab".into(),
-                account: None,
-                status: MonitorGlobalStatus::Active,
-            },
-            now(),
-        )
-        .await
-        .unwrap();
-        mons.push(m);
-    }
+    let mons = lab_monitors(&s, &["m1", "m2", "m3", "m4", "m5"]).await;
     let t0 = now() - 3 * 3600;
     let mut ts = t0;
 
@@ -268,6 +275,7 @@ async fn with_testing(s: &Store, servers: &[i64]) -> Vec<i64> {
 /// the candidates of at most `budget` servers, the rest are counted as
 /// deferred, and the following passes reach them.
 async fn candidate_budget_spreads_over_passes(backend: Backend) {
+    // Passes are run by hand here, not by serve's loop.
     let t = app_or_skip!(
         backend,
         ServerConfig {
@@ -281,21 +289,7 @@ async fn candidate_budget_spreads_over_passes(backend: Backend) {
     for i in 1..=5 {
         servers.push(t.add_server(&format!("198.51.100.{i}")).await.id);
     }
-    for (i, name) in ["m1", "m2", "m3"].iter().enumerate() {
-        server::admin::add_monitor(
-            &s,
-            AddMonitor {
-                name: (*name).into(),
-                ip: format!("10.{}.0.5", 16 * (i + 1)).parse().unwrap(),
-                location: "Lab".into(),
-                account: None,
-                status: MonitorGlobalStatus::Active,
-            },
-            now(),
-        )
-        .await
-        .unwrap();
-    }
+    lab_monitors(&s, &["m1", "m2", "m3"]).await;
     let ts = now();
     // Every server is new (only candidates): all five want theirs read.
     let r = run_pass(&s, &cfg(), 2, ts, 0).await.unwrap();

@@ -377,7 +377,7 @@ fn build_config(a: &Args, setup: &StoreSetup) -> Result<ServerConfig> {
         geoip: setup.geoip.clone(),
         dns_zone: None,
         process_metrics: None,
-        selector: a.selector.settings()?,
+        selector: a.selector.settings(&f.selector)?,
         alerts: Some(
             a.alerts
                 .config(f.public_url.as_deref(), &f.alerts, listen)?,

@@ -32,6 +32,15 @@
 //! check = "60s"
 //! reminder = "24h"
 //! max_reminders = 5
+//!
+//! [selector]
+//! enabled = true              # false: as --no-selector
+//! interval = "10m"
+//! active = 7
+//! testing = 5
+//! min_testing = 9
+//! min_active = 32
+//! candidate_budget = 8000
 //! ```
 
 use serde::Deserialize;
@@ -66,6 +75,22 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     #[serde(default)]
     pub alerts: FileAlerts,
+    #[serde(default)]
+    pub selector: FileSelector,
+}
+
+/// `[selector]`: the `--selector-*` and `--no-selector` flags.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSelector {
+    /// `false` turns the selector off, as `--no-selector`.
+    pub enabled: Option<bool>,
+    pub interval: Option<String>,
+    pub active: Option<usize>,
+    pub testing: Option<usize>,
+    pub min_testing: Option<u32>,
+    pub min_active: Option<u32>,
+    pub candidate_budget: Option<usize>,
 }
 
 /// `[alerts]`: the `--smtp-url`, `--alert-*` flags.
@@ -124,6 +149,9 @@ mod tests {
         assert_eq!(c.samples, Some(4));
         assert_eq!(c.rate_limit.burst, Some(40.0));
         assert_eq!(c.alerts.max_reminders, Some(5));
+        assert_eq!(c.selector.enabled, Some(true));
+        assert_eq!(c.selector.interval.as_deref(), Some("10m"));
+        assert_eq!(c.selector.candidate_budget, Some(8000));
         assert_eq!(c.public_url.as_deref(), Some("https://pool.example.org"));
         assert_eq!(c.reference_servers.unwrap().len(), 2);
         assert_eq!(c.zone_guard, Some(toml::Value::Float(0.1)));

@@ -13,14 +13,15 @@ use store::{MonitorGlobalStatus, SelectorChange, Store, StoreError};
 pub const CHUNK: i64 = 500;
 
 /// Every server's candidates are read at least every this many passes
-/// (every 2 hours at the default interval); in between only for servers that need them (see
+/// (every 2 hours at the default interval) while the candidate budget
+/// allows; in between only for servers that need them (see
 /// [`needs_candidates`]).
 pub const CANDIDATE_ROTATION: u64 = 12;
 
 /// Most servers whose candidates one pass reads, by default. Reading a
 /// server's candidates costs about as many pair reads as there are
-/// monitors, so this bounds a pass (about 6 s at 50,000 servers × 300
-/// monitors). A pool that needs more (a fresh start, a change of targets)
+/// monitors, so this bounds a pass (6.6–9.9 s at 50,000 servers × 300
+/// monitors on SQLite, BENCHMARKS.md). A pool that needs more (a fresh start, a change of targets)
 /// converges over more passes instead of in longer ones; pools of up to a
 /// chunk of servers never reach it.
 pub const CANDIDATE_BUDGET: usize = 8_000;

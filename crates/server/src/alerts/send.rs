@@ -78,7 +78,7 @@ impl FromStr for SmtpUrl {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let shown = match s.split_once('@') {
+        let shown = match s.rsplit_once('@') {
             // Keep the password out of error messages.
             Some((_, host)) => format!("…@{host}"),
             None => s.to_string(),
@@ -351,6 +351,9 @@ mod tests {
         ] {
             assert!(bad.parse::<SmtpUrl>().is_err(), "{bad}");
         }
+        // An unencoded '@' in the password: still nothing of it shown.
+        let err = "smtp://u:se@cret@host:0".parse::<SmtpUrl>().unwrap_err();
+        assert!(!err.contains("cret"), "{err}");
         let err = "smtp://u:secret@host".parse::<SmtpUrl>().unwrap_err();
         assert!(!err.contains("secret"), "{err}");
         assert!(err.contains("never sent unencrypted"), "{err}");

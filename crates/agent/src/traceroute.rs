@@ -95,14 +95,12 @@ impl Traceroute for Mtr {
         target: IpAddr,
         source: Option<IpAddr>,
     ) -> BoxFuture<'_, Result<Vec<Hop>, String>> {
-        Box::pin(async move {
-            let out = run(&self.program, &Mtr::args(target, source)).await?;
-            let hops = parse_mtr_json(&out.stdout)?;
-            if hops.is_empty() {
-                return Err(with_stderr("mtr reported no hops", &out.stderr));
-            }
-            Ok(hops)
-        })
+        Box::pin(run_and_parse(
+            "mtr",
+            &self.program,
+            Mtr::args(target, source),
+            parse_mtr_json,
+        ))
     }
 }
 
@@ -115,15 +113,32 @@ impl Traceroute for TracerouteCmd {
         target: IpAddr,
         source: Option<IpAddr>,
     ) -> BoxFuture<'_, Result<Vec<Hop>, String>> {
-        Box::pin(async move {
-            let out = run(&self.program, &TracerouteCmd::args(target, source)).await?;
-            let hops = parse_traceroute(&out.stdout)?;
-            if hops.is_empty() {
-                return Err(with_stderr("traceroute reported no hops", &out.stderr));
-            }
-            Ok(hops)
-        })
+        Box::pin(run_and_parse(
+            "traceroute",
+            &self.program,
+            TracerouteCmd::args(target, source),
+            parse_traceroute,
+        ))
     }
+}
+
+/// Runs `program` and parses what it printed; a trace without hops is an
+/// error naming the tool (with the first line it wrote to stderr).
+async fn run_and_parse(
+    tool: &str,
+    program: &Path,
+    args: Vec<String>,
+    parse: fn(&str) -> Result<Vec<Hop>, String>,
+) -> Result<Vec<Hop>, String> {
+    let out = run(program, &args).await?;
+    let hops = parse(&out.stdout)?;
+    if hops.is_empty() {
+        return Err(with_stderr(
+            &format!("{tool} reported no hops"),
+            &out.stderr,
+        ));
+    }
+    Ok(hops)
 }
 
 struct Output {

@@ -69,27 +69,6 @@ impl Hooks {
     }
 }
 
-/// Raw SQL on the test database (the traceroute table belongs to another
-/// feature; alerts only read it).
-async fn exec(db: &TestDb, sql: &str) {
-    let q = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()));
-    match &db.pg_url {
-        Some(url) => {
-            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url)
-                .await
-                .unwrap();
-            q.execute(&mut c).await.unwrap();
-        }
-        None => {
-            let url = format!("sqlite:{}", db.dir.path().join("poolwatch.db").display());
-            let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-                .await
-                .unwrap();
-            q.execute(&mut c).await.unwrap();
-        }
-    }
-}
-
 fn good(server_id: i64, ts: i64) -> ResultIn {
     ResultIn {
         server_id,
@@ -274,17 +253,15 @@ async fn down_reminder_recovered(backend: Backend) {
     let score = f.score().await;
     assert!(score < 10.0, "{score}");
     let (sid, defra) = (srv.id, f.defra);
-    exec(
-        &f.t.db,
-        &format!(
+    f.t.db
+        .exec(&format!(
             "INSERT INTO traceroutes (server_id, monitor_id, ts, reason, tool, hops, error) VALUES \
              ({sid}, {defra}, {}, 'defra1: healthy -> i/o timeout', 'mtr', \
               '[{{\"ttl\":1,\"ip\":\"198.51.100.1\",\"rtt_ms\":[0.8],\"sent\":3}},\
                 {{\"ttl\":2,\"ip\":null,\"rtt_ms\":[],\"sent\":3}}]', NULL)",
             now - 30
-        ),
-    )
-    .await;
+        ))
+        .await;
     let down_at = now;
     let r = f.pass(down_at).await;
     assert_eq!(

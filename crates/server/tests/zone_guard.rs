@@ -7,10 +7,9 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use common::{Backend, CLIENT, TestApp, now};
+use common::{Backend, CLIENT, now};
 use scoring::ZoneGuardConfig;
 use server::{DnsZoneConfig, ServerConfig};
-use sqlx::{AssertSqlSafe, Connection};
 use store::MonitorGlobalStatus;
 
 const TOKEN: &str = "dns-token-0123456789abcdef";
@@ -27,31 +26,6 @@ fn with_zone() -> ServerConfig {
     }
 }
 
-/// Runs `sql` on the test database directly (scores set by hand).
-async fn exec(t: &TestApp, sql: String) {
-    match &t.db.pg_url {
-        None => {
-            let opts = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(t.db.dir.path().join("poolwatch.db"))
-                .busy_timeout(std::time::Duration::from_secs(10));
-            let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
-            sqlx::query(AssertSqlSafe(sql))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            c.close().await.unwrap();
-        }
-        Some(url) => {
-            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query(AssertSqlSafe(sql))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            c.close().await.unwrap();
-        }
-    }
-}
-
 on_both_backends!(held_servers_stay_in_dns_and_show);
 
 async fn held_servers_stay_in_dns_and_show(backend: Backend) {
@@ -65,21 +39,15 @@ async fn held_servers_stay_in_dns_and_show(backend: Backend) {
     }
     let now = now();
     // Ten servers in DNS for two days ...
-    exec(
-        &t,
-        format!(
-            "UPDATE servers SET created_on = {}, score = 15, score_ts = {now}",
-            now - 2 * DAY
-        ),
-    )
+    t.db.exec(&format!(
+        "UPDATE servers SET created_on = {}, score = 15, score_ts = {now}",
+        now - 2 * DAY
+    ))
     .await;
-    exec(
-        &t,
-        format!(
-            "UPDATE server_scores SET score = 15, score_ts = {}, status = 'active'",
-            now - 300
-        ),
-    )
+    t.db.exec(&format!(
+        "UPDATE server_scores SET score = 15, score_ts = {}, status = 'active'",
+        now - 300
+    ))
     .await;
     let share = ZoneGuardConfig::MaxShare(0.10);
     let run = server::zone_guard::pass(t.store(), share, now - 120)
@@ -89,26 +57,21 @@ async fn held_servers_stay_in_dns_and_show(backend: Backend) {
     // ... then three fall below 10 while `far` still sees them good: one
     // may go (10 % of 10, at least one), two are held.
     for (k, id) in ids[7..].iter().enumerate() {
-        exec(&t, format!("UPDATE servers SET score = 4 WHERE id = {id}")).await;
-        exec(
-            &t,
-            format!(
-                "UPDATE server_scores SET score = 2, score_ts = {}, last_error = 'bad reply: <short>' \
+        t.db.exec(&format!("UPDATE servers SET score = 4 WHERE id = {id}"))
+            .await;
+        t.db.exec(&format!(
+            "UPDATE server_scores SET score = 2, score_ts = {}, last_error = 'bad reply: <short>' \
                  WHERE server_id = {id} AND monitor_id = {}",
-                now - 30,
-                near.id
-            ),
-        )
+            now - 30,
+            near.id
+        ))
         .await;
-        exec(
-            &t,
-            format!(
-                "UPDATE server_scores SET score = 12, score_ts = {} \
+        t.db.exec(&format!(
+            "UPDATE server_scores SET score = 12, score_ts = {} \
                  WHERE server_id = {id} AND monitor_id = {}",
-                now - 100 + k as i64,
-                far.id
-            ),
-        )
+            now - 100 + k as i64,
+            far.id
+        ))
         .await;
     }
     let run = server::zone_guard::pass(t.store(), share, now)

@@ -22,37 +22,45 @@ pub enum AlertKind {
     Recovered,
 }
 
-impl AlertKind {
-    /// The stored spelling, identical to the serde form.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::Down => "down",
-            AlertKind::Reminder => "reminder",
-            AlertKind::Recovered => "recovered",
+/// `as_str` (the stored spelling, identical to the serde form), `Display`
+/// and `FromStr` of a stored word enum; `$what` names it in the error.
+macro_rules! stored_words {
+    ($ty:ident, $what:literal, $expected:literal, { $($variant:ident => $word:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $word,)+
+                }
+            }
         }
-    }
-}
 
-impl std::fmt::Display for AlertKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for AlertKind {
-    type Err = StoreError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "down" => Ok(AlertKind::Down),
-            "reminder" => Ok(AlertKind::Reminder),
-            "recovered" => Ok(AlertKind::Recovered),
-            _ => Err(StoreError::Invalid(format!(
-                "unknown alert kind {s:?} (expected down, reminder or recovered)"
-            ))),
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
         }
-    }
+
+        impl FromStr for $ty {
+            type Err = StoreError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($word => Ok($ty::$variant),)+
+                    _ => Err(StoreError::Invalid(format!(
+                        concat!("unknown ", $what, " {:?} (expected ", $expected, ")"),
+                        s
+                    ))),
+                }
+            }
+        }
+    };
 }
+
+stored_words!(AlertKind, "alert kind", "down, reminder or recovered", {
+    Down => "down",
+    Reminder => "reminder",
+    Recovered => "recovered",
+});
 
 /// How an alert went out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -62,34 +70,10 @@ pub enum AlertChannel {
     Webhook,
 }
 
-impl AlertChannel {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            AlertChannel::Email => "email",
-            AlertChannel::Webhook => "webhook",
-        }
-    }
-}
-
-impl std::fmt::Display for AlertChannel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for AlertChannel {
-    type Err = StoreError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "email" => Ok(AlertChannel::Email),
-            "webhook" => Ok(AlertChannel::Webhook),
-            _ => Err(StoreError::Invalid(format!(
-                "unknown alert channel {s:?} (expected email or webhook)"
-            ))),
-        }
-    }
-}
+stored_words!(AlertChannel, "alert channel", "email or webhook", {
+    Email => "email",
+    Webhook => "webhook",
+});
 
 /// The `alert_state` row of one server. A server without a row has never
 /// been seen up by the alerter (and is not alerted).

@@ -78,32 +78,6 @@ async fn submit(s: &Store, monitor_id: i64, results: &[ResultIn], now: i64) {
         .unwrap();
 }
 
-/// Runs raw SQL on the test database (the traceroute rows belong to
-/// another feature; the alerter only reads them).
-async fn exec(db: &TestDb, sql: &str) {
-    match &db.url {
-        Some(url) => {
-            let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url)
-                .await
-                .unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-        None => {
-            let url = format!("sqlite:{}", db.data_dir().join("poolwatch.db").display());
-            let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
-                .await
-                .unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-                .execute(&mut c)
-                .await
-                .unwrap();
-        }
-    }
-}
-
 async fn targets_need_a_contact(db: &TestDb) {
     let s = &db.store;
     let quiet = s.ensure_account("quiet").await.unwrap();
@@ -273,9 +247,7 @@ async fn evidence_latest_per_monitor(db: &TestDb) {
     .await;
     let sid = srv.id;
     let (ma, mb) = (a.id, b.id);
-    exec(
-        db,
-        &format!(
+    db.exec(&format!(
             "INSERT INTO traceroutes (server_id, monitor_id, ts, reason, tool, hops, error) VALUES \
              ({sid}, {ma}, {}, 'old', 'mtr', '[]', NULL), \
              ({sid}, {ma}, {}, 'status change', 'mtr', '[{{\"ttl\":1,\"ip\":\"192.0.2.254\"}}]', NULL), \

@@ -6,7 +6,6 @@ mod common;
 
 use common::TestDb;
 use scoring::ZoneGuardConfig;
-use sqlx::{AssertSqlSafe, Connection};
 use std::net::IpAddr;
 use store::*;
 
@@ -31,32 +30,6 @@ fn zone(name: &str, parent: Option<&str>) -> ZoneSeed {
     }
 }
 
-/// Runs `sql` on the test database behind the store's back (scores are
-/// set directly instead of through hundreds of results).
-async fn exec(db: &TestDb, sql: String) {
-    match &db.url {
-        None => {
-            let opts = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(db.data_dir().join("poolwatch.db"))
-                .busy_timeout(std::time::Duration::from_secs(10));
-            let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
-            sqlx::query(AssertSqlSafe(sql))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            c.close().await.unwrap();
-        }
-        Some(url) => {
-            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::query(AssertSqlSafe(sql))
-                .execute(&mut c)
-                .await
-                .unwrap();
-            c.close().await.unwrap();
-        }
-    }
-}
-
 struct Pool {
     /// Server ids of 192.0.2.1 … 192.0.2.20, in that order.
     ids: Vec<i64>,
@@ -67,21 +40,17 @@ struct Pool {
 
 /// Sets a server's aggregate score and one monitor's score for it.
 async fn score(db: &TestDb, server: i64, aggregate: f64) {
-    exec(
-        db,
-        format!("UPDATE servers SET score = {aggregate}, score_ts = {T1} WHERE id = {server}"),
-    )
+    db.exec(&format!(
+        "UPDATE servers SET score = {aggregate}, score_ts = {T1} WHERE id = {server}"
+    ))
     .await;
 }
 
 async fn pair(db: &TestDb, server: i64, monitor: i64, score: f64, ts: i64, error: &str) {
-    exec(
-        db,
-        format!(
-            "UPDATE server_scores SET score = {score}, score_ts = {ts}, status = 'active', \
+    db.exec(&format!(
+        "UPDATE server_scores SET score = {score}, score_ts = {ts}, status = 'active', \
              last_error = '{error}' WHERE server_id = {server} AND monitor_id = {monitor}"
-        ),
-    )
+    ))
     .await;
 }
 
@@ -118,18 +87,12 @@ async fn pool(db: &TestDb, config: ZoneGuardConfig) -> Pool {
     for i in 1..=20 {
         ids.push(common::add_server_in(s, &format!("192.0.2.{i}"), "de", T0).await);
     }
-    exec(
-        db,
-        format!("UPDATE servers SET score = 15, score_ts = {T1}"),
-    )
-    .await;
-    exec(
-        db,
-        format!(
-            "UPDATE server_scores SET score = 15, score_ts = {}, last_error = ''",
-            T1 - 900
-        ),
-    )
+    db.exec(&format!("UPDATE servers SET score = 15, score_ts = {T1}"))
+        .await;
+    db.exec(&format!(
+        "UPDATE server_scores SET score = 15, score_ts = {}, last_error = ''",
+        T1 - 900
+    ))
     .await;
     let run = s.run_zone_guard(config, T1 - 600).await.unwrap();
     assert!(run.held.is_empty() && run.events.is_empty(), "{run:?}");

@@ -80,6 +80,22 @@ fn opts() -> Opts {
     }
 }
 
+/// "median X ms, p99 Y ms, max Z ms" of the times (sorted in place).
+fn latency(times: &mut [Duration]) -> String {
+    if times.is_empty() {
+        return "no samples".into();
+    }
+    times.sort();
+    let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).clamp(1, times.len()) - 1];
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    format!(
+        "median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        ms(pct(0.5)),
+        ms(pct(0.99)),
+        ms(times[times.len() - 1])
+    )
+}
+
 fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -446,15 +462,11 @@ async fn query(o: &Opts) {
             times.push(dt);
         }
     }
-    times.sort();
-    let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).min(times.len()) - 1];
     println!(
-        "query {}: GET {path} x{}: median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "query {}: GET {path} x{}: {}",
         o.backend,
         times.len(),
-        pct(0.5).as_secs_f64() * 1000.0,
-        pct(0.99).as_secs_f64() * 1000.0,
-        times.last().unwrap().as_secs_f64() * 1000.0
+        latency(&mut times)
     );
     let _ = stop.send(());
     task.await.unwrap();
@@ -550,15 +562,11 @@ async fn page(o: &Opts) {
                 times.push(dt);
             }
         }
-        times.sort();
-        let pct = |p: f64| times[((times.len() as f64 * p).ceil() as usize).min(times.len()) - 1];
         println!(
-            "page {}: GET {path} x{}: median {:.1} ms, p99 {:.1} ms, max {:.1} ms, {bytes} bytes",
+            "page {}: GET {path} x{}: {}, {bytes} bytes",
             o.backend,
             times.len(),
-            pct(0.5).as_secs_f64() * 1000.0,
-            pct(0.99).as_secs_f64() * 1000.0,
-            times.last().unwrap().as_secs_f64() * 1000.0
+            latency(&mut times)
         );
     }
     let _ = stop.send(());

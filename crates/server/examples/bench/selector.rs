@@ -23,7 +23,7 @@
 //!    aggregate in its transaction, so the aggregate lag behind a
 //!    submission is the submission's latency — reported as p50/p99/max.
 
-use super::{Opts, drop_pg, now, open_store};
+use super::{Opts, drop_pg, latency, now, open_store};
 use scoring::SelectorConfig;
 use server::admin::AddMonitor;
 use std::net::{IpAddr, Ipv4Addr};
@@ -228,19 +228,16 @@ pub async fn run(o: &Opts) {
     }
     while tasks.join_next().await.is_some() {}
     let elapsed = start.elapsed().as_secs_f64();
-    let mut l = lat.lock().unwrap().clone();
+    let l = lat.lock().unwrap().clone();
     let failed = l.iter().filter(|x| !x.1).count();
-    l.sort();
-    let pct = |p: f64| l[((l.len() as f64 * p).ceil() as usize).clamp(1, l.len()) - 1].0;
+    let mut times: Vec<Duration> = l.iter().map(|x| x.0).collect();
     println!(
         "ingest: {} results in {elapsed:.1} s = {:.0} results/s offered {} /s; \
-         work+submit latency (= aggregate lag) p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; {failed} out of order",
+         work+submit latency (= aggregate lag) {}; {failed} out of order",
         l.len() * o.batch,
         (l.len() * o.batch) as f64 / elapsed,
         o.rate,
-        pct(0.5).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3,
-        l.last().unwrap().0.as_secs_f64() * 1e3,
+        latency(&mut times),
     );
     store.close().await;
     drop_pg(pg).await;

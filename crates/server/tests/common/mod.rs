@@ -37,6 +37,30 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// Runs raw SQL (one or more statements) on the test database behind
+    /// the store's back: scores or rows set by hand instead of through
+    /// hundreds of results.
+    pub async fn exec(&self, sql: &str) {
+        let q = sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()));
+        match &self.pg_url {
+            Some(url) => {
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+                    .await
+                    .unwrap();
+                q.execute(&mut c).await.unwrap();
+            }
+            None => {
+                let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(self.dir.path().join("poolwatch.db"))
+                    .busy_timeout(std::time::Duration::from_secs(10));
+                let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts)
+                    .await
+                    .unwrap();
+                q.execute(&mut c).await.unwrap();
+            }
+        }
+    }
+
     pub async fn open(backend: Backend) -> Option<TestDb> {
         let dir = tempfile::tempdir().expect("tempdir");
         match backend {

@@ -19,8 +19,8 @@ mod smtp_sink;
 
 use common::Sim;
 use common::e2e::{
-    Proc, admin, agent_args, changes, demoted_while_in_dns, fleet, free_tcp_port, get, in_dns,
-    lab_serve_args, settled, standing, traceroutes_shown, wait_until,
+    Proc, add_monitor_key, admin, agent_args, changes, demoted_while_in_dns, fleet, free_tcp_port,
+    get, in_dns, lab_serve_args, settled, standing, traceroutes_shown, wait_until,
 };
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -187,20 +187,10 @@ fn a_broken_link_is_not_an_outage_and_a_real_outage_alerts_once() {
         }
         admin(dir, &args);
     }
-    let mut keys = vec![];
-    for (name, ip) in AGENTS {
-        let out = admin(
-            dir,
-            &["monitor", "add", name, "--ip", ip, "--location", name],
-        );
-        keys.push(
-            out.lines()
-                .find(|l| l.starts_with("pwk_"))
-                .expect("key line")
-                .trim()
-                .to_string(),
-        );
-    }
+    let keys: Vec<String> = AGENTS
+        .iter()
+        .map(|(name, ip)| add_monitor_key(dir, name, ip))
+        .collect();
     let serve = Proc::spawn(&serve_args(dir, http, ntp, &smtp.url()));
     wait_until("the service to answer", Duration::from_secs(30), || {
         get(http, "/api/v1/zones").is_some()

@@ -13,8 +13,8 @@ mod common;
 
 use common::Sim;
 use common::e2e::{
-    Proc, admin, agent_args, demoted_while_in_dns, fleet, get, in_dns, lab_serve_args, settled,
-    standing, traceroutes_shown, wait_until,
+    Proc, add_monitor_key, admin, agent_args, demoted_while_in_dns, fleet, get, in_dns,
+    lab_serve_args, settled, standing, traceroutes_shown, wait_until,
 };
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
@@ -173,20 +173,10 @@ fn a_real_link_fault_between_namespaces_is_not_an_outage() {
     }
     let mut agents = vec![("inside", INSIDE)];
     agents.extend(HOST_AGENTS);
-    let mut keys = vec![];
-    for (name, src) in &agents {
-        let out = admin(
-            dir,
-            &["monitor", "add", name, "--ip", src, "--location", name],
-        );
-        keys.push(
-            out.lines()
-                .find(|l| l.starts_with("pwk_"))
-                .expect("key line")
-                .trim()
-                .to_string(),
-        );
-    }
+    let keys: Vec<String> = agents
+        .iter()
+        .map(|(name, src)| add_monitor_key(dir, name, src))
+        .collect();
     let api_port = {
         // A free port on the host's veth address.
         let l = TcpListener::bind((HOST, 0)).unwrap();

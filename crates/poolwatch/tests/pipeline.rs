@@ -5,7 +5,7 @@
 mod common;
 
 use common::Sim;
-use common::e2e::{Proc, admin, agent_args, free_tcp_port, get, wait_until};
+use common::e2e::{Proc, add_monitor_key, admin, agent_args, free_tcp_port, get, wait_until};
 use std::net::UdpSocket;
 use std::path::Path;
 use std::time::Duration;
@@ -138,20 +138,10 @@ fn pipeline_scores_fairly_survives_an_outage_and_loses_nothing() {
             &["server", "add", ip, "--zone", "de", "--allow-private"],
         );
     }
-    let mut keys = vec![];
-    for (name, ip) in AGENTS {
-        let out = admin(
-            dir,
-            &["monitor", "add", name, "--ip", ip, "--location", name],
-        );
-        keys.push(
-            out.lines()
-                .find(|l| l.starts_with("pwk_"))
-                .expect("key line")
-                .trim()
-                .to_string(),
-        );
-    }
+    let keys: Vec<String> = AGENTS
+        .iter()
+        .map(|(name, ip)| add_monitor_key(dir, name, ip))
+        .collect();
     let mut serve = Proc::spawn(&serve_args(dir, http, ntp));
     wait_until("the service to answer", Duration::from_secs(30), || {
         get(http, "/api/v1/zones").is_some()

@@ -130,6 +130,20 @@ impl Drop for Proc {
     }
 }
 
+/// `poolwatch admin monitor add NAME --ip IP --location NAME`; the key it
+/// prints.
+pub fn add_monitor_key(dir: &Path, name: &str, ip: &str) -> String {
+    let out = admin(
+        dir,
+        &["monitor", "add", name, "--ip", ip, "--location", name],
+    );
+    out.lines()
+        .find(|l| l.starts_with("pwk_"))
+        .expect("key line")
+        .trim()
+        .to_string()
+}
+
 pub fn admin(dir: &Path, args: &[&str]) -> String {
     let out = Command::new(BIN)
         .arg("admin")

@@ -279,11 +279,18 @@ mod tests {
         .unwrap();
         let a = f.addrs();
         assert!(a.iter().all(|a| a.port() != 0));
+        // NTP's error bound: half the round trip the machine (not the
+        // simulation) added, never stricter than 10 ms.
+        let near = |s: &ntp::Sample, want: f64, simulated: f64| {
+            let (off, rtt) = (s.offset.unwrap(), s.rtt.unwrap());
+            let slack = 0.01f64.max((rtt - simulated).max(0.0) / 2.0 + 0.001);
+            assert!((off - want).abs() <= slack, "{s:?}, want {want} ± {slack}");
+        };
         let s = ntp::query(a[0], T).await;
         assert_eq!(s.error, None);
-        assert!(s.offset.unwrap().abs() < 0.01);
+        near(&s, 0.0, 0.0);
         let s = ntp::query(a[1], T).await;
-        assert!((s.offset.unwrap() - 0.25).abs() < 0.01);
+        near(&s, 0.25, 0.0);
         let s = ntp::query(a[2], T).await;
         assert_eq!(s.error, Some(ntp::ErrorCode::Timeout));
         let s = ntp::query(a[3], T).await;
@@ -294,7 +301,7 @@ mod tests {
         );
         let s = ntp::query(a[4], T).await;
         assert!(s.rtt.unwrap() >= 0.05, "{s:?}");
-        assert!(s.offset.unwrap().abs() < 0.01);
+        near(&s, 0.0, 0.05);
         let stats: Vec<Stats> = f.servers().iter().map(|s| s.stats()).collect();
         assert_eq!(
             stats[0],

@@ -134,6 +134,43 @@ impl Drop for Sim {
     }
 }
 
+/// Asserts a measured offset is `want` within NTP's own error bound: the
+/// offset can be wrong by at most half the round trip the machine added
+/// (the measured `rtt` less the delay the simulation adds on purpose), plus
+/// 1 ms for timestamps, and never by less than `floor`. On an idle machine
+/// the bound is `floor`; on a loaded CI machine a 24 ms loopback round trip
+/// honestly allows 12 ms.
+pub fn assert_offset_near(
+    offset: f64,
+    rtt: f64,
+    want: f64,
+    simulated_delay: f64,
+    floor: f64,
+    ctx: &str,
+) {
+    let slack = floor.max((rtt - simulated_delay).max(0.0) / 2.0 + 0.001);
+    assert!(
+        (offset - want).abs() <= slack,
+        "offset {offset}, want {want} ± {slack:.4} (rtt {rtt}): {ctx}"
+    );
+}
+
+/// [`assert_offset_near`] for a `check --format json` result, 10 ms floor.
+pub fn assert_result_offset(r: &Value, want: f64, simulated_delay: f64) {
+    let num = |k: &str| {
+        r[k].as_f64()
+            .unwrap_or_else(|| panic!("{k} is not a number: {r}"))
+    };
+    assert_offset_near(
+        num("offset"),
+        num("rtt"),
+        want,
+        simulated_delay,
+        0.01,
+        &r.to_string(),
+    );
+}
+
 /// `poolwatch check --lab --format json --interval 200ms --timeout 500ms
 /// EXTRA… ADDRS…`; asserts exit 0 and returns one object per address, in
 /// the order of `addrs`.

@@ -217,6 +217,14 @@ pub struct Args {
     /// between 0 and 1 (0.2 or 20%), or off [default: 0.1].
     #[arg(long, value_name = "off|SHARE", env = "POOLWATCH_ZONE_GUARD", value_parser = server::zone_guard::parse_zone_guard)]
     zone_guard: Option<scoring::ZoneGuardConfig>,
+
+    /// How long to keep the score log (every monitor's results and the
+    /// aggregate): rows older than this are deleted by the hourly
+    /// housekeeping, which also always deletes work batches older than
+    /// 48 h (no agent can still submit them). forever, or at least 2d:
+    /// 90d, 2w, 72h [default: forever].
+    #[arg(long, value_name = "forever|DURATION", env = "POOLWATCH_LOG_RETENTION", value_parser = server::housekeeping::parse_log_retention)]
+    log_retention: Option<server::housekeeping::LogRetention>,
 }
 
 const SERVE_EXAMPLES: &str = "\
@@ -378,6 +386,18 @@ fn build_config(a: &Args, setup: &StoreSetup) -> Result<ServerConfig> {
         dns_zone: None,
         process_metrics: None,
         selector: a.selector.settings(&f.selector)?,
+        housekeeping: Some(server::housekeeping::HousekeepingSettings {
+            log_retention: match (a.log_retention, f.log_retention.as_deref()) {
+                (Some(r), _) => r.0,
+                (None, Some(text)) => {
+                    server::housekeeping::parse_log_retention(text)
+                        .map_err(|e| usage(format!("config log_retention: {e}")))?
+                        .0
+                }
+                (None, None) => None,
+            },
+            ..Default::default()
+        }),
         alerts: Some(
             a.alerts
                 .config(f.public_url.as_deref(), &f.alerts, listen)?,

@@ -202,6 +202,14 @@ fn pipeline_scores_fairly_survives_an_outage_and_loses_nothing() {
         assert!(m.contains(name), "agent metrics lack {name}: {m}");
     }
 
+    // serve runs its housekeeping (a pass at start).
+    let (st, m) = get(http, "/metrics").expect("serve metrics");
+    assert_eq!(st, 200);
+    assert!(
+        m.contains("poolwatch_housekeeping_passes_total "),
+        "serve metrics lack housekeeping: {m}"
+    );
+
     // Each agent reported its clock check; the monitors page shows it.
     let (st, page) = get(http, "/monitors").expect("monitors page");
     assert_eq!(st, 200);

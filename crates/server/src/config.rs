@@ -40,6 +40,10 @@ pub struct ServerConfig {
     pub selector: Option<crate::selector::SelectorSettings>,
     /// Alerts to server accounts (e-mail, webhooks); `None` turns them off.
     pub alerts: Option<crate::alerts::AlertConfig>,
+    /// Pruning of old batches and (optionally) old log rows; `None` (the
+    /// default here, so tests keep their data) turns it off. `serve` turns
+    /// it on.
+    pub housekeeping: Option<crate::housekeeping::HousekeepingSettings>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -59,6 +63,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("geoip", &self.geoip.is_some())
             .field("dns_zone", &self.dns_zone.as_ref().map(|z| &z.origin))
             .field("alerts", &self.alerts)
+            .field("housekeeping", &self.housekeeping)
             .finish()
     }
 }
@@ -84,6 +89,7 @@ impl Default for ServerConfig {
             process_metrics: None,
             selector: Some(crate::selector::SelectorSettings::default()),
             alerts: None,
+            housekeeping: None,
         }
     }
 }

@@ -17,6 +17,7 @@
 //! reference_servers = ["time.example.net", "192.0.2.123"]
 //! ticket_secret_file = "/etc/poolwatch/ticket-secret"
 //! zone_guard = 0.1            # or "off", or "10%"
+//! log_retention = "forever"  # or "90d": older score log rows are deleted
 //! public_url = "https://pool.example.org"
 //!
 //! [rate_limit]
@@ -69,6 +70,9 @@ pub struct FileConfig {
     /// The zone guard: a share (`0.1`, `"10%"`) or `"off"`; see
     /// `crate::zone_guard::parse_zone_guard`.
     pub zone_guard: Option<toml::Value>,
+    /// `"forever"` or a duration such as `"90d"`; see
+    /// `crate::housekeeping::parse_log_retention`.
+    pub log_retention: Option<String>,
     #[serde(default)]
     pub rate_limit: FileRateLimit,
     /// Base URL the public reaches the service at (links in alerts).
@@ -155,6 +159,7 @@ mod tests {
         assert_eq!(c.public_url.as_deref(), Some("https://pool.example.org"));
         assert_eq!(c.reference_servers.unwrap().len(), 2);
         assert_eq!(c.zone_guard, Some(toml::Value::Float(0.1)));
+        assert_eq!(c.log_retention.as_deref(), Some("forever"));
     }
 
     #[test]

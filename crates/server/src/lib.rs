@@ -13,6 +13,7 @@ mod config;
 mod dns_zone;
 mod error;
 mod extract;
+pub mod housekeeping;
 mod logfmt;
 mod metrics;
 mod monitor_api;
@@ -125,6 +126,10 @@ pub async fn serve_on(
         .selector
         .clone()
         .map(|s| tokio::spawn(selector::run_loop(state.clone(), s)));
+    let housekeeper = state
+        .cfg()
+        .housekeeping
+        .map(|h| tokio::spawn(housekeeping::run_loop(state.clone(), h)));
     let alerter = match state.cfg().alerts.clone() {
         Some(a) => {
             let alerter = alerts::Alerter::new(a).map_err(|e| anyhow::anyhow!(e))?;
@@ -144,6 +149,9 @@ pub async fn serve_on(
         t.abort();
     }
     if let Some(t) = alerter {
+        t.abort();
+    }
+    if let Some(t) = housekeeper {
         t.abort();
     }
     tracing::info!("HTTP server stopped");

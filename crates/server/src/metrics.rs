@@ -40,6 +40,9 @@ pub const SELECTOR_SERVERS: &str = "poolwatch_selector_servers";
 pub const SELECTOR_CHANGES: &str = "poolwatch_selector_changes_total";
 /// Servers whose candidates the last pass left for later (candidate budget).
 pub const SELECTOR_DEFERRED: &str = "poolwatch_selector_deferred";
+/// Rows housekeeping deleted, by what (batches, log_rows), and its passes.
+pub const HOUSEKEEPING_DELETED: &str = "poolwatch_housekeeping_deleted_total";
+pub const HOUSEKEEPING_PASSES: &str = "poolwatch_housekeeping_passes_total";
 
 /// The outcome label of one result, as the pool's monitor counts its tests:
 /// `timeout` (no reply), `error` (KoD or socket error), `offset` (answered,
@@ -151,6 +154,11 @@ impl Metrics {
                 SELECTOR_CHANGES,
                 "Monitor status changes made by the selector, by new status"
             );
+            describe_counter!(
+                HOUSEKEEPING_DELETED,
+                "Rows deleted by housekeeping, by what: batches (past any agent's spool) and log_rows (past --log-retention)"
+            );
+            describe_counter!(HOUSEKEEPING_PASSES, "Housekeeping passes completed");
         });
         m
     }
@@ -209,6 +217,15 @@ impl Metrics {
             gauge!(SERVERS).set(servers as f64);
             gauge!(MONITORS).set(monitors as f64);
             gauge!(LOG_ROWS).set(log_rows as f64);
+        });
+    }
+
+    /// Record one housekeeping pass.
+    pub fn housekeeping(&self, h: &store::Housekeeping) {
+        self.record(|| {
+            counter!(HOUSEKEEPING_PASSES).increment(1);
+            counter!(HOUSEKEEPING_DELETED, "what" => "batches").increment(h.batches);
+            counter!(HOUSEKEEPING_DELETED, "what" => "log_rows").increment(h.log_rows);
         });
     }
 

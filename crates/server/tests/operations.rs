@@ -30,6 +30,7 @@ on_both_backends!(
     metrics_series,
     keys_are_stored_hashed,
     real_listener,
+    housekeeping_pass,
 );
 
 async fn rate_limit_per_client(backend: Backend) {
@@ -166,6 +167,60 @@ async fn metrics_series(backend: Backend) {
     assert!(!text.contains("192.0.2.1"), "{text}");
 }
 
+/// Housekeeping prunes batches no agent can submit any more, keeps the log
+/// unless a retention is set, and counts what it deleted in `/metrics`.
+async fn housekeeping_pass(backend: Backend) {
+    use server::housekeeping::{HousekeepingSettings, pass};
+    const DAY: i64 = 86_400;
+    let t = app_or_skip!(backend, ServerConfig::default());
+    t.seed_zones().await;
+    let srv = t.add_server("192.0.2.1").await;
+    let (m, key) = t.add_monitor("tidy", MonitorGlobalStatus::Active).await;
+    let work = t.work(&key).await;
+    assert_eq!(
+        t.submit(&key, &good_results(&work)).await.status,
+        StatusCode::OK
+    );
+    // A batch issued three days ago and never submitted.
+    let stale = t
+        .store()
+        .create_batch(m.id, &[srv.id], common::now() - 3 * DAY)
+        .await
+        .unwrap();
+    let rows = t.log_count().await;
+    assert!(rows >= 1);
+
+    let keep_log = HousekeepingSettings::default();
+    let done = pass(&t.state, &keep_log, common::now()).await.unwrap();
+    assert_eq!((done.batches, done.log_rows), (1, 0));
+    assert!(t.store().batch(stale).await.unwrap().is_none());
+    assert_eq!(t.log_count().await, rows);
+
+    // Three days on with a two-day retention: every row is past it, and
+    // the submitted batch too.
+    let two_days = HousekeepingSettings {
+        log_retention: Some(std::time::Duration::from_secs(2 * DAY as u64)),
+        ..keep_log
+    };
+    let done = pass(&t.state, &two_days, common::now() + 3 * DAY)
+        .await
+        .unwrap();
+    assert_eq!((done.batches, done.log_rows), (1, rows as u64));
+    assert_eq!(t.log_count().await, 0);
+    // The server keeps its score; only history went.
+    let after = t.store().server_by_id(srv.id).await.unwrap().unwrap();
+    assert!(after.score > 0.0, "{after:?}");
+
+    let text = t.get("/metrics").await.text();
+    for want in [
+        "poolwatch_housekeeping_passes_total 2".to_string(),
+        r#"poolwatch_housekeeping_deleted_total{what="batches"} 2"#.to_string(),
+        format!(r#"poolwatch_housekeeping_deleted_total{{what="log_rows"}} {rows}"#),
+    ] {
+        assert!(text.contains(&want), "missing {want:?} in\n{text}");
+    }
+}
+
 async fn keys_are_stored_hashed(backend: Backend) {
     let t = app_or_skip!(backend, ServerConfig::default());
     let (m, key) = t.add_monitor("hashed", MonitorGlobalStatus::Active).await;
@@ -213,13 +268,36 @@ async fn real_listener(backend: Backend) {
         return;
     };
     let store = db.store.clone();
+    // A batch issued three days ago: the service's housekeeping (on here,
+    // as in `serve`) prunes it in its first pass, at start.
+    let m = store
+        .add_monitor(
+            store::NewMonitor {
+                name: "old".into(),
+                location: "Lab".into(),
+                ip: "192.0.2.200".parse().unwrap(),
+                account_id: None,
+                status: MonitorGlobalStatus::Active,
+                key_hash: "0".repeat(64),
+            },
+            common::now(),
+        )
+        .await
+        .unwrap();
+    let stale = store
+        .create_batch(m.id, &[], common::now() - 3 * 86_400)
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(server::serve_on(
         listener,
-        limited(0.01, 1.0, &[]),
-        store,
+        ServerConfig {
+            housekeeping: Some(server::housekeeping::HousekeepingSettings::default()),
+            ..limited(0.01, 1.0, &[])
+        },
+        store.clone(),
         async {
             let _ = rx.await;
         },
@@ -237,6 +315,14 @@ async fn real_listener(backend: Backend) {
     let second = get("/api/v1/zones").await;
     assert!(second.starts_with("HTTP/1.1 429"), "{second}");
     assert!(second.to_ascii_lowercase().contains("retry-after:"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while store.batch(stale).await.unwrap().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the running service never pruned the stale batch"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     tx.send(()).unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(10), task)
         .await

@@ -132,6 +132,8 @@ pub use guard::{
     DnsMembership, GUARD_WINDOW_S, GuardDetail, GuardEventRow, GuardRun, HeldServer, MonitorSaw,
     SEEN_GOOD_WITHIN_S, ServerDns, ZoneGuardStat,
 };
+mod housekeeping;
+pub use housekeeping::{BATCH_KEEP_S, HOUSEKEEPING_CHUNK, Housekeeping};
 mod selector;
 pub use selector::{SelectorChange, SelectorInput, SelectorLogRow, SelectorPair};
 mod traceroute;
@@ -951,15 +953,13 @@ impl Store {
     /// Deletes batches created before `created_before` (submitted or not);
     /// returns how many. A deleted batch can no longer be submitted
     /// (`NotFound`). Replay protection does not depend on them: it rests
-    /// on `monitors.last_submit_batch`.
+    /// on `monitors.last_submit_batch`. The running service prunes them
+    /// with [`housekeep`](Self::housekeep).
     pub async fn prune_batches(&self, created_before: i64) -> Result<u64, StoreError> {
-        write_tx!(self, |c, d| {
-            Ok(sqlx::query(d::BATCH_PRUNE)
-                .bind(created_before)
-                .execute(&mut *c)
-                .await?
-                .rows_affected())
-        })
+        Ok(self
+            .housekeep(created_before, None, HOUSEKEEPING_CHUNK)
+            .await?
+            .batches)
     }
 
     // ----------------------------------------------------------------- results

@@ -251,7 +251,6 @@ pub(crate) mod common {
         "INSERT INTO batches (monitor_id, created, servers) VALUES ($1, $2, $3) RETURNING seq";
     pub const BATCH_GET: &str =
         "SELECT seq, monitor_id, created, submitted_at, servers FROM batches WHERE seq = $1";
-    pub const BATCH_PRUNE: &str = "DELETE FROM batches WHERE created < $1";
     pub const MONITOR_LAST_BATCH: &str = "SELECT last_submit_batch FROM monitors WHERE id = $1";
     pub const BATCH_MARK: &str = "UPDATE batches SET submitted_at = $2 WHERE seq = $1";
 

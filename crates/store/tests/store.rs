@@ -23,6 +23,7 @@ both_backends!(
     deletion_and_netspeed,
     accounts,
     concurrent_monitors,
+    housekeeping_prunes_batches_and_old_log,
 );
 
 fn ip(s: &str) -> IpAddr {
@@ -1053,4 +1054,97 @@ async fn concurrent_monitors(db: &TestDb) {
             server.score
         );
     }
+}
+
+async fn housekeeping_prunes_batches_and_old_log(db: &TestDb) {
+    const DAY: i64 = 86_400;
+    let s = &db.store;
+    s.seed_zones(&zones()).await.unwrap();
+    let a = s.add_server(de("192.0.2.1"), T0).await.unwrap();
+    let b = s.add_server(de("192.0.2.2"), T0).await.unwrap();
+    let m = s
+        .add_monitor(monitor("zrh", "203.0.113.1"), T0)
+        .await
+        .unwrap();
+    // Four days of three rounds each, one batch per round; the first
+    // round's aggregate rows are logged too.
+    for day in 0..4 {
+        for round in 0..3 {
+            let now = T0 + day * DAY + round * 60;
+            submit(s, m.id, &[good(a.id, now), good(b.id, now)], now).await;
+        }
+    }
+    // Issued, never submitted: one old, one recent.
+    let old = s.create_batch(m.id, &[a.id], T0 + 10).await.unwrap();
+    let recent = s.create_batch(m.id, &[a.id], T0 + 4 * DAY).await.unwrap();
+    let all = |id| async move {
+        s.log_rows(id, MonitorFilter::All, 10_000, None)
+            .await
+            .unwrap()
+    };
+    let before = all(a.id).await.len() + all(b.id).await.len();
+    let old_rows = [all(a.id).await, all(b.id).await]
+        .iter()
+        .flatten()
+        .filter(|r| r.ts < T0 + 2 * DAY)
+        .count();
+    assert!(
+        old_rows >= 12,
+        "two days × three rounds × two servers: {old_rows}"
+    );
+    assert!(
+        all(a.id)
+            .await
+            .iter()
+            .any(|r| r.monitor_id.is_none() && r.ts < T0 + 2 * DAY),
+        "aggregate rows are among the old ones"
+    );
+    let score_a = s.server_by_id(a.id).await.unwrap().unwrap().score;
+
+    assert!(matches!(
+        s.housekeep(T0 + 3 * DAY, None, 0).await,
+        Err(StoreError::Invalid(_))
+    ));
+    // Chunks of 2 rows: many small transactions, the same result.
+    let done = s
+        .housekeep(T0 + 3 * DAY, Some(T0 + 2 * DAY), 2)
+        .await
+        .unwrap();
+    // Days 0–2: 9 submitted batches, and the old unsubmitted one.
+    assert_eq!(done.batches, 10);
+    assert_eq!(done.log_rows as usize, old_rows);
+    let left = [all(a.id).await, all(b.id).await];
+    assert_eq!(left[0].len() + left[1].len(), before - old_rows);
+    assert!(left.iter().flatten().all(|r| r.ts >= T0 + 2 * DAY));
+    assert!(left[0].iter().any(|r| r.monitor_id.is_none()));
+    // Scores are not history: they stay.
+    assert_eq!(s.server_by_id(a.id).await.unwrap().unwrap().score, score_a);
+    assert!(s.batch(old).await.unwrap().is_none());
+    assert!(matches!(
+        s.submit_results(m.id, old, &[good(a.id, T0 + 10)], T0 + 4 * DAY)
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    // The recent batch is still there and still takes its results.
+    let out = s
+        .submit_results(m.id, recent, &[good(a.id, T0 + 4 * DAY)], T0 + 4 * DAY)
+        .await
+        .unwrap();
+    assert_eq!(out.accepted, 1);
+    let now_rows = all(a.id).await.len() + all(b.id).await.len();
+
+    // Nothing more to delete; without a log cutoff no log row goes.
+    assert_eq!(
+        s.housekeep(T0 + 3 * DAY, Some(T0 + 2 * DAY), 2)
+            .await
+            .unwrap(),
+        Housekeeping::default()
+    );
+    let kept = s
+        .housekeep(T0 + 5 * DAY, None, HOUSEKEEPING_CHUNK)
+        .await
+        .unwrap();
+    assert_eq!(kept.log_rows, 0);
+    assert_eq!(kept.batches, 4, "day 3's three rounds and the recent one");
+    assert_eq!(all(a.id).await.len() + all(b.id).await.len(), now_rows);
 }

@@ -356,6 +356,59 @@ fn help_explains_the_commands() {
 
 /// `serve` with SMTP settings that cannot work: exit 2 with one line that
 /// names the flag and never shows the password; nothing is started.
+/// Runs `serve` (SQLite in `dir`, port 0) with `args`, which it must refuse
+/// before listening: its exit status and stderr. Fails if it keeps running.
+fn serve_refused(dir: &std::path::Path, args: &[&str]) -> (std::process::ExitStatus, String) {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_poolwatch"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("POOLWATCH_DATABASE_URL")
+        .env_remove("POOLWATCH_CONFIG")
+        .env_remove("POOLWATCH_SMTP_URL")
+        .env_remove("POOLWATCH_LOG_RETENTION")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("serve {args:?} kept running");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (status, err)
+}
+
+#[test]
+fn serve_refuses_bad_log_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("serve.toml");
+    std::fs::write(&config, "log_retention = \"soon\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    for (args, want) in [
+        (vec!["--log-retention", "1d"], "too short: at least 2d"),
+        (
+            vec!["--log-retention", "90"],
+            "forever or a duration such as 90d",
+        ),
+        (vec!["--config", config], "config log_retention: 'soon'"),
+    ] {
+        let (status, err) = serve_refused(dir.path(), &args);
+        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn serve_refuses_bad_smtp_settings() {
     let dir = tempfile::tempdir().unwrap();
@@ -380,37 +433,9 @@ fn serve_refuses_bad_smtp_settings() {
             "tls=required",
         ),
     ] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_poolwatch"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--alert-from",
-                "alerts@pool.test",
-            ])
-            .args(&args)
-            .env_remove("POOLWATCH_DATABASE_URL")
-            .env_remove("POOLWATCH_CONFIG")
-            .env_remove("POOLWATCH_SMTP_URL")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            if std::time::Instant::now() > deadline {
-                child.kill().unwrap();
-                panic!("serve {args:?} kept running");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        };
-        let mut err = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        let mut all = vec!["--alert-from", "alerts@pool.test"];
+        all.extend_from_slice(&args);
+        let (status, err) = serve_refused(dir.path(), &all);
         assert_eq!(status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
         assert!(!err.contains("hunter2"), "{args:?}: {err}");

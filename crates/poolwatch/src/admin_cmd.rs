@@ -97,6 +97,9 @@ enum MonitorCommand {
     },
     /// List every monitor.
     List,
+    /// Give a monitor a new key (printed only this once); its old key
+    /// stops working at once. For a key that leaked or was lost.
+    RotateKey { name: String },
     /// Change a monitor's status (e.g. pause it).
     Set {
         name: String,
@@ -270,6 +273,18 @@ async fn monitor(store: &Store, c: MonitorCommand) -> Result<()> {
                     m.client_version.unwrap_or_default()
                 );
             }
+        }
+        MonitorCommand::RotateKey { name } => {
+            let (m, key) = admin::rotate_monitor_key(store, &name)
+                .await
+                .map_err(admin_err)?;
+            eprintln!(
+                "monitor {} (id {}) has a new key; the old one no longer works. The key \
+                 follows; it is shown only now (the store keeps only its hash):",
+                m.name, m.id
+            );
+            println!("{key}");
+            eprintln!("give it to the agent (--key-file) and restart it");
         }
         MonitorCommand::Set { name, status } => {
             store

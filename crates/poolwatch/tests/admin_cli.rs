@@ -132,6 +132,27 @@ fn monitor_add_prints_a_key_that_authenticates() {
     );
     let list = ok(dir.path(), &["monitor", "list"]);
     assert_eq!(list.lines().count(), 2, "header and defra1 only: {list}");
+
+    // A new key for a leaked one: printed once, the old one stops working.
+    let new_key = ok(dir.path(), &["monitor", "rotate-key", "defra1"])
+        .trim()
+        .to_string();
+    assert!(new_key.starts_with("pwk_") && new_key != key, "{new_key}");
+    let (old, new) = rt().block_on(async {
+        let store = Store::open(None, dir.path()).await.unwrap();
+        let mut found = Vec::new();
+        for k in [key, new_key.as_str()] {
+            let hash = server::keys::hash_key(k);
+            found.push(store.monitor_by_key_hash(&hash).await.unwrap());
+        }
+        let found = (found.remove(0), found.remove(0));
+        store.close().await;
+        found
+    });
+    assert!(old.is_none(), "the old key no longer finds the monitor");
+    assert_eq!(new.expect("the new key finds it").name, "defra1");
+    let err = refused(dir.path(), &["monitor", "rotate-key", "nosuch"]);
+    assert!(err.contains("no monitor named 'nosuch'"), "{err}");
 }
 
 #[test]

@@ -171,6 +171,21 @@ pub async fn add_monitor(
     Ok((row, key))
 }
 
+/// Gives the monitor a new key and returns it; the old key stops working
+/// at once (the next API call with it is 401). For a key that leaked or was
+/// lost: the agent needs the new one.
+pub async fn rotate_monitor_key(
+    store: &Store,
+    name: &str,
+) -> Result<(MonitorRow, String), AdminError> {
+    let Some(row) = store.monitor_by_name(name).await? else {
+        return Err(usage(format!("no monitor named '{name}'")));
+    };
+    let key = generate_key();
+    store.set_monitor_key_hash(name, &hash_key(&key)).await?;
+    Ok((row, key))
+}
+
 /// A server to add.
 #[derive(Debug, Clone)]
 pub struct AddServer {

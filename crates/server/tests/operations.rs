@@ -31,6 +31,7 @@ on_both_backends!(
     keys_are_stored_hashed,
     real_listener,
     housekeeping_pass,
+    rotated_key,
 );
 
 async fn rate_limit_per_client(backend: Backend) {
@@ -219,6 +220,31 @@ async fn housekeeping_pass(backend: Backend) {
     ] {
         assert!(text.contains(&want), "missing {want:?} in\n{text}");
     }
+}
+
+/// After `rotate_monitor_key` the old key is refused at once and the new
+/// one works.
+async fn rotated_key(backend: Backend) {
+    let t = app_or_skip!(backend, ServerConfig::default());
+    let (_, old) = t.add_monitor("leaky", MonitorGlobalStatus::Active).await;
+    let t = &t;
+    let config = |key: String| async move {
+        t.monitor_call(Method::GET, "/api/v1/monitor/config", Some(&key), None)
+            .await
+            .status
+    };
+    assert_eq!(config(old.clone()).await, StatusCode::OK);
+    let (m, new) = server::admin::rotate_monitor_key(t.store(), "leaky")
+        .await
+        .unwrap();
+    assert_eq!(m.name, "leaky");
+    assert_ne!(new, old);
+    assert_eq!(config(old).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(config(new).await, StatusCode::OK);
+    assert!(matches!(
+        server::admin::rotate_monitor_key(t.store(), "nosuch").await,
+        Err(server::admin::AdminError::Usage(_))
+    ));
 }
 
 async fn keys_are_stored_hashed(backend: Backend) {

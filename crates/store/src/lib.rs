@@ -746,6 +746,31 @@ impl Store {
         })
     }
 
+    /// Replaces the monitor's key hash: the old key stops working at once.
+    /// `NotFound` for an unknown name, `Conflict` if another monitor has
+    /// this hash.
+    pub async fn set_monitor_key_hash(&self, name: &str, key_hash: &str) -> Result<(), StoreError> {
+        write_tx!(self, |c, d| {
+            let n = sqlx::query(d::MONITOR_SET_KEY)
+                .bind(name)
+                .bind(key_hash)
+                .execute(&mut *c)
+                .await
+                .map_err(|e| {
+                    constraint(
+                        e,
+                        || "another monitor has this key".into(),
+                        || "monitor key".into(),
+                    )
+                })?
+                .rows_affected();
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("monitor {name:?}")));
+            }
+            Ok(())
+        })
+    }
+
     /// Records that the monitor was seen now (and its client version).
     pub async fn touch_monitor(
         &self,

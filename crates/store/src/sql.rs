@@ -237,6 +237,7 @@ pub(crate) mod common {
     pub const MONITOR_SET_STATUS: &str =
         "UPDATE monitors SET status = $2 WHERE name = $1 RETURNING id, ip_version";
     pub const MONITOR_SET_CONFIG: &str = "UPDATE monitors SET config = $2 WHERE name = $1";
+    pub const MONITOR_SET_KEY: &str = "UPDATE monitors SET key_hash = $2 WHERE name = $1";
     pub const MONITOR_TOUCH: &str = "UPDATE monitors SET last_seen = $2, \
          client_version = COALESCE($3, client_version) WHERE id = $1";
     pub const MONITOR_IP_VERSION: &str = "SELECT ip_version FROM monitors WHERE id = $1";

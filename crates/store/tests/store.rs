@@ -327,6 +327,43 @@ async fn monitors_and_keys(db: &TestDb) {
     assert_eq!(names, vec!["m1", "m6"]);
     assert_eq!("deleted".parse(), Ok(MonitorGlobalStatus::Deleted));
     assert!("gone".parse::<MonitorGlobalStatus>().is_err());
+
+    // A new key: the old hash finds nothing, the new one the monitor.
+    s.set_monitor_key_hash("m1", &"ef".repeat(32))
+        .await
+        .unwrap();
+    assert!(s.monitor_by_key_hash(&m.key_hash).await.unwrap().is_none());
+    let rotated = s
+        .monitor_by_key_hash(&"ef".repeat(32))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((rotated.id, rotated.name.as_str()), (m.id, "m1"));
+    // Another monitor's hash, or an unknown name: refused, nothing changes.
+    assert!(matches!(
+        s.set_monitor_key_hash("m1", &m6.key_hash).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        s.set_monitor_key_hash("nope", &"01".repeat(32)).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(
+        s.monitor_by_key_hash(&"ef".repeat(32))
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        m.id
+    );
+    assert_eq!(
+        s.monitor_by_key_hash(&m6.key_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        m6.id
+    );
 }
 
 async fn take_work_intervals(db: &TestDb) {

@@ -1,8 +1,9 @@
 //! No key, key fragment or ticket ever reaches the service's log, on SQLite
-//! and PostgreSQL. Its own test binary: the capturing subscriber is the
-//! process's global one, so no other test's threads can race it for
-//! tracing's per-callsite interest (a thread-local subscriber beside other
-//! tests' threads once captured nothing in CI).
+//! and PostgreSQL. Its own test binary with the capturing subscriber as the
+//! process's global one. As a thread-local subscriber beside other tests'
+//! threads it once captured nothing in CI: while it is the only dispatch
+//! in the process, a thread without a subscriber that first hits a
+//! callsite caches "never" for it (tokio-rs/tracing#3611).
 
 mod common;
 

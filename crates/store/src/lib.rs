@@ -338,10 +338,7 @@ impl Store {
                 .execute(&mut *c)
                 .await?
                 .rows_affected();
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("account {name:?}")));
-            }
-            Ok(())
+            touched(n, || format!("account {name:?}"))
         })
     }
 
@@ -577,10 +574,7 @@ impl Store {
                 .execute(&mut *c)
                 .await?
                 .rows_affected();
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("server {ip_text}")));
-            }
-            Ok(())
+            touched(n, || format!("server {ip_text}"))
         })
     }
 
@@ -594,10 +588,7 @@ impl Store {
                 .execute(&mut *c)
                 .await?
                 .rows_affected();
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("server {ip_text}")));
-            }
-            Ok(())
+            touched(n, || format!("server {ip_text}"))
         })
     }
 
@@ -739,10 +730,7 @@ impl Store {
                 .execute(&mut *c)
                 .await?
                 .rows_affected();
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("monitor {name:?}")));
-            }
-            Ok(())
+            touched(n, || format!("monitor {name:?}"))
         })
     }
 
@@ -764,10 +752,7 @@ impl Store {
                     )
                 })?
                 .rows_affected();
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("monitor {name:?}")));
-            }
-            Ok(())
+            touched(n, || format!("monitor {name:?}"))
         })
     }
 
@@ -786,10 +771,7 @@ impl Store {
                 .execute(&mut *c)
                 .await?
                 .rows_affected();
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("monitor id {id}")));
-            }
-            Ok(())
+            touched(n, || format!("monitor id {id}"))
         })
     }
 
@@ -808,12 +790,9 @@ impl Store {
                 .execute(&mut *c)
                 .await?
                 .rows_affected();
-            if n == 0 {
-                return Err(StoreError::NotFound(format!(
-                    "server id {server_id} / monitor id {monitor_id}"
-                )));
-            }
-            Ok(())
+            touched(n, || {
+                format!("server id {server_id} / monitor id {monitor_id}")
+            })
         })
     }
 
@@ -1312,6 +1291,15 @@ fn non_empty<'a>(what: &str, s: &'a str) -> Result<&'a str, StoreError> {
         Err(StoreError::Invalid(format!("{what} must not be empty")))
     } else {
         Ok(s)
+    }
+}
+
+/// `NotFound(what())` when a write touched no row.
+fn touched(rows: u64, what: impl FnOnce() -> String) -> Result<(), StoreError> {
+    if rows == 0 {
+        Err(StoreError::NotFound(what()))
+    } else {
+        Ok(())
     }
 }
 

@@ -2,6 +2,9 @@
 //! libfaketime, rate-limited) and ntpsec's `ntpdig` as a second opinion.
 //! These need `chronyd`, libfaketime and `ntpdig`; `scripts/test` installs them.
 
+mod common;
+
+use common::assert_result_offset;
 use serde_json::Value;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -151,18 +154,6 @@ fn ntpdig_offset(port: u16, host: &str) -> (f64, f64) {
     )
 }
 
-/// A result's offset is `want` within NTP's error bound (half its round
-/// trip, plus 1 ms for timestamps), never stricter than `floor`. A busy CI
-/// machine can stretch a loopback round trip to tens of milliseconds.
-fn assert_near(r: &Value, want: f64, floor: f64) {
-    let (off, rtt) = (r["offset"].as_f64().unwrap(), r["rtt"].as_f64().unwrap());
-    let slack = floor.max(rtt / 2.0 + 0.001);
-    assert!(
-        (off - want).abs() <= slack,
-        "offset {off}, want {want} ± {slack:.4}: {r}"
-    );
-}
-
 /// Our one-sample offset and ntpdig's, measured moments apart, agree
 /// within the sum of their error bounds (our half round trip, ntpdig's
 /// synchronization distance), never stricter than 1 ms. On an idle machine
@@ -189,7 +180,7 @@ fn chrony_offset_near_zero_ipv4_and_ipv6() {
     for r in &res {
         assert!(r["error"].is_null(), "{r}");
         // ~0 against a daemon on our own clock, within NTP's error bound.
-        assert_near(r, 0.0, 0.002);
+        assert_result_offset(r, 0.0, 0.0, 0.002);
         assert_eq!(r["stratum"], 2);
         assert_eq!(r["leap"], 0);
         assert_eq!(r["refid"], "127.127.1.1");
@@ -207,7 +198,7 @@ fn chrony_under_faketime_is_five_seconds_ahead_and_ntpdig_agrees() {
     ] {
         let r = &check(&[&target], &["--samples", "2"])[0];
         assert!(r["error"].is_null(), "{r}");
-        assert_near(r, 5.0, 0.010);
+        assert_result_offset(r, 5.0, 0.0, 0.010);
         agrees_with_ntpdig(&target, c.port, host);
     }
 }
@@ -240,5 +231,5 @@ fn chrony_rate_limit_drops_samples_and_best_sample_is_an_answer() {
         r["error"].is_null(),
         "best sample must be an answered one: {r}"
     );
-    assert_near(r, 0.0, 0.002);
+    assert_result_offset(r, 0.0, 0.0, 0.002);
 }

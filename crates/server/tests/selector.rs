@@ -86,6 +86,14 @@ async fn lab_monitors(s: &Store, names: &[&str]) -> Vec<MonitorRow> {
     mons
 }
 
+/// The app without serve's selector loop: tests run the passes by hand.
+fn passes_by_hand() -> ServerConfig {
+    ServerConfig {
+        selector: None,
+        ..ServerConfig::default()
+    }
+}
+
 fn status_of(v: &serde_json::Value, name: &str) -> String {
     v["monitors"]
         .as_array()
@@ -99,14 +107,7 @@ fn status_of(v: &serde_json::Value, name: &str) -> String {
 }
 
 async fn selector_pass_and_api(backend: Backend) {
-    // Passes are run by hand here, not by serve's loop.
-    let t = app_or_skip!(
-        backend,
-        ServerConfig {
-            selector: None,
-            ..ServerConfig::default()
-        }
-    );
+    let t = app_or_skip!(backend, passes_by_hand());
     let s = t.store().clone();
     t.seed_zones().await;
     let server = t.add_server("198.51.100.10").await;
@@ -275,14 +276,7 @@ async fn with_testing(s: &Store, servers: &[i64]) -> Vec<i64> {
 /// the candidates of at most `budget` servers, the rest are counted as
 /// deferred, and the following passes reach them.
 async fn candidate_budget_spreads_over_passes(backend: Backend) {
-    // Passes are run by hand here, not by serve's loop.
-    let t = app_or_skip!(
-        backend,
-        ServerConfig {
-            selector: None,
-            ..ServerConfig::default()
-        }
-    );
+    let t = app_or_skip!(backend, passes_by_hand());
     let s = t.store().clone();
     t.seed_zones().await;
     let mut servers = Vec::new();

@@ -155,8 +155,8 @@ pub fn assert_offset_near(
     );
 }
 
-/// [`assert_offset_near`] for a `check --format json` result, 10 ms floor.
-pub fn assert_result_offset(r: &Value, want: f64, simulated_delay: f64) {
+/// [`assert_offset_near`] for a `check --format json` result.
+pub fn assert_result_offset(r: &Value, want: f64, simulated_delay: f64, floor: f64) {
     let num = |k: &str| {
         r[k].as_f64()
             .unwrap_or_else(|| panic!("{k} is not a number: {r}"))
@@ -166,7 +166,7 @@ pub fn assert_result_offset(r: &Value, want: f64, simulated_delay: f64) {
         num("rtt"),
         want,
         simulated_delay,
-        0.01,
+        floor,
         &r.to_string(),
     );
 }

@@ -378,3 +378,37 @@ fn lab_mode_refuses_public_addresses() {
         assert_usage_error(&o, &[&format!("refusing to query {ip}"), "lab mode"]);
     }
 }
+
+#[test]
+fn ipv6_forms_embedding_a_refused_ipv4_are_refused() {
+    // `check` and the agent share one rule (ntp::TargetPolicy); the guard
+    // host after each keeps any packet from leaving were the refusal lost.
+    for (ip, inside) in [
+        (
+            "2002:7f00:1::1",
+            "6to4 address embedding the loopback address 127.0.0.1",
+        ),
+        (
+            "2002:a00:1::1",
+            "6to4 address embedding the private address 10.0.0.1",
+        ),
+        (
+            "2002:a9fe:a9fe::1",
+            "6to4 address embedding the link-local address 169.254.169.254",
+        ),
+        (
+            "64:ff9b::a00:1",
+            "NAT64 address embedding the private address 10.0.0.1",
+        ),
+        (
+            "2001:0:4136:e378:8000:63bf:f5ff:fffe",
+            "Teredo client address embedding the private address 10.0.0.1",
+        ),
+    ] {
+        let o = poolwatch(&["check", ip, "not a host!"]);
+        assert_usage_error(&o, &[&format!("refusing to query {ip}: {inside}")]);
+        // Lab mode refuses every embedding form: it would be routed as IPv6.
+        let o = poolwatch(&["check", "--lab", ip, "not a host!"]);
+        assert_usage_error(&o, &[&format!("refusing to query {ip}"), "lab mode"]);
+    }
+}

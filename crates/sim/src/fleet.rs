@@ -2,6 +2,7 @@
 //! Parsing and expansion only; `server` runs them.
 
 use crate::behaviour::Behaviour;
+use ntp::TargetPolicy;
 use ntp::target::{AddrClass, classify};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -177,14 +178,21 @@ struct ServerRaw {
 }
 
 /// Simulated servers may only listen where no real client can be misled:
-/// loopback, private and link-local addresses.
+/// loopback, private and link-local addresses, exactly where a `--lab`
+/// agent may send (its rule, so the two never drift apart).
 fn lab_only(ip: IpAddr) -> Result<(), String> {
-    match classify(ip) {
-        AddrClass::Loopback | AddrClass::Private | AddrClass::LinkLocal => Ok(()),
-        class => Err(format!(
-            "{ip} is a {class} address; simulated servers listen only on loopback, private or link-local addresses"
-        )),
-    }
+    TargetPolicy::Lab.check(ip).map_err(|_| {
+        let class = classify(ip);
+        // Lab mode refuses these classes only inside an embedding IPv6 form.
+        let embedded = matches!(
+            class,
+            AddrClass::Loopback | AddrClass::Private | AddrClass::LinkLocal
+        );
+        format!(
+            "{ip} is a {class} address{}; simulated servers listen only on loopback, private or link-local addresses",
+            if embedded { " inside an IPv6 form" } else { "" }
+        )
+    })
 }
 
 fn lab_socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
@@ -441,6 +449,10 @@ behaviour = "silent"
                 "8.8.8.8 is a public address",
             ),
             ("[[server]]\naddr = \"0.0.0.0:123\"", "unspecified address"),
+            (
+                "[[server]]\naddr = \"[2002:7f00:1::1]:123\"",
+                "2002:7f00:1::1 is a loopback address inside an IPv6 form",
+            ),
             (
                 "[[server]]\naddr = \"127.0.0.1:1\"\nbehaviour = \"fast\"",
                 "line 3, column 13: unknown behaviour 'fast'",

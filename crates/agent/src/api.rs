@@ -87,6 +87,16 @@ pub enum ApiError {
     /// The service refused this request (4xx); retrying the same request will not help.
     #[error("refused with {status}: {body}")]
     Rejected { status: u16, body: String },
+    /// The answer was larger than any this call can legitimately have; it
+    /// was not read further. Retry later, as for a service error.
+    #[error(
+        "the service's {kind} answer (status {status}) is larger than the {limit} bytes the agent reads; not read further"
+    )]
+    TooLarge {
+        kind: &'static str,
+        status: u16,
+        limit: usize,
+    },
 }
 
 impl ApiError {
@@ -99,11 +109,111 @@ impl ApiError {
     pub fn status_label(&self) -> String {
         match self {
             ApiError::Unreachable(_) => "error".into(),
+            ApiError::TooLarge { .. } => "too_large".into(),
             ApiError::Server { status, .. } | ApiError::Rejected { status, .. } => {
                 status.to_string()
             }
         }
     }
+}
+
+/// Largest `config` answer read. A config is a few hundred bytes; its one
+/// list, `reference_servers`, is a handful of names of at most 253 bytes:
+/// 256 KiB holds a thousand of them.
+pub const CONFIG_BODY_MAX: usize = 256 * 1024;
+/// Largest answer read for `results`, `clock` and `traceroute`: a few
+/// dozen bytes of JSON (or none).
+pub const SMALL_BODY_MAX: usize = 16 * 1024;
+/// Largest error body read; only its first 500 characters are kept.
+pub const ERROR_BODY_MAX: usize = 4 * 1024;
+/// A `work` answer holds at most `batch_size` servers of
+/// `{"ip":"<≤ 45 chars>","ticket":"<64 hex>"}` (≈ 130 bytes each); 512
+/// leaves room for whitespace, escapes and fields a newer service may add.
+pub const WORK_BYTES_PER_SERVER: usize = 512;
+/// A `work` answer's fixed part: batch id, retry hint and at most 4
+/// traceroute requests with reasons of at most 200 characters (≤ 1.2 KB
+/// each even fully escaped). 64 KiB also absorbs a service whose batch
+/// size grew since the config was read (the config is re-read after the
+/// refusal).
+pub const WORK_BODY_BASE: usize = 64 * 1024;
+
+/// The largest `work` answer read for a monitor with this batch size
+/// (64 KiB + 512 B per server: 69 KiB for the default 10, 564 KiB for the
+/// service's maximum 1000).
+pub fn work_body_max(batch_size: u32) -> usize {
+    WORK_BODY_BASE.saturating_add(WORK_BYTES_PER_SERVER.saturating_mul(batch_size as usize))
+}
+
+/// A body collected up to a limit. Pure, so the limit logic is tested
+/// without sockets; the declared `Content-Length` is never trusted to size
+/// anything.
+#[derive(Debug)]
+pub struct CappedBody {
+    buf: Vec<u8>,
+    limit: usize,
+    overflowed: bool,
+}
+
+impl CappedBody {
+    pub fn new(limit: usize) -> CappedBody {
+        CappedBody {
+            buf: Vec::new(),
+            limit,
+            overflowed: false,
+        }
+    }
+
+    /// Add a chunk; false (and only the part up to the limit kept) once the
+    /// body is over the limit.
+    pub fn push(&mut self, chunk: &[u8]) -> bool {
+        let room = self.limit - self.buf.len();
+        if chunk.len() > room {
+            self.buf.extend_from_slice(&chunk[..room]);
+            self.overflowed = true;
+            return false;
+        }
+        self.buf.extend_from_slice(chunk);
+        true
+    }
+
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// Read a body as a stream, stopping at `limit` (chunked or not). Returns
+/// what was read and whether there was more. A declared length over the
+/// limit is refused before reading anything.
+async fn read_capped(mut r: reqwest::Response, limit: usize) -> Result<(Vec<u8>, bool), ApiError> {
+    let mut body = CappedBody::new(limit);
+    if r.content_length().is_some_and(|n| n > limit as u64) {
+        return Ok((Vec::new(), true));
+    }
+    while let Some(chunk) = r
+        .chunk()
+        .await
+        .map_err(|e| ApiError::Unreachable(without_url(&e)))?
+    {
+        if !body.push(&chunk) {
+            // Dropping the response closes the connection mid-body.
+            break;
+        }
+    }
+    let over = body.overflowed();
+    Ok((body.into_bytes(), over))
+}
+
+/// Count and log an answer over its limit; `part` is "answer" or "error".
+fn too_large(kind: &'static str, part: &'static str, status: u16, limit: usize) {
+    tracing::warn!(
+        "the service's {kind} {part} body (status {status}) is over the agent's {limit}-byte limit; not read further"
+    );
+    metrics::counter!("poolwatch_agent_api_body_too_large_total", "kind" => kind, "part" => part)
+        .increment(1);
 }
 
 /// A client for one service and one monitor key.
@@ -152,13 +262,12 @@ impl Api {
             Ok(r) if r.status().is_success() => Ok(r),
             Ok(r) => {
                 let status = r.status();
-                let body: String = r
-                    .text()
-                    .await
-                    .unwrap_or_default()
-                    .chars()
-                    .take(500)
-                    .collect();
+                // Only the start of an error body is kept: read no more.
+                let (bytes, over) = read_capped(r, ERROR_BODY_MAX).await.unwrap_or_default();
+                if over {
+                    too_large(kind, "error", status.as_u16(), ERROR_BODY_MAX);
+                }
+                let body: String = String::from_utf8_lossy(&bytes).chars().take(500).collect();
                 if status.is_server_error() {
                     Err(ApiError::Server {
                         status: status.as_u16(),
@@ -181,31 +290,57 @@ impl Api {
         out
     }
 
+    /// Send, then read the answer up to `limit`; larger is `TooLarge`.
+    async fn send_read(
+        &self,
+        kind: &'static str,
+        limit: usize,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(u16, Vec<u8>), ApiError> {
+        let r = self.send(kind, req).await?;
+        let status = r.status().as_u16();
+        match read_capped(r, limit).await? {
+            (_, true) => {
+                too_large(kind, "answer", status, limit);
+                Err(ApiError::TooLarge {
+                    kind,
+                    status,
+                    limit,
+                })
+            }
+            (bytes, false) => Ok((status, bytes)),
+        }
+    }
+
     async fn call<T: serde::de::DeserializeOwned>(
         &self,
         kind: &'static str,
+        limit: usize,
         req: reqwest::RequestBuilder,
     ) -> Result<T, ApiError> {
-        let r = self.send(kind, req).await?;
-        let status = r.status().as_u16();
-        r.json::<T>().await.map_err(|e| ApiError::Server {
+        let (status, bytes) = self.send_read(kind, limit, req).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ApiError::Server {
             status,
-            body: format!("unreadable answer: {}", without_url(&e)),
+            body: format!("unreadable answer: {e}"),
         })
     }
 
     pub async fn config(&self) -> Result<MonitorConfig, ApiError> {
         self.call(
             "config",
+            CONFIG_BODY_MAX,
             self.http
                 .get(format!("{}/api/v1/monitor/config", self.base)),
         )
         .await
     }
 
-    pub async fn work(&self) -> Result<Work, ApiError> {
+    /// Ask for work; the answer is read up to what `batch_size` servers
+    /// need ([`work_body_max`]).
+    pub async fn work(&self, batch_size: u32) -> Result<Work, ApiError> {
         self.call(
             "work",
+            work_body_max(batch_size),
             self.http
                 .post(format!("{}/api/v1/monitor/work", self.base))
                 .json(&serde_json::json!({})),
@@ -221,7 +356,7 @@ impl Api {
             .http
             .post(format!("{}/api/v1/monitor/clock", self.base))
             .json(&serde_json::json!({ "ok": ok, "detail": detail }));
-        self.send("clock", req).await.map(drop)
+        self.send_read("clock", SMALL_BODY_MAX, req).await.map(drop)
     }
 
     /// Send back a traceroute the service asked for.
@@ -233,12 +368,15 @@ impl Api {
             .http
             .post(format!("{}/api/v1/monitor/traceroute", self.base))
             .json(report);
-        self.send("traceroute", req).await.map(drop)
+        self.send_read("traceroute", SMALL_BODY_MAX, req)
+            .await
+            .map(drop)
     }
 
     pub async fn submit(&self, results: &Results) -> Result<SubmitResponse, ApiError> {
         self.call(
             "results",
+            SMALL_BODY_MAX,
             self.http
                 .post(format!("{}/api/v1/monitor/results", self.base))
                 .json(results),
@@ -257,4 +395,191 @@ fn without_url(e: &reqwest::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn capped_body_stops_at_the_limit() {
+        let mut b = CappedBody::new(10);
+        assert!(b.push(b"12345"));
+        assert!(b.push(b"67890"));
+        assert!(!b.overflowed());
+        assert!(!b.push(b"x"));
+        assert!(b.overflowed());
+        assert_eq!(b.into_bytes(), b"1234567890");
+
+        let mut b = CappedBody::new(4);
+        assert!(!b.push(b"abcdef"));
+        assert_eq!(b.into_bytes(), b"abcd", "the part under the limit is kept");
+
+        let mut b = CappedBody::new(0);
+        assert!(b.push(b""));
+        assert!(!b.push(b"a"));
+    }
+
+    #[test]
+    fn work_cap_follows_the_batch_size() {
+        assert_eq!(work_body_max(0), 64 * 1024);
+        assert_eq!(work_body_max(10), 64 * 1024 + 5120);
+        assert_eq!(work_body_max(1000), 64 * 1024 + 512_000);
+        assert!(work_body_max(u32::MAX) > work_body_max(1000), "no overflow");
+        // The largest legitimate server entry fits its share several times.
+        let entry = serde_json::to_string(&WorkServer {
+            ip: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".into(),
+            ticket: "f".repeat(64),
+        })
+        .unwrap();
+        assert!(entry.len() * 3 < WORK_BYTES_PER_SERVER, "{}", entry.len());
+    }
+
+    /// How the fake service answers.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// 200 with a declared 300 MB body, sent for real.
+        HugeLength,
+        /// 200, chunked, never ending.
+        EndlessChunks,
+        /// 500 with a chunked 300 MB body.
+        HugeError,
+        /// 200 with this body.
+        Body(&'static str),
+    }
+
+    /// A one-connection-at-a-time HTTP/1.1 service on 127.0.0.1 that
+    /// answers every request the same way; returns its base URL and how
+    /// many body bytes it managed to send in all.
+    async fn fake_service(
+        answer: Answer,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = sent.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                tokio::spawn(answer_one(s, answer, counter.clone()));
+            }
+        });
+        (base, sent)
+    }
+
+    async fn answer_one(
+        mut s: TcpStream,
+        answer: Answer,
+        sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) {
+        // Read the request head and whatever body came with it.
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        let chunk = vec![b' '; 64 * 1024];
+        let (status, framing) = match answer {
+            Answer::Body(b) => {
+                let h = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{b}",
+                    b.len()
+                );
+                let _ = s.write_all(h.as_bytes()).await;
+                return;
+            }
+            Answer::HugeLength => ("200 OK", "Content-Length: 300000000"),
+            Answer::EndlessChunks => ("200 OK", "Transfer-Encoding: chunked"),
+            Answer::HugeError => ("500 Internal Server Error", "Transfer-Encoding: chunked"),
+        };
+        let chunked = framing.starts_with("Transfer");
+        let h = format!("HTTP/1.1 {status}\r\n{framing}\r\nConnection: close\r\n\r\n");
+        if s.write_all(h.as_bytes()).await.is_err() {
+            return;
+        }
+        // 300 MB at most (never ending for EndlessChunks), until the
+        // client hangs up.
+        let mut total = 0u64;
+        while matches!(answer, Answer::EndlessChunks) || total < 300_000_000 {
+            let r = if chunked {
+                s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                    .await
+                    .and(s.write_all(&chunk).await)
+                    .and(s.write_all(b"\r\n").await)
+            } else {
+                s.write_all(&chunk).await
+            };
+            if r.is_err() {
+                break;
+            }
+            total += chunk.len() as u64;
+            sent.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Real sockets: every oversized answer is an error after reading at
+    /// most the cap (plus what was in flight), never the whole body.
+    #[tokio::test]
+    async fn oversized_answers_are_refused_without_reading_them() {
+        let (base, sent) = fake_service(Answer::HugeLength).await;
+        let api = Api::new(&base, "k").unwrap();
+        let e = api.config().await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ApiError::TooLarge {
+                    kind: "config",
+                    status: 200,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.is_transient());
+
+        let (base, sent_chunks) = fake_service(Answer::EndlessChunks).await;
+        let api = Api::new(&base, "k").unwrap();
+        let e = api.work(10).await.unwrap_err();
+        assert!(
+            matches!(e, ApiError::TooLarge { kind: "work", limit, .. } if limit == work_body_max(10)),
+            "{e}"
+        );
+
+        let (base, sent_error) = fake_service(Answer::HugeError).await;
+        let api = Api::new(&base, "k").unwrap();
+        match api.work(10).await.unwrap_err() {
+            ApiError::Server { status: 500, body } => {
+                assert_eq!(body.chars().count(), 500, "cut to 500 characters")
+            }
+            e => panic!("{e}"),
+        }
+        // The answers were not read whole: the service could push little
+        // past the cap before the agent hung up (socket buffers hold a few
+        // MB at most on loopback).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for (what, n) in [
+            ("length", &sent),
+            ("chunks", &sent_chunks),
+            ("error", &sent_error),
+        ] {
+            let n = n.load(std::sync::atomic::Ordering::Relaxed);
+            assert!(n < 50_000_000, "{what}: the service sent {n} bytes");
+        }
+    }
+
+    #[tokio::test]
+    async fn answers_within_the_cap_are_read() {
+        let (base, _) = fake_service(Answer::Body(
+            r#"{"batch_id":"1","servers":[{"ip":"127.0.0.1","ticket":"ab"}],"retry_after_s":0}"#,
+        ))
+        .await;
+        let api = Api::new(&base, "k").unwrap();
+        let w = api.work(1).await.unwrap();
+        assert_eq!(w.servers.len(), 1);
+        api.report_clock(true, "ok").await.unwrap();
+    }
 }

@@ -342,7 +342,11 @@ impl Agent {
             self.replay().await?;
         }
         self.clock_check(&monitor).await?;
-        let work = self.api.work().await.inspect_err(|_| self.monitor = None)?;
+        let work = self
+            .api
+            .work(monitor.batch_size)
+            .await
+            .inspect_err(|_| self.monitor = None)?;
         self.start_traceroutes(&work.traceroutes);
         if work.servers.is_empty() {
             self.retry_after = work.retry_after_s.map(Duration::from_secs);

@@ -121,6 +121,15 @@ impl Proc {
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// True while the process has not exited.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
 }
 
 impl Drop for Proc {

@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub mod e2e;
+pub mod fake_api;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_poolwatch");
 

@@ -8,6 +8,11 @@ use std::net::SocketAddr;
 /// A reference server further off than this fails the check.
 pub const MAX_OFFSET: f64 = 0.010;
 
+/// What the agent says (log and its clock report) when the service names
+/// no reference servers.
+pub const DISABLED: &str = "clock check disabled: the service names no reference servers, \
+    so this agent cannot tell whether its own clock is right; ask the pool operator to configure some";
+
 /// The outcome of one sanity check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClockVerdict {
@@ -20,6 +25,9 @@ pub struct ClockVerdict {
 impl ClockVerdict {
     /// One line for the log.
     pub fn summary(&self) -> String {
+        if self.checked == 0 {
+            return DISABLED.to_string();
+        }
         if self.failures.is_empty() {
             return format!("clock agrees with {} reference server(s)", self.checked);
         }

@@ -187,6 +187,9 @@ pub struct Agent {
     spool: Spool,
     shutdown: CancellationToken,
     monitor: Option<(MonitorConfig, Instant)>,
+    /// The config last received (kept across re-reads), to warn about a
+    /// disabled clock check once per config rather than on every read.
+    last_config: Option<MonitorConfig>,
     clock: Option<(ClockVerdict, Instant)>,
     traces: Traces,
 }
@@ -228,6 +231,7 @@ impl Agent {
             spool,
             shutdown,
             monitor: None,
+            last_config: None,
             clock: None,
             traces: Traces::new(traceroute::detect(TracerouteMode::Auto)),
         })
@@ -370,8 +374,28 @@ impl Agent {
             m.batch_size,
             m.reference_servers.len()
         );
+        self.note_reference_servers(&m);
         self.monitor = Some((m.clone(), Instant::now()));
         Ok(m)
+    }
+
+    /// With no reference servers the clock check is off and this agent
+    /// submits whatever its clock says: a gauge always, and a warning for
+    /// each new config (at start, and when the service changes it), never
+    /// on every check.
+    fn note_reference_servers(&mut self, m: &MonitorConfig) {
+        let disabled = m.reference_servers.is_empty();
+        metrics::gauge!("poolwatch_agent_clock_check_disabled").set(if disabled {
+            1.0
+        } else {
+            0.0
+        });
+        if self.last_config.as_ref() != Some(m) {
+            if disabled {
+                warn!("{}", clock::DISABLED);
+            }
+            self.last_config = Some(m.clone());
+        }
     }
 
     async fn clock_check(&mut self, m: &MonitorConfig) -> Result<(), AgentError> {
@@ -397,7 +421,8 @@ impl Agent {
         metrics::gauge!("poolwatch_agent_clock_check_timestamp_seconds").set(now_unix() as f64);
         let summary = v.summary();
         let ok = v.ok;
-        let changed = self.clock.as_ref().is_none_or(|(old, _)| old.ok != ok);
+        // With nothing to check against, `note_reference_servers` warned.
+        let changed = v.checked > 0 && self.clock.as_ref().is_none_or(|(old, _)| old.ok != ok);
         self.clock = Some((v, Instant::now()));
         if let Err(e) = self.api.report_clock(ok, &summary).await {
             tracing::debug!("cannot report the clock check: {e}");

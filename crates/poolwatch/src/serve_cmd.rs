@@ -172,7 +172,9 @@ pub struct Args {
     batch_size: Option<u32>,
 
     /// NTP server the agents check their own clock against before they
-    /// submit anything (repeat the flag; 3 or 5 is good).
+    /// submit anything (repeat the flag; 3 or 5 is good). With none the
+    /// check is off: serve warns at start and hourly, and /metrics and
+    /// /monitors show it.
     #[arg(
         long = "reference-server",
         value_name = "HOST",

@@ -9,6 +9,7 @@
 //! never change stored data or panic.
 
 pub mod alerts;
+pub mod clock_check;
 mod config;
 mod dns_zone;
 mod error;
@@ -120,6 +121,10 @@ pub async fn serve_on(
     tracing::info!(%addr, backend = store.backend_name(), "serving HTTP");
     // Zone count history: today's row is refreshed every 10 minutes.
     let recorder = tokio::spawn(record_zone_counts(store.clone()));
+    let clock_warning = tokio::spawn(clock_check::warn_while_disabled(
+        clock_check::disabled(&cfg),
+        clock_check::WARN_EVERY,
+    ));
     let state = AppState::new(cfg, store);
     let selector = state
         .cfg()
@@ -145,6 +150,7 @@ pub async fn serve_on(
     .with_graceful_shutdown(shutdown)
     .await?;
     recorder.abort();
+    clock_warning.abort();
     if let Some(t) = selector {
         t.abort();
     }
@@ -177,6 +183,8 @@ async fn not_found() -> ApiError {
 
 /// `GET /metrics`: the store counts are read at scrape time.
 async fn metrics_text(State(st): State<AppState>) -> Response {
+    st.metrics()
+        .clock_check_disabled(clock_check::disabled(st.cfg()));
     match st.store().counts().await {
         Ok((servers, monitors, rows)) => st.metrics().counts(servers, monitors, rows),
         Err(e) => tracing::warn!(error = %e, "cannot count store rows for metrics"),

@@ -43,6 +43,8 @@ pub const SELECTOR_DEFERRED: &str = "poolwatch_selector_deferred";
 /// Rows housekeeping deleted, by what (batches, log_rows), and its passes.
 pub const HOUSEKEEPING_DELETED: &str = "poolwatch_housekeeping_deleted_total";
 pub const HOUSEKEEPING_PASSES: &str = "poolwatch_housekeeping_passes_total";
+/// 1 while no reference servers are configured (agents skip the clock check).
+pub const CLOCK_CHECK_DISABLED: &str = "poolwatch_clock_check_disabled";
 
 /// The outcome label of one result, as the pool's monitor counts its tests:
 /// `timeout` (no reply), `error` (KoD or socket error), `offset` (answered,
@@ -159,6 +161,10 @@ impl Metrics {
                 "Rows deleted by housekeeping, by what: batches (past any agent's spool) and log_rows (past --log-retention)"
             );
             describe_counter!(HOUSEKEEPING_PASSES, "Housekeeping passes completed");
+            describe_gauge!(
+                CLOCK_CHECK_DISABLED,
+                "1 while the service names no reference servers, so agents do not check their clocks"
+            );
         });
         m
     }
@@ -218,6 +224,11 @@ impl Metrics {
             gauge!(MONITORS).set(monitors as f64);
             gauge!(LOG_ROWS).set(log_rows as f64);
         });
+    }
+
+    /// Whether the agents' clock check is off (no reference servers).
+    pub fn clock_check_disabled(&self, disabled: bool) {
+        self.record(|| gauge!(CLOCK_CHECK_DISABLED).set(if disabled { 1.0 } else { 0.0 }));
     }
 
     /// Record one housekeeping pass.

@@ -251,8 +251,16 @@ pub async fn monitors(State(st): State<AppState>) -> Result<Response, PageError>
         .into_iter()
         .collect();
     let mut b = String::with_capacity(4 * 1024);
+    b.push_str("<h1>Monitors</h1>");
+    if crate::clock_check::disabled(st.cfg()) {
+        let _ = write!(
+            b,
+            "<p class=\"bad\" id=\"clock-check-disabled\"><strong>Warning:</strong> {}.</p>",
+            esc(crate::clock_check::WARNING)
+        );
+    }
     b.push_str(
-        "<h1>Monitors</h1><div class=\"scroll\"><table class=\"monitors\"><thead><tr><th>name</th>\
+        "<div class=\"scroll\"><table class=\"monitors\"><thead><tr><th>name</th>\
          <th>location</th><th>status</th><th>online</th><th>last seen</th><th>version</th>\
          <th class=\"num\">checks, last hour</th><th>clock check</th></tr></thead><tbody>",
     );

@@ -137,11 +137,16 @@ pub const WORK_BYTES_PER_SERVER: usize = 512;
 /// refusal).
 pub const WORK_BODY_BASE: usize = 64 * 1024;
 
+/// The service never hands out more servers at once (`server::MAX_BATCH_SIZE`;
+/// the agent does not depend on the server crate). A config naming more
+/// cannot raise the cap beyond what this many need.
+pub const MAX_BATCH_SIZE: u32 = 1000;
+
 /// The largest `work` answer read for a monitor with this batch size
 /// (64 KiB + 512 B per server: 69 KiB for the default 10, 564 KiB for the
-/// service's maximum 1000).
+/// service's maximum 1000, never more).
 pub fn work_body_max(batch_size: u32) -> usize {
-    WORK_BODY_BASE.saturating_add(WORK_BYTES_PER_SERVER.saturating_mul(batch_size as usize))
+    WORK_BODY_BASE + WORK_BYTES_PER_SERVER * batch_size.min(MAX_BATCH_SIZE) as usize
 }
 
 /// A body collected up to a limit. Pure, so the limit logic is tested
@@ -427,7 +432,8 @@ mod tests {
         assert_eq!(work_body_max(0), 64 * 1024);
         assert_eq!(work_body_max(10), 64 * 1024 + 5120);
         assert_eq!(work_body_max(1000), 64 * 1024 + 512_000);
-        assert!(work_body_max(u32::MAX) > work_body_max(1000), "no overflow");
+        // A config claiming a huge batch size cannot lift the cap.
+        assert_eq!(work_body_max(u32::MAX), work_body_max(1000));
         // The largest legitimate server entry fits its share several times.
         let entry = serde_json::to_string(&WorkServer {
             ip: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".into(),

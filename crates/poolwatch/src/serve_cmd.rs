@@ -322,8 +322,11 @@ fn build_config(a: &Args, setup: &StoreSetup) -> Result<ServerConfig> {
         return Err(usage("--samples must be between 1 and 16"));
     }
     let batch_size = a.batch_size.or(f.batch_size).unwrap_or(d.batch_size);
-    if !(1..=1000).contains(&batch_size) {
-        return Err(usage("--batch-size must be between 1 and 1000"));
+    if !(1..=server::MAX_BATCH_SIZE).contains(&batch_size) {
+        return Err(usage(format!(
+            "--batch-size must be between 1 and {}",
+            server::MAX_BATCH_SIZE
+        )));
     }
     let sample_interval = duration(
         a.sample_interval,

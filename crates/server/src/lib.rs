@@ -36,8 +36,8 @@ pub use dns_zone::{DnsZoneConfig, run_dns, zone_from_store};
 pub use error::ApiError;
 pub use logfmt::CSV_HEADER;
 pub use monitor_api::{
-    Accepted, CheckResult, ClockReport, MonitorConfig, Submission, TraceRequest, Work, WorkServer,
-    batch_id_text, parse_batch_id,
+    Accepted, CheckResult, ClockReport, MAX_BATCH_SIZE, MonitorConfig, Submission, TraceRequest,
+    Work, WorkServer, batch_id_text, parse_batch_id,
 };
 pub use state::AppState;
 pub use traceroute::{

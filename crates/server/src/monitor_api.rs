@@ -124,18 +124,36 @@ pub fn parse_batch_id(s: &str) -> Option<i64> {
 const MAX_RESULT_AGE_S: i64 = 30 * 86_400;
 const MAX_RESULT_FUTURE_S: i64 = 300;
 
-pub async fn config(
-    State(st): State<AppState>,
-    AuthedMonitor(m): AuthedMonitor,
-) -> Result<Json<MonitorConfig>, ApiError> {
-    let cfg = st.cfg();
-    let o: ConfigOverride = match m.config.as_deref() {
+/// The most servers in one batch, for `--batch-size` and a monitor's
+/// override alike. The agent sizes its read cap for `work` answers by the
+/// batch size it is told, up to this.
+pub const MAX_BATCH_SIZE: u32 = 1000;
+
+/// The monitor's `monitors.config` overrides (none when unreadable).
+fn overrides(m: &store::MonitorRow) -> ConfigOverride {
+    match m.config.as_deref() {
         None | Some("") => ConfigOverride::default(),
         Some(text) => serde_json::from_str(text).unwrap_or_else(|e| {
             tracing::warn!(monitor = %m.name, error = %e, "ignoring unreadable monitor config");
             ConfigOverride::default()
         }),
-    };
+    }
+}
+
+/// The batch size this monitor is told and given.
+fn batch_size(cfg: &crate::ServerConfig, o: &ConfigOverride) -> u32 {
+    o.batch_size
+        .unwrap_or(cfg.batch_size)
+        .clamp(1, MAX_BATCH_SIZE)
+}
+
+pub async fn config(
+    State(st): State<AppState>,
+    AuthedMonitor(m): AuthedMonitor,
+) -> Result<Json<MonitorConfig>, ApiError> {
+    let cfg = st.cfg();
+    let o = overrides(&m);
+    let batch_size = batch_size(cfg, &o);
     Ok(Json(MonitorConfig {
         ip: m.ip.to_string(),
         name: m.name,
@@ -145,7 +163,7 @@ pub async fn config(
         reference_servers: o
             .reference_servers
             .unwrap_or_else(|| cfg.reference_servers.clone()),
-        batch_size: o.batch_size.unwrap_or(cfg.batch_size),
+        batch_size,
     }))
 }
 
@@ -167,10 +185,12 @@ pub async fn work(
         intervals.active_s = intervals.active_s.max(intervals.testing_s);
     }
     let now = st.now();
+    // The batch size the config answer named (the agent caps what it reads by it).
+    let size = batch_size(st.cfg(), &overrides(&m));
     // Due servers and their batch in one transaction.
     let (seq, items) = st
         .store()
-        .take_work_batch(m.id, intervals, i64::from(st.cfg().batch_size.max(1)), now)
+        .take_work_batch(m.id, intervals, i64::from(size), now)
         .await?;
     let traceroutes = crate::traceroute::take_requests(&st, &m, now).await;
     if items.is_empty() {

@@ -1,5 +1,6 @@
 //! The monitor API as the agent sees it: JSON over HTTP(S) with a bearer key.
 
+use crate::body;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -149,69 +150,6 @@ pub fn work_body_max(batch_size: u32) -> usize {
     WORK_BODY_BASE + WORK_BYTES_PER_SERVER * batch_size.min(MAX_BATCH_SIZE) as usize
 }
 
-/// A body collected up to a limit. Pure, so the limit logic is tested
-/// without sockets; the declared `Content-Length` is never trusted to size
-/// anything.
-#[derive(Debug)]
-pub struct CappedBody {
-    buf: Vec<u8>,
-    limit: usize,
-    overflowed: bool,
-}
-
-impl CappedBody {
-    pub fn new(limit: usize) -> CappedBody {
-        CappedBody {
-            buf: Vec::new(),
-            limit,
-            overflowed: false,
-        }
-    }
-
-    /// Add a chunk; false (and only the part up to the limit kept) once the
-    /// body is over the limit.
-    pub fn push(&mut self, chunk: &[u8]) -> bool {
-        let room = self.limit - self.buf.len();
-        if chunk.len() > room {
-            self.buf.extend_from_slice(&chunk[..room]);
-            self.overflowed = true;
-            return false;
-        }
-        self.buf.extend_from_slice(chunk);
-        true
-    }
-
-    pub fn overflowed(&self) -> bool {
-        self.overflowed
-    }
-
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.buf
-    }
-}
-
-/// Read a body as a stream, stopping at `limit` (chunked or not). Returns
-/// what was read and whether there was more. A declared length over the
-/// limit is refused before reading anything.
-async fn read_capped(mut r: reqwest::Response, limit: usize) -> Result<(Vec<u8>, bool), ApiError> {
-    let mut body = CappedBody::new(limit);
-    if r.content_length().is_some_and(|n| n > limit as u64) {
-        return Ok((Vec::new(), true));
-    }
-    while let Some(chunk) = r
-        .chunk()
-        .await
-        .map_err(|e| ApiError::Unreachable(without_url(&e)))?
-    {
-        if !body.push(&chunk) {
-            // Dropping the response closes the connection mid-body.
-            break;
-        }
-    }
-    let over = body.overflowed();
-    Ok((body.into_bytes(), over))
-}
-
 /// Count and log an answer over its limit; `part` is "answer" or "error".
 fn too_large(kind: &'static str, part: &'static str, status: u16, limit: usize) {
     tracing::warn!(
@@ -268,7 +206,9 @@ impl Api {
             Ok(r) => {
                 let status = r.status();
                 // Only the start of an error body is kept: read no more.
-                let (bytes, over) = read_capped(r, ERROR_BODY_MAX).await.unwrap_or_default();
+                let (bytes, over) = body::read_capped(r, ERROR_BODY_MAX)
+                    .await
+                    .unwrap_or_default();
                 if over {
                     too_large(kind, "error", status.as_u16(), ERROR_BODY_MAX);
                 }
@@ -304,7 +244,10 @@ impl Api {
     ) -> Result<(u16, Vec<u8>), ApiError> {
         let r = self.send(kind, req).await?;
         let status = r.status().as_u16();
-        match read_capped(r, limit).await? {
+        match body::read_capped(r, limit)
+            .await
+            .map_err(|e| ApiError::Unreachable(without_url(&e)))?
+        {
             (_, true) => {
                 too_large(kind, "answer", status, limit);
                 Err(ApiError::TooLarge {
@@ -407,25 +350,6 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
-
-    #[test]
-    fn capped_body_stops_at_the_limit() {
-        let mut b = CappedBody::new(10);
-        assert!(b.push(b"12345"));
-        assert!(b.push(b"67890"));
-        assert!(!b.overflowed());
-        assert!(!b.push(b"x"));
-        assert!(b.overflowed());
-        assert_eq!(b.into_bytes(), b"1234567890");
-
-        let mut b = CappedBody::new(4);
-        assert!(!b.push(b"abcdef"));
-        assert_eq!(b.into_bytes(), b"abcd", "the part under the limit is kept");
-
-        let mut b = CappedBody::new(0);
-        assert!(b.push(b""));
-        assert!(!b.push(b"a"));
-    }
 
     #[test]
     fn work_cap_follows_the_batch_size() {

@@ -7,6 +7,7 @@
 //! It never probes an address its target policy refuses, and never logs its key.
 
 pub mod api;
+pub mod body;
 pub mod clock;
 pub mod file_config;
 pub mod spool;

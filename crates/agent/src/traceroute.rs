@@ -675,6 +675,12 @@ mod tests {
         assert_eq!(o.label(), "refused");
         let o = trace_one(&tracer, TargetPolicy::Lab, None, "nonsense", short, || 5).await;
         assert_eq!(o.label(), "refused");
+        // IPv6 forms embedding a loopback, private or link-local IPv4 (the
+        // tracer is a fake: nothing is sent even were the rule lost).
+        for ip in ["2002:7f00:1::1", "2002:a00:1::1", "2002:a9fe:a9fe::1"] {
+            let o = trace_one(&tracer, TargetPolicy::Public, None, ip, short, || 5).await;
+            assert_eq!(o.label(), "refused", "{ip}");
+        }
         assert!(fake.asked.lock().unwrap().is_empty());
         // Allowed: traced, the source passed only for the same family.
         let o = trace_one(

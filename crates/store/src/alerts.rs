@@ -470,6 +470,6 @@ fn not_found_fk(e: sqlx::Error, server_id: i64) -> StoreError {
     if crate::is_fk_violation(&e) {
         StoreError::NotFound(format!("server id {server_id}"))
     } else {
-        StoreError::Db(e)
+        StoreError::from(e)
     }
 }

@@ -102,6 +102,11 @@ macro_rules! write_tx {
     };
 }
 
+/// Ends `tx` as `r` says. When COMMIT or ROLLBACK itself fails (SQLite
+/// rolls a transaction back by itself after SQLITE_FULL or an I/O error,
+/// so sqlx's own ROLLBACK then fails too), the connection stays marked as
+/// inside a transaction; [`release_check`] closes it on its way back to
+/// the pool instead of letting every later BEGIN fail on it.
 async fn finish<DB: sqlx::Database, T>(
     tx: sqlx::Transaction<'static, DB>,
     r: Result<T, StoreError>,
@@ -118,6 +123,64 @@ async fn finish<DB: sqlx::Database, T>(
             Err(e)
         }
     }
+}
+
+/// Settings of [`Store::open_with`]; the default is no limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Largest size the SQLite database file may grow to (its WAL apart),
+    /// in bytes; writes that need more fail as a full disk would, with a
+    /// transient error. Never below the file's size at opening. Ignored for
+    /// PostgreSQL.
+    pub sqlite_max_bytes: Option<u64>,
+}
+
+/// Applies [`StoreOptions::sqlite_max_bytes`] to a new SQLite connection:
+/// `max_page_count` is per connection and counted in pages.
+async fn limit_size(
+    c: &mut sqlx::SqliteConnection,
+    max_bytes: Option<u64>,
+) -> Result<(), sqlx::Error> {
+    let Some(max) = max_bytes else {
+        return Ok(());
+    };
+    let (page,): (i64,) = sqlx::query_as("PRAGMA page_size")
+        .fetch_one(&mut *c)
+        .await?;
+    let pages = (max / page.max(1) as u64).max(1);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA max_page_count = {pages}"
+    )))
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Pool hook (`after_release`) on every pool: a connection that comes back
+/// still inside a transaction is closed, never reused. That happens when a
+/// COMMIT or ROLLBACK failed (see [`finish`]) or when a future was dropped
+/// mid-transaction and the rollback sqlx queued failed. Costs nothing on a
+/// clean connection.
+fn release_check<C: sqlx::Connection>(
+    c: &mut C,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, sqlx::Error>> + Send + '_>> {
+    Box::pin(async move {
+        if !c.is_in_transaction() {
+            return Ok(true);
+        }
+        // A dropped transaction's rollback may still be queued on the
+        // connection (SQLite runs it on its worker thread); a ping waits
+        // for it.
+        c.ping().await?;
+        if c.is_in_transaction() {
+            tracing::warn!(
+                "a database connection came back inside a transaction its ROLLBACK could not end; closed it"
+            );
+            return Ok(false);
+        }
+        Ok(true)
+    })
 }
 
 // After the query macros above, which it uses.
@@ -158,6 +221,15 @@ impl Store {
     /// SQLite file `<data_dir>/poolwatch.db`, `postgres://…` PostgreSQL,
     /// `sqlite:PATH` another SQLite file.
     pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Store, StoreError> {
+        Self::open_with(database_url, data_dir, &StoreOptions::default()).await
+    }
+
+    /// [`Store::open`] with operator settings.
+    pub async fn open_with(
+        database_url: Option<&str>,
+        data_dir: &Path,
+        options: &StoreOptions,
+    ) -> Result<Store, StoreError> {
         match database_url {
             None => {
                 std::fs::create_dir_all(data_dir).map_err(|e| {
@@ -166,7 +238,7 @@ impl Store {
                         data_dir.display()
                     ))
                 })?;
-                Self::open_sqlite(&data_dir.join(SQLITE_FILE)).await
+                Self::open_sqlite(&data_dir.join(SQLITE_FILE), options).await
             }
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
                 Self::open_pg(url).await
@@ -186,7 +258,7 @@ impl Store {
                         StoreError::Open(format!("cannot create directory {}: {e}", dir.display()))
                     })?;
                 }
-                Self::open_sqlite(path).await
+                Self::open_sqlite(path, options).await
             }
             Some(url) => Err(StoreError::Invalid(format!(
                 "unsupported database URL {}: expected postgres://… or sqlite:PATH",
@@ -195,7 +267,7 @@ impl Store {
         }
     }
 
-    async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+    async fn open_sqlite(path: &Path, options: &StoreOptions) -> Result<Store, StoreError> {
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -215,8 +287,11 @@ impl Store {
                 path.display()
             ))
         };
+        let max_bytes = options.sqlite_max_bytes;
         let write = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_connect(move |c, _| Box::pin(limit_size(c, max_bytes)))
+            .after_release(release_check)
             .connect_with(opts.clone())
             .await
             .map_err(|e| what(&e))?;
@@ -231,6 +306,7 @@ impl Store {
             })?;
         let read = SqlitePoolOptions::new()
             .max_connections(SQLITE_READERS)
+            .after_release(release_check)
             .connect_with(opts)
             .await
             .map_err(|e| what(&e))?;
@@ -258,6 +334,7 @@ impl Store {
         let pool = PgPoolOptions::new()
             .max_connections(PG_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(30))
+            .after_release(release_check)
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::Open(scrub(format!("cannot connect to {shown}: {e}"))))?;
@@ -920,7 +997,7 @@ impl Store {
                     if is_fk_violation(&e) {
                         StoreError::NotFound(format!("monitor id {monitor_id}"))
                     } else {
-                        StoreError::Db(e)
+                        StoreError::from(e)
                     }
                 })?;
             Ok(seq)
@@ -1316,7 +1393,7 @@ fn constraint(
     match &e {
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(unique()),
         sqlx::Error::Database(d) if d.is_foreign_key_violation() => StoreError::Invalid(foreign()),
-        _ => StoreError::Db(e),
+        _ => StoreError::from(e),
     }
 }
 

@@ -6,6 +6,10 @@ use axum::response::{IntoResponse, Response};
 use std::borrow::Cow;
 use store::StoreError;
 
+/// `Retry-After` of a 503 for a transient store error: long enough not to
+/// hammer a struggling database, short enough that agents catch up soon.
+pub const UNAVAILABLE_RETRY_S: u64 = 5;
+
 /// An HTTP error: JSON `{"error": "...", "detail": "..."}` by default, or
 /// `text/plain` for the CSV routes (see [`ApiError::plain`]).
 #[derive(Debug)]
@@ -85,6 +89,23 @@ impl ApiError {
         )
     }
 
+    /// 503 with `Retry-After`: the store failed for a passing reason (disk
+    /// full, I/O error, pool timeout, lost connection…), nothing was
+    /// stored and the same request may succeed later. The cause is logged
+    /// here as a warning, since the operator has to act on it.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "database temporarily unavailable; answering 503");
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!(
+                "the database is temporarily unavailable; nothing was stored; retry in {UNAVAILABLE_RETRY_S} s"
+            ),
+        );
+        e.retry_after_s = Some(UNAVAILABLE_RETRY_S);
+        e
+    }
+
     /// Render as `text/plain` instead of JSON (for the CSV routes).
     pub fn plain(mut self) -> Self {
         self.plain = true;
@@ -138,6 +159,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound(what) => ApiError::not_found(format!("not found: {what}")),
             StoreError::Conflict(what) => ApiError::conflict(what),
             StoreError::Invalid(what) => ApiError::bad_request(what),
+            e if e.is_transient() => ApiError::unavailable(e),
             other => ApiError::internal(other),
         }
     }
@@ -167,6 +189,13 @@ mod tests {
                 .unwrap()
                 .starts_with("text/plain")
         );
+
+        let r = ApiError::from(StoreError::from(sqlx::Error::PoolTimedOut)).into_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+        let v: serde_json::Value =
+            serde_json::from_slice(&to_bytes(r.into_body(), 1 << 16).await.unwrap()).unwrap();
+        assert_eq!(v["error"], "unavailable");
 
         let r = ApiError::unauthorized("no key").into_response();
         assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");

@@ -82,9 +82,14 @@ pub enum ApiError {
     /// Could not talk to the service (down, network): retry later; results are spooled.
     #[error("cannot reach the service: {0}")]
     Unreachable(String),
-    /// The service failed (5xx): retry later; results are spooled.
+    /// The service failed or is busy (5xx, 429): retry later, not before
+    /// its `Retry-After`; results are spooled.
     #[error("service error {status}: {body}")]
-    Server { status: u16, body: String },
+    Server {
+        status: u16,
+        body: String,
+        retry_after: Option<Duration>,
+    },
     /// The service refused this request (4xx); retrying the same request will not help.
     #[error("refused with {status}: {body}")]
     Rejected { status: u16, body: String },
@@ -104,6 +109,14 @@ impl ApiError {
     /// True when the same request may succeed later.
     pub fn is_transient(&self) -> bool {
         !matches!(self, ApiError::Rejected { .. })
+    }
+
+    /// How long the service asked us to wait (its `Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ApiError::Server { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 
     /// The status code, or "error" when there was no answer (for metrics).
@@ -205,6 +218,7 @@ impl Api {
             Ok(r) if r.status().is_success() => Ok(r),
             Ok(r) => {
                 let status = r.status();
+                let retry_after = retry_after(r.headers());
                 // Only the start of an error body is kept: read no more.
                 let (bytes, over) = body::read_capped(r, ERROR_BODY_MAX)
                     .await
@@ -213,10 +227,11 @@ impl Api {
                     too_large(kind, "error", status.as_u16(), ERROR_BODY_MAX);
                 }
                 let body: String = String::from_utf8_lossy(&bytes).chars().take(500).collect();
-                if status.is_server_error() {
+                if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
                     Err(ApiError::Server {
                         status: status.as_u16(),
                         body,
+                        retry_after,
                     })
                 } else {
                     Err(ApiError::Rejected {
@@ -270,6 +285,7 @@ impl Api {
         serde_json::from_slice(&bytes).map_err(|e| ApiError::Server {
             status,
             body: format!("unreadable answer: {e}"),
+            retry_after: None,
         })
     }
 
@@ -331,6 +347,12 @@ impl Api {
         )
         .await
     }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by poolwatch).
+fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse().ok().map(Duration::from_secs)
 }
 
 /// reqwest errors include the URL; ours never carry secrets, but keep the text short.

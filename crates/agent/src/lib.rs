@@ -183,6 +183,8 @@ pub struct Tally {
 pub struct Agent {
     tally: Tally,
     retry_after: Option<Duration>,
+    /// No replay before this: a submission was answered with `Retry-After`.
+    hold: Option<Instant>,
     cfg: AgentConfig,
     api: Api,
     spool: Spool,
@@ -227,6 +229,7 @@ impl Agent {
         Ok(Agent {
             tally: Tally::default(),
             retry_after: None,
+            hold: None,
             cfg,
             api,
             spool,
@@ -295,6 +298,18 @@ impl Agent {
             if stopping && inflight.is_empty() {
                 break;
             }
+            if !stopping
+                && inflight.is_empty()
+                && let Some(until) = self.hold.take()
+            {
+                // Nothing in flight, so waiting stalls no check.
+                pause(
+                    until.saturating_duration_since(Instant::now()),
+                    &self.shutdown,
+                )
+                .await;
+                continue;
+            }
             if !stopping && inflight.len() < depth {
                 match self.next_batch(inflight.is_empty()).await {
                     Ok(Some(check)) => {
@@ -316,6 +331,13 @@ impl Agent {
                         }
                         let d = match &e {
                             AgentError::Clock(_) => self.cfg.clock_retry,
+                            // Not sooner than the service asked (a 503 while
+                            // its database is full), within our bounds.
+                            AgentError::Api(a) => backoff.next().max(
+                                a.retry_after()
+                                    .unwrap_or_default()
+                                    .min(self.cfg.backoff_max),
+                            ),
                             _ => backoff.next(),
                         };
                         warn!("{e}; retrying in {:.1}s", d.as_secs_f64());
@@ -622,6 +644,9 @@ impl Agent {
                 );
             }
             Err(e) if e.is_transient() => {
+                if let Some(ra) = e.retry_after() {
+                    self.hold = Some(Instant::now() + ra.min(self.cfg.backoff_max));
+                }
                 let n = results.results.len();
                 let id = results.batch_id.clone();
                 match self.spool.push(&Spooled {

@@ -76,7 +76,9 @@ impl Proc {
         )
     }
 
-    fn spawn_cmd(cmd: &mut Command) -> Proc {
+    /// Any command that ends up exec'ing poolwatch (a wrapper such as
+    /// `unshare`), so the pid is poolwatch's own.
+    pub fn spawn_cmd(cmd: &mut Command) -> Proc {
         let mut child = cmd
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -1,7 +1,7 @@
 //! `poolwatch serve`: the central service. Flags, then `POOLWATCH_*`
 //! environment variables, then the `--config` TOML file, then defaults.
 
-use crate::util::{init_logging, parse_duration, usage};
+use crate::util::{init_logging, parse_duration, parse_size, usage};
 use anyhow::{Context, Result};
 use server::file_config::FileConfig;
 use server::{RateLimitConfig, ServerConfig};
@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use store::{Store, WorkIntervals};
+use store::{Store, StoreOptions, WorkIntervals};
 
 /// Where the store is; shared by `serve` and `admin`.
 #[derive(clap::Args, Debug, Clone)]
@@ -30,6 +30,15 @@ pub struct StoreArgs {
     )]
     pub database_url: Option<String>,
 
+    /// Largest size the SQLite database file may reach, e.g. 20G or 500M
+    /// (K/M/G/T are powers of 1024). Writes needing more are refused as on
+    /// a full disk (monitors get 503 and retry; reads keep working) before
+    /// the filesystem the OS and logs share fills up. SQLite only
+    /// [default: no limit].
+    #[arg(long, value_name = "SIZE", env = "POOLWATCH_SQLITE_MAX_SIZE", global = true,
+          value_parser = parse_size)]
+    pub sqlite_max_size: Option<u64>,
+
     /// MaxMind country or city database (.mmdb) for finding a server's
     /// country.
     #[arg(long, value_name = "FILE", env = "POOLWATCH_GEOIP", global = true)]
@@ -46,6 +55,7 @@ pub struct StoreSetup {
     pub data_dir: PathBuf,
     pub database_url: Option<String>,
     pub geoip: Option<geo::GeoIp>,
+    pub options: StoreOptions,
     pub file: FileConfig,
 }
 
@@ -70,10 +80,27 @@ impl StoreArgs {
             Some(p) => Some(geo::GeoIp::open(&p).map_err(|e| usage(e.to_string()))?),
             None => None,
         };
+        let sqlite_max_bytes = match (self.sqlite_max_size, &file.sqlite_max_size) {
+            (Some(n), _) => Some(n),
+            (None, Some(s)) => {
+                Some(parse_size(s).map_err(|e| usage(format!("sqlite_max_size: {e}")))?)
+            }
+            (None, None) => None,
+        };
+        if sqlite_max_bytes.is_some()
+            && database_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("postgres"))
+        {
+            return Err(usage(
+                "--sqlite-max-size applies to SQLite only, not to --database-url postgres://…",
+            ));
+        }
         Ok(StoreSetup {
             data_dir,
             database_url,
             geoip,
+            options: StoreOptions { sqlite_max_bytes },
             file,
         })
     }
@@ -84,7 +111,8 @@ impl StoreSetup {
     pub async fn open_store(&self) -> Result<Store> {
         std::fs::create_dir_all(&self.data_dir)
             .with_context(|| format!("cannot create {}", self.data_dir.display()))?;
-        let store = Store::open(self.database_url.as_deref(), &self.data_dir).await?;
+        let store =
+            Store::open_with(self.database_url.as_deref(), &self.data_dir, &self.options).await?;
         store.seed_zones(&server::admin::zone_seeds()).await?;
         Ok(store)
     }

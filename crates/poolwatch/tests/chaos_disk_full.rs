@@ -54,7 +54,13 @@ fn free_udp_port() -> u16 {
 /// Why a private tmpfs cannot be mounted here, if it cannot.
 fn cannot_mount_tmpfs(scratch: &Path) -> Option<String> {
     let out = Command::new("unshare")
-        .args(["-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs \"$1\"", "sh"])
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o size=1m tmpfs \"$1\"",
+            "sh",
+        ])
         .arg(scratch)
         .output();
     match out {
@@ -166,8 +172,11 @@ fn log_rows(http: u16, name: &str) -> usize {
     SERVERS
         .iter()
         .map(|ip| {
-            let (st, body) = get(http, &format!("/scores/{ip}/log?limit=10000&monitor={name}"))
-                .expect("GET log");
+            let (st, body) = get(
+                http,
+                &format!("/scores/{ip}/log?limit=10000&monitor={name}"),
+            )
+            .expect("GET log");
             assert_eq!(st, 200, "{body}");
             body.lines().skip(1).count()
         })
@@ -324,5 +333,10 @@ fn disk_full_during_ingestion_then_freed() {
         assert!(!log.contains(bad), "serve logged {bad:?}: {log}");
     }
     serve.signal("TERM");
-    assert_eq!(serve.wait(Duration::from_secs(20)), Some(0), "{}", serve.log());
+    assert_eq!(
+        serve.wait(Duration::from_secs(20)),
+        Some(0),
+        "{}",
+        serve.log()
+    );
 }

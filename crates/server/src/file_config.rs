@@ -55,6 +55,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
+    /// As `--sqlite-max-size`: "20G", "500M".
+    pub sqlite_max_size: Option<String>,
     pub geoip: Option<PathBuf>,
     pub log_format: Option<String>,
     pub samples: Option<u32>,

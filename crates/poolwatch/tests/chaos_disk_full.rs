@@ -12,10 +12,12 @@
 
 mod common;
 
-use common::e2e::{Proc, add_monitor_key, admin, agent_args, free_tcp_port, get, wait_until};
+use common::e2e::{
+    Proc, add_monitor_key, admin, agent_args, agent_tally, free_tcp_port, free_udp_port_on, get,
+    wait_until,
+};
 use common::{BIN, Sim};
 use std::io::Write;
-use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -37,19 +39,6 @@ const AGENTS: [(&str, &str); 3] = [
 const TMPFS_SIZE: &str = "16m";
 /// How long the disk stays full after the first 503.
 const HELD_FULL: Duration = Duration::from_secs(6);
-
-fn free_udp_port() -> u16 {
-    loop {
-        let p = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if SERVERS.iter().all(|ip| UdpSocket::bind((*ip, p)).is_ok()) {
-            return p;
-        }
-    }
-}
 
 /// Why a private tmpfs cannot be mounted here, if it cannot.
 fn cannot_mount_tmpfs(scratch: &Path) -> Option<String> {
@@ -148,25 +137,6 @@ fn fill(path: &Path) -> u64 {
     n
 }
 
-/// (checks, accepted, spooled, dropped) from the agent's last line.
-fn tally(log: &str) -> (u64, u64, u64, u64) {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("agent stopped:"))
-        .unwrap_or_else(|| panic!("no summary in {log}"));
-    let nums: Vec<u64> = line
-        .split("agent stopped:")
-        .nth(1)
-        .unwrap()
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .take(4)
-        .map(|s| s.parse().unwrap())
-        .collect();
-    (nums[0], nums[1], nums[2], nums[3])
-}
-
 /// Log rows of monitor `name` over every server (CSV, as operators read it).
 fn log_rows(http: u16, name: &str) -> usize {
     SERVERS
@@ -205,7 +175,7 @@ fn disk_full_during_ingestion_then_freed() {
         return;
     }
 
-    let ntp = free_udp_port();
+    let ntp = free_udp_port_on(&SERVERS);
     let http = free_tcp_port();
     let fleet: String = SERVERS
         .iter()
@@ -315,7 +285,7 @@ fn disk_full_during_ingestion_then_freed() {
             "{name} exit: {}",
             agent.log()
         );
-        let (checks, accepted, spooled, dropped) = tally(&agent.log());
+        let (checks, accepted, spooled, dropped) = agent_tally(&agent.log());
         spooled_any += spooled;
         assert_eq!(dropped, 0, "{name} dropped results: {}", agent.log());
         assert_eq!(accepted, checks, "{name}: every check accepted once");

@@ -20,11 +20,12 @@ mod smtp_sink;
 use common::Sim;
 use common::e2e::{
     Proc, add_monitor_key, admin, agent_args, changes, demoted_while_in_dns, fleet, free_tcp_port,
-    get, in_dns, lab_serve_args, settled, standing, traceroutes_shown, wait_until,
+    free_udp_port_on, get, in_dns, lab_serve_args, settled, standing, traceroutes_shown,
+    wait_until,
 };
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, UdpSocket};
+use std::net::TcpListener;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,22 +57,6 @@ const AGENTS: [(&str, &str); 5] = [
 
 fn all_servers() -> Vec<&'static str> {
     BLIND.iter().chain(&STABLE).chain(&FAIL).copied().collect()
-}
-
-fn free_udp_port() -> u16 {
-    loop {
-        let p = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if all_servers()
-            .iter()
-            .all(|ip| UdpSocket::bind((*ip, p)).is_ok())
-        {
-            return p;
-        }
-    }
 }
 
 /// The SMTP sink of the server tests, on a runtime of its own (this test
@@ -157,7 +142,7 @@ fn serve_args(dir: &Path, http: u16, ntp: u16, smtp_url: &str) -> Vec<String> {
 
 #[test]
 fn a_broken_link_is_not_an_outage_and_a_real_outage_alerts_once() {
-    let ntp = free_udp_port();
+    let ntp = free_udp_port_on(&all_servers());
     let http = free_tcp_port();
     let (_smtp_rt, smtp) = smtp_sink();
     let hook = Webhook::start();

@@ -5,8 +5,10 @@
 mod common;
 
 use common::Sim;
-use common::e2e::{Proc, add_monitor_key, admin, agent_args, free_tcp_port, get, wait_until};
-use std::net::UdpSocket;
+use common::e2e::{
+    Proc, add_monitor_key, admin, agent_args, agent_tally, free_tcp_port, free_udp_port_on, get,
+    wait_until,
+};
 use std::path::Path;
 use std::time::Duration;
 
@@ -21,19 +23,6 @@ const AGENTS: [(&str, &str); 3] = [
     ("ams", "127.0.4.2"),
     ("lax", "127.0.4.3"),
 ];
-
-fn free_udp_port() -> u16 {
-    loop {
-        let p = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if SERVERS.iter().all(|ip| UdpSocket::bind((*ip, p)).is_ok()) {
-            return p;
-        }
-    }
-}
 
 /// Checks take about 2 s (3 samples 1 s apart) and servers are due every
 /// 2 s whatever the selector made of the pair (it starts them testing), so
@@ -100,28 +89,9 @@ fn csv(port: u16, ip: &str, monitor: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// "agent stopped: N checks made, M results accepted by the service, S spooled, D dropped"
-fn tally(log: &str) -> (u64, u64, u64, u64) {
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("agent stopped:"))
-        .unwrap_or_else(|| panic!("no summary in {log}"));
-    let nums: Vec<u64> = line
-        .split("agent stopped:")
-        .nth(1)
-        .unwrap()
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .take(4)
-        .map(|s| s.parse().unwrap())
-        .collect();
-    (nums[0], nums[1], nums[2], nums[3])
-}
-
 #[test]
 fn pipeline_scores_fairly_survives_an_outage_and_loses_nothing() {
-    let ntp = free_udp_port();
+    let ntp = free_udp_port_on(&SERVERS);
     let http = free_tcp_port();
     let fleet = format!(
         "[[server]]\naddr = \"127.0.3.1:{ntp}\"\n[[server]]\naddr = \"127.0.3.2:{ntp}\"\n[[server]]\naddr = \"127.0.3.3:{ntp}\"\n\
@@ -248,7 +218,7 @@ fn pipeline_scores_fairly_survives_an_outage_and_loses_nothing() {
             "{name} exit: {}",
             agent.log()
         );
-        let (checks, accepted, spooled, dropped) = tally(&agent.log());
+        let (checks, accepted, spooled, dropped) = agent_tally(&agent.log());
         logs.push_str(&agent.log());
         spooled_any += spooled;
         assert_eq!(dropped, 0, "{name} dropped results: {}", agent.log());

@@ -18,6 +18,44 @@ pub fn free_tcp_port() -> u16 {
         .port()
 }
 
+/// A UDP port free on every one of `ips` (a sim fleet binds them all).
+pub fn free_udp_port_on(ips: &[&str]) -> u16 {
+    loop {
+        let p = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if ips
+            .iter()
+            .all(|ip| std::net::UdpSocket::bind((*ip, p)).is_ok())
+        {
+            return p;
+        }
+    }
+}
+
+/// (checks, accepted, spooled, dropped) from an agent's last line, "agent
+/// stopped: N checks made, M results accepted by the service, S spooled, D
+/// dropped".
+pub fn agent_tally(log: &str) -> (u64, u64, u64, u64) {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("agent stopped:"))
+        .unwrap_or_else(|| panic!("no summary in {log}"));
+    let nums: Vec<u64> = line
+        .split("agent stopped:")
+        .nth(1)
+        .unwrap()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(4)
+        .map(|s| s.parse().unwrap())
+        .collect();
+    (nums[0], nums[1], nums[2], nums[3])
+}
+
 /// A plain HTTP/1.1 GET; returns (status, body).
 pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;

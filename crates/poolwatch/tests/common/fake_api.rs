@@ -16,6 +16,8 @@ pub enum Reply {
     Json(String),
     /// 503 with a short JSON error.
     Unavailable,
+    /// 503 with a short JSON error and `Retry-After: <seconds>`.
+    Busy(u64),
     /// 200 with `Content-Length: 300000000`, and the 300 MB sent.
     HugeLength,
     /// 200, chunked, until the client hangs up.
@@ -113,11 +115,15 @@ fn answer(
             );
             return;
         }
-        Reply::Unavailable => {
+        reply @ (Reply::Unavailable | Reply::Busy(_)) => {
             let body = r#"{"error":"unavailable","detail":"try later"}"#;
+            let retry = match reply {
+                Reply::Busy(s) => format!("Retry-After: {s}\r\n"),
+                _ => String::new(),
+            };
             let _ = write!(
                 s,
-                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{retry}Connection: close\r\n\r\n{body}",
                 body.len()
             );
             return;

@@ -119,13 +119,14 @@ impl ApiError {
         }
     }
 
-    /// The status code, or "error" when there was no answer (for metrics).
-    pub fn status_label(&self) -> String {
+    /// The status label (see [`status_label`]), or "error" when there was
+    /// no answer (for metrics).
+    pub fn status_label(&self) -> &'static str {
         match self {
-            ApiError::Unreachable(_) => "error".into(),
-            ApiError::TooLarge { .. } => "too_large".into(),
+            ApiError::Unreachable(_) => "error",
+            ApiError::TooLarge { .. } => "too_large",
             ApiError::Server { status, .. } | ApiError::Rejected { status, .. } => {
-                status.to_string()
+                status_label(*status)
             }
         }
     }
@@ -170,6 +171,39 @@ fn too_large(kind: &'static str, part: &'static str, status: u16, limit: usize) 
     );
     metrics::counter!("poolwatch_agent_api_body_too_large_total", "kind" => kind, "part" => part)
         .increment(1);
+}
+
+/// The `status` label of an API answer from a closed set: the codes the
+/// service sends by name, any other by its class (`4xx`), so whatever sits
+/// at the other end cannot make a series per code.
+pub fn status_label(status: u16) -> &'static str {
+    const NAMED: [(u16, &str); 14] = [
+        (200, "200"),
+        (400, "400"),
+        (401, "401"),
+        (403, "403"),
+        (404, "404"),
+        (405, "405"),
+        (409, "409"),
+        (413, "413"),
+        (422, "422"),
+        (429, "429"),
+        (500, "500"),
+        (502, "502"),
+        (503, "503"),
+        (504, "504"),
+    ];
+    if let Some((_, label)) = NAMED.iter().find(|(code, _)| *code == status) {
+        return label;
+    }
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
 }
 
 /// A client for one service and one monitor key.
@@ -242,7 +276,7 @@ impl Api {
             }
         };
         let label = match &out {
-            Ok(r) => r.status().as_u16().to_string(),
+            Ok(r) => status_label(r.status().as_u16()),
             Err(e) => e.status_label(),
         };
         metrics::counter!("poolwatch_agent_api_requests_total", "kind" => kind, "status" => label)
@@ -385,5 +419,21 @@ mod tests {
         })
         .unwrap();
         assert!(entry.len() * 3 < WORK_BYTES_PER_SERVER, "{}", entry.len());
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+
+    #[test]
+    fn status_labels_come_from_a_closed_set() {
+        assert_eq!(status_label(200), "200");
+        assert_eq!(status_label(429), "429");
+        assert_eq!(status_label(418), "4xx");
+        assert_eq!(status_label(599), "5xx");
+        assert_eq!(status_label(999), "other");
+        let all: std::collections::HashSet<&str> = (0..=u16::MAX).map(status_label).collect();
+        assert!(all.len() <= 20, "{all:?}");
     }
 }

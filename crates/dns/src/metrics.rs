@@ -95,6 +95,17 @@ fn rcode_name(r: ResponseCode) -> &'static str {
     }
 }
 
+/// The `zone` label from a closed set: the apex (`@`), a continent or a
+/// known country; any other label name of the zone data counts as `other`,
+/// so zone data cannot make series without bound.
+pub(crate) fn zone_label(zone: &str) -> &str {
+    if zone == "@" || geo::CONTINENTS.contains(&zone) || geo::continent_of_country(zone).is_some() {
+        zone
+    } else {
+        "other"
+    }
+}
+
 /// The `qtype` label: common types by name, the rest as "other" (bounded
 /// label values).
 pub(crate) fn qtype_name(t: RecordType) -> &'static str {
@@ -111,5 +122,20 @@ pub(crate) fn qtype_name(t: RecordType) -> &'static str {
         RecordType::SVCB => "SVCB",
         RecordType::PTR => "PTR",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zone_labels_come_from_a_closed_set() {
+        for z in ["@", "europe", "de", "uk", "north-america"] {
+            assert_eq!(zone_label(z), z);
+        }
+        for z in ["x1", "zz", "foo-bar", "de.extra"] {
+            assert_eq!(zone_label(z), "other", "{z}");
+        }
     }
 }

@@ -260,7 +260,7 @@ fn compile_label(
         None if key.bytes().all(|b| b.is_ascii_digit()) => "@",
         _ => key,
     };
-    let zone = if zone.is_empty() { "@" } else { zone };
+    let zone = crate::metrics::zone_label(if zone.is_empty() { "@" } else { zone });
     Label {
         counters: metrics.zone(zone),
         zone: Arc::from(zone),

@@ -85,16 +85,24 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
-            let n = write_tx!(self, |c, _d| {
+            let n = write_tx!(self, |c, d| {
                 let mut q = sqlx::query(sql);
                 if let Some(id) = server {
                     q = q.bind(id);
                 }
-                Ok(q.bind(before)
+                let n = q
+                    .bind(before)
                     .bind(chunk)
                     .execute(&mut *c)
                     .await?
-                    .rows_affected())
+                    .rows_affected();
+                // The kept log count (SQLite), in the same transaction.
+                if sql == LOG_DELETE
+                    && let Some(kept) = d::LOG_ROWS_DELETED
+                {
+                    sqlx::query(kept).bind(n as i64).execute(&mut *c).await?;
+                }
+                Ok(n)
             })?;
             total += n;
             if n < chunk as u64 {

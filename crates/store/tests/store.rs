@@ -1137,6 +1137,8 @@ async fn housekeeping_prunes_batches_and_old_log(db: &TestDb) {
         "aggregate rows are among the old ones"
     );
     let score_a = s.server_by_id(a.id).await.unwrap().unwrap().score;
+    // The metrics' cheap count follows writes (and, below, deletes).
+    assert_eq!(s.metric_counts().await.unwrap(), s.counts().await.unwrap());
 
     assert!(matches!(
         s.housekeep(T0 + 3 * DAY, None, 0).await,
@@ -1153,6 +1155,7 @@ async fn housekeeping_prunes_batches_and_old_log(db: &TestDb) {
     let left = [all(a.id).await, all(b.id).await];
     assert_eq!(left[0].len() + left[1].len(), before - old_rows);
     assert!(left.iter().flatten().all(|r| r.ts >= T0 + 2 * DAY));
+    assert_eq!(s.metric_counts().await.unwrap(), s.counts().await.unwrap());
     assert!(left[0].iter().any(|r| r.monitor_id.is_none()));
     // Scores are not history: they stay.
     assert_eq!(s.server_by_id(a.id).await.unwrap().unwrap().score, score_a);

@@ -7,6 +7,7 @@ mod alert_args;
 mod check_cmd;
 mod demo_cmd;
 mod dns_cmd;
+mod http_args;
 mod selector_args;
 mod serve_cmd;
 mod sim_cmd;

@@ -148,6 +148,9 @@ pub struct Args {
     #[command(flatten)]
     alerts: crate::alert_args::AlertArgs,
 
+    #[command(flatten)]
+    http: crate::http_args::HttpArgs,
+
     /// The pool zone this service answers DNS for and publishes at
     /// /api/dns-zone, e.g. pool.example.org.
     #[arg(long, value_name = "NAME", env = "POOLWATCH_ZONE")]
@@ -394,6 +397,9 @@ fn build_config(a: &Args, setup: &StoreSetup) -> Result<ServerConfig> {
     if !per_second.is_finite() || per_second < 0.0 || !burst.is_finite() || burst < 1.0 {
         return Err(usage("--rate-limit must be ≥ 0 and --rate-burst ≥ 1"));
     }
+    let mut http = a.http.limits(&f.http)?;
+    // A proxy carries many clients' connections.
+    http.exempt = trusted_proxies.clone();
     let secret_path = a
         .ticket_secret_file
         .clone()
@@ -401,6 +407,8 @@ fn build_config(a: &Args, setup: &StoreSetup) -> Result<ServerConfig> {
         .unwrap_or_else(|| setup.data_dir.join("ticket-secret"));
     Ok(ServerConfig {
         listen,
+        metrics_listen: a.http.metrics_listen(f.metrics_listen.as_deref())?,
+        http,
         samples,
         sample_interval_ms: sample_interval.as_millis() as u64,
         timeout_ms: timeout.as_millis() as u64,

@@ -112,7 +112,8 @@ fn init_logging_with(json: bool, level: &str) {
     };
 }
 
-/// Serve the process-wide Prometheus recorder at /metrics.
+/// Serve the process-wide Prometheus recorder at /metrics (`agent`, `dns`),
+/// with the same timeouts and connection caps as `serve`'s listeners.
 pub async fn serve_metrics(
     addr: std::net::SocketAddr,
     shutdown: tokio_util::sync::CancellationToken,
@@ -127,11 +128,12 @@ pub async fn serve_metrics(
         "/metrics",
         axum::routing::get(move || std::future::ready(handle.render())),
     );
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-    });
+    tokio::spawn(server::serve_http(
+        listener,
+        app,
+        server::HttpLimits::default(),
+        shutdown,
+    ));
     Ok(())
 }
 

@@ -12,6 +12,11 @@ use store::WorkIntervals;
 pub struct ServerConfig {
     /// Where to listen for HTTP.
     pub listen: SocketAddr,
+    /// Serve `/metrics` here instead of on `listen` (which then answers
+    /// 404 for it); `None`: on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Timeouts and connection caps of the HTTP listeners.
+    pub http: crate::HttpLimits,
     /// Queries per check (the agent's `samples`).
     pub samples: u32,
     /// Time between the queries of one check.
@@ -51,6 +56,8 @@ impl std::fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerConfig")
             .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
+            .field("http", &self.http)
             .field("samples", &self.samples)
             .field("sample_interval_ms", &self.sample_interval_ms)
             .field("timeout_ms", &self.timeout_ms)
@@ -75,6 +82,8 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
+            metrics_listen: None,
+            http: crate::HttpLimits::default(),
             samples: 4,
             sample_interval_ms: 2000,
             timeout_ms: 3000,

@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! listen = "0.0.0.0:8080"
+//! metrics_listen = "127.0.0.1:9122"   # /metrics here only (404 on listen)
 //! data_dir = "/var/lib/poolwatch"
 //! database_url = "postgres://poolwatch@db/poolwatch"
 //! geoip = "/usr/share/GeoIP/GeoLite2-Country.mmdb"
@@ -19,6 +20,13 @@
 //! zone_guard = 0.1            # or "off", or "10%"
 //! log_retention = "forever"  # or "90d": older score log rows are deleted
 //! public_url = "https://pool.example.org"
+//!
+//! [http]
+//! header_timeout = "10s"
+//! idle_timeout = "5s"
+//! max_connections = 4096
+//! max_connections_per_client = 32
+//! shutdown_grace = "10s"
 //!
 //! [rate_limit]
 //! per_second = 20
@@ -53,6 +61,7 @@ use std::path::{Path, PathBuf};
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<String>,
+    pub metrics_listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub database_url: Option<String>,
     /// As `--sqlite-max-size`: "20G", "500M".
@@ -75,6 +84,8 @@ pub struct FileConfig {
     /// `"forever"` or a duration such as `"90d"`; see
     /// `crate::housekeeping::parse_log_retention`.
     pub log_retention: Option<String>,
+    #[serde(default)]
+    pub http: FileHttp,
     #[serde(default)]
     pub rate_limit: FileRateLimit,
     /// Base URL the public reaches the service at (links in alerts).
@@ -110,6 +121,18 @@ pub struct FileAlerts {
     pub check: Option<String>,
     pub reminder: Option<String>,
     pub max_reminders: Option<u32>,
+}
+
+/// `[http]`: the `--header-timeout`, `--idle-timeout`, `--max-connections*`
+/// and `--shutdown-grace` flags.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHttp {
+    pub header_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_client: Option<usize>,
+    pub shutdown_grace: Option<String>,
 }
 
 /// `[rate_limit]`.
@@ -152,6 +175,9 @@ mod tests {
             .join("\n");
         let c = FileConfig::parse(&example).unwrap();
         assert_eq!(c.listen.as_deref(), Some("0.0.0.0:8080"));
+        assert_eq!(c.metrics_listen.as_deref(), Some("127.0.0.1:9122"));
+        assert_eq!(c.http.idle_timeout.as_deref(), Some("5s"));
+        assert_eq!(c.http.max_connections_per_client, Some(32));
         assert_eq!(c.samples, Some(4));
         assert_eq!(c.rate_limit.burst, Some(40.0));
         assert_eq!(c.alerts.max_reminders, Some(5));

@@ -15,12 +15,14 @@ mod dns_zone;
 mod error;
 mod extract;
 pub mod housekeeping;
+mod http;
 mod logfmt;
 mod metrics;
 mod monitor_api;
 mod ratelimit;
 mod registry;
 mod scores;
+mod security;
 pub mod selector;
 mod state;
 mod traceroute;
@@ -34,6 +36,7 @@ pub mod keys;
 pub use config::{DEFAULT_LISTEN, RateLimitConfig, ServerConfig};
 pub use dns_zone::{DnsZoneConfig, run_dns, zone_from_store};
 pub use error::ApiError;
+pub use http::{HttpLimits, serve_http};
 pub use logfmt::CSV_HEADER;
 pub use monitor_api::{
     Accepted, CheckResult, ClockReport, MAX_BATCH_SIZE, MonitorConfig, Submission, TraceRequest,
@@ -57,10 +60,24 @@ use store::Store;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
-/// The whole app. Tests drive it with `tower::ServiceExt::oneshot`; give
-/// requests a `ConnectInfo<SocketAddr>` extension (or serve it with
-/// [`serve_on`]) so the rate limiter sees a client address.
+/// The whole app, `/metrics` included. Tests drive it with
+/// `tower::ServiceExt::oneshot`; give requests a `ConnectInfo<SocketAddr>`
+/// extension (or serve it with [`serve_on`]) so the rate limiter sees a
+/// client address.
 pub fn router(state: AppState) -> Router {
+    app(state, true)
+}
+
+/// `/metrics` alone, for its own listen address.
+fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .layer(middleware::map_response(security::headers))
+        .with_state(state)
+}
+
+fn app(state: AppState, with_metrics: bool) -> Router {
     let monitor = Router::new()
         .route("/api/v1/monitor/config", get(monitor_api::config))
         .route("/api/v1/monitor/work", post(monitor_api::work))
@@ -81,38 +98,63 @@ pub fn router(state: AppState) -> Router {
         .route("/zones/{name}", get(web::zone))
         .route("/monitors", get(web::monitors))
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit));
-    Router::new()
+    let mut app = Router::new()
         .merge(monitor)
         .merge(public)
-        .route("/metrics", get(metrics_text))
-        .route("/api/dns-zone", get(dns_zone::get))
+        .route(security::SERVER_PAGE_JS, get(security::server_page_js));
+    if with_metrics {
+        app = app.route("/metrics", get(metrics_text));
+    }
+    app.route("/api/dns-zone", get(dns_zone::get))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             track_requests,
         ))
+        .layer(middleware::map_response(security::headers))
         // Method, path and status at debug level; never headers, so the
         // Authorization header cannot reach a log.
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
-/// Serve on `cfg.listen` until `shutdown` resolves, then finish the
-/// requests in flight.
+/// Serve on `cfg.listen` (and `/metrics` on `cfg.metrics_listen` when set)
+/// until `shutdown` resolves, then give the requests in flight
+/// `cfg.http.shutdown_grace` to finish.
 pub async fn serve(
     cfg: ServerConfig,
     store: Store,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", cfg.listen))?;
-    serve_on(listener, cfg, store, shutdown).await
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+    };
+    let listener = bind(cfg.listen).await?;
+    let metrics = match cfg.metrics_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    serve_split(listener, metrics, cfg, store, shutdown).await
 }
 
-/// Like [`serve`] on a listener the caller bound (e.g. port 0 in tests).
+/// Like [`serve`] on a listener the caller bound (e.g. port 0 in tests),
+/// `/metrics` on it too.
 pub async fn serve_on(
     listener: TcpListener,
+    cfg: ServerConfig,
+    store: Store,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_split(listener, None, cfg, store, shutdown).await
+}
+
+/// Like [`serve_on`], with `/metrics` on `metrics` instead when given (and
+/// 404 on `listener`).
+pub async fn serve_split(
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
     cfg: ServerConfig,
     store: Store,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -142,13 +184,31 @@ pub async fn serve_on(
         }
         None => None,
     };
-    let app = router(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let on_signal = stop.clone();
+    let signal = tokio::spawn(async move {
+        shutdown.await;
+        on_signal.cancel();
+    });
+    let limits = state.cfg().http.clone();
+    let metrics_task = match metrics {
+        Some(m) => {
+            tracing::info!(addr = %m.local_addr()?, "serving /metrics");
+            Some(tokio::spawn(serve_http(
+                m,
+                metrics_router(state.clone()),
+                limits.clone(),
+                stop.clone(),
+            )))
+        }
+        None => None,
+    };
+    let app = app(state, metrics_task.is_none());
+    serve_http(listener, app, limits, stop.clone()).await;
+    if let Some(t) = metrics_task {
+        let _ = t.await;
+    }
+    signal.abort();
     recorder.abort();
     clock_warning.abort();
     if let Some(t) = selector {
@@ -185,7 +245,7 @@ async fn not_found() -> ApiError {
 async fn metrics_text(State(st): State<AppState>) -> Response {
     st.metrics()
         .clock_check_disabled(clock_check::disabled(st.cfg()));
-    match st.store().counts().await {
+    match st.store().metric_counts().await {
         Ok((servers, monitors, rows)) => st.metrics().counts(servers, monitors, rows),
         Err(e) => tracing::warn!(error = %e, "cannot count store rows for metrics"),
     }
@@ -219,7 +279,7 @@ async fn track_requests(State(st): State<AppState>, req: Request, next: Next) ->
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
-    let method = req.method().as_str().to_string();
+    let method = metrics::method_label(req.method());
     let resp = next.run(req).await;
     st.metrics().request(
         route,

@@ -67,6 +67,25 @@ pub fn outcome(
     }
 }
 
+/// The `method` label: the standard methods by name, anything else (a
+/// client may send any token as a method) as `other`, so label values
+/// come from a closed set.
+pub fn method_label(m: &axum::http::Method) -> &'static str {
+    // Methods are case-sensitive: "get" is an extension method, not GET.
+    match m.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "PATCH" => "PATCH",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
+}
+
 /// One app's recorder and the handle that renders it.
 pub struct Metrics {
     recorder: PrometheusRecorder,
@@ -135,7 +154,10 @@ impl Metrics {
             );
             describe_gauge!(SERVERS, "Servers in the store");
             describe_gauge!(MONITORS, "Monitors in the store");
-            describe_gauge!(LOG_ROWS, "Rows in the score log");
+            describe_gauge!(
+                LOG_ROWS,
+                "Rows in the score log (SQLite: exact, kept at each write; PostgreSQL: an estimate from the id range, which counts ids lost to rolled-back writes)"
+            );
             describe_gauge!(
                 ZONE_GUARD_HELD,
                 "Servers of the zone held in DNS by the zone guard"
@@ -209,8 +231,9 @@ impl Metrics {
         self.record(|| counter!(TRACEROUTES_STORED_TOTAL).increment(1));
     }
 
-    /// Time one HTTP request.
-    pub fn request(&self, route: String, method: String, status: u16, seconds: f64) {
+    /// Time one HTTP request. `route` is a route pattern or `unmatched`,
+    /// `method` from [`method_label`], `status` one this service answers.
+    pub fn request(&self, route: String, method: &'static str, status: u16, seconds: f64) {
         self.record(|| {
             histogram!(HTTP_DURATION, "route" => route, "method" => method, "status" => status.to_string())
                 .record(seconds);
@@ -296,7 +319,7 @@ mod tests {
         let a = Metrics::new();
         let b = Metrics::new();
         a.result("mon-a", "ok", 2.0);
-        a.request("/x".into(), "GET".into(), 200, 0.01);
+        a.request("/x".into(), "GET", 200, 0.01);
         let text = a.render();
         assert!(
             text.contains(r#"poolwatch_results_total{monitor="mon-a",outcome="ok"} 1"#),
@@ -307,5 +330,17 @@ mod tests {
             "{text}"
         );
         assert!(!b.render().contains("mon-a"));
+    }
+
+    #[test]
+    fn methods_from_a_closed_set() {
+        use axum::http::Method;
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        assert_eq!(method_label(&Method::TRACE), "TRACE");
+        for odd in ["FOO", "get", "PROPFIND", "X1234567"] {
+            let m = Method::from_bytes(odd.as_bytes()).unwrap();
+            assert_eq!(method_label(&m), "other", "{odd}");
+        }
     }
 }

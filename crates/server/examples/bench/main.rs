@@ -283,6 +283,12 @@ fn unlimited() -> ServerConfig {
         // The selector's pass at start would share the single writer with
         // the first seconds of ingest; it is measured by the `selector` mode.
         selector: None,
+        // Hundreds of monitors connect from 127.0.0.1.
+        http: server::HttpLimits {
+            max_connections: 100_000,
+            max_connections_per_client: 100_000,
+            ..Default::default()
+        },
         ..ServerConfig::default()
     }
 }

@@ -2,7 +2,8 @@
 //! history chart, a zone's servers and the monitors. Server-rendered HTML
 //! (no template engine: `format!` and one escaping helper, [`html::esc`],
 //! applied to every stored string), usable without JavaScript and at phone
-//! width; the only script is a few inline lines on the server page.
+//! width; the only script is the server page's few lines, served from
+//! `/assets/server-page.js` (the pages' CSP allows no inline script).
 
 mod alerts;
 mod chart;

@@ -42,7 +42,7 @@ pub use monitor_api::{
     Accepted, CheckResult, ClockReport, MAX_BATCH_SIZE, MonitorConfig, Submission, TraceRequest,
     Work, WorkServer, batch_id_text, parse_batch_id,
 };
-pub use state::AppState;
+pub use state::{AppState, Clock};
 pub use traceroute::{
     HopIn, TRANSITIONS_TRACED_PER_SUBMISSION, TracerouteStored, TracerouteSubmission,
 };

@@ -5,7 +5,42 @@ use crate::keys::TicketSigner;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use store::Store;
+
+/// Where the service reads the time. `System` in service; tests fix it so
+/// that what they assert (24 h windows over UTC-day buckets, "today",
+/// "within 20 min") does not depend on the hour they happen to run at.
+#[derive(Clone, Debug, Default)]
+pub enum Clock {
+    #[default]
+    System,
+    /// Unix seconds, moved only by [`Clock::set`].
+    Fixed(Arc<AtomicI64>),
+}
+
+impl Clock {
+    /// A clock standing at `now` (unix seconds).
+    pub fn fixed(now: i64) -> Clock {
+        Clock::Fixed(Arc::new(AtomicI64::new(now)))
+    }
+
+    /// Moves a fixed clock (every state sharing it sees the new time); a
+    /// system clock cannot be moved and ignores this.
+    pub fn set(&self, now: i64) {
+        if let Clock::Fixed(t) = self {
+            t.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Now, in unix seconds.
+    pub fn now(&self) -> i64 {
+        match self {
+            Clock::System => chrono::Utc::now().timestamp(),
+            Clock::Fixed(t) => t.load(Ordering::Relaxed),
+        }
+    }
+}
 
 /// Shared by all handlers; cheap to clone.
 #[derive(Clone, Debug)]
@@ -20,11 +55,17 @@ struct Inner {
     tickets: TicketSigner,
     metrics: Metrics,
     limiter: RateLimiter,
+    clock: Clock,
 }
 
 impl AppState {
     /// State for one app instance, with its own metrics and rate limiter.
     pub fn new(cfg: ServerConfig, store: Store) -> Self {
+        Self::with_clock(cfg, store, Clock::System)
+    }
+
+    /// Like [`AppState::new`], reading the time from `clock`.
+    pub fn with_clock(cfg: ServerConfig, store: Store, clock: Clock) -> Self {
         let tickets = TicketSigner::new(&cfg.ticket_secret);
         let limiter = RateLimiter::new(&cfg.rate_limit);
         AppState {
@@ -34,6 +75,7 @@ impl AppState {
                 tickets,
                 metrics: Metrics::new(),
                 limiter,
+                clock,
             }),
         }
     }
@@ -61,6 +103,6 @@ impl AppState {
     /// Now, in unix seconds. The one clock read of the service: the store
     /// and scoring take time as an argument.
     pub fn now(&self) -> i64 {
-        chrono::Utc::now().timestamp()
+        self.inner.clock.now()
     }
 }

@@ -6,11 +6,11 @@
 
 mod common;
 
-use common::{Backend, now};
+use common::{Backend, now, today_at};
 use scoring::SelectorConfig;
-use server::ServerConfig;
 use server::admin::AddMonitor;
 use server::selector::{CANDIDATE_BUDGET, run_pass};
+use server::{Clock, ServerConfig};
 use store::{MonitorGlobalStatus, MonitorRow, MonitorStatus, PairState, ResultIn, Store};
 
 on_both_backends!(selector_pass_and_api, candidate_budget_spreads_over_passes);
@@ -107,12 +107,18 @@ fn status_of(v: &serde_json::Value, name: &str) -> String {
 }
 
 async fn selector_pass_and_api(backend: Backend) {
-    let t = app_or_skip!(backend, passes_by_hand());
+    // The API reads each pair's 24 h window (two UTC-day buckets) at the
+    // app's "now": at noon, the results of the three hours before it are
+    // all in today's bucket whatever hour the test runs at (from the
+    // system clock, before 03:00 UTC they fell in yesterday's, weighted
+    // down by the window's share of it: 15 of 16).
+    let clock = Clock::fixed(today_at(12));
+    let t = app_or_skip!(backend, passes_by_hand()).with_clock(clock.clone());
     let s = t.store().clone();
     t.seed_zones().await;
     let server = t.add_server("198.51.100.10").await;
     let mons = lab_monitors(&s, &["m1", "m2", "m3", "m4", "m5"]).await;
-    let t0 = now() - 3 * 3600;
+    let t0 = clock.now() - 3 * 3600;
     let mut ts = t0;
 
     // Nothing measured yet: five candidates, bootstrap makes them testing.

@@ -11,7 +11,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use serde_json::Value;
 use server::admin::{AddMonitor, AddServer};
-use server::{AppState, ServerConfig, Submission, Work};
+use server::{AppState, Clock, ServerConfig, Submission, Work};
 use std::net::{IpAddr, SocketAddr};
 use store::{MonitorGlobalStatus, MonitorRow, ServerRow, Store};
 use tempfile::TempDir;
@@ -202,6 +202,18 @@ impl TestApp {
         TestApp { db, state, app }
     }
 
+    /// The same app reading the time from `clock`: for tests whose
+    /// assertions depend on where "now" falls in the UTC day.
+    pub fn with_clock(self, clock: Clock) -> TestApp {
+        let state = AppState::with_clock(self.state.cfg().clone(), self.db.store.clone(), clock);
+        let app = server::router(state.clone());
+        TestApp {
+            db: self.db,
+            state,
+            app,
+        }
+    }
+
     pub fn store(&self) -> &Store {
         &self.db.store
     }
@@ -345,6 +357,13 @@ pub fn good_results(work: &Work) -> Submission {
             })
             .collect(),
     }
+}
+
+/// `hour`:00 UTC of the current UTC day: a "now" for tests that must not
+/// depend on the hour they run at (day buckets, "today", 24 h windows).
+pub fn today_at(hour: i64) -> i64 {
+    let n = now();
+    n - n.rem_euclid(86_400) + hour * 3600
 }
 
 pub fn now() -> i64 {

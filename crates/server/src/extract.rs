@@ -6,9 +6,11 @@ use crate::keys::hash_key;
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use store::{MonitorGlobalStatus, MonitorRow};
 
@@ -72,7 +74,9 @@ impl FromRequestParts<AppState> for AuthedMonitor {
 }
 
 /// A JSON body of type `T`. Bad JSON or a wrong type → 400 naming the
-/// field (`results[2].ts: invalid type: …`); a body over the limit → 413.
+/// field (`results[2].ts: invalid type: …`); a control character in any
+/// string → 400 naming it (see [`refuse_control_chars`]); a body over the
+/// limit → 413. Unknown fields are ignored (API.md says why).
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
@@ -80,22 +84,136 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e: BytesRejection| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::too_large(state.cfg().max_body_bytes)
-                } else {
-                    ApiError::bad_request(format!("cannot read the request body: {e}"))
-                }
-            })?;
-        // Every body of this API is an object; serde would also read a
-        // struct from an array, with errors naming "[0]" instead of a field.
-        if bytes.trim_ascii_start().first() != Some(&b'{') {
-            return Err(ApiError::bad_request("body: expected a JSON object"));
-        }
-        parse_json(&bytes).map(JsonBody)
+        let bytes = read_body(req, state).await?;
+        parse_object(&bytes).map(JsonBody)
     }
+}
+
+/// Like [`JsonBody`], but an empty body reads as `T::default()`:
+/// `POST /work` has nothing to say yet, and agents before 0.2 sent no body.
+#[derive(Debug)]
+pub struct JsonBodyOrEmpty<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for JsonBodyOrEmpty<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = read_body(req, state).await?;
+        if bytes.trim_ascii().is_empty() {
+            return Ok(JsonBodyOrEmpty(T::default()));
+        }
+        parse_object(&bytes).map(JsonBodyOrEmpty)
+    }
+}
+
+/// The whole body, at most `max_body_bytes` of it (413 beyond).
+async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state)
+        .await
+        .map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large(state.cfg().max_body_bytes)
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {e}"))
+            }
+        })
+}
+
+/// A JSON object as `T`, after every string in it passed
+/// [`refuse_control_chars`].
+fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body of this API is an object; serde would also read a
+    // struct from an array, with errors naming "[0]" instead of a field.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::bad_request("body: expected a JSON object"));
+    }
+    // Untyped first, so the check sees every string of every body (nested
+    // hops, fields added later) without a copy of it per type.
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    refuse_control_chars(&value)?;
+    parse_json(bytes)
+}
+
+/// The first character of `s` that must not reach the store or a page:
+/// C0/C1 controls and DEL (NUL breaks PostgreSQL text, CR/LF forge log
+/// lines, ESC drives terminals), and the invisible characters that reorder
+/// or break the text around them when shown (bidi embeddings, overrides,
+/// isolates and marks; line and paragraph separators).
+pub fn forbidden_char(s: &str) -> Option<char> {
+    s.chars().find(|&c| {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{200E}' | '\u{200F}' | '\u{061C}' // LRM, RLM, ALM
+                    | '\u{202A}'..='\u{202E}' // LRE, RLE, PDF, LRO, RLO
+                    | '\u{2066}'..='\u{2069}' // LRI, RLI, FSI, PDI
+                    | '\u{2028}' | '\u{2029}' // line and paragraph separators
+            )
+    })
+}
+
+/// 400 naming the field (`results[3].error: control character U+0000 not
+/// allowed`) when any string value in `v` has a [`forbidden_char`]. Every
+/// monitor-API body passes here, so both backends see the same refusal
+/// before anything is stored.
+pub fn refuse_control_chars(v: &serde_json::Value) -> Result<(), ApiError> {
+    fn walk(v: &serde_json::Value, path: &mut String) -> Result<(), ApiError> {
+        use serde_json::Value;
+        match v {
+            Value::String(s) => match forbidden_char(s) {
+                Some(c) => Err(ApiError::bad_request(format!(
+                    "{}: control character U+{:04X} not allowed",
+                    if path.is_empty() { "body" } else { path },
+                    c as u32
+                ))),
+                None => Ok(()),
+            },
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    walk(item, path)?;
+                    path.truncate(len);
+                }
+                Ok(())
+            }
+            Value::Object(fields) => {
+                for (name, item) in fields {
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(name);
+                    walk(item, path)?;
+                    path.truncate(len);
+                }
+                Ok(())
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+        }
+    }
+    walk(v, &mut String::new())
+}
+
+/// 413 before a byte of the body is read when its declared length is over
+/// the limit; the length limit on reading (`DefaultBodyLimit`) still
+/// catches chunked bodies that grow too large.
+pub async fn refuse_declared_oversize(
+    State(st): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let limit = st.cfg().max_body_bytes;
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::too_large(limit).into_response();
+    }
+    next.run(req).await
 }
 
 /// Deserialize `bytes`, naming the field on error.
@@ -183,5 +301,34 @@ mod tests {
         assert!(e.detail().starts_with("malformed JSON"), "{}", e.detail());
         let e = parse_json::<Outer>(b"{}").unwrap_err();
         assert!(e.detail().contains("results"), "{}", e.detail());
+    }
+
+    #[test]
+    fn control_characters_are_named_with_their_path() {
+        for (c, refused) in [
+            ('\0', true),
+            ('\t', true),
+            ('\u{7f}', true),
+            ('\u{85}', true),
+            ('\u{202e}', true),
+            ('\u{2067}', true),
+            ('\u{2028}', true),
+            ('é', false),
+            ('→', false),
+            ('<', false),
+        ] {
+            assert_eq!(
+                forbidden_char(&format!("a{c}b")).is_some(),
+                refused,
+                "{c:?}"
+            );
+        }
+        let v = serde_json::json!({"hops": [{"ip": "ok"}, {"ip": "x\u{1b}[31m"}], "n": 1});
+        let e = refuse_control_chars(&v).unwrap_err();
+        assert_eq!(
+            e.detail(),
+            "hops[1].ip: control character U+001B not allowed"
+        );
+        assert!(refuse_control_chars(&serde_json::json!({"a": ["b", null, 2]})).is_ok());
     }
 }

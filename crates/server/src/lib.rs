@@ -84,7 +84,11 @@ fn app(state: AppState, with_metrics: bool) -> Router {
         .route("/api/v1/monitor/results", post(monitor_api::results))
         .route("/api/v1/monitor/clock", post(monitor_api::clock))
         .route("/api/v1/monitor/traceroute", post(traceroute::submit))
-        .layer(DefaultBodyLimit::max(state.cfg().max_body_bytes));
+        .layer(DefaultBodyLimit::max(state.cfg().max_body_bytes))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            extract::refuse_declared_oversize,
+        ));
     let public = Router::new()
         .route("/scores/{ip}/log", get(scores::log_csv))
         .route("/scores/{ip}/json", get(scores::log_json))
@@ -107,6 +111,8 @@ fn app(state: AppState, with_metrics: bool) -> Router {
     }
     app.route("/api/dns-zone", get(dns_zone::get))
         .fallback(not_found)
+        // After every route: it applies to the routes added so far.
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             track_requests,
@@ -239,6 +245,10 @@ async fn record_zone_counts(store: Store) {
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
 }
 
 /// `GET /metrics`: the store counts are read at scrape time.

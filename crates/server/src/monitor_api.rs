@@ -6,7 +6,7 @@
 //! it, in one transaction.
 
 use crate::error::ApiError;
-use crate::extract::{AuthedMonitor, JsonBody};
+use crate::extract::{AuthedMonitor, JsonBody, JsonBodyOrEmpty};
 use crate::metrics::outcome;
 use crate::state::AppState;
 use axum::Json;
@@ -40,7 +40,12 @@ struct ConfigOverride {
     batch_size: Option<u32>,
 }
 
-/// `POST /api/v1/monitor/work`.
+/// `POST /api/v1/monitor/work` body: `{}` or none. Nothing is asked yet;
+/// reading it puts the body under the same limit and checks as the others.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkRequest {}
+
+/// `POST /api/v1/monitor/work` answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Work {
     /// Opaque to the agent; fixed-width digits, so later batches sort
@@ -177,6 +182,7 @@ fn idle_retry(iv: &WorkIntervals) -> u64 {
 pub async fn work(
     State(st): State<AppState>,
     AuthedMonitor(m): AuthedMonitor,
+    JsonBodyOrEmpty(WorkRequest {}): JsonBodyOrEmpty<WorkRequest>,
 ) -> Result<Json<Work>, ApiError> {
     let mut intervals = st.cfg().intervals;
     if m.status != MonitorGlobalStatus::Active {
@@ -367,7 +373,6 @@ mod tests {
 
 /// `POST /api/v1/monitor/clock` body: the agent's latest clock sanity check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ClockReport {
     pub ok: bool,
     /// One line, e.g. "2 of 3 reference server(s) disagree with our clock (…)".

@@ -153,9 +153,6 @@ fn check(t: &TracerouteSubmission, now: i64) -> Result<(), ApiError> {
     if tool.is_empty() || t.tool.chars().count() > MAX_TOOL_CHARS {
         return Err(bad("tool".into(), "must be 1 to 32 characters"));
     }
-    if t.tool.chars().any(char::is_control) {
-        return Err(bad("tool".into(), "must not contain control characters"));
-    }
     if t.error.as_ref().is_some_and(|e| e.len() > MAX_ERROR_BYTES) {
         return Err(bad("error".into(), "longer than 256 bytes"));
     }

@@ -98,7 +98,7 @@ pub async fn run_loop(state: AppState, settings: HousekeepingSettings) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = pass(&state, &settings, chrono::Utc::now().timestamp()).await {
+        if let Err(e) = pass(&state, &settings, state.now()).await {
             tracing::warn!(error = %e, "housekeeping pass failed");
         }
     }

@@ -292,7 +292,7 @@ pub async fn run_loop(state: AppState, settings: SelectorSettings) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for pass in 0u64.. {
         tick.tick().await;
-        let now = chrono::Utc::now().timestamp();
+        let now = state.now();
         let budget = settings.candidate_budget;
         match run_pass(state.store(), &settings.config, budget, now, pass).await {
             Ok(r) => {

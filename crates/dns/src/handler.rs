@@ -1,9 +1,12 @@
-//! The hickory `RequestHandler`: one DNS message in, one out. It reads the
-//! current zone, locates the client, resolves and picks addresses.
+//! The hickory `RequestHandler`: one DNS message in, one out (or none, when
+//! response rate limiting drops it). It reads the current zone, locates the
+//! client, resolves and picks addresses.
 
+use crate::ecs::client_subnet;
 use crate::locate::{Located, Subnet, locate};
 use crate::metrics::ZoneCounters;
 use crate::metrics::{count, qtype_name};
+use crate::rrl::{ResponseKind, Rrl, RrlConfig, Verdict};
 use crate::store::ZoneStore;
 use crate::zone::{Label, Lookup, Zone};
 use geo::GeoIp;
@@ -12,10 +15,12 @@ use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::rdata::{A, AAAA, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 /// The UDP payload size we advertise and answer within (DNS flag day 2020).
@@ -28,6 +33,8 @@ pub struct GeoDnsHandler {
     store: ZoneStore,
     geo: Option<GeoIp>,
     rng: RngSource,
+    /// Response rate limiting over UDP; `None` when off.
+    rrl: Option<Rrl>,
 }
 
 enum RngSource {
@@ -38,13 +45,30 @@ enum RngSource {
 
 impl GeoDnsHandler {
     /// A handler for the zone in `store`, locating clients with `geo`
-    /// (without a database every client gets the global zone).
+    /// (without a database every client gets the global zone), with
+    /// response rate limiting at [`RrlConfig::default`].
     pub fn new(store: ZoneStore, geo: Option<GeoIp>) -> Self {
         GeoDnsHandler {
             store,
             geo,
             rng: RngSource::Thread,
+            rrl: Rrl::new(&RrlConfig::default()),
         }
+    }
+
+    /// Limits UDP responses with `cfg` (rate 0: not at all).
+    pub fn with_rrl(mut self, cfg: &RrlConfig) -> Self {
+        self.rrl = Rrl::new(cfg);
+        self
+    }
+
+    /// Whether a bare FORMERR may go to `src` (a UDP query that did not
+    /// parse): counted with the other errors to that prefix. A slip is
+    /// sent as is, the FORMERR being no longer than the TC answer would be.
+    pub(crate) fn may_send_formerr(&self, src: IpAddr) -> bool {
+        self.rrl
+            .as_ref()
+            .is_none_or(|r| r.check(src, ResponseKind::Error, None, 0) != Verdict::Drop)
     }
 
     /// Picks addresses from one generator seeded with `seed`: the same
@@ -60,16 +84,23 @@ impl GeoDnsHandler {
     }
 
     fn pick(&self, label: &Label, qname: &Name, qtype: RecordType) -> Vec<Record> {
-        let mut out = Vec::with_capacity(label.max_hosts * 2);
+        let mut out = Vec::with_capacity(label.max_hosts);
         let mut idx = Vec::with_capacity(label.max_hosts);
+        // ANY gets one RRset (RFC 8482 §4.1): the A set, else the AAAA set.
+        // It is then no larger than the answer to an A query, so ANY
+        // amplifies no more than A; and unlike a synthesized HINFO (§4.2)
+        // it still gives an old ANY-asking client addresses it can use.
+        let any_a = qtype == RecordType::ANY && !label.a.is_empty();
+        let want_a = qtype == RecordType::A || any_a;
+        let want_aaaa = qtype == RecordType::AAAA || (qtype == RecordType::ANY && !any_a);
         let mut draw = |rng: &mut dyn rand::RngCore| {
-            if matches!(qtype, RecordType::A | RecordType::ANY) {
+            if want_a {
                 label.a.pick(label.max_hosts, rng, &mut idx);
                 out.extend(idx.drain(..).map(|i| {
                     Record::from_rdata(qname.clone(), label.ttl, RData::A(A(*label.a.get(i))))
                 }));
             }
-            if matches!(qtype, RecordType::AAAA | RecordType::ANY) {
+            if want_aaaa {
                 label.aaaa.pick(label.max_hosts, rng, &mut idx);
                 out.extend(idx.drain(..).map(|i| {
                     Record::from_rdata(
@@ -103,6 +134,16 @@ struct Reply {
 }
 
 impl Reply {
+    /// How response rate limiting counts this reply.
+    fn kind(&self) -> ResponseKind {
+        match self.rcode {
+            ResponseCode::NoError if self.answers.is_empty() => ResponseKind::NoData,
+            ResponseCode::NoError => ResponseKind::Positive,
+            ResponseCode::NXDomain => ResponseKind::NxDomain,
+            _ => ResponseKind::Error,
+        }
+    }
+
     fn error(rcode: ResponseCode) -> Reply {
         Reply {
             rcode,
@@ -147,13 +188,15 @@ impl RequestHandler for GeoDnsHandler {
         mut response_handle: R,
     ) -> ResponseInfo {
         let req_edns = request.edns.as_ref();
-        let ecs = req_edns.and_then(|e| match e.option(EdnsCode::Subnet) {
-            Some(EdnsOption::Subnet(s)) => Some(Subnet {
-                addr: s.addr(),
-                source_prefix: s.source_prefix(),
-            }),
-            _ => None,
-        });
+        // hickory found an ECS option: judge it from the raw bytes, which
+        // hickory's decoder reads leniently (see `ecs`).
+        let ecs = match req_edns.and_then(|e| e.option(EdnsCode::Subnet)) {
+            Some(_) => client_subnet(request.as_slice()),
+            None => Ok(None),
+        };
+        if let Err(error) = &ecs {
+            tracing::debug!(src = %request.src(), %error, "malformed ECS option: FORMERR");
+        }
         let mut resp_edns = req_edns.map(|e| {
             let mut r = Edns::new();
             r.set_max_payload(e.max_payload().clamp(512, MAX_UDP_PAYLOAD));
@@ -165,6 +208,9 @@ impl RequestHandler for GeoDnsHandler {
 
         let reply = if req_edns.is_some_and(|e| e.version() > 0) {
             Reply::error(ResponseCode::BADVERS)
+        } else if ecs.is_err() {
+            // RFC 7871 §7.1.2.
+            Reply::error(ResponseCode::FormErr)
         } else if request.metadata.op_code != OpCode::Query {
             Reply::error(ResponseCode::NotImp)
         } else if request.queries.len() != 1 {
@@ -177,6 +223,7 @@ impl RequestHandler for GeoDnsHandler {
             // made per query, so there is nothing to transfer.
             Reply::error(ResponseCode::Refused)
         } else if let (Some(q), Some(zone)) = (query, self.store.current()) {
+            let ecs = ecs.ok().flatten();
             let loc = locate(self.geo.as_ref(), request.src().ip(), ecs);
             if let (Some(s), Some(e)) = (ecs, resp_edns.as_mut()) {
                 // RFC 7871: echo family, source prefix and address, with
@@ -239,15 +286,42 @@ impl RequestHandler for GeoDnsHandler {
         let mut metadata = Metadata::response_from_request(&request.metadata);
         metadata.authoritative = reply.authoritative;
         metadata.response_code = reply.rcode;
+        // Only UDP is limited: a TCP client has shown it owns its address.
+        let verdict = match (&self.rrl, request.protocol()) {
+            (Some(rrl), Protocol::Udp) => rrl.check(
+                request.src().ip(),
+                reply.kind(),
+                query.map(|q| q.name()),
+                query.map_or(0, |q| u16::from(q.query_type())),
+            ),
+            _ => Verdict::Answer,
+        };
         let mut builder = MessageResponseBuilder::new(&request.queries, None);
-        if let Some(e) = resp_edns.as_ref() {
-            builder.edns(e);
-        }
+        let (answers, authority): (&[Record], &[Record]) = match verdict {
+            Verdict::Drop => {
+                return ResponseInfo::from(Header {
+                    metadata,
+                    counts: HeaderCounts::default(),
+                });
+            }
+            Verdict::Slip => {
+                // As NSD: the question alone with TC=1, so that a real
+                // resolver asks again over TCP.
+                metadata.truncation = true;
+                (&[], &[])
+            }
+            Verdict::Answer => {
+                if let Some(e) = resp_edns.as_ref() {
+                    builder.edns(e);
+                }
+                (&reply.answers, &reply.authority)
+            }
+        };
         let response = builder.build(
             metadata,
-            reply.answers.iter(),
+            answers.iter(),
             std::iter::empty(),
-            reply.authority.iter(),
+            authority.iter(),
             std::iter::empty(),
         );
         match response_handle.send_response(response).await {

@@ -4,7 +4,9 @@
 //! each query with up to `max_hosts` servers near the client, picked at
 //! random by netspeed ([`GeoDnsHandler`]), served over UDP and TCP
 //! ([`run_dns`]) from a zone that refreshes without blocking queries
-//! ([`ZoneStore`], [`refresh_loop`]).
+//! ([`ZoneStore`], [`refresh_loop`]). UDP responses are rate-limited per
+//! client prefix as NSD does ([`RrlConfig`]); EDNS Client Subnet options
+//! are checked as RFC 7871 asks.
 //!
 //! The model, generator, picker, location rules and lookups are pure
 //! (`model`, `generate`, `pick`, `locate`, `zone`); sockets and HTTP live in
@@ -13,21 +15,25 @@
 //!
 //! [`RequestHandler`]: hickory_server::server::RequestHandler
 
+mod ecs;
 mod generate;
 mod handler;
 mod locate;
 mod metrics;
 mod model;
 mod pick;
+mod rrl;
 mod server;
 mod store;
 mod zone;
 
+pub use ecs::EcsError;
 pub use generate::{DnsServer, SPLIT_MIN_SERVERS, ZoneOptions, build_zone};
 pub use handler::{GeoDnsHandler, MAX_UDP_PAYLOAD};
 pub use locate::{Located, Subnet, is_global_unicast, locate};
 pub use model::{DEFAULT_MAX_HOSTS, DEFAULT_TTL, LabelData, ZoneData};
 pub use pick::Weighted;
+pub use rrl::{ResponseKind, Rrl, RrlConfig, Verdict};
 pub use server::{DnsListener, TCP_IDLE_TIMEOUT, run_dns};
 pub use store::{ApiSource, FetchError, ZoneStore, refresh_loop};
 pub use zone::{Label, Lookup, MAX_HOSTS_LIMIT, Zone, ZoneError};

@@ -172,8 +172,10 @@ fn udp_worker(
                 drive(handler.handle_request::<_, TokioTime>(&request, responder));
             }
             Err(_) => {
-                let _ = socket.send_to(&formerr(&buf[..n]), src);
                 crate::handler::count_formerr();
+                if handler.may_send_formerr(src.ip()) {
+                    let _ = socket.send_to(&formerr(&buf[..n]), src);
+                }
             }
         }
     }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use dns::{ZoneData, ZoneStore, refresh_loop};
+use dns::{RrlConfig, ZoneData, ZoneStore, refresh_loop};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
 use rand::rngs::StdRng;
@@ -69,7 +69,8 @@ fn first_record_shares(
 
 #[test]
 fn weighting_through_the_handler_follows_netspeed() {
-    let srv = TestServer::start(&weighted_zone(), Some(20_000));
+    // 40,000 queries from one address: more than rate limiting allows.
+    let srv = TestServer::start_with(&weighted_zone(), Some(20_000), &RrlConfig::off());
     let total: u32 = WEIGHTS.iter().map(|(_, w)| w).sum();
     // 20,000 answers of 4 (first record) and 20,000 answers of 1.
     for name in [ORIGIN.to_string(), format!("1.{ORIGIN}")] {
@@ -203,7 +204,8 @@ fn assert_still_answers(srv: &TestServer) {
 
 #[test]
 fn random_and_mutated_packets_over_udp() {
-    let srv = TestServer::start(&test_zone(), None);
+    // A flood from one address: rate limiting would drop most replies.
+    let srv = TestServer::start_with(&test_zone(), None, &RrlConfig::off());
     let mut rng = StdRng::seed_from_u64(1);
     let packets = nasty_packets(&mut rng, 4000);
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -379,7 +381,8 @@ fn refresh_swaps_zones_and_keeps_the_last_good_one() {
 
 #[test]
 fn loads_do_not_stop_queries() {
-    let srv = TestServer::start(&test_zone(), None);
+    // Queries as fast as they are answered: rate limiting off.
+    let srv = TestServer::start_with(&test_zone(), None, &RrlConfig::off());
     let store = srv.store.clone();
     let loader = std::thread::spawn(move || {
         for serial in 0..200 {

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use dns::{DnsListener, GeoDnsHandler, ZoneData, ZoneStore};
+use dns::{DnsListener, GeoDnsHandler, RrlConfig, ZoneData, ZoneStore};
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RData, RecordType};
@@ -25,13 +25,20 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Serves `zone`, locating clients with MaxMind's test Country database.
+    /// Serves `zone`, locating clients with MaxMind's test Country database,
+    /// with response rate limiting at its defaults (as operators run it).
     /// With a seed, picks are reproducible.
     pub fn start(zone: &ZoneData, seed: Option<u64>) -> TestServer {
+        TestServer::start_with(zone, seed, &RrlConfig::default())
+    }
+
+    /// As [`TestServer::start`] with other rate limiting (tests that send
+    /// thousands of queries on purpose turn it off).
+    pub fn start_with(zone: &ZoneData, seed: Option<u64>, rrl: &RrlConfig) -> TestServer {
         let store = ZoneStore::new(ORIGIN).unwrap();
         store.load(zone).unwrap();
         let geo = geo::GeoIp::open(Path::new(geo::fixtures::COUNTRY_MMDB)).unwrap();
-        let mut handler = GeoDnsHandler::new(store.clone(), Some(geo));
+        let mut handler = GeoDnsHandler::new(store.clone(), Some(geo)).with_rrl(rrl);
         if let Some(seed) = seed {
             handler = handler.with_seed(seed);
         }
@@ -186,16 +193,20 @@ pub fn udp_raw(sock: &UdpSocket, addr: SocketAddr, bytes: &[u8]) -> Option<Vec<u
 
 /// Sends `m` over TCP and returns the decoded reply.
 pub fn tcp(addr: SocketAddr, m: &Message) -> Message {
+    Message::from_vec(&tcp_raw(addr, &m.to_vec().unwrap())).unwrap()
+}
+
+/// Sends raw bytes over TCP; the reply's bytes.
+pub fn tcp_raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let bytes = m.to_vec().unwrap();
     s.write_all(&(bytes.len() as u16).to_be_bytes()).unwrap();
-    s.write_all(&bytes).unwrap();
+    s.write_all(bytes).unwrap();
     let mut len = [0u8; 2];
     s.read_exact(&mut len).unwrap();
     let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
     s.read_exact(&mut buf).unwrap();
-    Message::from_vec(&buf).unwrap()
+    buf
 }
 
 /// The A and AAAA addresses in a reply, in order.

@@ -72,25 +72,25 @@ impl RrlConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.ipv4_prefix > 32 {
             return Err(format!(
-                "DNS RRL ipv4 prefix {} is longer than 32",
+                "ipv4_prefix (--dns-rrl-ipv4-prefix) {} is longer than 32 bits",
                 self.ipv4_prefix
             ));
         }
         if self.ipv6_prefix > 128 {
             return Err(format!(
-                "DNS RRL ipv6 prefix {} is longer than 128",
+                "ipv6_prefix (--dns-rrl-ipv6-prefix) {} is longer than 128 bits",
                 self.ipv6_prefix
             ));
         }
         if self.rate > 1_000_000_000 {
             return Err(format!(
-                "DNS RRL rate {} is above 1000000000 per second",
+                "rate (--dns-rrl-rate) {} is above 1000000000 per second",
                 self.rate
             ));
         }
         if !(SHARDS..=100_000_000).contains(&self.size) {
             return Err(format!(
-                "DNS RRL size {} is not between {SHARDS} and 100000000 buckets",
+                "size (--dns-rrl-size) {} is not between {SHARDS} and 100000000 buckets",
                 self.size
             ));
         }

@@ -285,6 +285,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         zone,
         dns_listener,
         geoip,
+        dns::RrlConfig::default(),
         Duration::from_secs(5),
         stop.clone(),
     ));

@@ -73,6 +73,8 @@ pub struct Args {
     /// Log format.
     #[arg(long, env = "POOLWATCH_LOG_FORMAT", value_parser = ["text", "json"], default_value = "text")]
     pub log_format: String,
+    #[command(flatten)]
+    pub rrl: crate::rrl_args::RrlArgs,
     /// Pick addresses with one generator seeded with N (reproducible tests).
     #[arg(long, hide = true, value_name = "N")]
     pub seed: Option<u64>,
@@ -116,6 +118,8 @@ fn init_logging(json: bool) {
 
 pub async fn run(args: Args) -> Result<ExitCode> {
     let store = ZoneStore::new(&args.zone).map_err(|e| usage(e.to_string()))?;
+    // `dns` has no config file: flags and POOLWATCH_DNS_RRL_* only.
+    let rrl = args.rrl.config(&Default::default())?;
     // The recorder must exist before a zone loads: zones register their
     // counter handles when they load.
     let shutdown = CancellationToken::new();
@@ -182,7 +186,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         },
         shutdown.clone().cancelled_owned(),
     ));
-    let mut handler = GeoDnsHandler::new(store, geo);
+    let mut handler = GeoDnsHandler::new(store, geo).with_rrl(&rrl);
     if let Some(seed) = args.seed {
         handler = handler.with_seed(seed);
     }

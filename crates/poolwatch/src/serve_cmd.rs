@@ -151,6 +151,9 @@ pub struct Args {
     #[command(flatten)]
     http: crate::http_args::HttpArgs,
 
+    #[command(flatten)]
+    dns_rrl: crate::rrl_args::RrlArgs,
+
     /// The pool zone this service answers DNS for and publishes at
     /// /api/dns-zone, e.g. pool.example.org.
     #[arg(long, value_name = "NAME", env = "POOLWATCH_ZONE")]
@@ -462,6 +465,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     }
     init_logging(json);
     let mut cfg = build_config(&args, &setup)?;
+    let rrl = args.dns_rrl.config(&setup.file.dns_rrl)?;
     if args.dns_listen.is_some() && args.zone.is_none() {
         return Err(usage(
             "--dns-listen needs --zone NAME (the pool zone to answer for)",
@@ -534,6 +538,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                 zone,
                 listener,
                 geoip,
+                rrl,
                 args.dns_refresh,
                 stop,
             )))

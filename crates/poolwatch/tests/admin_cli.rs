@@ -411,6 +411,29 @@ fn serve_refused(dir: &std::path::Path, args: &[&str]) -> (std::process::ExitSta
 }
 
 #[test]
+fn serve_refuses_bad_dns_rate_limiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("serve.toml");
+    std::fs::write(&config, "[dns_rrl]\nipv4_prefix = 40\n").unwrap();
+    let config = config.to_str().unwrap();
+    for (args, want) in [
+        (
+            vec!["--dns-rrl-ipv6-prefix", "129"],
+            "--dns-rrl-ipv6-prefix",
+        ),
+        (vec!["--dns-rrl-size", "1"], "size (--dns-rrl-size) 1"),
+        (
+            vec!["--config", config],
+            "ipv4_prefix (--dns-rrl-ipv4-prefix) 40",
+        ),
+    ] {
+        let (status, err) = serve_refused(dir.path(), &args);
+        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+#[test]
 fn serve_refuses_bad_log_retention() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("serve.toml");

@@ -43,8 +43,13 @@ struct DnsProc {
 
 impl DnsProc {
     fn start(args: &[&str]) -> DnsProc {
+        DnsProc::start_env(args, &[])
+    }
+
+    fn start_env(args: &[&str], env: &[(&str, &str)]) -> DnsProc {
         let mut child = Command::new(BIN)
             .arg("dns")
+            .envs(env.iter().copied())
             .args(["--zone", ZONE, "--listen", "127.0.0.1:0"])
             .args(["--geoip", geo::fixtures::COUNTRY_MMDB])
             .args(args)
@@ -367,6 +372,32 @@ fn usage_errors() {
             ],
             "nonexistent.mmdb",
         ),
+        (
+            &[
+                "--zone",
+                ZONE,
+                "--zone-file",
+                good,
+                "--dns-rrl-ipv4-prefix",
+                "33",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            "--dns-rrl-ipv4-prefix",
+        ),
+        (
+            &[
+                "--zone",
+                ZONE,
+                "--zone-file",
+                good,
+                "--dns-rrl-size",
+                "10",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            "size",
+        ),
     ];
     for (args, want) in cases {
         let o = run(args);
@@ -374,4 +405,84 @@ fn usage_errors() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
     }
+}
+
+/// A bare query for `ZONE` A with id `id` (no EDNS).
+fn raw_query(id: u16) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend([0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in ZONE.split('.') {
+        q.push(label.len() as u8);
+        q.extend(label.as_bytes());
+    }
+    q.extend([0, 0, 1, 0, 1]);
+    q
+}
+
+/// Sends `n` queries back to back in bursts of 20 (each drained before
+/// the next); (answered, truncated) replies.
+fn flood(addr: SocketAddr, n: u16) -> (usize, usize) {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    let (mut answered, mut truncated) = (0, 0);
+    let mut buf = [0u8; 1500];
+    for id in 0..n {
+        sock.send_to(&raw_query(id), addr).unwrap();
+        if id % 20 == 19 || id == n - 1 {
+            while let Ok((len, _)) = sock.recv_from(&mut buf) {
+                // TC is bit 1 of byte 2; ANCOUNT is bytes 6-7.
+                let ancount = u16::from_be_bytes([buf[6], buf[7]]);
+                match (buf[2] & 0x02 != 0, ancount) {
+                    (true, 0) => truncated += 1,
+                    (false, 1..) => answered += 1,
+                    _ => panic!("unexpected reply {:?}", &buf[..len]),
+                }
+            }
+        }
+    }
+    (answered, truncated)
+}
+
+#[test]
+fn rate_limiting_flags_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zone.json");
+    std::fs::write(&path, zone(1, &["198.51.100.1"]).to_json()).unwrap();
+    let path = path.to_str().unwrap();
+    let metrics = free_port();
+    let p = DnsProc::start(&[
+        "--zone-file",
+        path,
+        "--metrics-listen",
+        &format!("127.0.0.1:{metrics}"),
+        "--dns-rrl-rate",
+        "5",
+        "--dns-rrl-slip",
+        "3",
+    ]);
+    let (answered, truncated) = flood(p.addr, 300);
+    // 5 a second (twice that in the first second), whichever seconds the
+    // flood spans; every third of the others truncated.
+    assert!((5..=40).contains(&answered), "{answered} answered");
+    let limited = 300 - answered;
+    assert!(
+        truncated.abs_diff(limited / 3) <= 3,
+        "{truncated} of {limited}"
+    );
+    // TCP is not limited.
+    let out = p.dig(&[ZONE, "+tcp", "+subnet=81.2.69.142/32", "+short"]);
+    assert_eq!(out.trim(), "198.51.100.1", "{out}");
+    let body = metrics_text(metrics);
+    for want in [
+        r#"poolwatch_dns_rrl_total{action="dropped"}"#,
+        r#"poolwatch_dns_rrl_total{action="slipped"}"#,
+    ] {
+        assert!(body.contains(want), "/metrics lacks {want}:\n{body}");
+    }
+    drop(p);
+
+    // Off: every query answered (the variable form of the flag).
+    let p = DnsProc::start_env(&["--zone-file", path], &[("POOLWATCH_DNS_RRL_RATE", "0")]);
+    assert_eq!(flood(p.addr, 300), (300, 0));
 }

@@ -92,12 +92,14 @@ pub async fn get(
 }
 
 /// Answer DNS for the pool zone on `listener` from this store, refreshing
-/// the zone every `refresh` without blocking queries, until `shutdown`.
+/// the zone every `refresh` without blocking queries, until `shutdown`;
+/// UDP responses are rate-limited with `rrl`.
 pub async fn run_dns(
     store: Store,
     cfg: DnsZoneConfig,
     listener: dns::DnsListener,
     geoip: Option<geo::GeoIp>,
+    rrl: dns::RrlConfig,
     refresh: std::time::Duration,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
@@ -118,7 +120,7 @@ pub async fn run_dns(
     ));
     listener
         .serve(
-            dns::GeoDnsHandler::new(zones, geoip),
+            dns::GeoDnsHandler::new(zones, geoip).with_rrl(&rrl),
             shutdown.cancelled_owned(),
         )
         .await

@@ -42,6 +42,13 @@
 //! reminder = "24h"
 //! max_reminders = 5
 //!
+//! [dns_rrl]                   # DNS response rate limiting (UDP)
+//! rate = 200                  # responses per second per prefix; 0 = off
+//! slip = 2
+//! ipv4_prefix = 24
+//! ipv6_prefix = 64
+//! size = 1000000
+//!
 //! [selector]
 //! enabled = true              # false: as --no-selector
 //! interval = "10m"
@@ -94,6 +101,19 @@ pub struct FileConfig {
     pub alerts: FileAlerts,
     #[serde(default)]
     pub selector: FileSelector,
+    #[serde(default)]
+    pub dns_rrl: FileDnsRrl,
+}
+
+/// `[dns_rrl]`: the `--dns-rrl-*` flags.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDnsRrl {
+    pub rate: Option<u32>,
+    pub slip: Option<u32>,
+    pub ipv4_prefix: Option<u8>,
+    pub ipv6_prefix: Option<u8>,
+    pub size: Option<usize>,
 }
 
 /// `[selector]`: the `--selector-*` and `--no-selector` flags.
@@ -188,6 +208,8 @@ mod tests {
         assert_eq!(c.reference_servers.unwrap().len(), 2);
         assert_eq!(c.zone_guard, Some(toml::Value::Float(0.1)));
         assert_eq!(c.log_retention.as_deref(), Some("forever"));
+        assert_eq!(c.dns_rrl.rate, Some(200));
+        assert_eq!(c.dns_rrl.ipv6_prefix, Some(64));
     }
 
     #[test]

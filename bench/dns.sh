@@ -11,6 +11,13 @@
 # clients are located with MaxMind's test Country database; half the queries
 # carry an EDNS Client Subnet. Needs dnsperf, nsd and dig (Debian: dnsperf,
 # nsd, bind9-dnsutils). Results go to stdout; copy them to BENCHMARKS.md.
+#
+# dnsperf sends from one address, which response rate limiting (on by
+# default) would throttle to 200 answers a second, so poolwatch runs three
+# times: RRL off (the speed figure, as NSD runs with rrl-ratelimit 0), RRL on
+# with a rate never reached (what the per-response check costs), and RRL at
+# its defaults (the limiting itself: answered qps collapses, most queries
+# are "lost" or truncated; not a speed figure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,14 +51,18 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 target/release/examples/dns_bench_data "$dir" "$SERVERS" "$QUERIES"
 
-pw_port=$(free_port)
-metrics_port=$(free_port)
-target/release/poolwatch dns --zone "$ZONE" --zone-file "$dir/zone.json" \
-  --geoip crates/geo/testdata/GeoLite2-Country-Test.mmdb \
-  --listen "127.0.0.1:$pw_port" --metrics-listen "127.0.0.1:$metrics_port" \
-  >"$dir/poolwatch.out" 2>"$dir/poolwatch.err" &
-pw_pid=$!
-pids+=($pw_pid)
+# Starts `poolwatch dns` with extra flags; sets pw_port, pw_pid, metrics_port.
+start_pw() {
+  pw_port=$(free_port)
+  metrics_port=$(free_port)
+  target/release/poolwatch dns --zone "$ZONE" --zone-file "$dir/zone.json" \
+    --geoip crates/geo/testdata/GeoLite2-Country-Test.mmdb \
+    --listen "127.0.0.1:$pw_port" --metrics-listen "127.0.0.1:$metrics_port" "$@" \
+    >"$dir/poolwatch.out" 2>"$dir/poolwatch.err" &
+  pw_pid=$!
+  pids+=($pw_pid)
+  ready "$pw_port"
+}
 
 nsd_port=$(free_port)
 cat >"$dir/nsd.conf" <<CONF
@@ -89,7 +100,6 @@ ready() {
   cat "$dir"/*.err "$dir"/nsd.log 2>/dev/null >&2 || true
   exit 1
 }
-ready "$pw_port"
 ready "$nsd_port"
 
 # CPU ticks used so far by a process and its descendants (NSD forks twice).
@@ -125,7 +135,14 @@ echo "dnsperf -B -l $SECS -c $CLIENTS -T 1 -q $OUTSTANDING on 127.0.0.1, $(nproc
 echo
 echo "| server | qps | lost | avg latency | server CPU (cores) | response codes |"
 echo "|---|---:|---:|---:|---:|---|"
+start_pw --dns-rrl-rate 0
 run "poolwatch dns" "$pw_port" "$pw_pid"
+kill "$pw_pid"
+start_pw --dns-rrl-rate 1000000000
+run "poolwatch dns, RRL on, rate never reached" "$pw_port" "$pw_pid"
+kill "$pw_pid"
+start_pw
+run "poolwatch dns, RRL at defaults" "$pw_port" "$pw_pid"
 run "NSD $($NSD -v 2>&1 | head -1 | awk '{print $3}') (static zone, $NSD_SERVERS server)" "$nsd_port" "$nsd_pid"
 pw=$(cat "$dir/poolwatch dns.qps")
 nsd=$(cat "$dir"/NSD*.qps)
@@ -133,4 +150,4 @@ echo
 awk -v a="$pw" -v b="$nsd" 'BEGIN { printf "poolwatch / NSD = %.2f\n", a / b }'
 echo
 echo "poolwatch metrics after the run:"
-curl -s "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null | grep -E '^poolwatch_dns_queries_total' | sort -t' ' -k2 -n -r | head -5 || true
+curl -s "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null | grep -E '^poolwatch_dns_(queries|rrl)_total' | sort -t' ' -k2 -n -r | head -7 || true

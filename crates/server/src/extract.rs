@@ -55,11 +55,20 @@ impl FromRequestParts<AppState> for AuthedMonitor {
         let now = state.now();
         // last_seen has one-second resolution: a second call within the
         // same second with the same version would write the same values.
+        // Best effort when the store can't write for now (disk full, lost
+        // connection): last_seen is bookkeeping, and refusing the call
+        // would also stop the reads (config) that need no write.
         if monitor.last_seen != Some(now) || monitor.client_version != version {
-            state
+            match state
                 .store()
                 .touch_monitor(monitor.id, now, version.as_deref())
-                .await?;
+                .await
+            {
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(monitor = %monitor.name, error = %e, "cannot record last_seen now")
+                }
+                r => r?,
+            }
         }
         match monitor.status {
             MonitorGlobalStatus::Active | MonitorGlobalStatus::Testing => {

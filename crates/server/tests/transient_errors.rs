@@ -4,8 +4,9 @@
 //! space is back. Both backends.
 //!
 //! SQLite is made full with the store's size limit over a file holding a
-//! filler table (deleting it frees the space); PostgreSQL gets a trigger
-//! that raises `disk_full` on every log row.
+//! filler table (deleting it frees the space); PostgreSQL gets triggers
+//! that raise `disk_full` on every log row, clock report and monitor
+//! update (last_seen).
 
 mod common;
 
@@ -81,6 +82,11 @@ async fn full_disk_answers_503_and_recovers(backend: Backend) {
                      FOR EACH ROW EXECUTE FUNCTION disk_full();
                  CREATE CONSTRAINT TRIGGER disk_full AFTER INSERT ON monitor_clock
                      DEFERRABLE INITIALLY DEFERRED
+                     FOR EACH ROW EXECUTE FUNCTION disk_full();
+                 -- last_seen must be written at the next call, and fails:
+                 -- the call goes on without it (bookkeeping, best effort).
+                 UPDATE monitors SET last_seen = NULL;
+                 CREATE TRIGGER disk_full BEFORE UPDATE ON monitors
                      FOR EACH ROW EXECUTE FUNCTION disk_full();",
             )
             .await
@@ -116,7 +122,8 @@ async fn full_disk_answers_503_and_recovers(backend: Backend) {
     assert!(refused > 0, "no clock report needed new space");
 
     // The other routes still answer while the disk is full (they need no
-    // new space): no failed write left a connection inside a transaction.
+    // new space, and last_seen is best effort): no failed write left a
+    // connection inside a transaction.
     for _ in 0..3 {
         let r = t
             .monitor_call(Method::GET, "/api/v1/monitor/config", Some(&key), None)
@@ -139,7 +146,8 @@ async fn full_disk_answers_503_and_recovers(backend: Backend) {
         Backend::Postgres => {
             t.db.exec(
                 "DROP TRIGGER disk_full ON log_scores;
-                 DROP TRIGGER disk_full ON monitor_clock;",
+                 DROP TRIGGER disk_full ON monitor_clock;
+                 DROP TRIGGER disk_full ON monitors;",
             )
             .await
         }

@@ -319,9 +319,21 @@ async fn work_body_is_limited(backend: Backend) {
         chunked.extend_from_slice(b"\r\n");
     }
     chunked.extend_from_slice(b"0\r\n\r\n");
-    let head = s.head(WORK, "Transfer-Encoding: chunked\r\n");
-    let answer = raw(s.addr, head, chunked).await;
-    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    // The service answers 413 and closes with the rest of the body unread,
+    // so the kernel may reset the connection before this side has read
+    // the answer: an empty answer is retried, any other is judged.
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let head = s.head(WORK, "Transfer-Encoding: chunked\r\n");
+        let answer = raw(s.addr, head, chunked.clone()).await;
+        let done = !answer.is_empty();
+        answers.push(answer);
+        if done {
+            break;
+        }
+    }
+    let answer = answers.last().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answers:?}");
     assert_eq!(s.t.store().counts().await.unwrap().2, 0);
 
     let at_limit = format!("{{\"pad\":\"{}\"}}", "x".repeat(s.limit - 10));

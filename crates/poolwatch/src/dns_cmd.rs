@@ -101,21 +101,6 @@ fn read_zone_file(path: &Path) -> Result<ZoneData, String> {
     ZoneData::from_json(&text).map_err(|e| format!("zone file {}: {e}", path.display()))
 }
 
-fn init_logging(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    // hickory's server logs every request at info.
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,hickory_server=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-}
-
 pub async fn run(args: Args) -> Result<ExitCode> {
     let store = ZoneStore::new(&args.zone).map_err(|e| usage(e.to_string()))?;
     // `dns` has no config file: flags and POOLWATCH_DNS_RRL_* only.
@@ -155,7 +140,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         Some(p) => Some(geo::GeoIp::open(p).map_err(|e| usage(e.to_string()))?),
         None => None,
     };
-    init_logging(args.log_format == "json");
+    crate::util::init_logging(args.log_format == "json");
     if geo.is_none() {
         tracing::warn!("no --geoip database: every client gets the global zone");
     }

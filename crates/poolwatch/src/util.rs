@@ -88,8 +88,10 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// Set up tracing on stderr; `RUST_LOG` overrides the default level.
+/// hickory logs every malformed packet at warn: any sender could fill the
+/// log with them, so only its errors show (the DNS metrics count them).
 pub fn init_logging(json: bool) {
-    init_logging_with(json, "info,hickory_server=warn")
+    init_logging_with(json, "info,hickory_server=error,hickory_proto=error")
 }
 
 /// Text logging at `level` unless `RUST_LOG` says otherwise.

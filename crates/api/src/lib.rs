@@ -1,0 +1,179 @@
+//! The monitor API's messages, defined once for the agent and the service:
+//! plain serde types, one per JSON body, and the paths they travel on.
+//! Changing a field here changes both sides, or neither compiles.
+//!
+//! No I/O and no validation: the service checks bodies (limits, control
+//! characters, ranges) in its extractor and handlers; unknown fields are
+//! ignored by both sides so agents and services can be upgraded apart.
+//! Where a field is optional on input it is because the service accepts it
+//! missing; serialization always writes every field.
+
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+
+/// The version in every path below (`/api/v1/monitor/…`).
+pub const API_VERSION: &str = "v1";
+
+/// `GET`: the monitor's [`MonitorConfig`].
+pub const CONFIG_PATH: &str = "/api/v1/monitor/config";
+/// `POST` a [`WorkRequest`], answered with [`Work`].
+pub const WORK_PATH: &str = "/api/v1/monitor/work";
+/// `POST` a [`Submission`], answered with [`Accepted`].
+pub const RESULTS_PATH: &str = "/api/v1/monitor/results";
+/// `POST` a [`ClockReport`], answered with 204 and no body.
+pub const CLOCK_PATH: &str = "/api/v1/monitor/clock";
+/// `POST` a [`TracerouteSubmission`], answered with [`TracerouteStored`].
+pub const TRACEROUTE_PATH: &str = "/api/v1/monitor/traceroute";
+
+/// The most servers in one batch: the service never hands out more, and
+/// the agent sizes its read cap for `work` answers by at most this many.
+pub const MAX_BATCH_SIZE: u32 = 1000;
+
+/// `GET /api/v1/monitor/config` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorConfig {
+    pub name: String,
+    /// The monitor's registered address (checks should come from it).
+    pub ip: String,
+    pub samples: u32,
+    pub sample_interval_ms: u64,
+    pub timeout_ms: u64,
+    /// Servers the agent checks its own clock against; empty: no check.
+    pub reference_servers: Vec<String>,
+    /// Servers per `work` answer (1–[`MAX_BATCH_SIZE`]).
+    pub batch_size: u32,
+}
+
+/// `POST /api/v1/monitor/work` body: `{}` or none. Nothing is asked yet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkRequest {}
+
+/// `POST /api/v1/monitor/work` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Work {
+    /// Opaque to the agent; fixed-width digits, so later batches sort
+    /// later both as text and as numbers. Empty when there is no work.
+    pub batch_id: String,
+    pub servers: Vec<WorkServer>,
+    /// When to ask again: 0 right after a batch, more when idle.
+    pub retry_after_s: u64,
+    /// Traceroutes the service asks for (also in idle answers); each goes
+    /// back as a [`TracerouteSubmission`].
+    #[serde(default)]
+    pub traceroutes: Vec<TraceRequest>,
+}
+
+/// One server to check, with the ticket to return with its result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkServer {
+    pub ip: String,
+    pub ticket: String,
+}
+
+/// A traceroute the service wants from this monitor, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceRequest {
+    pub ip: String,
+    pub reason: String,
+}
+
+/// `POST /api/v1/monitor/results` body; also the unit of the agent's spool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Submission {
+    pub batch_id: String,
+    pub results: Vec<CheckResult>,
+}
+
+/// One check's best sample. `offset` and `rtt` are seconds; `ts` unix
+/// seconds when the check finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub ip: IpAddr,
+    pub ticket: String,
+    pub ts: i64,
+    #[serde(default)]
+    pub offset: Option<f64>,
+    #[serde(default)]
+    pub rtt: Option<f64>,
+    #[serde(default)]
+    pub stratum: Option<u8>,
+    #[serde(default)]
+    pub leap: Option<u8>,
+    #[serde(default)]
+    pub refid: Option<String>,
+    /// The KoD code or socket error.
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub no_response: bool,
+}
+
+/// `POST /api/v1/monitor/results` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Accepted {
+    pub accepted: u64,
+    /// The batch had been submitted before; nothing changed.
+    pub duplicate: bool,
+}
+
+/// `POST /api/v1/monitor/clock` body: the agent's latest clock sanity check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClockReport {
+    pub ok: bool,
+    /// One line, e.g. "2 of 3 reference server(s) disagree with our clock (…)".
+    pub detail: String,
+}
+
+/// `POST /api/v1/monitor/traceroute` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TracerouteSubmission {
+    pub ip: IpAddr,
+    /// Unix seconds when it was run.
+    pub ts: i64,
+    /// `mtr`, `traceroute`, or `none` when the agent has neither.
+    pub tool: String,
+    #[serde(default)]
+    pub hops: Vec<Hop>,
+    /// Why there are no hops (no tool, the tool failed or timed out).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// One hop: `ip` null when no probe with this TTL was answered; `rtt_ms`
+/// one entry per answered probe, of `sent`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hop {
+    /// Any integer on the wire, so the service can name a bad one (1..=64).
+    pub ttl: i64,
+    #[serde(default)]
+    pub ip: Option<IpAddr>,
+    #[serde(default)]
+    pub rtt_ms: Vec<f64>,
+    #[serde(default)]
+    pub sent: u32,
+}
+
+/// `POST /api/v1/monitor/traceroute` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TracerouteStored {
+    pub stored: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_carries_the_version() {
+        for p in [
+            CONFIG_PATH,
+            WORK_PATH,
+            RESULTS_PATH,
+            CLOCK_PATH,
+            TRACEROUTE_PATH,
+        ] {
+            let prefix = format!("/api/{API_VERSION}/monitor/");
+            assert!(p.starts_with(&prefix), "{p}");
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Each message's JSON is pinned to the examples of `crates/server/API.md`:
+//! an example parses into its type, and the type writes it back unchanged
+//! (compared as JSON values, so spacing and key order do not matter).
+
+use api::{
+    Accepted, ClockReport, MonitorConfig, Submission, TracerouteStored, TracerouteSubmission, Work,
+    WorkRequest,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+const API_MD: &str = include_str!("../../server/API.md");
+
+/// The JSON examples of the `### ` section whose heading starts with
+/// `heading`, in order (the heading line itself not included): fenced
+/// blocks and inline code spans that parse as a JSON object.
+fn examples(heading: &str) -> Vec<Value> {
+    let start = API_MD
+        .find(&format!("\n### {heading}"))
+        .unwrap_or_else(|| panic!("API.md has no section {heading:?}"));
+    let body = &API_MD[start + 1..];
+    let body = &body[body.find('\n').unwrap()..];
+    let section = &body[..body.find("\n#").unwrap_or(body.len())];
+    let mut out = Vec::new();
+    let mut rest = section;
+    while let Some(i) = rest.find('`') {
+        rest = &rest[i..];
+        let fenced = rest
+            .strip_prefix("```json\n")
+            .or_else(|| rest.strip_prefix("```"));
+        let (code, after) = if let Some(block) = fenced {
+            let end = block.find("```").expect("closed block");
+            (&block[..end], &block[end + 3..])
+        } else {
+            let span = &rest[1..];
+            let end = span.find('`').expect("closed span");
+            (&span[..end], &span[end + 1..])
+        };
+        if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(code) {
+            out.push(v);
+        }
+        rest = after;
+    }
+    out
+}
+
+/// Parse `example` as `T`, write it back, and compare.
+fn round_trip<T: Serialize + DeserializeOwned + std::fmt::Debug>(example: &Value) -> T {
+    let typed: T = serde_json::from_value(example.clone())
+        .unwrap_or_else(|e| panic!("{example} is not a {}: {e}", std::any::type_name::<T>()));
+    let back = serde_json::to_value(&typed).unwrap();
+    assert_eq!(&back, example, "{typed:?}");
+    typed
+}
+
+#[test]
+fn config() {
+    let ex = examples("`GET /api/v1/monitor/config`");
+    let c: MonitorConfig = round_trip(&ex[0]);
+    assert_eq!((c.name.as_str(), c.batch_size), ("defra1", 10));
+}
+
+#[test]
+fn work() {
+    let ex = examples("`POST /api/v1/monitor/work`");
+    let w: Work = round_trip(&ex[0]);
+    assert_eq!(w.servers.len(), 1);
+    assert_eq!(w.traceroutes.len(), 1);
+    // The request: `{}`, and written as `{}`.
+    let r: WorkRequest = serde_json::from_str("{}").unwrap();
+    assert_eq!(serde_json::to_string(&r).unwrap(), "{}");
+}
+
+#[test]
+fn work_without_traceroutes_is_read_as_none() {
+    let w: Work =
+        serde_json::from_str(r#"{"batch_id":"","servers":[],"retry_after_s":5}"#).unwrap();
+    assert!(w.traceroutes.is_empty());
+}
+
+#[test]
+fn results_and_answer() {
+    let ex = examples("`POST /api/v1/monitor/results`");
+    let s: Submission = round_trip(&ex[0]);
+    assert_eq!(s.results[0].ip.to_string(), "192.0.2.1");
+    // `{"accepted": n, …}` is prose; the duplicate answer is an example.
+    let a: Accepted = round_trip(&ex[1]);
+    assert!(a.duplicate);
+    round_trip::<Accepted>(&serde_json::json!({"accepted": 3, "duplicate": false}));
+}
+
+#[test]
+fn results_may_omit_what_api_md_says_is_optional() {
+    let s: Submission = serde_json::from_str(
+        r#"{"batch_id":"1","results":[{"ip":"2001:db8::1","ticket":"t","ts":1}]}"#,
+    )
+    .unwrap();
+    let r = &s.results[0];
+    assert_eq!(
+        (r.offset, r.error.as_deref(), r.no_response),
+        (None, None, false)
+    );
+}
+
+#[test]
+fn clock() {
+    let ex = examples("`POST /api/v1/monitor/clock`");
+    let c: ClockReport = round_trip(&ex[0]);
+    assert!(c.ok);
+}
+
+#[test]
+fn traceroute_and_answer() {
+    let ex = examples("Automatic traceroutes");
+    let t: TracerouteSubmission = round_trip(&ex[0]);
+    assert_eq!((t.hops.len(), t.hops[1].ip), (2, None));
+    let s: TracerouteStored = round_trip(&ex[1]);
+    assert!(s.stored);
+}

@@ -33,19 +33,15 @@ pub mod admin;
 pub mod file_config;
 pub mod keys;
 
+pub use api::MAX_BATCH_SIZE;
 pub use config::{DEFAULT_LISTEN, RateLimitConfig, ServerConfig};
 pub use dns_zone::{DnsZoneConfig, run_dns, zone_from_store};
 pub use error::ApiError;
 pub use http::{HttpLimits, serve_http};
 pub use logfmt::CSV_HEADER;
-pub use monitor_api::{
-    Accepted, CheckResult, ClockReport, MAX_BATCH_SIZE, MonitorConfig, Submission, TraceRequest,
-    Work, WorkServer, batch_id_text, parse_batch_id,
-};
+pub use monitor_api::{batch_id_text, parse_batch_id};
 pub use state::{AppState, Clock};
-pub use traceroute::{
-    HopIn, TRANSITIONS_TRACED_PER_SUBMISSION, TracerouteStored, TracerouteSubmission,
-};
+pub use traceroute::TRANSITIONS_TRACED_PER_SUBMISSION;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
@@ -79,11 +75,11 @@ fn metrics_router(state: AppState) -> Router {
 
 fn app(state: AppState, with_metrics: bool) -> Router {
     let monitor = Router::new()
-        .route("/api/v1/monitor/config", get(monitor_api::config))
-        .route("/api/v1/monitor/work", post(monitor_api::work))
-        .route("/api/v1/monitor/results", post(monitor_api::results))
-        .route("/api/v1/monitor/clock", post(monitor_api::clock))
-        .route("/api/v1/monitor/traceroute", post(traceroute::submit))
+        .route(api::CONFIG_PATH, get(monitor_api::config))
+        .route(api::WORK_PATH, post(monitor_api::work))
+        .route(api::RESULTS_PATH, post(monitor_api::results))
+        .route(api::CLOCK_PATH, post(monitor_api::clock))
+        .route(api::TRACEROUTE_PATH, post(traceroute::submit))
         .layer(DefaultBodyLimit::max(state.cfg().max_body_bytes))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

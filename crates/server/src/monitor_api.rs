@@ -9,25 +9,15 @@ use crate::error::ApiError;
 use crate::extract::{AuthedMonitor, JsonBody, JsonBodyOrEmpty};
 use crate::metrics::outcome;
 use crate::state::AppState;
+use api::{
+    Accepted, CheckResult, ClockReport, MAX_BATCH_SIZE, MonitorConfig, Submission, Work,
+    WorkRequest, WorkServer,
+};
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::HashSet;
-use std::net::IpAddr;
 use store::{MonitorGlobalStatus, ResultIn, WorkIntervals};
-
-/// `GET /api/v1/monitor/config`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MonitorConfig {
-    pub name: String,
-    /// The monitor's registered address (checks should come from it).
-    pub ip: String,
-    pub samples: u32,
-    pub sample_interval_ms: u64,
-    pub timeout_ms: u64,
-    pub reference_servers: Vec<String>,
-    pub batch_size: u32,
-}
 
 /// Per-monitor overrides (the `monitors.config` JSON); absent fields keep
 /// the service's values.
@@ -38,77 +28,6 @@ struct ConfigOverride {
     timeout_ms: Option<u64>,
     reference_servers: Option<Vec<String>>,
     batch_size: Option<u32>,
-}
-
-/// `POST /api/v1/monitor/work` body: `{}` or none. Nothing is asked yet;
-/// reading it puts the body under the same limit and checks as the others.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct WorkRequest {}
-
-/// `POST /api/v1/monitor/work` answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Work {
-    /// Opaque to the agent; fixed-width digits, so later batches sort
-    /// later both as text and as numbers. Empty when there is no work.
-    pub batch_id: String,
-    pub servers: Vec<WorkServer>,
-    /// When to ask again: 0 right after a batch, more when idle.
-    pub retry_after_s: u64,
-    /// Traceroutes the service asks for (also in idle answers); send each
-    /// back with `POST /api/v1/monitor/traceroute`.
-    #[serde(default)]
-    pub traceroutes: Vec<TraceRequest>,
-}
-
-/// A traceroute the service wants from this monitor, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TraceRequest {
-    pub ip: String,
-    pub reason: String,
-}
-
-/// One server to check, with the ticket to return with its result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WorkServer {
-    pub ip: String,
-    pub ticket: String,
-}
-
-/// `POST /api/v1/monitor/results` body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Submission {
-    pub batch_id: String,
-    pub results: Vec<CheckResult>,
-}
-
-/// One check's result. `offset` and `rtt` are seconds; `ts` unix seconds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckResult {
-    pub ip: IpAddr,
-    pub ticket: String,
-    pub ts: i64,
-    #[serde(default)]
-    pub offset: Option<f64>,
-    #[serde(default)]
-    pub rtt: Option<f64>,
-    #[serde(default)]
-    pub stratum: Option<u8>,
-    #[serde(default)]
-    pub leap: Option<u8>,
-    #[serde(default)]
-    pub refid: Option<String>,
-    #[serde(default)]
-    pub error: Option<String>,
-    #[serde(default)]
-    pub no_response: bool,
-}
-
-/// Answer to a submission.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Accepted {
-    pub accepted: usize,
-    /// The batch had been submitted before; nothing changed.
-    pub duplicate: bool,
 }
 
 /// The text form of a batch sequence number.
@@ -128,11 +47,6 @@ pub fn parse_batch_id(s: &str) -> Option<i64> {
 /// not from the future beyond clock slop.
 const MAX_RESULT_AGE_S: i64 = 30 * 86_400;
 const MAX_RESULT_FUTURE_S: i64 = 300;
-
-/// The most servers in one batch, for `--batch-size` and a monitor's
-/// override alike. The agent sizes its read cap for `work` answers by the
-/// batch size it is told, up to this.
-pub const MAX_BATCH_SIZE: u32 = 1000;
 
 /// The monitor's `monitors.config` overrides (none when unreadable).
 fn overrides(m: &store::MonitorRow) -> ConfigOverride {
@@ -339,9 +253,29 @@ pub async fn results(
         }
     }
     Ok(Json(Accepted {
-        accepted: out.accepted,
+        accepted: out.accepted as u64,
         duplicate: out.duplicate,
     }))
+}
+
+/// `POST /api/v1/monitor/clock`: record the monitor's clock check, shown on
+/// `/monitors`. 204 on success.
+pub async fn clock(
+    State(st): State<AppState>,
+    AuthedMonitor(m): AuthedMonitor,
+    JsonBody(r): JsonBody<ClockReport>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    if r.detail.chars().count() > 1000 {
+        return Err(ApiError::bad_request("detail: longer than 1000 characters"));
+    }
+    let c = store::MonitorClock {
+        monitor_id: m.id,
+        ok: r.ok,
+        detail: r.detail,
+        ts: st.now(),
+    };
+    st.store().set_monitor_clock(&c).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]
@@ -369,32 +303,4 @@ mod tests {
         };
         assert_eq!(idle_retry(&fast), 2);
     }
-}
-
-/// `POST /api/v1/monitor/clock` body: the agent's latest clock sanity check.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClockReport {
-    pub ok: bool,
-    /// One line, e.g. "2 of 3 reference server(s) disagree with our clock (…)".
-    pub detail: String,
-}
-
-/// `POST /api/v1/monitor/clock`: record the monitor's clock check, shown on
-/// `/monitors`. 204 on success.
-pub async fn clock(
-    State(st): State<AppState>,
-    AuthedMonitor(m): AuthedMonitor,
-    JsonBody(r): JsonBody<ClockReport>,
-) -> Result<axum::http::StatusCode, ApiError> {
-    if r.detail.chars().count() > 1000 {
-        return Err(ApiError::bad_request("detail: longer than 1000 characters"));
-    }
-    let c = store::MonitorClock {
-        monitor_id: m.id,
-        ok: r.ok,
-        detail: r.detail,
-        ts: st.now(),
-    };
-    st.store().set_monitor_clock(&c).await?;
-    Ok(axum::http::StatusCode::NO_CONTENT)
 }

@@ -6,12 +6,10 @@
 
 use crate::error::ApiError;
 use crate::extract::{AuthedMonitor, JsonBody};
-use crate::monitor_api::TraceRequest;
 use crate::state::AppState;
+use api::{TraceRequest, TracerouteStored, TracerouteSubmission};
 use axum::Json;
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
 use store::{MonitorRow, PairState, PairTransition, StoreError, TracerouteHop, TracerouteIn};
 
 /// Traceroute requests handed out per work call.
@@ -24,38 +22,6 @@ const MAX_TOOL_CHARS: usize = 32;
 const MAX_ERROR_BYTES: usize = 256;
 const MAX_AGE_S: i64 = 86_400;
 const MAX_FUTURE_S: i64 = 300;
-
-/// `POST /api/v1/monitor/traceroute` body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TracerouteSubmission {
-    pub ip: IpAddr,
-    /// Unix seconds when it was run.
-    pub ts: i64,
-    /// `mtr`, `traceroute`, or `none` when the agent has neither.
-    pub tool: String,
-    #[serde(default)]
-    pub hops: Vec<HopIn>,
-    #[serde(default)]
-    pub error: Option<String>,
-}
-
-/// One hop as submitted: `ip` null when no probe with this TTL was answered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HopIn {
-    pub ttl: i64,
-    #[serde(default)]
-    pub ip: Option<IpAddr>,
-    #[serde(default)]
-    pub rtt_ms: Vec<f64>,
-    #[serde(default)]
-    pub sent: u32,
-}
-
-/// Answer to a stored traceroute.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TracerouteStored {
-    pub stored: bool,
-}
 
 /// The requests for `m` to go out with a work answer. Best effort: a
 /// failure here must not cost the monitor its batch.
@@ -233,7 +199,7 @@ mod tests {
             ip: "192.0.2.1".parse().unwrap(),
             ts: 1_700_000_000,
             tool: "mtr".into(),
-            hops: vec![HopIn {
+            hops: vec![api::Hop {
                 ttl: 1,
                 ip: Some("10.0.0.1".parse().unwrap()),
                 rtt_ms: vec![0.3, 0.4],
@@ -273,7 +239,7 @@ mod tests {
         assert!(detail(&t).starts_with("error"));
         let mut t = sub();
         t.hops = (1..=65)
-            .map(|i| HopIn {
+            .map(|i| api::Hop {
                 ttl: i.min(64),
                 ip: None,
                 rtt_ms: vec![],

@@ -286,7 +286,7 @@ async fn unknown_fields_are_ignored_in_every_body(backend: Backend) {
     let s = served_or_skip!(backend);
     let r = s.post(WORK, &json!({"sent_by": "agent 9.9"})).await;
     assert_eq!(r.status(), 200);
-    let work: server::Work = r.json().await.unwrap();
+    let work: api::Work = r.json().await.unwrap();
     let mut results = serde_json::to_value(good_results(&work)).unwrap();
     results["sent_by"] = json!("agent 9.9");
     results["results"][0]["jitter"] = json!(0.0001);

@@ -5,10 +5,11 @@
 
 mod common;
 
+use api::{CheckResult, Submission};
 use axum::http::{Method, StatusCode};
 use common::{Backend, TestApp, good_results, now};
 use serde_json::{Value, json};
-use server::{CheckResult, ServerConfig, Submission};
+use server::ServerConfig;
 use store::{MonitorGlobalStatus, ResultIn};
 
 on_both_backends!(

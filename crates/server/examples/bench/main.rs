@@ -32,8 +32,9 @@
 
 mod selector;
 
+use api::{Submission, Work};
 use server::admin::{AddMonitor, AddServer};
-use server::{RateLimitConfig, ServerConfig, Submission, Work};
+use server::{RateLimitConfig, ServerConfig};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use store::{MonitorGlobalStatus, ResultIn, Store, WorkIntervals};
@@ -305,9 +306,7 @@ async fn ingest(o: &Opts) {
             let mut c = Conn::new(addr).await;
             let (mut results, mut batches, mut idle) = (0usize, 0usize, 0usize);
             while Instant::now() < deadline {
-                let (st, body) = c
-                    .call("POST", "/api/v1/monitor/work", Some(&key), b"")
-                    .await;
+                let (st, body) = c.call("POST", api::WORK_PATH, Some(&key), b"").await;
                 assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
                 let work: Work = serde_json::from_slice(&body).unwrap();
                 if work.servers.is_empty() {
@@ -322,7 +321,7 @@ async fn ingest(o: &Opts) {
                         .servers
                         .iter()
                         .enumerate()
-                        .map(|(i, s)| server::CheckResult {
+                        .map(|(i, s)| api::CheckResult {
                             ip: s.ip.parse().unwrap(),
                             ticket: s.ticket.clone(),
                             ts,
@@ -337,12 +336,10 @@ async fn ingest(o: &Opts) {
                         .collect(),
                 };
                 let body = serde_json::to_vec(&sub).unwrap();
-                let (st, resp) = c
-                    .call("POST", "/api/v1/monitor/results", Some(&key), &body)
-                    .await;
+                let (st, resp) = c.call("POST", api::RESULTS_PATH, Some(&key), &body).await;
                 assert_eq!(st, 200, "{}", String::from_utf8_lossy(&resp));
-                let v: serde_json::Value = serde_json::from_slice(&resp).unwrap();
-                results += v["accepted"].as_u64().unwrap() as usize;
+                let a: api::Accepted = serde_json::from_slice(&resp).unwrap();
+                results += a.accepted as usize;
                 batches += 1;
             }
             (results, batches, idle)

@@ -5,13 +5,14 @@
 
 #![allow(dead_code)]
 
+use api::{Submission, Work};
 use axum::Router;
 use axum::body::{Body, Bytes, to_bytes};
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use serde_json::Value;
 use server::admin::{AddMonitor, AddServer};
-use server::{AppState, Clock, ServerConfig, Submission, Work};
+use server::{AppState, Clock, ServerConfig};
 use std::net::{IpAddr, SocketAddr};
 use store::{MonitorGlobalStatus, MonitorRow, ServerRow, Store};
 use tempfile::TempDir;
@@ -343,7 +344,7 @@ pub fn good_results(work: &Work) -> Submission {
         results: work
             .servers
             .iter()
-            .map(|s| server::CheckResult {
+            .map(|s| api::CheckResult {
                 ip: s.ip.parse::<IpAddr>().unwrap(),
                 ticket: s.ticket.clone(),
                 ts: now() - 1,

@@ -6,14 +6,15 @@
 //!
 //! It never probes an address its target policy refuses, and never logs its key.
 
-pub mod api;
 pub mod body;
+pub mod client;
 pub mod clock;
 pub mod file_config;
 pub mod spool;
 pub mod traceroute;
 
-use api::{Api, ApiError, MonitorConfig, ResultItem, Results, TraceRequest, Work};
+use api::{MonitorConfig, Submission, TraceRequest, Work};
+use client::{Api, ApiError};
 use clock::ClockVerdict;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
@@ -113,7 +114,7 @@ async fn pause(d: Duration, shutdown: &CancellationToken) -> bool {
     }
 }
 
-fn outcome(r: &ResultItem) -> &'static str {
+fn outcome(r: &api::CheckResult) -> &'static str {
     match (&r.error, r.no_response) {
         (None, _) => "ok",
         (Some(_), true) => "timeout",
@@ -132,11 +133,11 @@ fn check_config(m: &MonitorConfig, source: Option<IpAddr>) -> CheckConfig {
 }
 
 /// The best sample of a check as the service wants it.
-pub fn result_item(ip: &str, ticket: &str, r: &CheckResult) -> ResultItem {
+pub fn result_item(ip: IpAddr, ticket: &str, r: &CheckResult) -> api::CheckResult {
     let ts = now_unix();
     match r.best_sample() {
-        Some(s) => ResultItem {
-            ip: ip.to_string(),
+        Some(s) => api::CheckResult {
+            ip,
             ticket: ticket.to_string(),
             ts,
             offset: s.offset,
@@ -147,8 +148,8 @@ pub fn result_item(ip: &str, ticket: &str, r: &CheckResult) -> ResultItem {
             error: s.error.as_ref().map(|e| e.to_string()),
             no_response: s.no_response,
         },
-        None => ResultItem {
-            ip: ip.to_string(),
+        None => api::CheckResult {
+            ip,
             ticket: ticket.to_string(),
             ts,
             offset: None,
@@ -163,7 +164,7 @@ pub fn result_item(ip: &str, ticket: &str, r: &CheckResult) -> ResultItem {
 }
 
 /// A batch being checked; resolves to its results.
-type BatchCheck = std::pin::Pin<Box<dyn std::future::Future<Output = Results> + Send>>;
+type BatchCheck = std::pin::Pin<Box<dyn std::future::Future<Output = Submission> + Send>>;
 
 /// What this agent did since it started; logged when it stops, so an
 /// operator (or a test) can match it against the service's log.
@@ -376,7 +377,7 @@ impl Agent {
             .inspect_err(|_| self.monitor = None)?;
         self.start_traceroutes(&work.traceroutes);
         if work.servers.is_empty() {
-            self.retry_after = work.retry_after_s.map(Duration::from_secs);
+            self.retry_after = Some(Duration::from_secs(work.retry_after_s));
             return Ok(None);
         }
         Ok(Some(self.check_batch(&monitor, &work)))
@@ -592,10 +593,10 @@ impl Agent {
                     .increment(1);
                 continue;
             }
-            jobs.push((s.clone(), SocketAddr::new(ip, self.cfg.ntp_port)));
+            jobs.push((s.clone(), ip, SocketAddr::new(ip, self.cfg.ntp_port)));
         }
         let stop = self.shutdown.clone();
-        let checks = jobs.into_iter().map(move |(s, addr)| {
+        let checks = jobs.into_iter().map(move |(s, ip, addr)| {
             let stop = stop.clone();
             async move {
                 let r = ntp::check_until(s.ip.clone(), addr, &cfg, stop.cancelled_owned()).await;
@@ -605,7 +606,7 @@ impl Agent {
                 metrics::counter!("poolwatch_agent_ntp_bytes_sent_total").increment(sent * 48);
                 metrics::counter!("poolwatch_agent_ntp_bytes_received_total")
                     .increment(received * 48);
-                let item = result_item(&s.ip, &s.ticket, &r);
+                let item = result_item(ip, &s.ticket, &r);
                 metrics::counter!("poolwatch_agent_checks_total", "outcome" => outcome(&item))
                     .increment(1);
                 item
@@ -613,15 +614,15 @@ impl Agent {
         });
         let (concurrency, batch_id) = (self.cfg.concurrency.max(1), work.batch_id.clone());
         Box::pin(async move {
-            let results: Vec<ResultItem> = futures::stream::iter(checks)
+            let results: Vec<api::CheckResult> = futures::stream::iter(checks)
                 .buffer_unordered(concurrency)
                 .collect()
                 .await;
-            Results { batch_id, results }
+            Submission { batch_id, results }
         })
     }
 
-    async fn submit_or_spool(&mut self, results: Results) {
+    async fn submit_or_spool(&mut self, results: Submission) {
         if results.results.is_empty() {
             return;
         }
@@ -667,7 +668,7 @@ impl Agent {
         }
     }
 
-    fn drop_batch(&mut self, results: &Results, why: &str) {
+    fn drop_batch(&mut self, results: &Submission, why: &str) {
         self.tally.dropped += results.results.len() as u64;
         warn!("batch {} dropped: {why}", results.batch_id);
         metrics::counter!("poolwatch_agent_results_dropped_total")

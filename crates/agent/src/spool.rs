@@ -2,7 +2,7 @@
 //! line in `<state-dir>/spool.jsonl`, appended and fsynced before the agent
 //! moves on, replayed oldest first. The service stores a replayed batch once.
 
-use crate::api::Results;
+use api::Submission;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 pub struct Spooled {
     /// Unix seconds when it was spooled.
     pub spooled_at: i64,
-    pub results: Results,
+    pub results: Submission,
 }
 
 /// Append-only file of batches; every change is fsynced.
@@ -112,15 +112,15 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::ResultItem;
+    use api::CheckResult;
 
     fn batch(id: &str) -> Spooled {
         Spooled {
             spooled_at: 1,
-            results: Results {
+            results: Submission {
                 batch_id: id.into(),
-                results: vec![ResultItem {
-                    ip: "127.0.0.1".into(),
+                results: vec![CheckResult {
+                    ip: "127.0.0.1".parse().unwrap(),
                     ticket: "t".into(),
                     ts: 5,
                     offset: Some(0.001),

@@ -5,9 +5,9 @@
 //!
 //! A target the agent's [`TargetPolicy`] refuses is never traced.
 
+use api::TracerouteSubmission;
 use futures::future::BoxFuture;
 use ntp::TargetPolicy;
-use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -24,16 +24,9 @@ pub const TRACE_CONCURRENCY: usize = 2;
 pub const NO_TOOL: &str = "traceroute requested but neither mtr nor traceroute is installed; \
      install mtr-tiny or traceroute";
 
-/// One hop: `ip` is `None` when no probe with this TTL was answered;
-/// `rtt_ms` has one entry per answered probe (for mtr, which reports
-/// statistics only: the best and worst, or the average of a single reply).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Hop {
-    pub ttl: u8,
-    pub ip: Option<IpAddr>,
-    pub rtt_ms: Vec<f64>,
-    pub sent: u32,
-}
+/// One hop, as sent to the service. For mtr, which reports statistics
+/// only, `rtt_ms` holds the best and worst, or the average of a single reply.
+pub use api::Hop;
 
 /// A traceroute tool.
 pub trait Traceroute: Send + Sync {
@@ -204,7 +197,7 @@ pub fn parse_mtr_json(text: &str) -> Result<Vec<Hop>, String> {
             .get("count")
             .and_then(num)
             .filter(|c| (1.0..=255.0).contains(c))
-            .ok_or("unreadable mtr output: hub without a count")? as u8;
+            .ok_or("unreadable mtr output: hub without a count")? as i64;
         let host = h.get("host").and_then(|x| x.as_str()).unwrap_or("???");
         let ip: Option<IpAddr> = host.parse().ok();
         let sent = h.get("Snt").and_then(num).unwrap_or(0.0).max(0.0) as u32;
@@ -259,7 +252,7 @@ pub fn parse_traceroute(text: &str) -> Result<Vec<Hop>, String> {
             continue;
         };
         let mut hop = Hop {
-            ttl,
+            ttl: i64::from(ttl),
             ip: None,
             rtt_ms: Vec::new(),
             sent: 0,
@@ -384,23 +377,13 @@ pub fn detect(mode: TracerouteMode) -> Tracer {
     }
 }
 
-/// What goes back to the service (`POST /api/v1/monitor/traceroute`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TracerouteReport {
-    pub ip: String,
-    pub ts: i64,
-    pub tool: String,
-    pub hops: Vec<Hop>,
-    pub error: Option<String>,
-}
-
 /// How one request went (the metric's `result` label).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// Hops to send back.
-    Ok(TracerouteReport),
+    Ok(TracerouteSubmission),
     /// An error to send back (no tool, the tool failed, timed out).
-    Error(TracerouteReport),
+    Error(TracerouteSubmission),
     /// The policy refuses the address (or it is unreadable): nothing is
     /// sent, not a packet and not a report.
     Refused(String),
@@ -433,8 +416,8 @@ pub async fn trace_one(
     if let Err(e) = policy.check(target) {
         return Outcome::Refused(format!("no traceroute: {e}"));
     }
-    let report = |tool: &str, hops: Vec<Hop>, error: Option<String>| TracerouteReport {
-        ip: target.to_string(),
+    let report = |tool: &str, hops: Vec<Hop>, error: Option<String>| TracerouteSubmission {
+        ip: target,
         ts: now(),
         tool: tool.to_string(),
         hops,

@@ -1,80 +1,12 @@
-//! The monitor API as the agent sees it: JSON over HTTP(S) with a bearer key.
+//! The agent's client for the monitor API: JSON over HTTP(S) with a bearer
+//! key. The messages themselves are the `api` crate's, shared with the service.
 
 use crate::body;
-use serde::{Deserialize, Serialize};
+use api::{
+    Accepted, ClockReport, MAX_BATCH_SIZE, MonitorConfig, Submission, TracerouteSubmission, Work,
+    WorkRequest,
+};
 use std::time::Duration;
-
-/// `GET /api/v1/monitor/config`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MonitorConfig {
-    pub name: String,
-    pub samples: u32,
-    pub sample_interval_ms: u64,
-    pub timeout_ms: u64,
-    #[serde(default)]
-    pub reference_servers: Vec<String>,
-    pub batch_size: u32,
-    /// The monitor's registered address; queries are sent from it when set.
-    #[serde(default)]
-    pub ip: Option<String>,
-}
-
-/// One server to check, with the service's ticket for it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WorkServer {
-    pub ip: String,
-    pub ticket: String,
-}
-
-/// `POST /api/v1/monitor/work`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Work {
-    pub batch_id: String,
-    pub servers: Vec<WorkServer>,
-    #[serde(default)]
-    pub retry_after_s: Option<u64>,
-    /// Traceroutes the service asks for (also with no servers).
-    #[serde(default)]
-    pub traceroutes: Vec<TraceRequest>,
-}
-
-/// A traceroute the service asks for, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TraceRequest {
-    pub ip: String,
-    #[serde(default)]
-    pub reason: String,
-}
-
-/// One check's best sample, as submitted.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ResultItem {
-    pub ip: String,
-    pub ticket: String,
-    /// Unix seconds when the check finished.
-    pub ts: i64,
-    pub offset: Option<f64>,
-    pub rtt: Option<f64>,
-    pub stratum: Option<u8>,
-    pub leap: Option<u8>,
-    pub refid: Option<String>,
-    pub error: Option<String>,
-    pub no_response: bool,
-}
-
-/// `POST /api/v1/monitor/results` body; also the unit of the spool.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Results {
-    pub batch_id: String,
-    pub results: Vec<ResultItem>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SubmitResponse {
-    pub accepted: u64,
-    #[serde(default)]
-    pub duplicate: bool,
-}
 
 /// How a request failed, which decides what the agent does next.
 #[derive(Debug, thiserror::Error)]
@@ -152,14 +84,10 @@ pub const WORK_BYTES_PER_SERVER: usize = 512;
 /// refusal).
 pub const WORK_BODY_BASE: usize = 64 * 1024;
 
-/// The service never hands out more servers at once (`server::MAX_BATCH_SIZE`;
-/// the agent does not depend on the server crate). A config naming more
-/// cannot raise the cap beyond what this many need.
-pub const MAX_BATCH_SIZE: u32 = 1000;
-
 /// The largest `work` answer read for a monitor with this batch size
 /// (64 KiB + 512 B per server: 69 KiB for the default 10, 564 KiB for the
-/// service's maximum 1000, never more).
+/// service's maximum 1000, never more: a config naming more cannot raise
+/// the cap beyond what [`MAX_BATCH_SIZE`] servers need).
 pub fn work_body_max(batch_size: u32) -> usize {
     WORK_BODY_BASE + WORK_BYTES_PER_SERVER * batch_size.min(MAX_BATCH_SIZE) as usize
 }
@@ -327,8 +255,7 @@ impl Api {
         self.call(
             "config",
             CONFIG_BODY_MAX,
-            self.http
-                .get(format!("{}/api/v1/monitor/config", self.base)),
+            self.http.get(format!("{}{}", self.base, api::CONFIG_PATH)),
         )
         .await
     }
@@ -340,8 +267,8 @@ impl Api {
             "work",
             work_body_max(batch_size),
             self.http
-                .post(format!("{}/api/v1/monitor/work", self.base))
-                .json(&serde_json::json!({})),
+                .post(format!("{}{}", self.base, api::WORK_PATH))
+                .json(&WorkRequest {}),
         )
         .await
     }
@@ -352,31 +279,28 @@ impl Api {
         let detail: String = detail.chars().take(1000).collect();
         let req = self
             .http
-            .post(format!("{}/api/v1/monitor/clock", self.base))
-            .json(&serde_json::json!({ "ok": ok, "detail": detail }));
+            .post(format!("{}{}", self.base, api::CLOCK_PATH))
+            .json(&ClockReport { ok, detail });
         self.send_read("clock", SMALL_BODY_MAX, req).await.map(drop)
     }
 
     /// Send back a traceroute the service asked for.
-    pub async fn submit_traceroute(
-        &self,
-        report: &crate::traceroute::TracerouteReport,
-    ) -> Result<(), ApiError> {
+    pub async fn submit_traceroute(&self, report: &TracerouteSubmission) -> Result<(), ApiError> {
         let req = self
             .http
-            .post(format!("{}/api/v1/monitor/traceroute", self.base))
+            .post(format!("{}{}", self.base, api::TRACEROUTE_PATH))
             .json(report);
         self.send_read("traceroute", SMALL_BODY_MAX, req)
             .await
             .map(drop)
     }
 
-    pub async fn submit(&self, results: &Results) -> Result<SubmitResponse, ApiError> {
+    pub async fn submit(&self, results: &Submission) -> Result<Accepted, ApiError> {
         self.call(
             "results",
             SMALL_BODY_MAX,
             self.http
-                .post(format!("{}/api/v1/monitor/results", self.base))
+                .post(format!("{}{}", self.base, api::RESULTS_PATH))
                 .json(results),
         )
         .await
@@ -413,7 +337,7 @@ mod tests {
         // A config claiming a huge batch size cannot lift the cap.
         assert_eq!(work_body_max(u32::MAX), work_body_max(1000));
         // The largest legitimate server entry fits its share several times.
-        let entry = serde_json::to_string(&WorkServer {
+        let entry = serde_json::to_string(&api::WorkServer {
             ip: "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255".into(),
             ticket: "f".repeat(64),
         })

@@ -134,6 +134,7 @@ pub async fn serve_metrics(
         listener,
         app,
         server::HttpLimits::default(),
+        Default::default(),
         shutdown,
     ));
     Ok(())

@@ -17,6 +17,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -57,16 +58,46 @@ impl Default for HttpLimits {
     }
 }
 
-/// Serve `app` on `listener` until `stop` is cancelled, within `limits`.
-/// Handlers see the client's address as `ConnectInfo<SocketAddr>`.
+/// What the listeners sharing it saw of connections, read at scrape time:
+/// a cap that refuses connections is otherwise invisible to the operator.
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    open: AtomicU64,
+    refused_per_client: AtomicU64,
+    refused_overall: AtomicU64,
+}
+
+impl HttpStats {
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed at once so far: over the per-client cap, and
+    /// over the overall cap.
+    pub fn refused(&self) -> (u64, u64) {
+        (
+            self.refused_per_client.load(Ordering::Relaxed),
+            self.refused_overall.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Serve `app` on `listener` until `stop` is cancelled, within `limits`,
+/// counting connections in `stats`. Handlers see the client's address as
+/// `ConnectInfo<SocketAddr>`.
 pub async fn serve_http(
     listener: TcpListener,
     app: Router,
     limits: HttpLimits,
+    stats: Arc<HttpStats>,
     stop: CancellationToken,
 ) {
     let limits = Arc::new(limits);
-    let slots = Arc::new(Slots::default());
+    let slots = Arc::new(Slots {
+        inner: Mutex::default(),
+        stats,
+    });
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -198,6 +229,7 @@ impl Drop for Done {
 #[derive(Default)]
 struct Slots {
     inner: Mutex<SlotCounts>,
+    stats: Arc<HttpStats>,
 }
 
 #[derive(Default)]
@@ -213,13 +245,18 @@ impl Slots {
         let exempt = limits.exempt.iter().any(|n| n.contains(&ip));
         let mut c = self.inner.lock().expect("slots lock");
         if c.total >= limits.max_connections {
+            self.stats.refused_overall.fetch_add(1, Ordering::Relaxed);
             return None;
         }
         let mine = c.per_client.get(&key).copied().unwrap_or(0);
         if !exempt && mine >= limits.max_connections_per_client {
+            self.stats
+                .refused_per_client
+                .fetch_add(1, Ordering::Relaxed);
             return None;
         }
         c.total += 1;
+        self.stats.open.fetch_add(1, Ordering::Relaxed);
         *c.per_client.entry(key).or_insert(0) += 1;
         Some(Slot {
             slots: self.clone(),
@@ -238,6 +275,7 @@ impl Drop for Slot {
     fn drop(&mut self) {
         if let Ok(mut c) = self.slots.inner.lock() {
             c.total -= 1;
+            self.slots.stats.open.fetch_sub(1, Ordering::Relaxed);
             if let Some(n) = c.per_client.get_mut(&self.key) {
                 *n -= 1;
                 if *n == 0 {
@@ -283,7 +321,10 @@ mod tests {
         assert!(slots.take(a, &limits).is_none(), "third from one client");
         let _b1 = slots.take(b, &limits).unwrap();
         assert!(slots.take(b, &limits).is_none(), "over the total");
+        assert_eq!(slots.stats.refused(), (1, 1));
+        assert_eq!(slots.stats.open(), 3);
         drop(a1);
+        assert_eq!(slots.stats.open(), 2);
         assert!(slots.take(a, &limits).is_some(), "a slot came back");
     }
 

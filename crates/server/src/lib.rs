@@ -37,7 +37,7 @@ pub use api::MAX_BATCH_SIZE;
 pub use config::{DEFAULT_LISTEN, RateLimitConfig, ServerConfig};
 pub use dns_zone::{DnsZoneConfig, run_dns, zone_from_store};
 pub use error::ApiError;
-pub use http::{HttpLimits, serve_http};
+pub use http::{HttpLimits, HttpStats, serve_http};
 pub use logfmt::CSV_HEADER;
 pub use monitor_api::{batch_id_text, parse_batch_id};
 pub use state::{AppState, Clock};
@@ -200,13 +200,15 @@ pub async fn serve_split(
                 m,
                 metrics_router(state.clone()),
                 limits.clone(),
+                state.http_stats().clone(),
                 stop.clone(),
             )))
         }
         None => None,
     };
+    let stats = state.http_stats().clone();
     let app = app(state, metrics_task.is_none());
-    serve_http(listener, app, limits, stop.clone()).await;
+    serve_http(listener, app, limits, stats, stop.clone()).await;
     if let Some(t) = metrics_task {
         let _ = t.await;
     }
@@ -251,6 +253,7 @@ async fn method_not_allowed() -> ApiError {
 async fn metrics_text(State(st): State<AppState>) -> Response {
     st.metrics()
         .clock_check_disabled(clock_check::disabled(st.cfg()));
+    st.metrics().http_connections(st.http_stats());
     match st.store().metric_counts().await {
         Ok((servers, monitors, rows)) => st.metrics().counts(servers, monitors, rows),
         Err(e) => tracing::warn!(error = %e, "cannot count store rows for metrics"),

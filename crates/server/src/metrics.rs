@@ -45,6 +45,10 @@ pub const HOUSEKEEPING_DELETED: &str = "poolwatch_housekeeping_deleted_total";
 pub const HOUSEKEEPING_PASSES: &str = "poolwatch_housekeeping_passes_total";
 /// 1 while no reference servers are configured (agents skip the clock check).
 pub const CLOCK_CHECK_DISABLED: &str = "poolwatch_clock_check_disabled";
+/// HTTP connections open now, and those closed at once by a cap, by which
+/// (`per_client`, `overall`).
+pub const HTTP_CONNECTIONS_OPEN: &str = "poolwatch_http_connections_open";
+pub const HTTP_CONNECTIONS_REFUSED: &str = "poolwatch_http_connections_refused_total";
 
 /// The outcome label of one result, as the pool's monitor counts its tests:
 /// `timeout` (no reply), `error` (KoD or socket error), `offset` (answered,
@@ -152,6 +156,11 @@ impl Metrics {
                 Unit::Seconds,
                 "Age of a result when it was scored (now minus the result's ts)"
             );
+            describe_gauge!(HTTP_CONNECTIONS_OPEN, "HTTP connections open now");
+            describe_counter!(
+                HTTP_CONNECTIONS_REFUSED,
+                "HTTP connections closed at once by a connection cap, by cap (per_client, overall)"
+            );
             describe_gauge!(SERVERS, "Servers in the store");
             describe_gauge!(MONITORS, "Monitors in the store");
             describe_gauge!(
@@ -252,6 +261,16 @@ impl Metrics {
     /// Whether the agents' clock check is off (no reference servers).
     pub fn clock_check_disabled(&self, disabled: bool) {
         self.record(|| gauge!(CLOCK_CHECK_DISABLED).set(if disabled { 1.0 } else { 0.0 }));
+    }
+
+    /// The listeners' connections, read at scrape time.
+    pub fn http_connections(&self, stats: &crate::HttpStats) {
+        let (per_client, overall) = stats.refused();
+        self.record(|| {
+            gauge!(HTTP_CONNECTIONS_OPEN).set(stats.open() as f64);
+            counter!(HTTP_CONNECTIONS_REFUSED, "cap" => "per_client").absolute(per_client);
+            counter!(HTTP_CONNECTIONS_REFUSED, "cap" => "overall").absolute(overall);
+        });
     }
 
     /// Record one housekeeping pass.

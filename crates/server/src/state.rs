@@ -1,6 +1,7 @@
 //! The one piece of shared state every handler gets.
 
 use crate::config::ServerConfig;
+use crate::http::HttpStats;
 use crate::keys::TicketSigner;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
@@ -56,6 +57,7 @@ struct Inner {
     metrics: Metrics,
     limiter: RateLimiter,
     clock: Clock,
+    http: Arc<HttpStats>,
 }
 
 impl AppState {
@@ -76,6 +78,7 @@ impl AppState {
                 metrics: Metrics::new(),
                 limiter,
                 clock,
+                http: Arc::default(),
             }),
         }
     }
@@ -98,6 +101,11 @@ impl AppState {
 
     pub fn limiter(&self) -> &RateLimiter {
         &self.inner.limiter
+    }
+
+    /// Connections of this app's listeners (open, refused by a cap).
+    pub fn http_stats(&self) -> &Arc<HttpStats> {
+        &self.inner.http
     }
 
     /// Now, in unix seconds. The one clock read of the service: the store

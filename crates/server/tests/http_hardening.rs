@@ -209,6 +209,22 @@ async fn connections_are_capped_per_client_and_overall() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let again = request("127.0.0.1", s.addr, "GET", "/api/v1/zones").await;
     assert!(again.starts_with("HTTP/1.1 200"), "{again}");
+    // The operator sees both refusals, and the connections open now (the
+    // held one and the scrape's own, maybe the last one still closing).
+    let m = scrape(s.addr).await;
+    for line in [
+        r#"poolwatch_http_connections_refused_total{cap="per_client"} 1"#,
+        r#"poolwatch_http_connections_refused_total{cap="overall"} 1"#,
+    ] {
+        assert!(m.lines().any(|l| l == line), "no '{line}' in\n{m}");
+    }
+    let open: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("poolwatch_http_connections_open "))
+        .expect("open connections gauge")
+        .parse()
+        .unwrap();
+    assert!((2.0..=3.0).contains(&open), "open connections: {open}");
     s.stop.cancel();
 }
 

@@ -1,9 +1,10 @@
-//! The page frame, the one escaping helper and HTML responses.
+//! The page frame and HTML responses. Pages are `maud` templates: every
+//! interpolated value is escaped unless wrapped in `PreEscaped`.
 
 use crate::error::ApiError;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use std::fmt::Write as _;
+use maud::{Markup, PreEscaped, html};
 
 /// Text made safe for element content and quoted attribute values.
 pub fn esc(s: &str) -> String {
@@ -53,24 +54,39 @@ svg.chart g.monitor.hidden{display:none}\
 footer{max-width:1200px;margin:0 auto;padding:1em;color:#667085;font-size:.9em}\
 @media (max-width:600px){svg.chart{min-width:640px}body{font-size:14px}main{padding:.5em}th,td{padding:.25em .4em}}";
 
-/// A whole document around `body` (already HTML). `head_extra` goes into
-/// `<head>` as is (page-specific style).
-pub fn page(title: &str, head_extra: &str, body: &str) -> String {
-    let mut s = String::with_capacity(body.len() + CSS.len() + 600);
-    let _ = write!(
-        s,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{} · poolwatch</title><style>{CSS}</style>{head_extra}</head><body>\
-         <header><a class=\"brand\" href=\"/\">poolwatch</a><a href=\"/monitors\">Monitors</a>\
-         <form class=\"lookup\" action=\"/scores\" method=\"get\" role=\"search\">\
-         <input name=\"ip\" placeholder=\"Server IP address\" aria-label=\"Server IP address\" \
-         style=\"min-width:10em;padding:.2em\"></form></header><main>{body}</main>\
-         <footer>Times are UTC. Data: <a href=\"/api/v1/zones\">zones</a> · \
-         <a href=\"/api/v1/servers\">servers</a> (JSON).</footer></body></html>\n",
-        esc(title)
-    );
-    s
+/// A whole document around `body`. `head_extra` goes into `<head>`
+/// (page-specific style).
+pub fn page(title: &str, head_extra: Markup, body: Markup) -> String {
+    let doc = html! {
+        (PreEscaped("<!doctype html>\n"))
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { (title) " · poolwatch" }
+                // CSS is not HTML: a constant, kept as is.
+                style { (PreEscaped(CSS)) }
+                (head_extra)
+            }
+            body {
+                header {
+                    a.brand href="/" { "poolwatch" }
+                    a href="/monitors" { "Monitors" }
+                    form.lookup action="/scores" method="get" role="search" {
+                        input name="ip" placeholder="Server IP address" aria-label="Server IP address"
+                            style="min-width:10em;padding:.2em";
+                    }
+                }
+                main { (body) }
+                footer {
+                    "Times are UTC. Data: " a href="/api/v1/zones" { "zones" } " · "
+                    a href="/api/v1/servers" { "servers" } " (JSON)."
+                }
+            }
+        }
+        "\n"
+    };
+    doc.into_string()
 }
 
 /// An HTML response with a cache lifetime in seconds.
@@ -122,13 +138,13 @@ impl IntoResponse for PageError {
             self.0.detail().to_string()
         };
         let title = status.canonical_reason().unwrap_or("Error");
-        let body = format!(
-            "<h1>{}</h1><p>{}</p><p><a href=\"/\">Back to the overview</a></p>",
-            esc(title),
-            esc(&detail)
-        );
+        let body = html! {
+            h1 { (title) }
+            p { (detail) }
+            p { a href="/" { "Back to the overview" } }
+        };
         let max_age = if status.is_server_error() { 0 } else { 60 };
-        respond(status, max_age, page(title, "", &body))
+        respond(status, max_age, page(title, html! {}, body))
     }
 }
 
@@ -156,11 +172,19 @@ mod tests {
 
     #[test]
     fn escapes_every_special_character() {
+        let m = html! { p title=("\"y\"") { ("<script>alert('x') & \"y\"</script>") } };
         assert_eq!(
-            esc("<script>alert('x') & \"y\"</script>"),
-            "&lt;script&gt;alert(&#39;x&#39;) &amp; &quot;y&quot;&lt;/script&gt;"
+            m.into_string(),
+            "<p title=\"&quot;y&quot;\">&lt;script&gt;alert('x') &amp; &quot;y&quot;&lt;/script&gt;</p>"
         );
-        assert_eq!(esc("plain"), "plain");
+        let doc = page("<t>", html! {}, html! { "plain" });
+        assert!(
+            doc.contains("<title>&lt;t&gt; · poolwatch</title>"),
+            "{doc}"
+        );
+        assert!(
+            doc.starts_with("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")
+        );
     }
 
     #[test]

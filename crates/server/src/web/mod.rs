@@ -20,6 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use html::{PageError, ago, esc, minute, page, respond};
+use maud::{PreEscaped, html};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use store::MonitorGlobalStatus;
@@ -120,7 +121,11 @@ pub async fn index(State(st): State<AppState>) -> Result<Response, PageError> {
         }
         b.push_str("</tbody></table></div>");
     }
-    Ok(respond(StatusCode::OK, 60, page("Overview", "", &b)))
+    Ok(respond(
+        StatusCode::OK,
+        60,
+        page("Overview", html! {}, PreEscaped(b)),
+    ))
 }
 
 /// Zone names are plain labels (`europe`, `de`, `@`); keep the link
@@ -238,7 +243,11 @@ pub async fn zone(
         b.push_str("</tbody></table></div>");
     }
     let title = format!("Zone {}", z.name);
-    Ok(respond(StatusCode::OK, 120, page(&title, "", &b)))
+    Ok(respond(
+        StatusCode::OK,
+        120,
+        page(&title, html! {}, PreEscaped(b)),
+    ))
 }
 
 /// `GET /monitors`.
@@ -309,7 +318,11 @@ pub async fn monitors(State(st): State<AppState>) -> Result<Response, PageError>
         );
     }
     b.push_str("</tbody></table></div>");
-    Ok(respond(StatusCode::OK, 60, page("Monitors", "", &b)))
+    Ok(respond(
+        StatusCode::OK,
+        60,
+        page("Monitors", html! {}, PreEscaped(b)),
+    ))
 }
 
 #[cfg(test)]

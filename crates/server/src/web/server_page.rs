@@ -10,6 +10,7 @@ use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use maud::PreEscaped;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -239,7 +240,7 @@ fn render(
         "<script src=\"{}\"></script>",
         crate::security::SERVER_PAGE_JS
     );
-    page(&ip, &style, &b)
+    page(&ip, PreEscaped(style), PreEscaped(b))
 }
 
 fn legend(b: &mut String, rows: &[LogRow], monitors: &[ServerMonitorRow]) {

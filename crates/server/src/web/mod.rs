@@ -1,7 +1,7 @@
 //! The public web pages: the pool at a glance, a server's page with its
 //! history chart, a zone's servers and the monitors. Server-rendered HTML
-//! (no template engine: `format!` and one escaping helper, [`html::esc`],
-//! applied to every stored string), usable without JavaScript and at phone
+//! through `maud` templates, which escape every interpolated value (only
+//! constant CSS is wrapped in `PreEscaped`), usable without JavaScript and at phone
 //! width; the only script is the server page's few lines, served from
 //! `/assets/server-page.js` (the pages' CSP allows no inline script).
 
@@ -19,10 +19,9 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use html::{PageError, ago, esc, minute, page, respond};
-use maud::{PreEscaped, html};
+use html::{PageError, ago, minute, page, respond};
+use maud::{Markup, html};
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use store::MonitorGlobalStatus;
 
 /// A monitor seen this recently counts as online.
@@ -31,18 +30,19 @@ const ONLINE_S: i64 = 600;
 const CHANGES_WINDOW_S: i64 = 24 * 3600;
 const CHANGES_SHOWN: i64 = 20;
 
-fn yes_no(b: bool) -> &'static str {
-    if b {
-        "<span class=\"ok\">yes</span>"
-    } else {
-        "<span class=\"bad\">no</span>"
+fn yes_no(b: bool) -> Markup {
+    html! {
+        @if b { span.ok { "yes" } } @else { span.bad { "no" } }
     }
 }
 
-fn lookup_form() -> &'static str {
-    "<form class=\"lookup\" action=\"/scores\" method=\"get\">\
-     <input name=\"ip\" placeholder=\"192.0.2.1 or 2001:db8::1\" aria-label=\"Server IP address\" required>\
-     <button type=\"submit\">Show server</button></form>"
+fn lookup_form() -> Markup {
+    html! {
+        form.lookup action="/scores" method="get" {
+            input name="ip" placeholder="192.0.2.1 or 2001:db8::1" aria-label="Server IP address" required;
+            button type="submit" { "Show server" }
+        }
+    }
 }
 
 /// `GET /`.
@@ -67,65 +67,57 @@ pub async fn index(State(st): State<AppState>) -> Result<Response, PageError> {
         .filter(|m| m.last_seen.is_some_and(|t| t >= now - ONLINE_S))
         .count();
 
-    let mut b = String::with_capacity(8 * 1024);
-    b.push_str("<h1>The pool at a glance</h1><h2>Look up a server</h2>");
-    b.push_str(lookup_form());
-    let _ = write!(
-        b,
-        "<h2>Monitors</h2><p><a href=\"/monitors\"><strong id=\"monitors-online\">{online}</strong> \
-         of {} monitors online</a> (seen in the last 10 minutes).</p>",
-        live.len()
-    );
-    b.push_str(
-        "<h2>Zones</h2><div class=\"scroll\"><table class=\"zones\"><thead><tr><th>zone</th>\
-         <th>description</th><th class=\"num\">IPv4 active</th><th class=\"num\">IPv4 registered</th>\
-         <th class=\"num\">IPv6 active</th><th class=\"num\">IPv6 registered</th></tr></thead><tbody>",
-    );
-    for z in &zones {
-        let _ = write!(
-            b,
-            "<tr data-zone=\"{n}\"><td><a href=\"/zones/{u}\">{n}</a></td><td>{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            esc(&z.description),
-            z.v4_active,
-            z.v4_registered,
-            z.v6_active,
-            z.v6_registered,
-            n = esc(&z.name),
-            u = esc(&url_segment(&z.name)),
-        );
-    }
-    b.push_str("</tbody></table></div><h2>Recent changes</h2>");
-    if changes.is_empty() {
-        b.push_str("<p class=\"muted\">No server entered or left DNS in the last 24 hours.</p>");
-    } else {
-        b.push_str(
-            "<div class=\"scroll\"><table class=\"changes\"><thead><tr><th>time</th><th>server</th>\
-             <th>change</th><th class=\"num\">score</th></tr></thead><tbody>",
-        );
-        for c in &changes {
-            let (what, class) = if c.score >= scoring::IN_DNS_THRESHOLD {
-                ("entered DNS", "ok")
-            } else {
-                ("left DNS", "bad")
-            };
-            let _ = write!(
-                b,
-                "<tr><td>{}</td><td><a href=\"/scores/{ip}\">{ip}</a></td>\
-                 <td class=\"{class}\">{what}</td><td class=\"num\">{:.1} → {:.1}</td></tr>",
-                minute(c.ts),
-                c.previous,
-                c.score,
-                ip = c.ip,
-            );
+    let b = html! {
+        h1 { "The pool at a glance" }
+        h2 { "Look up a server" }
+        (lookup_form())
+        h2 { "Monitors" }
+        p {
+            a href="/monitors" { strong id="monitors-online" { (online) } " of " (live.len()) " monitors online" }
+            " (seen in the last 10 minutes)."
         }
-        b.push_str("</tbody></table></div>");
-    }
-    Ok(respond(
-        StatusCode::OK,
-        60,
-        page("Overview", html! {}, PreEscaped(b)),
-    ))
+        h2 { "Zones" }
+        div.scroll { table.zones {
+            thead { tr {
+                th { "zone" } th { "description" } th.num { "IPv4 active" } th.num { "IPv4 registered" }
+                th.num { "IPv6 active" } th.num { "IPv6 registered" }
+            } }
+            tbody {
+                @for z in &zones {
+                    tr data-zone=(z.name) {
+                        td { a href={ "/zones/" (url_segment(&z.name)) } { (z.name) } }
+                        td { (z.description) }
+                        td.num { (z.v4_active) } td.num { (z.v4_registered) }
+                        td.num { (z.v6_active) } td.num { (z.v6_registered) }
+                    }
+                }
+            }
+        } }
+        h2 { "Recent changes" }
+        @if changes.is_empty() {
+            p.muted { "No server entered or left DNS in the last 24 hours." }
+        } @else {
+            div.scroll { table.changes {
+                thead { tr { th { "time" } th { "server" } th { "change" } th.num { "score" } } }
+                tbody {
+                    @for c in &changes {
+                        @let (what, class) = if c.score >= scoring::IN_DNS_THRESHOLD {
+                            ("entered DNS", "ok")
+                        } else {
+                            ("left DNS", "bad")
+                        };
+                        tr {
+                            td { (minute(c.ts)) }
+                            td { a href={ "/scores/" (c.ip) } { (c.ip) } }
+                            td class=(class) { (what) }
+                            td.num { (format!("{:.1} → {:.1}", c.previous, c.score)) }
+                        }
+                    }
+                }
+            } }
+        }
+    };
+    Ok(respond(StatusCode::OK, 60, page("Overview", html! {}, b)))
 }
 
 /// Zone names are plain labels (`europe`, `de`, `@`); keep the link
@@ -165,89 +157,76 @@ pub async fn zone(
         .collect();
     servers.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.ip.cmp(&b.ip)));
 
-    let mut b = String::with_capacity(4 * 1024 + servers.len() * 200);
-    let _ = write!(
-        b,
-        "<h1>Zone {}</h1><p>{}</p><dl class=\"facts\">\
-         <dt>IPv4</dt><dd id=\"v4-counts\">{} active of {} registered</dd>\
-         <dt>IPv6</dt><dd id=\"v6-counts\">{} active of {} registered</dd>\
-         <dt>Served by DNS</dt><dd>{}</dd></dl>",
-        esc(&z.name),
-        esc(&z.description),
-        z.v4_active,
-        z.v4_registered,
-        z.v6_active,
-        z.v6_registered,
-        yes_no(z.dns)
-    );
-    if let Some(p) = &z.parent {
-        let _ = write!(
-            b,
-            "<p>Part of <a href=\"/zones/{}\">{}</a>.</p>",
-            esc(&url_segment(p)),
-            esc(p)
-        );
-    }
     let history = st.store().zone_history(&z.name, 60).await?;
-    if !history.is_empty() {
-        b.push_str(
-            "<h2>History</h2><div class=\"scroll\"><table class=\"history\"><thead><tr><th>day (UTC)</th>\
-             <th class=\"num\">IPv4 active</th><th class=\"num\">IPv4 registered</th>\
-             <th class=\"num\">IPv6 active</th><th class=\"num\">IPv6 registered</th></tr></thead><tbody>",
-        );
-        for h in &history {
-            let day = chrono::DateTime::from_timestamp(h.day, 0)
-                .map(|d| d.format("%Y-%m-%d").to_string())
-                .unwrap_or_default();
-            let _ = write!(
-                b,
-                "<tr data-day=\"{}\"><td>{day}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-                h.day, h.v4_active, h.v4_registered, h.v6_active, h.v6_registered
-            );
-        }
-        b.push_str("</tbody></table></div>");
-    }
     let events = st
         .store()
         .guard_events(&z.name, zone_guard::EVENTS_SHOWN)
         .await?;
-    zone_guard::section(&mut b, &events, now);
     let dns = st.store().server_dns_all().await?;
-    b.push_str("<h2>Servers</h2>");
-    if servers.is_empty() {
-        b.push_str("<p class=\"muted\">No servers in this zone.</p>");
-    } else {
-        b.push_str(
-            "<div class=\"scroll\"><table class=\"servers\"><thead><tr><th>server</th>\
-             <th class=\"num\">score</th><th class=\"num\">netspeed (kbit/s)</th><th>in DNS</th></tr></thead><tbody>",
-        );
-        for s in &servers {
-            let _ = write!(
-                b,
-                "<tr data-ip=\"{ip}\"><td><a href=\"/scores/{ip}\">{ip}</a></td><td class=\"num\">{:.1}</td>\
-                 <td class=\"num\">{}</td><td>{}</td></tr>",
-                s.score,
-                s.netspeed,
-                {
-                    let m = store::DnsMembership::for_server(s, dns.get(&s.id), now);
-                    if m.held {
-                        "<span class=\"ok\" title=\"its score is below 10; the zone guard keeps it\">yes (held by the zone guard)</span>"
-                    } else {
-                        yes_no(m.in_dns)
-                    }
-                },
-                ip = s.ip,
-            );
+    let b = html! {
+        h1 { "Zone " (z.name) }
+        p { (z.description) }
+        dl.facts {
+            dt { "IPv4" } dd id="v4-counts" { (z.v4_active) " active of " (z.v4_registered) " registered" }
+            dt { "IPv6" } dd id="v6-counts" { (z.v6_active) " active of " (z.v6_registered) " registered" }
+            dt { "Served by DNS" } dd { (yes_no(z.dns)) }
         }
-        b.push_str("</tbody></table></div>");
-    }
+        @if let Some(p) = &z.parent {
+            p { "Part of " a href={ "/zones/" (url_segment(p)) } { (p) } "." }
+        }
+        @if !history.is_empty() {
+            h2 { "History" }
+            div.scroll { table.history {
+                thead { tr {
+                    th { "day (UTC)" } th.num { "IPv4 active" } th.num { "IPv4 registered" }
+                    th.num { "IPv6 active" } th.num { "IPv6 registered" }
+                } }
+                tbody {
+                    @for h in &history {
+                        @let day = chrono::DateTime::from_timestamp(h.day, 0)
+                            .map(|d| d.format("%Y-%m-%d").to_string())
+                            .unwrap_or_default();
+                        tr data-day=(h.day) {
+                            td { (day) } td.num { (h.v4_active) } td.num { (h.v4_registered) }
+                            td.num { (h.v6_active) } td.num { (h.v6_registered) }
+                        }
+                    }
+                }
+            } }
+        }
+        (zone_guard::section(&events, now))
+        h2 { "Servers" }
+        @if servers.is_empty() {
+            p.muted { "No servers in this zone." }
+        } @else {
+            div.scroll { table.servers {
+                thead { tr {
+                    th { "server" } th.num { "score" } th.num { "netspeed (kbit/s)" } th { "in DNS" }
+                } }
+                tbody {
+                    @for s in &servers {
+                        @let m = store::DnsMembership::for_server(s, dns.get(&s.id), now);
+                        tr data-ip=(s.ip) {
+                            td { a href={ "/scores/" (s.ip) } { (s.ip) } }
+                            td.num { (format!("{:.1}", s.score)) }
+                            td.num { (s.netspeed) }
+                            td {
+                                @if m.held {
+                                    span.ok title="its score is below 10; the zone guard keeps it" {
+                                        "yes (held by the zone guard)"
+                                    }
+                                } @else {
+                                    (yes_no(m.in_dns))
+                                }
+                            }
+                        }
+                    }
+                }
+            } }
+        }
+    };
     let title = format!("Zone {}", z.name);
-    Ok(respond(
-        StatusCode::OK,
-        120,
-        page(&title, html! {}, PreEscaped(b)),
-    ))
+    Ok(respond(StatusCode::OK, 120, page(&title, html! {}, b)))
 }
 
 /// `GET /monitors`.
@@ -260,20 +239,6 @@ pub async fn monitors(State(st): State<AppState>) -> Result<Response, PageError>
         .await?
         .into_iter()
         .collect();
-    let mut b = String::with_capacity(4 * 1024);
-    b.push_str("<h1>Monitors</h1>");
-    if crate::clock_check::disabled(st.cfg()) {
-        let _ = write!(
-            b,
-            "<p class=\"bad\" id=\"clock-check-disabled\"><strong>Warning:</strong> {}.</p>",
-            esc(crate::clock_check::WARNING)
-        );
-    }
-    b.push_str(
-        "<div class=\"scroll\"><table class=\"monitors\"><thead><tr><th>name</th>\
-         <th>location</th><th>status</th><th>online</th><th>last seen</th><th>version</th>\
-         <th class=\"num\">checks, last hour</th><th>clock check</th></tr></thead><tbody>",
-    );
     let clocks: HashMap<i64, store::MonitorClock> = st
         .store()
         .monitor_clocks()
@@ -281,48 +246,48 @@ pub async fn monitors(State(st): State<AppState>) -> Result<Response, PageError>
         .into_iter()
         .map(|c| (c.monitor_id, c))
         .collect();
-    for m in monitors
-        .iter()
-        .filter(|m| m.status != MonitorGlobalStatus::Deleted)
-    {
-        let seen = match m.last_seen {
-            Some(t) => format!(
-                "{} <span class=\"muted\">({})</span>",
-                minute(t),
-                ago(t, now)
-            ),
-            None => "never".into(),
-        };
-        let online = m.last_seen.is_some_and(|t| t >= now - ONLINE_S);
-        let _ = write!(
-            b,
-            "<tr data-monitor=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{seen}</td>\
-             <td>{}</td><td class=\"num\">{}</td>{}</tr>",
-            m.id,
-            esc(&m.name),
-            esc(&m.location),
-            m.status,
-            yes_no(online),
-            esc(m.client_version.as_deref().unwrap_or("")),
-            checks.get(&m.id).copied().unwrap_or(0),
-            match clocks.get(&m.id) {
-                Some(c) => format!(
-                    "<td class=\"clock-{}\" title=\"{}\">{} <span class=\"muted\">({})</span></td>",
-                    if c.ok { "ok" } else { "failing" },
-                    esc(&c.detail),
-                    if c.ok { "ok" } else { "failing" },
-                    ago(c.ts, now)
-                ),
-                None => "<td class=\"clock-unknown\">unknown</td>".to_string(),
-            },
-        );
-    }
-    b.push_str("</tbody></table></div>");
-    Ok(respond(
-        StatusCode::OK,
-        60,
-        page("Monitors", html! {}, PreEscaped(b)),
-    ))
+    let b = html! {
+        h1 { "Monitors" }
+        @if crate::clock_check::disabled(st.cfg()) {
+            p.bad id="clock-check-disabled" {
+                strong { "Warning:" } " " (crate::clock_check::WARNING) "."
+            }
+        }
+        div.scroll { table.monitors {
+            thead { tr {
+                th { "name" } th { "location" } th { "status" } th { "online" } th { "last seen" }
+                th { "version" } th.num { "checks, last hour" } th { "clock check" }
+            } }
+            tbody {
+                @for m in monitors.iter().filter(|m| m.status != MonitorGlobalStatus::Deleted) {
+                    tr data-monitor=(m.id) {
+                        td { (m.name) }
+                        td { (m.location) }
+                        td { (m.status) }
+                        td { (yes_no(m.last_seen.is_some_and(|t| t >= now - ONLINE_S))) }
+                        td {
+                            @match m.last_seen {
+                                Some(t) => { (minute(t)) " " span.muted { "(" (ago(t, now)) ")" } }
+                                None => { "never" }
+                            }
+                        }
+                        td { (m.client_version.as_deref().unwrap_or("")) }
+                        td.num { (checks.get(&m.id).copied().unwrap_or(0)) }
+                        @match clocks.get(&m.id) {
+                            Some(c) => {
+                                @let state = if c.ok { "ok" } else { "failing" };
+                                td class={ "clock-" (state) } title=(c.detail) {
+                                    (state) " " span.muted { "(" (ago(c.ts, now)) ")" }
+                                }
+                            }
+                            None => { td.clock-unknown { "unknown" } }
+                        }
+                    }
+                }
+            }
+        } }
+    };
+    Ok(respond(StatusCode::OK, 60, page("Monitors", html! {}, b)))
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //! per monitor and colour, at whole-pixel positions with duplicates
 //! dropped: a few thousand rows stay a few tens of kilobytes.
 
-use super::html::{esc, minute};
+use super::html::minute;
+use maud::{Markup, html};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 use store::LogRow;
@@ -108,13 +109,13 @@ impl Dots {
         }
     }
 
-    fn write(&self, out: &mut String, class: &str) {
-        if self.n > 0 {
-            let _ = write!(
-                out,
-                "<path class=\"dots {class}\" data-points=\"{}\" d=\"{}\"/>",
-                self.n, self.d
-            );
+    /// An SVG `path` element (closed explicitly: in HTML, foreign
+    /// elements are not void).
+    fn markup(&self, class: &str) -> Markup {
+        html! {
+            @if self.n > 0 {
+                path class={ "dots " (class) } data-points=(self.n) d=(self.d) {}
+            }
         }
     }
 }
@@ -147,9 +148,9 @@ fn offset_label(v: f64) -> String {
 
 /// The chart for `rows` (any order), or a short note when there is
 /// nothing to draw. `names` maps monitor ids to names for rows without one.
-pub fn render(rows: &[LogRow], names: &BTreeMap<i64, String>) -> String {
+pub fn render(rows: &[LogRow], names: &BTreeMap<i64, String>) -> Markup {
     if rows.is_empty() {
-        return "<p class=\"muted\">No history yet.</p>".into();
+        return html! { p.muted { "No history yet." } };
     }
     let t0 = rows.iter().map(|r| r.ts).min().unwrap_or(0);
     let t1 = rows.iter().map(|r| r.ts).max().unwrap_or(0).max(t0 + 60);
@@ -188,32 +189,7 @@ pub fn render(rows: &[LogRow], names: &BTreeMap<i64, String>) -> String {
         m.score[idx(step_class(r.step))].add(x, sc.y_score(r.score));
     }
 
-    let mut s = String::with_capacity(16 * 1024);
-    let _ = write!(
-        s,
-        "<svg class=\"chart\" viewBox=\"0 0 {W} {H}\" role=\"img\" \
-         aria-label=\"Offset and score history per monitor\" data-from=\"{t0}\" data-to=\"{t1}\">"
-    );
-    axes(&mut s, &sc);
-    for (id, m) in &monitors {
-        let _ = write!(
-            s,
-            "<g class=\"monitor\" data-monitor=\"{id}\" data-name=\"{}\">",
-            esc(&m.name)
-        );
-        for (dots, class) in m
-            .offset
-            .iter()
-            .zip(["offset ok", "offset warn", "offset bad"])
-        {
-            dots.write(&mut s, class);
-        }
-        for (dots, class) in m.score.iter().zip(["score up", "score down", "score fall"]) {
-            dots.write(&mut s, class);
-        }
-        s.push_str("</g>");
-    }
-    if !aggregate.is_empty() {
+    let aggregate_d = (!aggregate.is_empty()).then(|| {
         aggregate.sort_by_key(|a| a.0);
         // A step line: the aggregate holds until its next logged change.
         let (ts, score) = aggregate[0];
@@ -222,80 +198,72 @@ pub fn render(rows: &[LogRow], names: &BTreeMap<i64, String>) -> String {
             let _ = write!(d, "H{}V{}", sc.x(ts), sc.y_score(score));
         }
         let _ = write!(d, "H{}", sc.x(t1));
-        let _ = write!(
-            s,
-            "<path class=\"aggregate\" data-points=\"{}\" d=\"{d}\"/>",
-            aggregate.len()
-        );
+        d
+    });
+    html! {
+        svg.chart viewBox={ "0 0 " (W) " " (H) } role="img"
+            aria-label="Offset and score history per monitor" data-from=(t0) data-to=(t1) {
+            (axes(&sc))
+            @for (id, m) in &monitors {
+                g.monitor data-monitor=(id) data-name=(m.name) {
+                    @for (dots, class) in m.offset.iter().zip(["offset ok", "offset warn", "offset bad"]) {
+                        (dots.markup(class))
+                    }
+                    @for (dots, class) in m.score.iter().zip(["score up", "score down", "score fall"]) {
+                        (dots.markup(class))
+                    }
+                }
+            }
+            @if let Some(d) = aggregate_d {
+                path.aggregate data-points=(aggregate.len()) d=(d) {}
+            }
+        }
     }
-    s.push_str("</svg>");
-    s
 }
 
 /// Grid, tick labels on both sides, time labels and the threshold.
-fn axes(s: &mut String, sc: &Scales) {
+fn axes(sc: &Scales) -> Markup {
     let r = sc.off_range;
     let mut offs = vec![0.0, r, -r];
     if let Some(&inner) = OFFSET_RANGES.iter().rev().find(|v| **v <= r / 4.0) {
         offs.extend([inner, -inner]);
-    }
-    for o in offs {
-        let y = sc.y_offset(o);
-        let _ = write!(
-            s,
-            "<line class=\"grid\" x1=\"{X0}\" x2=\"{X1}\" y1=\"{y}\" y2=\"{y}\"/>\
-             <text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
-            X0 - 4,
-            y + 4,
-            offset_label(o)
-        );
     }
     let step = if SCORE_TOP - sc.score_lo <= 60.0 {
         10.0
     } else {
         25.0
     };
+    let mut scores = Vec::new();
     let mut v = (sc.score_lo / step).ceil() * step;
     while v <= SCORE_TOP {
-        let _ = write!(
-            s,
-            "<text x=\"{}\" y=\"{}\">{v}</text>",
-            X1 + 4,
-            sc.y_score(v) + 4
-        );
+        scores.push(v);
         v += step;
     }
     let ty = sc.y_score(scoring::IN_DNS_THRESHOLD);
-    let _ = write!(
-        s,
-        "<line class=\"threshold\" x1=\"{X0}\" x2=\"{X1}\" y1=\"{ty}\" y2=\"{ty}\"/>\
-         <text x=\"{}\" y=\"{}\" text-anchor=\"end\">in DNS at score ≥ 10</text>",
-        X1 - 4,
-        ty - 4
-    );
-    for i in 0..=4 {
-        let ts = sc.t0 + (sc.t1 - sc.t0) * i / 4;
-        let x = sc.x(ts);
-        let anchor = match i {
-            0 => "start",
-            4 => "end",
-            _ => "middle",
-        };
-        let _ = write!(
-            s,
-            "<line class=\"grid\" x1=\"{x}\" x2=\"{x}\" y1=\"{Y0}\" y2=\"{Y1}\"/>\
-             <text x=\"{x}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text>",
-            Y1 + 16,
-            minute(ts)
-        );
+    html! {
+        @for o in offs {
+            @let y = sc.y_offset(o);
+            line.grid x1=(X0) x2=(X1) y1=(y) y2=(y) {}
+            text x=(X0 - 4) y=(y + 4) text-anchor="end" { (offset_label(o)) }
+        }
+        @for v in scores {
+            text x=(X1 + 4) y=(sc.y_score(v) + 4) { (v) }
+        }
+        line.threshold x1=(X0) x2=(X1) y1=(ty) y2=(ty) {}
+        text x=(X1 - 4) y=(ty - 4) text-anchor="end" { "in DNS at score ≥ 10" }
+        @for i in 0..=4 {
+            @let x = sc.x(sc.t0 + (sc.t1 - sc.t0) * i / 4);
+            @let anchor = match i {
+                0 => "start",
+                4 => "end",
+                _ => "middle",
+            };
+            line.grid x1=(x) x2=(x) y1=(Y0) y2=(Y1) {}
+            text x=(x) y=(Y1 + 16) text-anchor=(anchor) { (minute(sc.t0 + (sc.t1 - sc.t0) * i / 4)) }
+        }
+        text x="4" y=(Y0 - 2) { "offset" }
+        text x=(X1 + 4) y=(Y0 - 2) { "score" }
     }
-    let _ = write!(
-        s,
-        "<text x=\"4\" y=\"{}\">offset</text><text x=\"{}\" y=\"{}\">score</text>",
-        Y0 - 2,
-        X1 + 4,
-        Y0 - 2
-    );
 }
 
 #[cfg(test)]
@@ -385,7 +353,7 @@ mod tests {
             rows.push(row(i * 60 + 1, Some(2), Some(0.5), -2.5, -(i as f64)));
             rows.push(row(i * 60 + 2, None, None, 1.0, i as f64));
         }
-        let svg = render(&rows, &BTreeMap::new());
+        let svg = render(&rows, &BTreeMap::new()).into_string();
         assert!(svg.contains("<g class=\"monitor\" data-monitor=\"1\" data-name=\"m1\">"));
         assert!(svg.contains("<g class=\"monitor\" data-monitor=\"2\" data-name=\"m2\">"));
         assert!(svg.contains("class=\"dots offset ok\" data-points=\"10\""));
@@ -394,7 +362,7 @@ mod tests {
         assert!(svg.contains("<path class=\"aggregate\" data-points=\"10\""));
         assert!(svg.contains("class=\"threshold\""));
         assert_eq!(
-            render(&[], &BTreeMap::new()),
+            render(&[], &BTreeMap::new()).into_string(),
             "<p class=\"muted\">No history yet.</p>"
         );
     }
@@ -403,7 +371,7 @@ mod tests {
     fn names_are_escaped() {
         let mut r = row(0, Some(7), Some(0.0), 1.0, 1.0);
         r.monitor_name = Some("<b>\"x\"".into());
-        let svg = render(&[r], &BTreeMap::new());
+        let svg = render(&[r], &BTreeMap::new()).into_string();
         assert!(svg.contains("data-name=\"&lt;b&gt;&quot;x&quot;\""));
     }
 }

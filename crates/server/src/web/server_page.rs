@@ -3,14 +3,14 @@
 //! errors — and `/scores?ip=` for the lookup form.
 
 use super::chart;
-use super::html::{PageError, esc, minute, page, respond};
+use super::html::{PageError, minute, page, respond};
 use crate::error::ApiError;
 use crate::logfmt;
 use crate::state::AppState;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use maud::PreEscaped;
+use maud::{Markup, PreEscaped, html};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -134,116 +134,104 @@ fn render(
     dns: store::DnsMembership,
 ) -> String {
     let ip = s.ip.to_string();
-    let mut b = String::with_capacity(32 * 1024);
-    let _ = write!(b, "<h1>{ip}</h1><dl class=\"facts\">");
-    let _ = write!(
-        b,
-        "<dt>Current score</dt><dd><strong id=\"score\">{:.1}</strong>{} \
-         <span class=\"muted\">(servers with a score of at least 10 are used in the pool)</span></dd>",
-        s.score,
-        s.score_ts
-            .map(|t| format!(" at {}", minute(t)))
-            .unwrap_or_default()
-    );
     let why = not_in_dns_reasons(s, now);
-    if why.is_empty() {
-        b.push_str("<dt>In DNS</dt><dd id=\"in-dns\" class=\"ok\">yes</dd>");
-    } else if dns.in_dns {
-        // Below the score rule but kept in DNS (see the zone pages).
-        let _ = write!(
-            b,
-            "<dt>In DNS</dt><dd id=\"in-dns\" class=\"ok\" data-held=\"{}\">yes: {} although {}</dd>",
-            dns.held,
-            if dns.held {
-                "held by the zone guard (a monitor still sees it good while its zone loses many servers)"
-            } else {
-                "until the zone guard's next check"
-            },
-            esc(&why.join("; "))
-        );
-    } else {
-        let _ = write!(
-            b,
-            "<dt>In DNS</dt><dd id=\"in-dns\" class=\"bad\">no: {}</dd>",
-            esc(&why.join("; "))
-        );
-    }
-    b.push_str("<dt>Zones</dt><dd>");
-    if s.zones.is_empty() {
-        b.push_str("none");
-    }
-    for (i, z) in s.zones.iter().enumerate() {
-        let sep = if i > 0 { ", " } else { "" };
-        let _ = write!(
-            b,
-            "{sep}<a href=\"/zones/{}\">{}</a>",
-            esc(&super::url_segment(z)),
-            esc(z)
-        );
-    }
-    let _ = write!(b, "</dd><dt>Netspeed</dt><dd>{} kbit/s</dd>", s.netspeed);
-    if let Some(d) = s.deletion_on {
-        let _ = write!(
-            b,
-            "<dt>Deletion</dt><dd id=\"deletion\" class=\"bad\">scheduled for {}</dd>",
-            day(d)
-        );
-    }
-    b.push_str("</dl>");
-
     // History: chart, legend (hover or focus highlights a monitor's points
     // through CSS alone; the script adds click-to-hide).
     let names: BTreeMap<i64, String> = monitors
         .iter()
         .map(|m| (m.monitor_id, m.name.clone()))
         .collect();
-    b.push_str("<section class=\"history\" id=\"history\"><h2>History</h2>");
-    // Scrolls sideways on a phone rather than shrinking the labels away.
-    b.push_str("<div class=\"scroll\">");
-    b.push_str(&chart::render(rows, &names));
-    b.push_str("</div>");
-    legend(&mut b, rows, monitors);
-    b.push_str(
-        "<p class=\"muted\">Dots: offset per check (left axis, square root scale; green ≤ 25 ms, \
-         orange ≤ 100 ms, pink above) and each monitor's score (right axis). \
-         Line: the server's overall score. Hover a monitor to highlight it, click to hide it.</p>\
-         </section>",
-    );
+    let b = html! {
+        h1 { (ip) }
+        dl.facts {
+            dt { "Current score" }
+            dd {
+                strong id="score" { (format!("{:.1}", s.score)) }
+                @if let Some(t) = s.score_ts { " at " (minute(t)) }
+                " "
+                span.muted { "(servers with a score of at least 10 are used in the pool)" }
+            }
+            dt { "In DNS" }
+            @if why.is_empty() {
+                dd id="in-dns" class="ok" { "yes" }
+            } @else if dns.in_dns {
+                // Below the score rule but kept in DNS (see the zone pages).
+                dd id="in-dns" class="ok" data-held=(dns.held) {
+                    "yes: "
+                    @if dns.held {
+                        "held by the zone guard (a monitor still sees it good while its zone loses many servers)"
+                    } @else {
+                        "until the zone guard's next check"
+                    }
+                    " although " (why.join("; "))
+                }
+            } @else {
+                dd id="in-dns" class="bad" { "no: " (why.join("; ")) }
+            }
+            dt { "Zones" }
+            dd {
+                @if s.zones.is_empty() { "none" }
+                @for (i, z) in s.zones.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    a href={ "/zones/" (super::url_segment(z)) } { (z) }
+                }
+            }
+            dt { "Netspeed" }
+            dd { (s.netspeed) " kbit/s" }
+            @if let Some(d) = s.deletion_on {
+                dt { "Deletion" }
+                dd id="deletion" class="bad" { "scheduled for " (day(d)) }
+            }
+        }
+        section.history id="history" {
+            h2 { "History" }
+            // Scrolls sideways on a phone rather than shrinking the labels away.
+            div.scroll { (chart::render(rows, &names)) }
+            (legend(rows, monitors))
+            p.muted {
+                "Dots: offset per check (left axis, square root scale; green ≤ 25 ms, \
+                 orange ≤ 100 ms, pink above) and each monitor's score (right axis). \
+                 Line: the server's overall score. Hover a monitor to highlight it, click to hide it."
+            }
+        }
+        (errors(rows, &names))
+        (super::selection::section(sections.selection))
+        (super::traceroutes::section(sections.traces, now))
+        (super::alerts::section(sections.alerts))
+        h2 { "Data" }
+        p {
+            a href={ "/scores/" (ip) "/log?limit=200&monitor=*" } { "CSV log" }
+            " · "
+            a href={ "/scores/" (ip) "/json?monitor=*&limit=" (CHART_ROWS) } { "JSON" }
+            " · "
+            a href={ "/api/v1/servers/" (ip) } { "current standing (JSON)" }
+            " · server #" (s.id)
+        }
+        // From its own URL: the pages' policy allows no inline script.
+        script src=(crate::security::SERVER_PAGE_JS) {}
+    };
+    page(&ip, monitor_style(monitors), b)
+}
 
-    errors(&mut b, rows, &names);
-    super::selection::section(&mut b, sections.selection);
-    super::traceroutes::section(&mut b, sections.traces, now);
-    super::alerts::section(&mut b, sections.alerts);
-    let enc = esc(&ip);
-    let _ = write!(
-        b,
-        "<h2>Data</h2><p><a href=\"/scores/{enc}/log?limit=200&amp;monitor=*\">CSV log</a> · \
-         <a href=\"/scores/{enc}/json?monitor=*&amp;limit={CHART_ROWS}\">JSON</a> · \
-         <a href=\"/api/v1/servers/{enc}\">current standing (JSON)</a> · server #{}</p>",
-        s.id
-    );
-
-    let mut style = format!("<style>{}", super::traceroutes::STYLE);
+/// The page's own `<style>`: the traceroute columns and, per monitor, the
+/// rule that dims the others while its legend row is hovered or focused.
+/// CSS is not HTML, so it is not HTML-escaped; it holds only constants and
+/// numeric monitor ids.
+fn monitor_style(monitors: &[ServerMonitorRow]) -> Markup {
+    let mut css = String::from(super::traceroutes::STYLE);
     for m in monitors {
         let id = m.monitor_id;
         let _ = write!(
-            style,
+            css,
             ".history:has(tr[data-monitor=\"{id}\"]:hover) g.monitor:not([data-monitor=\"{id}\"]),\
              .history:has(tr[data-monitor=\"{id}\"]:focus) g.monitor:not([data-monitor=\"{id}\"]),\
              .history:has(tr[data-monitor=\"{id}\"]:hover) .aggregate{{opacity:.12}}"
         );
     }
-    style.push_str("</style>");
-    // From its own URL: the pages' policy allows no inline script.
-    let _ = write!(
-        b,
-        "<script src=\"{}\"></script>",
-        crate::security::SERVER_PAGE_JS
-    );
-    page(&ip, PreEscaped(style), PreEscaped(b))
+    html! { style { (PreEscaped(css)) } }
 }
 
-fn legend(b: &mut String, rows: &[LogRow], monitors: &[ServerMonitorRow]) {
+fn legend(rows: &[LogRow], monitors: &[ServerMonitorRow]) -> Markup {
     let mut rtt: BTreeMap<i64, (f64, u32)> = BTreeMap::new();
     for r in rows {
         if let (Some(id), Some(v)) = (r.monitor_id, r.rtt) {
@@ -252,63 +240,63 @@ fn legend(b: &mut String, rows: &[LogRow], monitors: &[ServerMonitorRow]) {
             e.1 += 1;
         }
     }
-    b.push_str(
-        "<div class=\"scroll\"><table class=\"legend\"><thead><tr><th>monitor</th><th>location</th>\
-         <th>status</th><th class=\"num\">score</th><th class=\"num\">avg rtt</th><th>last check</th>\
-         </tr></thead><tbody>",
-    );
-    for m in monitors {
-        let avg = rtt
-            .get(&m.monitor_id)
-            .filter(|e| e.1 > 0)
-            .map(|e| format!("{:.1} ms", e.0 / f64::from(e.1)))
-            .unwrap_or_default();
-        let _ = write!(
-            b,
-            "<tr data-monitor=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{:.1}</td>\
-             <td class=\"num\">{avg}</td><td>{}</td></tr>",
-            m.monitor_id,
-            esc(&m.name),
-            esc(&m.location),
-            m.status,
-            m.score,
-            m.score_ts.map(minute).unwrap_or_default(),
-        );
+    html! {
+        div.scroll { table.legend {
+            thead { tr {
+                th { "monitor" } th { "location" } th { "status" } th.num { "score" }
+                th.num { "avg rtt" } th { "last check" }
+            } }
+            tbody {
+                @for m in monitors {
+                    tr data-monitor=(m.monitor_id) {
+                        td { (m.name) }
+                        td { (m.location) }
+                        td { (m.status) }
+                        td.num { (format!("{:.1}", m.score)) }
+                        td.num {
+                            @if let Some(e) = rtt.get(&m.monitor_id).filter(|e| e.1 > 0) {
+                                (format!("{:.1} ms", e.0 / f64::from(e.1)))
+                            }
+                        }
+                        td { @if let Some(t) = m.score_ts { (minute(t)) } }
+                    }
+                }
+            }
+        } }
     }
-    b.push_str("</tbody></table></div>");
 }
 
-fn errors(b: &mut String, rows: &[LogRow], names: &BTreeMap<i64, String>) {
+fn errors(rows: &[LogRow], names: &BTreeMap<i64, String>) -> Markup {
     let mut errs: Vec<&LogRow> = rows
         .iter()
         .filter(|r| r.monitor_id.is_some() && r.error.is_some())
         .collect();
     errs.sort_by(|a, b| b.ts.cmp(&a.ts).then(b.id.cmp(&a.id)));
-    b.push_str("<h2>Recent errors</h2>");
-    if errs.is_empty() {
-        b.push_str("<p class=\"muted\">No errors in the charted history.</p>");
-        return;
+    html! {
+        h2 { "Recent errors" }
+        @if errs.is_empty() {
+            p.muted { "No errors in the charted history." }
+        } @else {
+            div.scroll { table.errors {
+                thead { tr { th { "time" } th { "monitor" } th { "error" } } }
+                tbody {
+                    @for r in errs.iter().take(ERRORS_SHOWN) {
+                        @let id = r.monitor_id.unwrap_or(0);
+                        @let name = r
+                            .monitor_name
+                            .clone()
+                            .or_else(|| names.get(&id).cloned())
+                            .unwrap_or_else(|| id.to_string());
+                        tr {
+                            td { (logfmt::timestamp(r.ts)) }
+                            td { (name) }
+                            td { code { (logfmt::sanitize_error(r.error.as_deref().unwrap_or(""))) } }
+                        }
+                    }
+                }
+            } }
+        }
     }
-    b.push_str(
-        "<div class=\"scroll\"><table class=\"errors\"><thead><tr><th>time</th><th>monitor</th>\
-         <th>error</th></tr></thead><tbody>",
-    );
-    for r in errs.iter().take(ERRORS_SHOWN) {
-        let id = r.monitor_id.unwrap_or(0);
-        let name = r
-            .monitor_name
-            .clone()
-            .or_else(|| names.get(&id).cloned())
-            .unwrap_or_else(|| id.to_string());
-        let _ = write!(
-            b,
-            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            logfmt::timestamp(r.ts),
-            esc(&name),
-            esc(&logfmt::sanitize_error(r.error.as_deref().unwrap_or("")))
-        );
-    }
-    b.push_str("</tbody></table></div>");
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! each monitor (taken automatically when a monitor's view of the server
 //! changed), side by side so the paths can be compared.
 
-use super::html::{ago, esc, minute};
-use std::fmt::Write as _;
+use super::html::{ago, minute};
+use maud::{Markup, html};
 use store::TracerouteRow;
 
 /// Page-specific style: columns that wrap on a narrow screen.
@@ -12,80 +12,72 @@ gap:1em;align-items:start}\
 .trace{background:#fff;padding:.6em;overflow-x:auto}.trace h3{font-size:1em;margin:0 0 .3em}\
 .trace p{margin:.2em 0}.trace table{min-width:0;width:100%}.trace td.hop-ip{font-family:monospace}";
 
-/// Appends the section to `b`.
-pub fn section(b: &mut String, traces: &[TracerouteRow], now: i64) {
-    b.push_str("<section class=\"traceroutes\" id=\"traceroutes\"><h2>Traceroutes</h2>");
-    if traces.is_empty() {
-        b.push_str(
-            "<p class=\"muted\">No traceroutes yet. Monitors send one (UDP to port 123) when \
-             their view of this server changes.</p></section>",
-        );
-        return;
+/// The section.
+pub fn section(traces: &[TracerouteRow], now: i64) -> Markup {
+    html! {
+        section.traceroutes id="traceroutes" {
+            h2 { "Traceroutes" }
+            @if traces.is_empty() {
+                p.muted {
+                    "No traceroutes yet. Monitors send one (UDP to port 123) when \
+                     their view of this server changes."
+                }
+            } @else {
+                p.muted {
+                    "The latest traceroute of each monitor (UDP probes to port 123), taken \
+                     when a monitor's view of this server changed."
+                }
+                div.traces { @for t in traces { (column(t, now)) } }
+            }
+        }
     }
-    b.push_str(
-        "<p class=\"muted\">The latest traceroute of each monitor (UDP probes to port 123), taken \
-         when a monitor's view of this server changed.</p><div class=\"traces\">",
-    );
-    for t in traces {
-        column(b, t, now);
-    }
-    b.push_str("</div></section>");
 }
 
-fn column(b: &mut String, t: &TracerouteRow, now: i64) {
-    let _ = write!(
-        b,
-        "<div class=\"trace\" data-monitor=\"{}\"><h3>{}</h3>\
-         <p><time>{}</time> <span class=\"muted\">({})</span></p>\
-         <p class=\"reason\">{}</p><p class=\"muted\">tool: {}</p>",
-        t.monitor_id,
-        esc(&t.monitor_name),
-        minute(t.ts),
-        ago(t.ts, now),
-        esc(&t.reason),
-        esc(&t.tool),
-    );
-    if let Some(e) = &t.error {
-        let _ = write!(b, "<p class=\"bad trace-error\">{}</p>", esc(e));
-    }
-    if !t.hops.is_empty() {
-        b.push_str(
-            "<table><thead><tr><th class=\"num\">ttl</th><th>address</th>\
-             <th class=\"num\">rtt</th><th class=\"num\">loss</th></tr></thead><tbody>",
-        );
-        for h in &t.hops {
-            let ip =
-                h.ip.map(|ip| esc(&ip.to_string()))
-                    .unwrap_or_else(|| "*".to_string());
-            let rtts = h
-                .rtt_ms
-                .iter()
-                .map(|v| format!("{v:.1}"))
-                .collect::<Vec<_>>()
-                .join(" / ");
-            let rtts = if rtts.is_empty() {
-                "—".to_string()
-            } else {
-                format!("{rtts} ms")
-            };
-            let loss = if h.sent > 0 {
-                let lost = h.sent.saturating_sub(h.rtt_ms.len() as u32);
-                format!("{lost}/{}", h.sent)
-            } else {
-                String::new()
-            };
-            let _ = write!(
-                b,
-                "<tr><td class=\"num\">{}</td><td class=\"hop-ip\">{ip}</td>\
-                 <td class=\"num\">{rtts}</td><td class=\"num\">{loss}</td></tr>",
-                h.ttl
-            );
+fn column(t: &TracerouteRow, now: i64) -> Markup {
+    html! {
+        div.trace data-monitor=(t.monitor_id) {
+            h3 { (t.monitor_name) }
+            p { time { (minute(t.ts)) } " " span.muted { "(" (ago(t.ts, now)) ")" } }
+            p.reason { (t.reason) }
+            p.muted { "tool: " (t.tool) }
+            @if let Some(e) = &t.error {
+                p.bad.trace-error { (e) }
+            }
+            @if !t.hops.is_empty() {
+                table {
+                    thead { tr {
+                        th.num { "ttl" } th { "address" } th.num { "rtt" } th.num { "loss" }
+                    } }
+                    tbody {
+                        @for h in &t.hops {
+                            @let rtts = h
+                                .rtt_ms
+                                .iter()
+                                .map(|v| format!("{v:.1}"))
+                                .collect::<Vec<_>>()
+                                .join(" / ");
+                            tr {
+                                td.num { (h.ttl) }
+                                td.hop-ip {
+                                    @match h.ip { Some(ip) => { (ip) } None => { "*" } }
+                                }
+                                td.num {
+                                    @if rtts.is_empty() { "—" } @else { (rtts) " ms" }
+                                }
+                                td.num {
+                                    @if h.sent > 0 {
+                                        (h.sent.saturating_sub(h.rtt_ms.len() as u32)) "/" (h.sent)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            } @else if t.error.is_none() {
+                p.muted { "no hops" }
+            }
         }
-        b.push_str("</tbody></table>");
-    } else if t.error.is_none() {
-        b.push_str("<p class=\"muted\">no hops</p>");
     }
-    b.push_str("</div>");
 }
 
 #[cfg(test)]
@@ -127,8 +119,7 @@ mod tests {
             error: Some("neither mtr nor traceroute is installed <x>".into()),
             ..row.clone()
         };
-        let mut b = String::new();
-        section(&mut b, &[row, failed], 1_700_000_600);
+        let b = section(&[row, failed], 1_700_000_600).into_string();
         assert!(!b.contains("<b>"), "{b}");
         assert!(b.contains("&lt;b&gt;mon&lt;/b&gt;"));
         assert!(b.contains("data-monitor=\"7\"") && b.contains("data-monitor=\"8\""));
@@ -140,8 +131,7 @@ mod tests {
         assert!(b.contains("2/2"));
         assert!(b.contains("installed &lt;x&gt;"));
         assert!(b.contains("10 min ago"));
-        let mut empty = String::new();
-        section(&mut empty, &[], 0);
+        let empty = section(&[], 0).into_string();
         assert!(empty.contains("No traceroutes yet"));
     }
 }

@@ -16,6 +16,7 @@ mod error;
 mod extract;
 pub mod housekeeping;
 mod http;
+pub mod jobs;
 mod logfmt;
 mod metrics;
 mod monitor_api;

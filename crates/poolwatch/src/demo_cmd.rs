@@ -280,19 +280,26 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     })?;
     let dns_addr = dns_listener.local_addr()?;
     let geoip = geo::GeoIp::open(std::path::Path::new(geo::fixtures::COUNTRY_MMDB)).ok();
-    let dns_task = tokio::spawn(server::run_dns(
-        store.clone(),
-        zone,
-        dns_listener,
-        geoip,
-        dns::RrlConfig::default(),
-        Duration::from_secs(5),
-        stop.clone(),
-    ));
+    let dns: server::ExtraJob = Box::new(move |st: &server::AppState| {
+        server::DnsJob {
+            store: st.store().clone(),
+            zone,
+            geoip,
+            rrl: dns::RrlConfig::default(),
+            refresh: Duration::from_secs(5),
+            clock: st.clock().clone(),
+        }
+        .job(dns_listener)
+    });
     let server_stop = stop.clone();
-    let server_task = tokio::spawn(server::serve_on(listener, cfg, store.clone(), async move {
-        server_stop.cancelled().await
-    }));
+    let server_task = tokio::spawn(server::serve_split_with(
+        listener,
+        None,
+        cfg,
+        store.clone(),
+        vec![dns],
+        async move { server_stop.cancelled().await },
+    ));
 
     // The agents.
     let agents_stop = CancellationToken::new();
@@ -342,7 +349,6 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     }
     stop.cancel();
     let _ = server_task.await;
-    let _ = dns_task.await;
     fleet.shutdown().await;
     final_table(&store, &plan).await;
     println!(

@@ -510,47 +510,35 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         geoip = setup.geoip.is_some(),
         "store ready"
     );
-    let stop = tokio_util::sync::CancellationToken::new();
-    let signal = stop.clone();
-    tokio::spawn(async move {
-        crate::util::shutdown_signal().await;
-        tracing::info!("shutting down");
-        signal.cancel();
-    });
     // The zone guard keeps every server's DNS state; with `off` it holds
     // nothing but still records who is in DNS.
     tracing::info!(?zone_guard, "zone guard");
-    let guard_task = tokio::spawn(server::zone_guard::run_loop(
-        store.clone(),
-        zone_guard,
-        server::zone_guard::GUARD_INTERVAL,
-        stop.clone(),
-    ));
-    let dns_task = match (args.dns_listen, cfg.dns_zone.clone()) {
-        (Some(addr), Some(zone)) => {
-            let listener = dns::DnsListener::bind(addr)
-                .await
-                .map_err(|e| usage(format!("cannot listen for DNS on {addr}: {e}")))?;
-            tracing::info!("answering DNS for {} on {addr} (udp+tcp)", zone.origin);
-            let (store, geoip, stop) = (store.clone(), setup.geoip.clone(), stop.clone());
-            Some(tokio::spawn(server::run_dns(
-                store,
+    let mut extra: Vec<server::ExtraJob> = vec![Box::new(move |st: &server::AppState| {
+        server::zone_guard::job(st.store().clone(), zone_guard, st.clock().clone())
+    })];
+    if let (Some(addr), Some(zone)) = (args.dns_listen, cfg.dns_zone.clone()) {
+        let listener = dns::DnsListener::bind(addr)
+            .await
+            .map_err(|e| usage(format!("cannot listen for DNS on {addr}: {e}")))?;
+        tracing::info!("answering DNS for {} on {addr} (udp+tcp)", zone.origin);
+        let (geoip, refresh) = (setup.geoip.clone(), args.dns_refresh);
+        extra.push(Box::new(move |st: &server::AppState| {
+            server::DnsJob {
+                store: st.store().clone(),
                 zone,
-                listener,
                 geoip,
                 rrl,
-                args.dns_refresh,
-                stop,
-            )))
-        }
-        _ => None,
-    };
-    server::serve(cfg, store.clone(), stop.clone().cancelled_owned()).await?;
-    stop.cancel();
-    let _ = guard_task.await;
-    if let Some(t) = dns_task {
-        t.await??;
+                refresh,
+                clock: st.clock().clone(),
+            }
+            .job(listener)
+        }));
     }
+    let shutdown = async {
+        crate::util::shutdown_signal().await;
+        tracing::info!("shutting down");
+    };
+    server::serve(cfg, store.clone(), extra, shutdown).await?;
     store.close().await;
     Ok(ExitCode::SUCCESS)
 }

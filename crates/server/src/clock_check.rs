@@ -6,6 +6,7 @@
 //! gauge, and the `/monitors` page shows it.
 
 use crate::config::ServerConfig;
+use crate::jobs::{Job, JobName};
 use std::time::Duration;
 
 /// How often the warning is repeated while the check is off.
@@ -33,4 +34,16 @@ pub async fn warn_while_disabled(disabled: bool, every: Duration) {
         tick.tick().await;
         tracing::warn!("{WARNING}");
     }
+}
+
+/// The warning as a background job of `serve`: it finishes at once (and is
+/// not restarted) when the check is on.
+pub fn job(disabled: bool, every: Duration) -> Job {
+    Job::new(JobName::ClockCheckWarning, move |stop| async move {
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = warn_while_disabled(disabled, every) => {}
+        }
+        Ok(())
+    })
 }

@@ -1,6 +1,11 @@
 //! What `serve` can be told: the check parameters it hands to monitors, the
 //! work intervals, the ticket secret and the public rate limit.
 
+use crate::alerts::settings::AlertConfig;
+use crate::dns_zone::settings::DnsZoneConfig;
+use crate::housekeeping::settings::HousekeepingSettings;
+use crate::http::{DEFAULT_LISTEN, HttpLimits};
+use crate::selector::settings::SelectorSettings;
 use ipnet::IpNet;
 use std::net::SocketAddr;
 use store::WorkIntervals;
@@ -16,7 +21,7 @@ pub struct ServerConfig {
     /// 404 for it); `None`: on `listen`.
     pub metrics_listen: Option<SocketAddr>,
     /// Timeouts and connection caps of the HTTP listeners.
-    pub http: crate::HttpLimits,
+    pub http: HttpLimits,
     /// Queries per check (the agent's `samples`).
     pub samples: u32,
     /// Time between the queries of one check.
@@ -38,17 +43,17 @@ pub struct ServerConfig {
     /// Country lookups (for servers added through the service).
     pub geoip: Option<geo::GeoIp>,
     /// The pool zone to publish at `/api/dns-zone`, if any.
-    pub dns_zone: Option<crate::DnsZoneConfig>,
+    pub dns_zone: Option<DnsZoneConfig>,
     /// The process-wide Prometheus recorder (DNS counters), appended to `/metrics`.
     pub process_metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// The monitor selector's targets and interval; `None` turns it off.
-    pub selector: Option<crate::selector::SelectorSettings>,
+    pub selector: Option<SelectorSettings>,
     /// Alerts to server accounts (e-mail, webhooks); `None` turns them off.
-    pub alerts: Option<crate::alerts::AlertConfig>,
+    pub alerts: Option<AlertConfig>,
     /// Pruning of old batches and (optionally) old log rows; `None` (the
     /// default here, so tests keep their data) turns it off. `serve` turns
     /// it on.
-    pub housekeeping: Option<crate::housekeeping::HousekeepingSettings>,
+    pub housekeeping: Option<HousekeepingSettings>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -75,15 +80,12 @@ impl std::fmt::Debug for ServerConfig {
     }
 }
 
-/// The default listen address: loopback, so a first run exposes nothing.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             metrics_listen: None,
-            http: crate::HttpLimits::default(),
+            http: HttpLimits::default(),
             samples: 4,
             sample_interval_ms: 2000,
             timeout_ms: 3000,
@@ -96,7 +98,7 @@ impl Default for ServerConfig {
             geoip: None,
             dns_zone: None,
             process_metrics: None,
-            selector: Some(crate::selector::SelectorSettings::default()),
+            selector: Some(SelectorSettings::default()),
             alerts: None,
             housekeeping: None,
         }

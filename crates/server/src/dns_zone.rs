@@ -4,24 +4,21 @@
 //! DNS server inside `serve`.
 
 use crate::error::ApiError;
+use crate::jobs::{Job, JobName};
 use crate::keys::hash_key;
-use crate::state::AppState;
+use crate::state::{AppState, Clock};
+use anyhow::Context;
 use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use store::{Store, StoreError};
+use tokio_util::sync::CancellationToken;
 
-/// What `serve` needs to publish the zone.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct DnsZoneConfig {
-    /// The pool zone, e.g. `pool.example.org`.
-    pub origin: String,
-    /// Name servers of the zone (relative to the origin unless they end in `.`).
-    pub ns: Vec<String>,
-    /// sha256 (hex) of the token `poolwatch dns` presents; `None` keeps the
-    /// route closed.
-    pub token_hash: Option<String>,
-}
+pub(crate) mod settings;
+pub use settings::DnsZoneConfig;
 
 /// A seed that stays the same for one origin, so the `0`–`3` quarters do
 /// not reshuffle on every refresh.
@@ -87,29 +84,79 @@ pub async fn get(
         Some(t) if hash_key(t) == want => {}
         _ => return Err(ApiError::unauthorized("a valid DNS token is required")),
     }
-    let now = chrono::Utc::now().timestamp();
-    Ok(Json(zone_from_store(st.store(), cfg, now).await?))
+    Ok(Json(zone_from_store(st.store(), cfg, st.now()).await?))
+}
+
+/// What the DNS server inside `serve` answers from and how.
+#[derive(Clone)]
+pub struct DnsJob {
+    pub store: Store,
+    pub zone: DnsZoneConfig,
+    pub geoip: Option<geo::GeoIp>,
+    /// UDP response rate limit.
+    pub rrl: dns::RrlConfig,
+    /// Time between zone refreshes from the store.
+    pub refresh: Duration,
+    pub clock: Clock,
+}
+
+impl DnsJob {
+    /// The DNS server as a background job of `serve`, on `listener` (bound
+    /// by the caller, so a busy port is refused at start). A restart after
+    /// a failure binds the same address again.
+    pub fn job(self, listener: dns::DnsListener) -> Job {
+        let addr: Option<SocketAddr> = listener.local_addr().ok();
+        let first = Arc::new(Mutex::new(Some(listener)));
+        Job::new(JobName::Dns, move |stop| {
+            let (this, first) = (self.clone(), first.clone());
+            async move {
+                let taken = first.lock().unwrap_or_else(|e| e.into_inner()).take();
+                let listener = match taken {
+                    Some(l) => l,
+                    None => {
+                        let addr = addr.context("the DNS listener had no address")?;
+                        dns::DnsListener::bind(addr)
+                            .await
+                            .with_context(|| format!("cannot listen for DNS on {addr}"))?
+                    }
+                };
+                run_dns(
+                    this.store,
+                    this.zone,
+                    listener,
+                    this.geoip,
+                    this.rrl,
+                    this.refresh,
+                    this.clock,
+                    stop,
+                )
+                .await
+            }
+        })
+    }
 }
 
 /// Answer DNS for the pool zone on `listener` from this store, refreshing
 /// the zone every `refresh` without blocking queries, until `shutdown`;
 /// UDP responses are rate-limited with `rrl`.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_dns(
     store: Store,
     cfg: DnsZoneConfig,
     listener: dns::DnsListener,
     geoip: Option<geo::GeoIp>,
     rrl: dns::RrlConfig,
-    refresh: std::time::Duration,
-    shutdown: tokio_util::sync::CancellationToken,
+    refresh: Duration,
+    clock: Clock,
+    shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let zones = dns::ZoneStore::new(&cfg.origin)
         .map_err(|e| anyhow::anyhow!("zone {}: {e}", cfg.origin))?;
     let source = {
         let (store, cfg) = (store.clone(), cfg.clone());
         move || {
-            let (store, cfg) = (store.clone(), cfg.clone());
-            async move { zone_from_store(&store, &cfg, chrono::Utc::now().timestamp()).await }
+            let (store, cfg, now) = (store.clone(), cfg.clone(), clock.now());
+            async move { zone_from_store(&store, &cfg, now).await }
         }
     };
     tokio::spawn(dns::refresh_loop(

@@ -11,6 +11,9 @@
 //! - a bounded shutdown: on stop, idle connections close and requests in
 //!   flight get `shutdown_grace` to finish; whatever is left is dropped.
 
+/// The default listen address: loopback, so a first run exposes nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};

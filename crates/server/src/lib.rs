@@ -35,10 +35,10 @@ pub mod file_config;
 pub mod keys;
 
 pub use api::MAX_BATCH_SIZE;
-pub use config::{DEFAULT_LISTEN, RateLimitConfig, ServerConfig};
-pub use dns_zone::{DnsZoneConfig, run_dns, zone_from_store};
+pub use config::{RateLimitConfig, ServerConfig};
+pub use dns_zone::{DnsJob, DnsZoneConfig, run_dns, zone_from_store};
 pub use error::ApiError;
-pub use http::{HttpLimits, HttpStats, serve_http};
+pub use http::{DEFAULT_LISTEN, HttpLimits, HttpStats, serve_http};
 pub use logfmt::CSV_HEADER;
 pub use monitor_api::{batch_id_text, parse_batch_id};
 pub use state::{AppState, Clock};
@@ -121,12 +121,18 @@ fn app(state: AppState, with_metrics: bool) -> Router {
         .with_state(state)
 }
 
+/// A background job `serve` runs besides its own, built from the
+/// service's state (so it reads the same store and clock).
+pub type ExtraJob = Box<dyn FnOnce(&AppState) -> jobs::Job + Send>;
+
 /// Serve on `cfg.listen` (and `/metrics` on `cfg.metrics_listen` when set)
 /// until `shutdown` resolves, then give the requests in flight
-/// `cfg.http.shutdown_grace` to finish.
+/// `cfg.http.shutdown_grace` to finish. `extra` jobs (the zone guard, DNS)
+/// run beside the service's own and stop with them.
 pub async fn serve(
     cfg: ServerConfig,
     store: Store,
+    extra: Vec<ExtraJob>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let bind = |addr: SocketAddr| async move {
@@ -139,7 +145,7 @@ pub async fn serve(
         Some(addr) => Some(bind(addr).await?),
         None => None,
     };
-    serve_split(listener, metrics, cfg, store, shutdown).await
+    serve_split_with(listener, metrics, cfg, store, extra, shutdown).await
 }
 
 /// Like [`serve`] on a listener the caller bound (e.g. port 0 in tests),
@@ -150,7 +156,7 @@ pub async fn serve_on(
     store: Store,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_split(listener, None, cfg, store, shutdown).await
+    serve_split_with(listener, None, cfg, store, Vec::new(), shutdown).await
 }
 
 /// Like [`serve_on`], with `/metrics` on `metrics` instead when given (and
@@ -162,31 +168,32 @@ pub async fn serve_split(
     store: Store,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_split_with(listener, metrics, cfg, store, Vec::new(), shutdown).await
+}
+
+/// [`serve_split`] with `extra` jobs.
+pub async fn serve_split_with(
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    cfg: ServerConfig,
+    store: Store,
+    extra: Vec<ExtraJob>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = store.backend_name(), "serving HTTP");
-    // Zone count history: today's row is refreshed every 10 minutes.
-    let recorder = tokio::spawn(record_zone_counts(store.clone()));
-    let clock_warning = tokio::spawn(clock_check::warn_while_disabled(
-        clock_check::disabled(&cfg),
-        clock_check::WARN_EVERY,
-    ));
     let state = AppState::new(cfg, store);
-    let selector = state
-        .cfg()
-        .selector
-        .clone()
-        .map(|s| tokio::spawn(selector::run_loop(state.clone(), s)));
-    let housekeeper = state
-        .cfg()
-        .housekeeping
-        .map(|h| tokio::spawn(housekeeping::run_loop(state.clone(), h)));
     let alerter = match state.cfg().alerts.clone() {
-        Some(a) => {
-            let alerter = alerts::Alerter::new(a).map_err(|e| anyhow::anyhow!(e))?;
-            Some(tokio::spawn(alerts::run_alerts(state.clone(), alerter)))
-        }
+        Some(a) => Some(alerts::Alerter::new(a).map_err(|e| anyhow::anyhow!(e))?),
         None => None,
     };
+    let mut jobs = jobs::Jobs::new(state.job_stats().clone());
+    for job in background_jobs(&state, alerter)
+        .into_iter()
+        .chain(extra.into_iter().map(|make| make(&state)))
+    {
+        jobs.start(job);
+    }
     let stop = tokio_util::sync::CancellationToken::new();
     let on_signal = stop.clone();
     let signal = tokio::spawn(async move {
@@ -214,32 +221,46 @@ pub async fn serve_split(
         let _ = t.await;
     }
     signal.abort();
-    recorder.abort();
-    clock_warning.abort();
-    if let Some(t) = selector {
-        t.abort();
-    }
-    if let Some(t) = alerter {
-        t.abort();
-    }
-    if let Some(t) = housekeeper {
-        t.abort();
-    }
+    jobs.shutdown(jobs::SHUTDOWN_GRACE).await;
     tracing::info!("HTTP server stopped");
     Ok(())
 }
 
-async fn record_zone_counts(store: Store) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
-    loop {
-        tick.tick().await;
-        if let Err(e) = store
-            .record_zone_counts(chrono::Utc::now().timestamp())
-            .await
-        {
-            tracing::warn!(error = %e, "cannot record zone counts");
-        }
+/// The service's own jobs, as its config asks.
+fn background_jobs(state: &AppState, alerter: Option<alerts::Alerter>) -> Vec<jobs::Job> {
+    let mut out = vec![
+        zone_counts_job(state.clone()),
+        clock_check::job(clock_check::disabled(state.cfg()), clock_check::WARN_EVERY),
+    ];
+    if let Some(s) = state.cfg().selector.clone() {
+        out.push(selector::job(state.clone(), s));
     }
+    if let Some(h) = state.cfg().housekeeping {
+        out.push(housekeeping::job(state.clone(), h));
+    }
+    if let Some(a) = alerter {
+        out.push(alerts::job(state.clone(), a));
+    }
+    out
+}
+
+/// Zone count history: today's row is refreshed every 10 minutes.
+fn zone_counts_job(state: AppState) -> jobs::Job {
+    jobs::Job::new(jobs::JobName::ZoneCounts, move |stop| {
+        let state = state.clone();
+        async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return Ok(()),
+                    _ = tick.tick() => {}
+                }
+                if let Err(e) = state.store().record_zone_counts(state.now()).await {
+                    tracing::warn!(error = %e, "cannot record zone counts");
+                }
+            }
+        }
+    })
 }
 
 async fn not_found() -> ApiError {
@@ -255,6 +276,7 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
     st.metrics()
         .clock_check_disabled(clock_check::disabled(st.cfg()));
     st.metrics().http_connections(st.http_stats());
+    st.metrics().jobs(st.job_stats());
     match st.store().metric_counts().await {
         Ok((servers, monitors, rows)) => st.metrics().counts(servers, monitors, rows),
         Err(e) => tracing::warn!(error = %e, "cannot count store rows for metrics"),

@@ -49,6 +49,8 @@ pub const CLOCK_CHECK_DISABLED: &str = "poolwatch_clock_check_disabled";
 /// (`per_client`, `overall`).
 pub const HTTP_CONNECTIONS_OPEN: &str = "poolwatch_http_connections_open";
 pub const HTTP_CONNECTIONS_REFUSED: &str = "poolwatch_http_connections_refused_total";
+/// Runs of a background job that failed, by job and kind (error, panic).
+pub const JOB_FAILURES: &str = "poolwatch_job_failures_total";
 
 /// The outcome label of one result, as the pool's monitor counts its tests:
 /// `timeout` (no reply), `error` (KoD or socket error), `offset` (answered,
@@ -192,6 +194,10 @@ impl Metrics {
                 "Rows deleted by housekeeping, by what: batches (past any agent's spool) and log_rows (past --log-retention)"
             );
             describe_counter!(HOUSEKEEPING_PASSES, "Housekeeping passes completed");
+            describe_counter!(
+                JOB_FAILURES,
+                "Runs of a background job that ended in an error or a panic (each is restarted after a back-off), by job and kind"
+            );
             describe_gauge!(
                 CLOCK_CHECK_DISABLED,
                 "1 while the service names no reference servers, so agents do not check their clocks"
@@ -282,20 +288,15 @@ impl Metrics {
         });
     }
 
-    /// Record one selector pass.
-    pub fn selector_pass(&self, r: &crate::selector::PassReport) {
+    /// The background jobs' failed runs, read at scrape time.
+    pub fn jobs(&self, stats: &crate::jobs::JobStats) {
+        use crate::jobs::{FailureKind, JobName};
         self.record(|| {
-            counter!(SELECTOR_PASSES).increment(1);
-            gauge!(SELECTOR_PASS_SECONDS).set(r.total.as_secs_f64());
-            gauge!(SELECTOR_SERVERS).set(r.servers as f64);
-            gauge!(SELECTOR_DEFERRED).set(r.deferred as f64);
-            for (to, n) in [
-                ("active", r.to_active),
-                ("testing", r.to_testing),
-                ("candidate", r.to_candidate),
-                ("paused", r.to_paused),
-            ] {
-                counter!(SELECTOR_CHANGES, "to" => to).increment(n as u64);
+            for job in JobName::ALL {
+                for kind in [FailureKind::Error, FailureKind::Panic] {
+                    counter!(JOB_FAILURES, "job" => job.as_str(), "kind" => kind.as_str())
+                        .absolute(stats.failures(job, kind));
+                }
             }
         });
     }

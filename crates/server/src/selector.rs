@@ -3,11 +3,20 @@
 //! the changes (each logged with its reason). `serve` runs a pass at start
 //! and then every [`SelectorSettings::interval`].
 
-use crate::AppState;
+use crate::jobs::{Job, JobName};
+use crate::metrics::{
+    Metrics, SELECTOR_CHANGES, SELECTOR_DEFERRED, SELECTOR_PASS_SECONDS, SELECTOR_PASSES,
+    SELECTOR_SERVERS,
+};
+use crate::state::AppState;
 use scoring::{GlobalStatus, SelectorConfig, SelectorMonitor, SelectorServer};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use store::{MonitorGlobalStatus, SelectorChange, Store, StoreError};
+use tokio_util::sync::CancellationToken;
+
+pub(crate) mod settings;
+pub use settings::{CANDIDATE_BUDGET, SelectorSettings};
 
 /// Servers read per store round trip.
 pub const CHUNK: i64 = 500;
@@ -17,35 +26,6 @@ pub const CHUNK: i64 = 500;
 /// allows; in between only for servers that need them (see
 /// [`needs_candidates`]).
 pub const CANDIDATE_ROTATION: u64 = 12;
-
-/// Most servers whose candidates one pass reads, by default. Reading a
-/// server's candidates costs about as many pair reads as there are
-/// monitors, so this bounds a pass (6.6–9.9 s at 50,000 servers × 300
-/// monitors on SQLite, BENCHMARKS.md). A pool that needs more (a fresh start, a change of targets)
-/// converges over more passes instead of in longer ones; pools of up to a
-/// chunk of servers never reach it.
-pub const CANDIDATE_BUDGET: usize = 8_000;
-
-/// How and how often the selector runs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SelectorSettings {
-    pub config: SelectorConfig,
-    /// Time between passes.
-    pub interval: Duration,
-    /// Most servers whose candidates a pass reads ([`CANDIDATE_BUDGET`]).
-    pub candidate_budget: usize,
-}
-
-impl Default for SelectorSettings {
-    /// The pool's targets; a pass every 10 minutes.
-    fn default() -> Self {
-        SelectorSettings {
-            config: SelectorConfig::default(),
-            interval: Duration::from_secs(600),
-            candidate_budget: CANDIDATE_BUDGET,
-        }
-    }
-}
 
 /// What one pass did and how long its parts took.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -285,18 +265,32 @@ pub async fn run_pass(
     Ok(report)
 }
 
-/// Runs a pass now and then every `settings.interval` until the task is
-/// dropped; logs each pass that changed something and records metrics.
-pub async fn run_loop(state: AppState, settings: SelectorSettings) {
+/// The selector as a background job of `serve`.
+pub fn job(state: AppState, settings: SelectorSettings) -> Job {
+    Job::new(JobName::Selector, move |stop| {
+        run_loop(state.clone(), settings.clone(), stop)
+    })
+}
+
+/// Runs a pass now and then every `settings.interval` until `stop`; logs
+/// each pass that changed something and records metrics.
+pub async fn run_loop(
+    state: AppState,
+    settings: SelectorSettings,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(settings.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for pass in 0u64.. {
-        tick.tick().await;
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
         let now = state.now();
         let budget = settings.candidate_budget;
         match run_pass(state.store(), &settings.config, budget, now, pass).await {
             Ok(r) => {
-                state.metrics().selector_pass(&r);
+                record_pass(state.metrics(), &r);
                 if r.changes > 0 {
                     tracing::info!(
                         servers = r.servers,
@@ -320,6 +314,26 @@ pub async fn run_loop(state: AppState, settings: SelectorSettings) {
             Err(e) => tracing::warn!(error = %e, "selector pass failed"),
         }
     }
+    Ok(())
+}
+
+/// The metrics of one pass.
+fn record_pass(m: &Metrics, r: &PassReport) {
+    use metrics::{counter, gauge};
+    m.record(|| {
+        counter!(SELECTOR_PASSES).increment(1);
+        gauge!(SELECTOR_PASS_SECONDS).set(r.total.as_secs_f64());
+        gauge!(SELECTOR_SERVERS).set(r.servers as f64);
+        gauge!(SELECTOR_DEFERRED).set(r.deferred as f64);
+        for (to, n) in [
+            ("active", r.to_active),
+            ("testing", r.to_testing),
+            ("candidate", r.to_candidate),
+            ("paused", r.to_paused),
+        ] {
+            counter!(SELECTOR_CHANGES, "to" => to).increment(n as u64);
+        }
+    });
 }
 
 // ------------------------------------------------------------------ API

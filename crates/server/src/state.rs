@@ -2,6 +2,7 @@
 
 use crate::config::ServerConfig;
 use crate::http::HttpStats;
+use crate::jobs::JobStats;
 use crate::keys::TicketSigner;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
@@ -58,6 +59,7 @@ struct Inner {
     limiter: RateLimiter,
     clock: Clock,
     http: Arc<HttpStats>,
+    jobs: Arc<JobStats>,
 }
 
 impl AppState {
@@ -79,6 +81,7 @@ impl AppState {
                 limiter,
                 clock,
                 http: Arc::default(),
+                jobs: Arc::default(),
             }),
         }
     }
@@ -106,6 +109,16 @@ impl AppState {
     /// Connections of this app's listeners (open, refused by a cap).
     pub fn http_stats(&self) -> &Arc<HttpStats> {
         &self.inner.http
+    }
+
+    /// Failed runs of the background jobs (the runner counts them here).
+    pub fn job_stats(&self) -> &Arc<JobStats> {
+        &self.inner.jobs
+    }
+
+    /// The clock, for jobs that read the time without the whole state.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
     }
 
     /// Now, in unix seconds. The one clock read of the service: the store

@@ -8,6 +8,8 @@
 //! (at most a minute), so a DNS refresh between passes never drops what
 //! the guard would hold.
 
+use crate::jobs::{Job, JobName};
+use crate::state::Clock;
 use scoring::ZoneGuardConfig;
 use std::time::Duration;
 use store::{GuardRun, Store, StoreError};
@@ -79,21 +81,30 @@ pub async fn pass(
     Ok(run)
 }
 
+/// The zone guard as a background job of `serve`, a pass every
+/// [`GUARD_INTERVAL`].
+pub fn job(store: Store, config: ZoneGuardConfig, clock: Clock) -> Job {
+    Job::new(JobName::ZoneGuard, move |stop| {
+        run_loop(store.clone(), config, GUARD_INTERVAL, clock.clone(), stop)
+    })
+}
+
 /// Run a pass now and then every `interval` until `stop`.
 pub async fn run_loop(
     store: Store,
     config: ZoneGuardConfig,
     interval: Duration,
+    clock: Clock,
     stop: CancellationToken,
-) {
+) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
-        if let Err(e) = pass(&store, config, chrono::Utc::now().timestamp()).await {
+        if let Err(e) = pass(&store, config, clock.now()).await {
             tracing::warn!(error = %e, "zone guard pass failed");
         }
     }

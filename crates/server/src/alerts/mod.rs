@@ -15,78 +15,18 @@
 pub mod message;
 pub mod policy;
 mod send;
+pub(crate) mod settings;
 
 pub use message::AlertMessage;
 pub use policy::{AlertPolicy, Decision, Input, after_sent, decide};
 pub use send::{Mailer, SmtpTls, SmtpUrl, parse_from};
+pub use settings::AlertConfig;
 
-use crate::AppState;
+use crate::jobs::{Job, JobName};
+use crate::state::AppState;
 use std::net::IpAddr;
-use std::time::Duration;
 use store::{AlertChannel, AlertKind, AlertTarget, NewAlert, StoreError};
-
-/// Everything the alerter is told.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AlertConfig {
-    pub policy: AlertPolicy,
-    /// How often the pass runs.
-    pub check_every: Duration,
-    /// Where to send e-mail; None: no e-mail (webhooks still go out).
-    pub smtp: Option<SmtpUrl>,
-    /// Extra trusted root certificates (PEM) for the SMTP relay.
-    pub smtp_ca: Option<Vec<u8>>,
-    /// The From of alert e-mail; required with `smtp`.
-    pub from: Option<String>,
-    /// The service's public base URL; messages link `{public_url}/scores/{ip}`.
-    pub public_url: String,
-    /// Per SMTP conversation and per webhook request.
-    pub send_timeout: Duration,
-}
-
-impl Default for AlertConfig {
-    fn default() -> Self {
-        AlertConfig {
-            policy: AlertPolicy::default(),
-            check_every: Duration::from_secs(60),
-            smtp: None,
-            smtp_ca: None,
-            from: None,
-            public_url: format!("http://{}", crate::DEFAULT_LISTEN),
-            send_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-impl AlertConfig {
-    /// Refuse settings that cannot work (one line naming the flag).
-    pub fn check(&self) -> Result<(), String> {
-        if self.smtp_ca.is_some() && self.smtp.is_none() {
-            return Err("--smtp-ca needs --smtp-url".into());
-        }
-        if self.smtp.is_some() {
-            match &self.from {
-                None => return Err("--smtp-url needs --alert-from ADDRESS".into()),
-                Some(f) => {
-                    parse_from(f)?;
-                }
-            }
-        }
-        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
-            return Err(format!(
-                "--public-url '{}' must start with http:// or https://",
-                self.public_url
-            ));
-        }
-        let p = &self.policy;
-        if p.min_interval_s < 1 || self.check_every.is_zero() {
-            return Err("--alert-interval and --alert-check must be at least 1s".into());
-        }
-        if p.first_reminder_s < 1 || p.max_reminders < 0 {
-            return Err("--alert-reminder must be at least 1s".into());
-        }
-        Ok(())
-    }
-}
+use tokio_util::sync::CancellationToken;
 
 /// The alerter's connections: an HTTP client and, with `smtp`, a mailer.
 #[derive(Debug, Clone)]
@@ -270,12 +210,26 @@ pub async fn run_alert_pass(
     Ok(report)
 }
 
-/// Run [`run_alert_pass`] every `check_every` until the task is dropped.
-pub async fn run_alerts(state: AppState, alerter: Alerter) {
+/// The alerter as a background job of `serve`.
+pub fn job(state: AppState, alerter: Alerter) -> Job {
+    Job::new(JobName::Alerts, move |stop| {
+        run_alerts(state.clone(), alerter.clone(), stop)
+    })
+}
+
+/// Run [`run_alert_pass`] every `check_every` until `stop`.
+pub async fn run_alerts(
+    state: AppState,
+    alerter: Alerter,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
     let mut tick = tokio::time::interval(alerter.cfg.check_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tick.tick() => {}
+        }
         if let Err(e) = run_alert_pass(&state, &alerter, state.now()).await {
             tracing::warn!(error = %e, "alert pass failed");
         }

@@ -28,6 +28,7 @@ on_both_backends!(
     rate_limit_per_client,
     rate_limit_behind_trusted_proxy,
     metrics_series,
+    failed_jobs_in_metrics,
     keys_are_stored_hashed,
     real_listener,
     housekeeping_pass,
@@ -166,6 +167,42 @@ async fn metrics_series(backend: Backend) {
     let text = t.get("/metrics").await.text();
     assert!(text.contains(r#"route="/scores/{ip}/log""#), "{text}");
     assert!(!text.contains("192.0.2.1"), "{text}");
+}
+
+/// A background job that fails is counted in `/metrics` by job and kind;
+/// the others show 0.
+async fn failed_jobs_in_metrics(backend: Backend) {
+    use server::jobs::{Job, JobName, Jobs};
+    let t = app_or_skip!(backend, ServerConfig::default());
+    let mut jobs = Jobs::new(t.state.job_stats().clone());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    jobs.start(Job::new(JobName::Alerts, move |_| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(());
+            anyhow::bail!("no relay")
+        }
+    }));
+    rx.recv().await.unwrap();
+    // Counted as the run ends, before the back-off (1 s) starts.
+    let counted = r#"poolwatch_job_failures_total{job="alerts",kind="error"} 1"#;
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = t.get("/metrics").await.text();
+        if text.contains(counted) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    for want in [
+        counted,
+        r#"poolwatch_job_failures_total{job="alerts",kind="panic"} 0"#,
+        r#"poolwatch_job_failures_total{job="selector",kind="error"} 0"#,
+        "# TYPE poolwatch_job_failures_total counter",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    jobs.shutdown(std::time::Duration::from_secs(1)).await;
 }
 
 /// Housekeeping prunes batches no agent can submit any more, keeps the log

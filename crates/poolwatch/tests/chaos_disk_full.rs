@@ -13,8 +13,8 @@
 mod common;
 
 use common::e2e::{
-    Proc, add_monitor_key, admin, agent_args, agent_tally, free_tcp_port, free_udp_port_on, get,
-    wait_until,
+    Proc, add_monitor_key, admin, agent_args, agent_tally, busy_serve_args, free_tcp_port,
+    free_udp_port_on, get, wait_until,
 };
 use common::{BIN, Sim};
 use std::io::Write;
@@ -78,34 +78,15 @@ fn spawn_serve(seed: &Path, data: &Path, http: u16, ntp: u16) -> Proc {
     .arg(data)
     .arg(seed)
     .arg(BIN);
-    cmd.args([
-        "serve",
-        "--listen",
+    let reference: Vec<String> = SERVERS[..3]
+        .iter()
+        .map(|ip| format!("{ip}:{ntp}"))
+        .collect();
+    cmd.args(busy_serve_args(
         &format!("127.0.0.1:{http}"),
-        "--interval-active",
-        "2s",
-        "--interval-testing",
-        "2s",
-        "--interval-candidate",
-        "2s",
-        // Checks take about 2 s and servers are due every 2 s, so an
-        // agent nearly always has a batch in flight when the disk fills.
-        "--samples",
-        "3",
-        "--sample-interval",
-        "1s",
-        "--timeout",
-        "500ms",
-        "--batch-size",
-        "50",
-        "--rate-limit",
-        "0",
-        "--data-dir",
-    ])
-    .arg(data);
-    for ip in &SERVERS[..3] {
-        cmd.arg("--reference-server").arg(format!("{ip}:{ntp}"));
-    }
+        data,
+        &reference,
+    ));
     Proc::spawn_cmd(&mut cmd)
 }
 

@@ -6,8 +6,8 @@ mod common;
 
 use common::Sim;
 use common::e2e::{
-    Proc, add_monitor_key, admin, agent_args, agent_tally, free_tcp_port, free_udp_port_on, get,
-    wait_until,
+    Proc, add_monitor_key, admin, agent_args, agent_tally, busy_serve_args, free_tcp_port,
+    free_udp_port_on, get, wait_until,
 };
 use std::path::Path;
 use std::time::Duration;
@@ -24,42 +24,14 @@ const AGENTS: [(&str, &str); 3] = [
     ("lax", "127.0.4.3"),
 ];
 
-/// Checks take about 2 s (3 samples 1 s apart) and servers are due every
-/// 2 s whatever the selector made of the pair (it starts them testing), so
-/// an agent is nearly always in the middle of a batch: stopping the service
-/// then makes it spool.
+/// Servers are due every 2 s whatever the selector made of the pair (it
+/// starts them testing); see `busy_serve_args`.
 fn serve_args(dir: &Path, http: u16, ntp: u16) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "serve",
-        "--listen",
-        &format!("127.0.0.1:{http}"),
-        "--interval-active",
-        "2s",
-        "--interval-testing",
-        "2s",
-        "--interval-candidate",
-        "2s",
-        "--samples",
-        "3",
-        "--sample-interval",
-        "1s",
-        "--timeout",
-        "500ms",
-        "--batch-size",
-        "50",
-        "--rate-limit",
-        "0",
-        "--data-dir",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.push(dir.display().to_string());
-    for ip in ["127.0.3.1", "127.0.3.2", "127.0.3.3"] {
-        a.push("--reference-server".into());
-        a.push(format!("{ip}:{ntp}"));
-    }
-    a
+    let reference: Vec<String> = SERVERS[..3]
+        .iter()
+        .map(|ip| format!("{ip}:{ntp}"))
+        .collect();
+    busy_serve_args(&format!("127.0.0.1:{http}"), dir, &reference)
 }
 
 fn score(port: u16, ip: &str) -> f64 {

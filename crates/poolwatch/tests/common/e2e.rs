@@ -414,6 +414,44 @@ pub fn agent_args(
     .collect()
 }
 
+/// `poolwatch serve` on `listen` with every server due every 2 s and checks
+/// of about 2 s (3 samples 1 s apart), so an agent is nearly always in the
+/// middle of a batch: stopping the service, or filling its disk, then
+/// makes it spool. Checks against `reference` servers.
+pub fn busy_serve_args(listen: &str, dir: &Path, reference: &[String]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "serve",
+        "--listen",
+        listen,
+        "--interval-active",
+        "2s",
+        "--interval-testing",
+        "2s",
+        "--interval-candidate",
+        "2s",
+        "--samples",
+        "3",
+        "--sample-interval",
+        "1s",
+        "--timeout",
+        "500ms",
+        "--batch-size",
+        "50",
+        "--rate-limit",
+        "0",
+        "--data-dir",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.push(dir.display().to_string());
+    for r in reference {
+        a.push("--reference-server".into());
+        a.push(r.clone());
+    }
+    a
+}
+
 /// `poolwatch serve` on `listen` with the lab-sized intervals and selector
 /// of the broken-link tests (3 active and 1 testing monitor per server,
 /// promoted after 3 and 6 results, a pass every 2 s), checking against

@@ -7,42 +7,14 @@
 
 mod common;
 
-use common::{Backend, TestDb};
+use common::{Backend, Capture, TestDb, raw_get};
 use server::ServerConfig;
 use server::clock_check::{WARNING, warn_while_disabled};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Collects everything logged into a string.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn warnings(&self) -> usize {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .matches("clock check disabled")
-            .count()
-    }
-}
-
-async fn get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    out
+/// Start warnings logged so far.
+fn warnings(cap: &Capture) -> usize {
+    cap.text().matches("clock check disabled").count()
 }
 
 /// `serve_on` with `reference_servers`: the warning at start, the gauge
@@ -52,7 +24,7 @@ async fn serve_says_so(backend: Backend, cap: &Capture, reference_servers: Vec<S
         return;
     };
     let disabled = reference_servers.is_empty();
-    cap.0.lock().unwrap().clear();
+    cap.clear();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -67,10 +39,10 @@ async fn serve_says_so(backend: Backend, cap: &Capture, reference_servers: Vec<S
             let _ = rx.await;
         },
     ));
-    let metrics = get(addr, "/metrics").await;
+    let metrics = raw_get(addr, "/metrics").await;
     let want = format!("poolwatch_clock_check_disabled {}", u8::from(disabled));
     assert!(metrics.contains(&want), "{backend:?}: {metrics}");
-    let page = get(addr, "/monitors").await;
+    let page = raw_get(addr, "/monitors").await;
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     assert_eq!(
         page.contains("id=\"clock-check-disabled\""),
@@ -82,10 +54,10 @@ async fn serve_says_so(backend: Backend, cap: &Capture, reference_servers: Vec<S
     }
     // The start warning comes from a task of its own: wait for it a little.
     let deadline = Instant::now() + Duration::from_secs(5);
-    while disabled && cap.warnings() == 0 && Instant::now() < deadline {
+    while disabled && warnings(cap) == 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(cap.warnings(), usize::from(disabled), "{backend:?}");
+    assert_eq!(warnings(cap), usize::from(disabled), "{backend:?}");
     let _ = tx.send(());
     task.await.unwrap().unwrap();
 }
@@ -107,22 +79,22 @@ async fn serve_warns_exports_and_shows_a_disabled_clock_check() {
 
     // The warning repeats (hourly in serve; a short period here). With
     // reference servers the task ends at once and says nothing.
-    cap.0.lock().unwrap().clear();
+    cap.clear();
     tokio::time::timeout(
         Duration::from_secs(1),
         warn_while_disabled(false, Duration::from_millis(1)),
     )
     .await
     .expect("returns at once when the check is on");
-    assert_eq!(cap.warnings(), 0);
+    assert_eq!(warnings(&cap), 0);
     let repeating = tokio::spawn(warn_while_disabled(true, Duration::from_millis(100)));
     let deadline = Instant::now() + Duration::from_secs(10);
-    while cap.warnings() < 3 && Instant::now() < deadline {
+    while warnings(&cap) < 3 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     repeating.abort();
-    assert!(cap.warnings() >= 3, "repeated: {}", cap.warnings());
-    let logged = String::from_utf8_lossy(&cap.0.lock().unwrap()).into_owned();
+    assert!(warnings(&cap) >= 3, "repeated: {}", warnings(&cap));
+    let logged = cap.text();
     assert!(
         logged.contains(WARNING) && logged.contains("WARN"),
         "{logged}"

@@ -10,7 +10,6 @@ use axum::http::{Method, StatusCode};
 use common::{Backend, CLIENT, good_results};
 use server::{RateLimitConfig, ServerConfig};
 use store::MonitorGlobalStatus;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn limited(per_second: f64, burst: f64, trusted: &[&str]) -> ServerConfig {
     ServerConfig {
@@ -365,14 +364,7 @@ async fn real_listener(backend: Backend) {
             let _ = rx.await;
         },
     ));
-    let get = |path: &'static str| async move {
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let req = format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await.unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        out
-    };
+    let get = |path: &'static str| common::raw_get(addr, path);
     assert!(get("/api/v1/zones").await.starts_with("HTTP/1.1 200"));
     // The limiter sees the real peer address (127.0.0.1) and its burst of 1.
     let second = get("/api/v1/zones").await;

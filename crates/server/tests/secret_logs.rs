@@ -8,29 +8,14 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
-use common::{Backend, good_results};
+use common::{Backend, Capture, good_results};
 use server::ServerConfig;
-use std::sync::{Arc, Mutex};
 use store::MonitorGlobalStatus;
-
-/// Collects everything logged, at every level, into a string.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Keys and tickets never reach the log, whatever happens: good calls,
 /// wrong keys, forged tickets, bad bodies.
 async fn nothing_secret_in_logs(backend: Backend, cap: &Capture) {
-    cap.0.lock().unwrap().clear();
+    cap.clear();
     let t = app_or_skip!(backend, ServerConfig::default());
     t.seed_zones().await;
     t.add_server("192.0.2.1").await;
@@ -61,7 +46,7 @@ async fn nothing_secret_in_logs(backend: Backend, cap: &Capture) {
     )
     .await;
 
-    let logged = String::from_utf8_lossy(&cap.0.lock().unwrap()).into_owned();
+    let logged = cap.text();
     assert!(!logged.is_empty(), "the capture works");
     for s in &secrets {
         assert!(

@@ -20,13 +20,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 async fn server(s: &Store, addr: &str, account_id: Option<i64>) -> ServerRow {
-    s.seed_zones(&[ZoneSeed {
-        name: "@".into(),
-        parent: None,
-        description: "Global".into(),
-    }])
-    .await
-    .unwrap();
+    common::seed_global(s).await;
     s.add_server(
         NewServer {
             ip: ip(addr),

@@ -65,13 +65,7 @@ perf!(ingest);
 perf!(log_read);
 
 async fn setup(s: &Store, servers: usize, monitors_n: usize) -> (Vec<i64>, Vec<i64>) {
-    s.seed_zones(&[ZoneSeed {
-        name: "@".into(),
-        parent: None,
-        description: "Global".into(),
-    }])
-    .await
-    .unwrap();
+    common::seed_global(s).await;
     let mut ids = Vec::new();
     for i in 0..servers {
         let ip = format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256);

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::TestDb;
+use common::{TestDb, good_result};
 use std::collections::HashSet;
 use std::net::IpAddr;
 use store::*;
@@ -66,20 +66,6 @@ fn monitor(name: &str, addr: &str) -> NewMonitor {
         account_id: None,
         status: MonitorGlobalStatus::Active,
         key_hash: format!("{:0>64}", name.len().to_string() + name),
-    }
-}
-
-fn good(server_id: i64, ts: i64) -> ResultIn {
-    ResultIn {
-        server_id,
-        ts,
-        offset: Some(0.001),
-        rtt: Some(0.0125),
-        stratum: Some(2),
-        leap: Some(0),
-        refid: Some("GPS".into()),
-        error: None,
-        no_response: false,
     }
 }
 
@@ -178,7 +164,7 @@ async fn servers_and_zones(db: &TestDb) {
         .add_monitor(monitor("m1", "203.0.113.5"), T0)
         .await
         .unwrap();
-    let results: Vec<_> = (0..14).map(|i| good(a.id, T0 + i * 60)).collect();
+    let results: Vec<_> = (0..14).map(|i| good_result(a.id, T0 + i * 60)).collect();
     submit(s, m.id, &results, T0 + 14 * 60).await;
     let list = s.zone_list(T0 + 14 * 60).await.unwrap();
     let z = |n: &str| list.iter().find(|z| z.name == n).unwrap().clone();
@@ -524,7 +510,7 @@ async fn submit_scores_and_logs(db: &TestDb) {
     let want = [1.0, 1.95, 2.8525];
     for (i, w) in want.iter().enumerate() {
         let ts = T0 + i as i64 * 60;
-        let out = submit(s, m.id, &[good(srv.id, ts)], ts + 1).await;
+        let out = submit(s, m.id, &[good_result(srv.id, ts)], ts + 1).await;
         assert_eq!(
             out,
             SubmitOutcome {
@@ -582,7 +568,7 @@ async fn submit_scores_and_logs(db: &TestDb) {
     let odd = ResultIn {
         offset: Some(-0.012_345_678_901_234_567),
         rtt: Some(0.000_123_4),
-        ..good(srv.id, T0 + 200)
+        ..good_result(srv.id, T0 + 200)
     };
     submit(s, m.id, &[odd], T0 + 200).await;
     let row = &s
@@ -601,7 +587,7 @@ async fn submit_scores_and_logs(db: &TestDb) {
         stratum: Some(0),
         refid: Some("DENY".into()),
         error: Some("DENY".into()),
-        ..good(srv.id, T0 + 300)
+        ..good_result(srv.id, T0 + 300)
     };
     let timeout = ResultIn {
         offset: None,
@@ -611,7 +597,7 @@ async fn submit_scores_and_logs(db: &TestDb) {
         refid: None,
         error: Some("i/o timeout".into()),
         no_response: true,
-        ..good(srv.id, T0 + 360)
+        ..good_result(srv.id, T0 + 360)
     };
     submit(s, m.id, &[deny, timeout], T0 + 361).await;
     let before_deny = 2.8525 * 0.95 + 1.0;
@@ -641,11 +627,11 @@ async fn submit_scores_and_logs(db: &TestDb) {
         .add_monitor(monitor("m3", "203.0.113.7"), T0)
         .await
         .unwrap();
-    submit(s, m2.id, &[good(srv.id, T0 + 400)], T0 + 400).await;
+    submit(s, m2.id, &[good_result(srv.id, T0 + 400)], T0 + 400).await;
     submit(
         s,
         m3.id,
-        &[good(srv.id, T0 + 400), good(srv.id, T0 + 401)],
+        &[good_result(srv.id, T0 + 400), good_result(srv.id, T0 + 401)],
         T0 + 401,
     )
     .await;
@@ -686,7 +672,7 @@ async fn submit_duplicate_and_foreign_batch(db: &TestDb) {
         .unwrap();
 
     let seq = s.create_batch(m1.id, &[srv.id], T0).await.unwrap();
-    let results = [good(srv.id, T0)];
+    let results = [good_result(srv.id, T0)];
 
     // Another monitor's batch: rejected, nothing stored.
     let foreign = s.submit_results(m2.id, seq, &results, T0).await;
@@ -703,7 +689,12 @@ async fn submit_duplicate_and_foreign_batch(db: &TestDb) {
     );
     // A result for an unknown server: rejected as a whole.
     let bad = s
-        .submit_results(m1.id, seq, &[good(srv.id, T0), good(srv.id + 999, T0)], T0)
+        .submit_results(
+            m1.id,
+            seq,
+            &[good_result(srv.id, T0), good_result(srv.id + 999, T0)],
+            T0,
+        )
         .await;
     assert!(matches!(bad, Err(StoreError::Invalid(_))), "{bad:?}");
     assert_eq!(s.counts().await.unwrap().2, 0);
@@ -750,12 +741,12 @@ async fn submit_duplicate_and_foreign_batch(db: &TestDb) {
     // A batch older than the newest submitted one is refused, nothing stored.
     let older = s.create_batch(m1.id, &[srv.id], T0 + 30).await.unwrap();
     let newer = s.create_batch(m1.id, &[srv.id], T0 + 31).await.unwrap();
-    s.submit_results(m1.id, newer, &[good(srv.id, T0 + 31)], T0 + 31)
+    s.submit_results(m1.id, newer, &[good_result(srv.id, T0 + 31)], T0 + 31)
         .await
         .unwrap();
     let logs = s.counts().await.unwrap().2;
     let late = s
-        .submit_results(m1.id, older, &[good(srv.id, T0 + 30)], T0 + 32)
+        .submit_results(m1.id, older, &[good_result(srv.id, T0 + 30)], T0 + 32)
         .await;
     assert!(matches!(late, Err(StoreError::Conflict(_))), "{late:?}");
     assert_eq!(s.counts().await.unwrap().2, logs);
@@ -771,7 +762,7 @@ async fn submit_duplicate_and_foreign_batch(db: &TestDb) {
         .map(|_| {
             let s = s.clone();
             tokio::spawn(async move {
-                s.submit_results(m1.id, seq, &[good(srv.id, T0 + 60)], T0 + 60)
+                s.submit_results(m1.id, seq, &[good_result(srv.id, T0 + 60)], T0 + 60)
                     .await
                     .unwrap()
             })
@@ -812,11 +803,17 @@ async fn log_rows_filters(db: &TestDb) {
     // aggregate is logged (the same value is re-logged after 15 min).
     for round in 0..5 {
         let t = T0 + round * 960;
-        submit(s, m1.id, &[good(srv.id, t), good(other.id, t)], t + 1).await;
+        submit(
+            s,
+            m1.id,
+            &[good_result(srv.id, t), good_result(other.id, t)],
+            t + 1,
+        )
+        .await;
         submit(
             s,
             m2.id,
-            &[good(srv.id, t + 2), good(other.id, t + 2)],
+            &[good_result(srv.id, t + 2), good_result(other.id, t + 2)],
             t + 3,
         )
         .await;
@@ -911,7 +908,7 @@ async fn deletion_and_netspeed(db: &TestDb) {
         .add_monitor(monitor("m1", "203.0.113.5"), T0)
         .await
         .unwrap();
-    let results: Vec<_> = (0..20).map(|i| good(a.id, T0 + i)).collect();
+    let results: Vec<_> = (0..20).map(|i| good_result(a.id, T0 + i)).collect();
     submit(s, m.id, &results, T0 + 20).await;
     let now = T0 + 30;
     let de_zone = |list: Vec<ZoneSummary>| list.into_iter().find(|z| z.name == "de").unwrap();
@@ -1056,7 +1053,7 @@ async fn concurrent_monitors(db: &TestDb) {
                     let now = T0 + round;
                     let (seq, work) = s.take_work_batch(m, iv, 20, now).await.unwrap();
                     let results: Vec<ResultIn> =
-                        work.iter().map(|w| good(w.server_id, now)).collect();
+                        work.iter().map(|w| good_result(w.server_id, now)).collect();
                     let out = s.submit_results(m, seq, &results, now).await.unwrap();
                     assert_eq!(out.accepted, work.len());
                 }
@@ -1108,7 +1105,13 @@ async fn housekeeping_prunes_batches_and_old_log(db: &TestDb) {
     for day in 0..4 {
         for round in 0..3 {
             let now = T0 + day * DAY + round * 60;
-            submit(s, m.id, &[good(a.id, now), good(b.id, now)], now).await;
+            submit(
+                s,
+                m.id,
+                &[good_result(a.id, now), good_result(b.id, now)],
+                now,
+            )
+            .await;
         }
     }
     // Issued, never submitted: one old, one recent.
@@ -1161,13 +1164,18 @@ async fn housekeeping_prunes_batches_and_old_log(db: &TestDb) {
     assert_eq!(s.server_by_id(a.id).await.unwrap().unwrap().score, score_a);
     assert!(s.batch(old).await.unwrap().is_none());
     assert!(matches!(
-        s.submit_results(m.id, old, &[good(a.id, T0 + 10)], T0 + 4 * DAY)
+        s.submit_results(m.id, old, &[good_result(a.id, T0 + 10)], T0 + 4 * DAY)
             .await,
         Err(StoreError::NotFound(_))
     ));
     // The recent batch is still there and still takes its results.
     let out = s
-        .submit_results(m.id, recent, &[good(a.id, T0 + 4 * DAY)], T0 + 4 * DAY)
+        .submit_results(
+            m.id,
+            recent,
+            &[good_result(a.id, T0 + 4 * DAY)],
+            T0 + 4 * DAY,
+        )
         .await
         .unwrap();
     assert_eq!(out.accepted, 1);

@@ -33,13 +33,7 @@ fn monitor(name: &str, addr: &str, status: MonitorGlobalStatus) -> NewMonitor {
 
 /// A zone, two servers and three monitors: (servers, monitors).
 async fn setup(s: &Store) -> (Vec<i64>, Vec<i64>) {
-    s.seed_zones(&[ZoneSeed {
-        name: "@".into(),
-        parent: None,
-        description: "Global".into(),
-    }])
-    .await
-    .unwrap();
+    common::seed_global(s).await;
     let mut servers = Vec::new();
     for a in ["198.51.100.1", "198.51.100.2"] {
         servers.push(common::add_server_in(s, a, "@", T0).await);

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::TestDb;
+use common::{TestDb, good_result};
 use store::*;
 
 const T0: i64 = 1_700_000_000;
@@ -21,20 +21,6 @@ const SERVERS: usize = 250;
 const FIRST: i64 = 100;
 
 both_backends!(failed_write_leaves_no_transaction_open);
-
-fn result(server_id: i64, ts: i64) -> ResultIn {
-    ResultIn {
-        server_id,
-        ts,
-        offset: Some(0.001),
-        rtt: Some(0.0125),
-        stratum: Some(2),
-        leap: Some(0),
-        refid: Some("GPS".into()),
-        error: None,
-        no_response: false,
-    }
-}
 
 /// Fill the database (a filler table, then a limit at today's size) or
 /// arm the failing trigger; the store to use while it is "full".
@@ -102,13 +88,7 @@ async fn log_count(s: &Store, ids: &[i64]) -> usize {
 
 async fn failed_write_leaves_no_transaction_open(db: &TestDb) {
     let s = &db.store;
-    s.seed_zones(&[ZoneSeed {
-        name: "@".into(),
-        parent: None,
-        description: "Global".into(),
-    }])
-    .await
-    .unwrap();
+    common::seed_global(s).await;
     let mut ids = Vec::new();
     for i in 0..SERVERS {
         let row = s
@@ -145,7 +125,7 @@ async fn failed_write_leaves_no_transaction_open(db: &TestDb) {
     assert_eq!(work_a.len(), FIRST as usize);
     let results_a: Vec<ResultIn> = work_a
         .iter()
-        .map(|w| result(w.server_id, T0 + 10))
+        .map(|w| good_result(w.server_id, T0 + 10))
         .collect();
 
     let full = make_full(db).await;
@@ -218,7 +198,7 @@ async fn failed_write_leaves_no_transaction_open(db: &TestDb) {
     assert_eq!(work_b.len(), SERVERS - FIRST as usize, "the rest is due");
     let results_b: Vec<ResultIn> = work_b
         .iter()
-        .map(|w| result(w.server_id, T0 + 21))
+        .map(|w| good_result(w.server_id, T0 + 21))
         .collect();
     full.submit_results(m.id, seq_b, &results_b, T0 + 22)
         .await

@@ -10,6 +10,32 @@ use tempfile::TempDir;
 
 pub const PG_ENV: &str = "POOLWATCH_TEST_PG_URL";
 
+/// The global zone `@`, the one every store test's servers sit in.
+pub async fn seed_global(s: &Store) {
+    s.seed_zones(&[store::ZoneSeed {
+        name: "@".into(),
+        parent: None,
+        description: "Global".into(),
+    }])
+    .await
+    .unwrap();
+}
+
+/// A good result: 1 ms off, 12.5 ms round trip, stratum 2.
+pub fn good_result(server_id: i64, ts: i64) -> store::ResultIn {
+    store::ResultIn {
+        server_id,
+        ts,
+        offset: Some(0.001),
+        rtt: Some(0.0125),
+        stratum: Some(2),
+        leap: Some(0),
+        refid: Some("GPS".into()),
+        error: None,
+        no_response: false,
+    }
+}
+
 /// Adds a server at `ip` in `zone` (netspeed 1000, no account) at `now`;
 /// its id.
 pub async fn add_server_in(s: &Store, ip: &str, zone: &str, now: i64) -> i64 {

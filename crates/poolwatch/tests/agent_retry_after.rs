@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::e2e::{Proc, agent_tally, free_tcp_port};
-use common::fake_api::{FakeApi, Reply, config, idle};
+use common::e2e::{agent_tally, free_tcp_port};
+use common::fake_api::{FakeApi, Reply, agent_with_backoff, config, idle};
 use std::time::{Duration, Instant};
 
 const RETRY_AFTER_S: u64 = 2;
@@ -33,31 +33,9 @@ fn route(path: &str, n: usize) -> Reply {
 fn a_503_with_retry_after_is_spooled_and_replayed_no_sooner() {
     let api = FakeApi::start(route);
     let dir = tempfile::tempdir().unwrap();
-    let args: Vec<String> = [
-        "agent",
-        "--api",
-        &api.url(),
-        "--key",
-        "pwk_test",
-        "--state-dir",
-        &dir.path().display().to_string(),
-        "--lab",
-        "--traceroute",
-        "off",
-        // Far below Retry-After: only honouring it explains the waits.
-        "--backoff-min",
-        "50ms",
-        "--backoff-max",
-        "10s",
-        "--clock-retry",
-        "1s",
-        "--metrics-listen",
-        &format!("127.0.0.1:{}", free_tcp_port()),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut agent = Proc::spawn(&args);
+    // A minimum back-off far below Retry-After: only honouring it
+    // explains the waits.
+    let mut agent = agent_with_backoff(&api, dir.path(), free_tcp_port(), "50ms", "10s");
 
     let start = Instant::now();
     while api.times("/results").len() <= FAILURES {

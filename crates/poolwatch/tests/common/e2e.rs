@@ -419,37 +419,29 @@ pub fn agent_args(
 /// middle of a batch: stopping the service, or filling its disk, then
 /// makes it spool. Checks against `reference` servers.
 pub fn busy_serve_args(listen: &str, dir: &Path, reference: &[String]) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "serve",
-        "--listen",
+    serve_args_with(
+        &[
+            "--interval-active",
+            "2s",
+            "--interval-testing",
+            "2s",
+            "--interval-candidate",
+            "2s",
+            "--samples",
+            "3",
+            "--sample-interval",
+            "1s",
+            "--timeout",
+            "500ms",
+            "--batch-size",
+            "50",
+            "--rate-limit",
+            "0",
+        ],
         listen,
-        "--interval-active",
-        "2s",
-        "--interval-testing",
-        "2s",
-        "--interval-candidate",
-        "2s",
-        "--samples",
-        "3",
-        "--sample-interval",
-        "1s",
-        "--timeout",
-        "500ms",
-        "--batch-size",
-        "50",
-        "--rate-limit",
-        "0",
-        "--data-dir",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.push(dir.display().to_string());
-    for r in reference {
-        a.push("--reference-server".into());
-        a.push(r.clone());
-    }
-    a
+        dir,
+        reference,
+    )
 }
 
 /// `poolwatch serve` on `listen` with the lab-sized intervals and selector
@@ -457,40 +449,46 @@ pub fn busy_serve_args(listen: &str, dir: &Path, reference: &[String]) -> Vec<St
 /// promoted after 3 and 6 results, a pass every 2 s), checking against
 /// `reference` servers.
 pub fn lab_serve_args(listen: &str, dir: &Path, reference: &[String]) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "serve",
-        "--listen",
+    serve_args_with(
+        &[
+            "--interval-active",
+            "2s",
+            "--interval-testing",
+            "2s",
+            "--interval-candidate",
+            "3s",
+            "--samples",
+            "2",
+            "--sample-interval",
+            "500ms",
+            "--timeout",
+            "500ms",
+            "--rate-limit",
+            "0",
+            "--selector-interval",
+            "2s",
+            "--selector-active",
+            "3",
+            "--selector-testing",
+            "1",
+            "--selector-min-testing",
+            "3",
+            "--selector-min-active",
+            "6",
+        ],
         listen,
-        "--interval-active",
-        "2s",
-        "--interval-testing",
-        "2s",
-        "--interval-candidate",
-        "3s",
-        "--samples",
-        "2",
-        "--sample-interval",
-        "500ms",
-        "--timeout",
-        "500ms",
-        "--rate-limit",
-        "0",
-        "--selector-interval",
-        "2s",
-        "--selector-active",
-        "3",
-        "--selector-testing",
-        "1",
-        "--selector-min-testing",
-        "3",
-        "--selector-min-active",
-        "6",
-        "--data-dir",
-        &dir.display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        dir,
+        reference,
+    )
+}
+
+/// `poolwatch serve --listen LISTEN FLAGS… --data-dir DIR` and a
+/// `--reference-server` for each of `reference`.
+fn serve_args_with(flags: &[&str], listen: &str, dir: &Path, reference: &[String]) -> Vec<String> {
+    let mut a: Vec<String> = vec!["serve".into(), "--listen".into(), listen.into()];
+    a.extend(flags.iter().map(|f| f.to_string()));
+    a.push("--data-dir".into());
+    a.push(dir.display().to_string());
     for r in reference {
         a.push("--reference-server".into());
         a.push(r.clone());

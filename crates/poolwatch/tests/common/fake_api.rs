@@ -183,6 +183,17 @@ pub fn idle() -> Reply {
 
 /// `poolwatch agent --lab` against `api` with a 1 s minimum back-off.
 pub fn agent(api: &FakeApi, dir: &std::path::Path, metrics: u16) -> Proc {
+    agent_with_backoff(api, dir, metrics, "1s", "2s")
+}
+
+/// `poolwatch agent --lab` against `api` backing off from `min` to `max`.
+pub fn agent_with_backoff(
+    api: &FakeApi,
+    dir: &std::path::Path,
+    metrics: u16,
+    min: &str,
+    max: &str,
+) -> Proc {
     let args: Vec<String> = [
         "agent",
         "--api",
@@ -195,9 +206,9 @@ pub fn agent(api: &FakeApi, dir: &std::path::Path, metrics: u16) -> Proc {
         "--traceroute",
         "off",
         "--backoff-min",
-        "1s",
+        min,
         "--backoff-max",
-        "2s",
+        max,
         "--clock-retry",
         "1s",
         "--metrics-listen",

@@ -289,9 +289,10 @@ impl Drop for Slot {
     }
 }
 
-/// The per-client key: the IPv4 address, or the /64 of an IPv6 one (one
-/// subscriber usually holds a whole /64).
-fn client_key(ip: IpAddr) -> IpAddr {
+/// The per-client key of the connection caps and the rate limiter: the
+/// IPv4 address (also when mapped into IPv6), or the /64 of an IPv6 one
+/// (one subscriber usually holds a whole /64).
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => {

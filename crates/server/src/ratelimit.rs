@@ -5,9 +5,10 @@
 //! allocation), which the usual crates leave to the caller anyway.
 
 use crate::config::RateLimitConfig;
+use crate::http::client_key;
 use ipnet::IpNet;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -74,20 +75,6 @@ impl RateLimiter {
 fn refill(b: &Bucket, now: Instant, rate: f64, burst: f64) -> f64 {
     let elapsed = now.saturating_duration_since(b.last).as_secs_f64();
     (b.tokens + elapsed * rate).min(burst)
-}
-
-/// The bucket key: IPv4 as is (also when mapped into IPv6), IPv6 by /64.
-fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
 }
 
 /// The client's address: the socket peer, unless the peer is a trusted

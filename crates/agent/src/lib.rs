@@ -11,7 +11,7 @@ pub mod client;
 pub mod clock;
 pub mod file_config;
 pub mod spool;
-pub mod traceroute;
+pub mod trace_runner;
 
 use api::{MonitorConfig, Submission, TraceRequest, Work};
 use client::{Api, ApiError};
@@ -29,7 +29,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use traceroute::{Outcome, Tracer, TracerouteMode};
+use trace_runner::{Outcome, Tracer, TracerouteMode};
 use tracing::{info, warn};
 
 /// Spooled batches older than this are dropped: their tickets have expired.
@@ -214,7 +214,7 @@ impl Traces {
         Traces {
             tracer,
             tasks: JoinSet::new(),
-            slots: Arc::new(Semaphore::new(traceroute::TRACE_CONCURRENCY)),
+            slots: Arc::new(Semaphore::new(trace_runner::TRACE_CONCURRENCY)),
             busy: Arc::default(),
             warned: Arc::default(),
         }
@@ -238,19 +238,19 @@ impl Agent {
             monitor: None,
             last_config: None,
             clock: None,
-            traces: Traces::new(traceroute::detect(TracerouteMode::Auto)),
+            traces: Traces::new(trace_runner::detect(TracerouteMode::Auto)),
         })
     }
 
     /// Trace with the tool `mode` picks (the default is `auto`).
     pub fn with_traceroute(self, mode: TracerouteMode) -> Agent {
-        self.with_tracer(traceroute::detect(mode))
+        self.with_tracer(trace_runner::detect(mode))
     }
 
     /// Trace with `tracer` (tests give a fake one).
     pub fn with_tracer(mut self, tracer: Tracer) -> Agent {
         match &tracer {
-            Tracer::Tools(t) => info!("traceroutes on request with {}", traceroute::names(t)),
+            Tracer::Tools(t) => info!("traceroutes on request with {}", trace_runner::names(t)),
             Tracer::Unavailable(why) => info!("no traceroutes: {why}"),
         }
         self.traces = Traces::new(tracer);
@@ -516,12 +516,12 @@ impl Agent {
             );
             self.traces.tasks.spawn(async move {
                 let permit = slots.acquire_owned().await;
-                let outcome = traceroute::trace_one(
+                let outcome = trace_runner::trace_one(
                     &tracer,
                     policy,
                     source,
                     &ip,
-                    traceroute::TRACE_TIMEOUT,
+                    trace_runner::TRACE_TIMEOUT,
                     now_unix,
                 )
                 .await;

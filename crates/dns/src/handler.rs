@@ -3,11 +3,11 @@
 //! client, resolves and picks addresses.
 
 use crate::ecs::client_subnet;
+use crate::live_zone::ZoneStore;
 use crate::locate::{Located, Subnet, locate};
 use crate::metrics::ZoneCounters;
 use crate::metrics::{count, qtype_name};
 use crate::rrl::{ResponseKind, Rrl, RrlConfig, Verdict};
-use crate::store::ZoneStore;
 use crate::zone::{Label, Lookup, Zone};
 use geo::GeoIp;
 use hickory_proto::op::{Edns, Header, HeaderCounts, Metadata, OpCode, ResponseCode};

@@ -18,22 +18,22 @@
 mod ecs;
 mod generate;
 mod handler;
+mod live_zone;
 mod locate;
 mod metrics;
 mod model;
 mod pick;
 mod rrl;
-mod server;
-mod store;
+mod sockets;
 mod zone;
 
 pub use ecs::EcsError;
 pub use generate::{DnsServer, SPLIT_MIN_SERVERS, ZoneOptions, build_zone};
 pub use handler::{GeoDnsHandler, MAX_UDP_PAYLOAD};
+pub use live_zone::{ApiSource, FetchError, ZoneStore, refresh_loop};
 pub use locate::{Located, Subnet, is_global_unicast, locate};
 pub use model::{DEFAULT_MAX_HOSTS, DEFAULT_TTL, LabelData, ZoneData};
 pub use pick::Weighted;
 pub use rrl::{ResponseKind, Rrl, RrlConfig, Verdict};
-pub use server::{DnsListener, TCP_IDLE_TIMEOUT, run_dns};
-pub use store::{ApiSource, FetchError, ZoneStore, refresh_loop};
+pub use sockets::{DnsListener, TCP_IDLE_TIMEOUT, run_dns};
 pub use zone::{Label, Lookup, MAX_HOSTS_LIMIT, Zone, ZoneError};

@@ -2,7 +2,7 @@
 
 use crate::util::{init_logging, parse_duration, usage};
 use agent::file_config::AgentFile;
-use agent::traceroute::TracerouteMode;
+use agent::trace_runner::TracerouteMode;
 use agent::{Agent, AgentConfig};
 use anyhow::Result;
 use ntp::TargetPolicy;

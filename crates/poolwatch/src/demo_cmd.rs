@@ -216,7 +216,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         },
         // Lab-sized selector: 2 active and 1 testing of the 3 IPv4
         // monitors, promoted after a few checks, a pass every 5 s.
-        selector: Some(server::selector::SelectorSettings {
+        selector: Some(server::selector_job::SelectorSettings {
             config: scoring::SelectorConfig {
                 target_active: 2,
                 base_testing: 1,
@@ -225,7 +225,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
                 ..scoring::SelectorConfig::default()
             },
             interval: Duration::from_secs(5),
-            ..server::selector::SelectorSettings::default()
+            ..server::selector_job::SelectorSettings::default()
         }),
         reference_servers: (1..=3)
             .map(|i| format!("127.0.1.{i}:{}", args.ntp_port))

@@ -4,7 +4,7 @@ use crate::util::{parse_duration, usage};
 use anyhow::Result;
 use scoring::SelectorConfig;
 use server::file_config::FileSelector;
-use server::selector::SelectorSettings;
+use server::selector_job::SelectorSettings;
 use std::time::Duration;
 
 #[derive(clap::Args, Debug, Clone)]

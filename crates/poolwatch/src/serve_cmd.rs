@@ -251,7 +251,7 @@ pub struct Args {
     /// good answers at a monitor, keep the excess in DNS (most recently good
     /// first) and record a guard event (shown on the zone page). A share
     /// between 0 and 1 (0.2 or 20%), or off [default: 0.1].
-    #[arg(long, value_name = "off|SHARE", env = "POOLWATCH_ZONE_GUARD", value_parser = server::zone_guard::parse_zone_guard)]
+    #[arg(long, value_name = "off|SHARE", env = "POOLWATCH_ZONE_GUARD", value_parser = server::zone_guard_job::parse_zone_guard)]
     zone_guard: Option<scoring::ZoneGuardConfig>,
 
     /// How long to keep the score log (every monitor's results and the
@@ -259,8 +259,8 @@ pub struct Args {
     /// housekeeping, which also always deletes work batches older than
     /// 48 h (no agent can still submit them). forever, or at least 2d:
     /// 90d, 2w, 72h [default: forever].
-    #[arg(long, value_name = "forever|DURATION", env = "POOLWATCH_LOG_RETENTION", value_parser = server::housekeeping::parse_log_retention)]
-    log_retention: Option<server::housekeeping::LogRetention>,
+    #[arg(long, value_name = "forever|DURATION", env = "POOLWATCH_LOG_RETENTION", value_parser = server::housekeeping_job::parse_log_retention)]
+    log_retention: Option<server::housekeeping_job::LogRetention>,
 }
 
 const SERVE_EXAMPLES: &str = "\
@@ -430,11 +430,11 @@ fn build_config(a: &Args, setup: &StoreSetup) -> Result<ServerConfig> {
         dns_zone: None,
         process_metrics: None,
         selector: a.selector.settings(&f.selector)?,
-        housekeeping: Some(server::housekeeping::HousekeepingSettings {
+        housekeeping: Some(server::housekeeping_job::HousekeepingSettings {
             log_retention: match (a.log_retention, f.log_retention.as_deref()) {
                 (Some(r), _) => r.0,
                 (None, Some(text)) => {
-                    server::housekeeping::parse_log_retention(text)
+                    server::housekeeping_job::parse_log_retention(text)
                         .map_err(|e| usage(format!("config log_retention: {e}")))?
                         .0
                 }
@@ -499,7 +499,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     }
     let zone_guard = match (args.zone_guard, &setup.file.zone_guard) {
         (Some(g), _) => g,
-        (None, Some(v)) => server::zone_guard::zone_guard_from_toml(v)
+        (None, Some(v)) => server::zone_guard_job::zone_guard_from_toml(v)
             .map_err(|e| usage(format!("config zone_guard: {e}")))?,
         (None, None) => scoring::ZoneGuardConfig::default(),
     };
@@ -514,7 +514,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     // nothing but still records who is in DNS.
     tracing::info!(?zone_guard, "zone guard");
     let mut extra: Vec<server::ExtraJob> = vec![Box::new(move |st: &server::AppState| {
-        server::zone_guard::job(st.store().clone(), zone_guard, st.clock().clone())
+        server::zone_guard_job::job(st.store().clone(), zone_guard, st.clock().clone())
     })];
     if let (Some(addr), Some(zone)) = (args.dns_listen, cfg.dns_zone.clone()) {
         let listener = dns::DnsListener::bind(addr)

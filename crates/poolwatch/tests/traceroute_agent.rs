@@ -3,7 +3,7 @@
 //! mode, the real mtr/traceroute run to 127.0.0.1 only. A request for an
 //! address the lab policy refuses is never traced.
 
-use agent::traceroute::TracerouteMode;
+use agent::trace_runner::TracerouteMode;
 use agent::{Agent, AgentConfig};
 use server::ServerConfig;
 use server::admin::{AddMonitor, AddServer};

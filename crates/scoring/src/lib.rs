@@ -8,24 +8,24 @@
 
 mod aggregate;
 mod dns;
-pub mod selector;
+pub mod monitor_selection;
 mod status;
 mod step;
 pub mod window;
-pub mod zone_guard;
+pub mod zone_guard_rules;
 
 pub use aggregate::{
     MonitorScore, WINDOW_TRUSTED_S, WINDOW_WIDEST_S, aggregate, should_log_aggregate,
 };
 pub use dns::in_dns;
-pub use selector::{
+pub use monitor_selection::{
     Change, GlobalStatus, MonitorStats, Reason, SelectorConfig, SelectorMonitor, SelectorServer,
     select, select_with,
 };
 pub use status::{MonitorStatus, ParseMonitorStatusError};
 pub use step::{Observation, Step, step, update};
 pub use window::PairWindow;
-pub use zone_guard::{GuardDecision, GuardEvent, ZoneGuardConfig, ZoneServer, guard};
+pub use zone_guard_rules::{GuardDecision, GuardEvent, ZoneGuardConfig, ZoneServer, guard};
 
 /// A server is published in DNS from this aggregate score up.
 pub const IN_DNS_THRESHOLD: f64 = 10.0;

@@ -10,7 +10,7 @@
 //! exact when results are spread evenly; counts are rounded to the nearest
 //! whole data point.
 
-use crate::selector::MonitorStats;
+use crate::monitor_selection::MonitorStats;
 
 const DAY: i64 = 86_400;
 

@@ -1,7 +1,7 @@
 //! Scenario tests for the per-server monitor selector.
 
 use scoring::MonitorStatus::{self, Active, Candidate, Paused, Testing};
-use scoring::selector::{
+use scoring::monitor_selection::{
     ACCOUNT_ACTIVE_LIMIT, ACCOUNT_TOTAL_LIMIT, Change, Constraint, GlobalStatus, MonitorStats,
     Reason, SelectorConfig, SelectorMonitor, SelectorServer, select, select_with,
 };

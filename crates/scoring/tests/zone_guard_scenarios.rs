@@ -1,6 +1,6 @@
 //! Scenario tests for the zone guard.
 
-use scoring::zone_guard::{ZoneGuardConfig, ZoneServer, allowed_loss, guard};
+use scoring::zone_guard_rules::{ZoneGuardConfig, ZoneServer, allowed_loss, guard};
 
 const NOW: i64 = 1_700_000_000;
 const H: i64 = 3600;

@@ -3,9 +3,9 @@
 
 use crate::alerts::settings::AlertConfig;
 use crate::dns_zone::settings::DnsZoneConfig;
-use crate::housekeeping::settings::HousekeepingSettings;
+use crate::housekeeping_job::settings::HousekeepingSettings;
 use crate::http::{DEFAULT_LISTEN, HttpLimits};
-use crate::selector::settings::SelectorSettings;
+use crate::selector_job::settings::SelectorSettings;
 use ipnet::IpNet;
 use std::net::SocketAddr;
 use store::WorkIntervals;

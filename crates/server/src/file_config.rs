@@ -86,10 +86,10 @@ pub struct FileConfig {
     pub reference_servers: Option<Vec<String>>,
     pub ticket_secret_file: Option<PathBuf>,
     /// The zone guard: a share (`0.1`, `"10%"`) or `"off"`; see
-    /// `crate::zone_guard::parse_zone_guard`.
+    /// `crate::zone_guard_job::parse_zone_guard`.
     pub zone_guard: Option<toml::Value>,
     /// `"forever"` or a duration such as `"90d"`; see
-    /// `crate::housekeeping::parse_log_retention`.
+    /// `crate::housekeeping_job::parse_log_retention`.
     pub log_retention: Option<String>,
     #[serde(default)]
     pub http: FileHttp,

@@ -14,7 +14,7 @@ mod config;
 mod dns_zone;
 mod error;
 mod extract;
-pub mod housekeeping;
+pub mod housekeeping_job;
 mod http;
 pub mod jobs;
 mod logfmt;
@@ -24,11 +24,11 @@ mod ratelimit;
 mod registry;
 mod scores;
 mod security;
-pub mod selector;
+pub mod selector_job;
 mod state;
-mod traceroute;
+mod traceroute_requests;
 mod web;
-pub mod zone_guard;
+pub mod zone_guard_job;
 
 pub mod admin;
 pub mod file_config;
@@ -42,7 +42,7 @@ pub use http::{DEFAULT_LISTEN, HttpLimits, HttpStats, serve_http};
 pub use logfmt::CSV_HEADER;
 pub use monitor_api::{batch_id_text, parse_batch_id};
 pub use state::{AppState, Clock};
-pub use traceroute::TRANSITIONS_TRACED_PER_SUBMISSION;
+pub use traceroute_requests::TRANSITIONS_TRACED_PER_SUBMISSION;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
@@ -80,7 +80,7 @@ fn app(state: AppState, with_metrics: bool) -> Router {
         .route(api::WORK_PATH, post(monitor_api::work))
         .route(api::RESULTS_PATH, post(monitor_api::results))
         .route(api::CLOCK_PATH, post(monitor_api::clock))
-        .route(api::TRACEROUTE_PATH, post(traceroute::submit))
+        .route(api::TRACEROUTE_PATH, post(traceroute_requests::submit))
         .layer(DefaultBodyLimit::max(state.cfg().max_body_bytes))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -91,7 +91,10 @@ fn app(state: AppState, with_metrics: bool) -> Router {
         .route("/scores/{ip}/json", get(scores::log_json))
         .route("/api/v1/servers", get(registry::list_servers))
         .route("/api/v1/servers/{ip}", get(registry::server))
-        .route("/api/v1/servers/{ip}/monitors", get(selector::monitors_api))
+        .route(
+            "/api/v1/servers/{ip}/monitors",
+            get(selector_job::monitors_api),
+        )
         .route("/api/v1/zones", get(registry::zones))
         .route("/", get(web::index))
         .route("/scores", get(web::lookup))
@@ -233,10 +236,10 @@ fn background_jobs(state: &AppState, alerter: Option<alerts::Alerter>) -> Vec<jo
         clock_check::job(clock_check::disabled(state.cfg()), clock_check::WARN_EVERY),
     ];
     if let Some(s) = state.cfg().selector.clone() {
-        out.push(selector::job(state.clone(), s));
+        out.push(selector_job::job(state.clone(), s));
     }
     if let Some(h) = state.cfg().housekeeping {
-        out.push(housekeeping::job(state.clone(), h));
+        out.push(housekeeping_job::job(state.clone(), h));
     }
     if let Some(a) = alerter {
         out.push(alerts::job(state.clone(), a));

@@ -112,7 +112,7 @@ pub async fn work(
         .store()
         .take_work_batch(m.id, intervals, i64::from(size), now)
         .await?;
-    let traceroutes = crate::traceroute::take_requests(&st, &m, now).await;
+    let traceroutes = crate::traceroute_requests::take_requests(&st, &m, now).await;
     if items.is_empty() {
         return Ok(Json(Work {
             batch_id: String::new(),
@@ -242,7 +242,7 @@ pub async fn results(
         });
     }
     let out = st.store().submit_results(m.id, seq, &rows, now).await?;
-    crate::traceroute::request_for_transitions(&st, &m, &out.transitions, now).await;
+    crate::traceroute_requests::request_for_transitions(&st, &m, &out.transitions, now).await;
     if out.duplicate {
         st.metrics().batch(&m.name, "duplicate");
     } else {

@@ -207,7 +207,7 @@ async fn failed_jobs_in_metrics(backend: Backend) {
 /// Housekeeping prunes batches no agent can submit any more, keeps the log
 /// unless a retention is set, and counts what it deleted in `/metrics`.
 async fn housekeeping_pass(backend: Backend) {
-    use server::housekeeping::{HousekeepingSettings, pass};
+    use server::housekeeping_job::{HousekeepingSettings, pass};
     const DAY: i64 = 86_400;
     let t = app_or_skip!(backend, ServerConfig::default());
     t.seed_zones().await;
@@ -356,7 +356,7 @@ async fn real_listener(backend: Backend) {
     let task = tokio::spawn(server::serve_on(
         listener,
         ServerConfig {
-            housekeeping: Some(server::housekeeping::HousekeepingSettings::default()),
+            housekeeping: Some(server::housekeeping_job::HousekeepingSettings::default()),
             ..limited(0.01, 1.0, &[])
         },
         store.clone(),

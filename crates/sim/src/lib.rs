@@ -53,8 +53,8 @@
 pub mod behaviour;
 pub mod fleet;
 pub mod reply;
-pub mod server;
+pub mod udp_edge;
 
 pub use behaviour::{Behaviour, Malformed, ReplyFrom};
 pub use fleet::{Fleet, FleetError, Generate, ServerSpec};
-pub use server::{RunningFleet, RunningServer, SpawnError, Stats};
+pub use udp_edge::{RunningFleet, RunningServer, SpawnError, Stats};

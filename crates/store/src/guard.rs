@@ -2,14 +2,14 @@
 //! the guard), since when, and the guard's events.
 //!
 //! [`Store::run_zone_guard`] is one pass: in one write transaction it
-//! gathers, per DNS zone, the inputs of [`scoring::zone_guard::guard`] from
+//! gathers, per DNS zone, the inputs of [`scoring::zone_guard_rules::guard`] from
 //! `servers`, `server_scores` and `server_dns`, decides, and writes
 //! `server_dns` for every server and a `guard_events` row per zone whose
 //! decision changed. The DNS zone, `/api/v1/servers` and the pages read the
 //! result through [`DnsMembership`].
 
 use crate::{Backend, ServerRow, Store, StoreError, finish};
-use scoring::zone_guard::{GuardDecision, ZoneGuardConfig, ZoneServer, guard};
+use scoring::zone_guard_rules::{GuardDecision, ZoneGuardConfig, ZoneServer, guard};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 

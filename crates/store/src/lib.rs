@@ -195,12 +195,12 @@ pub use guard::{
     DnsMembership, GUARD_WINDOW_S, GuardDetail, GuardEventRow, GuardRun, HeldServer, MonitorSaw,
     SEEN_GOOD_WITHIN_S, ServerDns, ZoneGuardStat,
 };
-mod housekeeping;
-pub use housekeeping::{BATCH_KEEP_S, HOUSEKEEPING_CHUNK, Housekeeping};
-mod selector;
-pub use selector::{SelectorChange, SelectorInput, SelectorLogRow, SelectorPair};
-mod traceroute;
-pub use traceroute::{
+mod prune;
+pub use prune::{BATCH_KEEP_S, HOUSEKEEPING_CHUNK, Housekeeping};
+mod selector_rows;
+pub use selector_rows::{SelectorChange, SelectorInput, SelectorLogRow, SelectorPair};
+mod traceroute_rows;
+pub use traceroute_rows::{
     TRACEROUTE_MAX_PENDING, TRACEROUTE_REQUEST_INTERVAL_S, TRACEROUTE_RETAKE_S, TRACEROUTE_STALE_S,
     TracerouteHop, TracerouteIn, TracerouteRow,
 };

@@ -26,11 +26,11 @@
 //! `--seconds N` (20), `--rows N` (1000000), `--requests N` (300).
 //!
 //! `selector`: the monitor selector and ingest at 50,000 servers × 300
-//! monitors, see `selector.rs`; also `--passes N` (3), `--rate N` results/s
+//! monitors, see `selector_bench.rs`; also `--passes N` (3), `--rate N` results/s
 //! (2000), `--batch N` (10), `--budget N` (servers whose candidates a pass
 //! reads, 8000 as in `serve`).
 
-mod selector;
+mod selector_bench;
 
 use api::{Submission, Work};
 use server::admin::{AddMonitor, AddServer};
@@ -76,7 +76,7 @@ fn opts() -> Opts {
         passes: get("--passes", 3),
         rate: get("--rate", 2000),
         batch: get("--batch", 10),
-        budget: get("--budget", server::selector::CANDIDATE_BUDGET),
+        budget: get("--budget", server::selector_job::CANDIDATE_BUDGET),
         mode,
     }
 }
@@ -662,7 +662,7 @@ async fn main() {
         "query" => query(&o).await,
         "probe" => probe(&o).await,
         "page" => page(&o).await,
-        "selector" => selector::run(&o).await,
+        "selector" => selector_bench::run(&o).await,
         other => panic!("mode {other}: ingest, query, probe, page or selector"),
     }
 }

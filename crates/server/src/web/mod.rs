@@ -5,13 +5,13 @@
 //! width; the only script is the server page's few lines, served from
 //! `/assets/server-page.js` (the pages' CSP allows no inline script).
 
-mod alerts;
+mod alerts_page;
 mod chart;
 mod html;
-mod selection;
+mod selection_page;
 mod server_page;
-mod traceroutes;
-mod zone_guard;
+mod traceroutes_page;
+mod zone_guard_page;
 
 pub use server_page::{lookup, server};
 
@@ -160,7 +160,7 @@ pub async fn zone(
     let history = st.store().zone_history(&z.name, 60).await?;
     let events = st
         .store()
-        .guard_events(&z.name, zone_guard::EVENTS_SHOWN)
+        .guard_events(&z.name, zone_guard_page::EVENTS_SHOWN)
         .await?;
     let dns = st.store().server_dns_all().await?;
     let b = html! {
@@ -194,7 +194,7 @@ pub async fn zone(
                 }
             } }
         }
-        (zone_guard::section(&events, now))
+        (zone_guard_page::section(&events, now))
         h2 { "Servers" }
         @if servers.is_empty() {
             p.muted { "No servers in this zone." }

@@ -94,12 +94,12 @@ pub async fn server(
         .cloned()
         .collect();
     let traces = st.store().latest_traceroutes(s.id).await?;
-    let selection = crate::selector::server_view(
+    let selection = crate::selector_job::server_view(
         st.store(),
         s.id,
         s.ip,
         all_monitors,
-        super::selection::PAGE_CHANGES,
+        super::selection_page::PAGE_CHANGES,
         now,
     )
     .await?;
@@ -107,7 +107,7 @@ pub async fn server(
     let dns = store::DnsMembership::for_server(&s, dns.as_ref(), now);
     let alerts = st
         .store()
-        .alerts_for_server(s.id, super::alerts::PAGE_ALERTS)
+        .alerts_for_server(s.id, super::alerts_page::PAGE_ALERTS)
         .await?;
     let sections = Sections {
         traces: &traces,
@@ -121,7 +121,7 @@ pub async fn server(
 /// The sections below the history, each from its own source.
 struct Sections<'a> {
     traces: &'a [TracerouteRow],
-    selection: &'a crate::selector::ServerMonitors,
+    selection: &'a crate::selector_job::ServerMonitors,
     alerts: &'a [store::AlertRow],
 }
 
@@ -195,9 +195,9 @@ fn render(
             }
         }
         (errors(rows, &names))
-        (super::selection::section(sections.selection))
-        (super::traceroutes::section(sections.traces, now))
-        (super::alerts::section(sections.alerts))
+        (super::selection_page::section(sections.selection))
+        (super::traceroutes_page::section(sections.traces, now))
+        (super::alerts_page::section(sections.alerts))
         h2 { "Data" }
         p {
             a href={ "/scores/" (ip) "/log?limit=200&monitor=*" } { "CSV log" }
@@ -218,7 +218,7 @@ fn render(
 /// CSS is not HTML, so it is not HTML-escaped; it holds only constants and
 /// numeric monitor ids.
 fn monitor_style(monitors: &[ServerMonitorRow]) -> Markup {
-    let mut css = String::from(super::traceroutes::STYLE);
+    let mut css = String::from(super::traceroutes_page::STYLE);
     for m in monitors {
         let id = m.monitor_id;
         let _ = write!(

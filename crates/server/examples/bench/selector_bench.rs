@@ -16,7 +16,7 @@
 //! testing, the rest candidates, each pair with 24 h statistics that vary
 //! in count (0–39), average step (−0.1 to 1; one pair in ten unhealthy) and
 //! rtt (5–204 ms). Then:
-//! 1. full selector passes (`server::selector::run_pass`), timed by part,
+//! 1. full selector passes (`server::selector_job::run_pass`), timed by part,
 //!    with the process's peak RSS over the pass;
 //! 2. ingest at `--rate` results/s in batches of `--batch` from all
 //!    monitors at once: each submission scores the results and updates the
@@ -157,7 +157,7 @@ pub async fn run(o: &Opts) {
     for pass in 1..=o.passes {
         reset_peak();
         let (before, _) = rss();
-        let r = server::selector::run_pass(&store, &cfg, o.budget, now(), pass as u64)
+        let r = server::selector_job::run_pass(&store, &cfg, o.budget, now(), pass as u64)
             .await
             .unwrap();
         let (after, peak) = rss();

@@ -1,6 +1,6 @@
 //! The zone guard in the running service: a pass over the store every
 //! minute ([`run_loop`]). Each pass decides per DNS zone which servers to
-//! hold in DNS (`scoring::zone_guard`), writes every server's DNS state and
+//! hold in DNS (`scoring::zone_guard_rules`), writes every server's DNS state and
 //! records guard events (`Store::run_zone_guard`). The DNS zone, the API
 //! and the pages read that state; `/metrics` reads the per-zone numbers.
 //!

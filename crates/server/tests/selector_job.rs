@@ -9,7 +9,7 @@ mod common;
 use common::{Backend, now, today_at};
 use scoring::SelectorConfig;
 use server::admin::AddMonitor;
-use server::selector::{CANDIDATE_BUDGET, run_pass};
+use server::selector_job::{CANDIDATE_BUDGET, run_pass};
 use server::{Clock, ServerConfig};
 use store::{MonitorGlobalStatus, MonitorRow, MonitorStatus, PairState, ResultIn, Store};
 

@@ -2,7 +2,7 @@
 //! server (active), are on trial (testing) or wait (candidate, paused), with
 //! the selector's 24 h statistics and its latest changes with reasons.
 
-use crate::selector::ServerMonitors;
+use crate::selector_job::ServerMonitors;
 use maud::{Markup, html};
 
 /// Changes shown on the page (the API has more).

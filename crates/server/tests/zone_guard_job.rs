@@ -50,7 +50,7 @@ async fn held_servers_stay_in_dns_and_show(backend: Backend) {
     ))
     .await;
     let share = ZoneGuardConfig::MaxShare(0.10);
-    let run = server::zone_guard::pass(t.store(), share, now - 120)
+    let run = server::zone_guard_job::pass(t.store(), share, now - 120)
         .await
         .unwrap();
     assert!(run.held.is_empty(), "{run:?}");
@@ -74,7 +74,7 @@ async fn held_servers_stay_in_dns_and_show(backend: Backend) {
         ))
         .await;
     }
-    let run = server::zone_guard::pass(t.store(), share, now)
+    let run = server::zone_guard_job::pass(t.store(), share, now)
         .await
         .unwrap();
     let mut held = run.held.clone();

@@ -6,15 +6,15 @@
 //!
 //! It never probes an address its target policy refuses, and never logs its key.
 
+pub mod api_client;
 pub mod body;
-pub mod client;
 pub mod clock;
 pub mod file_config;
 pub mod spool;
 pub mod trace_runner;
 
 use api::{MonitorConfig, Submission, TraceRequest, Work};
-use client::{Api, ApiError};
+use api_client::{Api, ApiError};
 use clock::ClockVerdict;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;

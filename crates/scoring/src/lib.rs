@@ -11,6 +11,7 @@ mod dns;
 pub mod monitor_selection;
 mod status;
 mod step;
+pub mod submission;
 pub mod window;
 pub mod zone_guard_rules;
 

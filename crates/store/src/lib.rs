@@ -1093,35 +1093,27 @@ impl Store {
                     "batch {batch_seq} is older than batch {last}, already submitted"
                 )));
             }
-            let mut plan = submit::Plan::default();
+            let mut writes = scoring::submission::Writes::default();
             if !touched.is_empty() {
-                let (servers, mut scores) = d::submit_state(&mut *c, &touched, monitor_id).await?;
-                // Candidates count only where no active or testing monitor
-                // scored the server within the second window (see
-                // scoring::aggregate); reading them only then keeps a
-                // submission's cost independent of the number of monitors.
-                let need: Vec<i64> = touched
-                    .iter()
-                    .copied()
-                    .filter(|&id| {
-                        !scores.iter().any(|r| {
-                            r.0 == id
-                                && r.1 != monitor_id
-                                && (r.2 == "active" || r.2 == "testing")
-                                && (r.6 == "active" || r.6 == "testing")
-                                && r.4.is_some_and(|ts| ts >= now - scoring::WINDOW_TRUSTED_S)
-                        })
-                    })
-                    .collect();
+                let (servers, scores) = d::submit_state(&mut *c, &touched, monitor_id).await?;
+                let mut pairs = submit::pairs(scores)?;
+                let need = scoring::submission::needs_candidates(monitor_id, &touched, &pairs, now);
                 if !need.is_empty() {
                     let since = now - scoring::WINDOW_WIDEST_S;
-                    scores.extend(d::submit_candidates(&mut *c, &need, monitor_id, since).await?);
+                    let candidates =
+                        d::submit_candidates(&mut *c, &need, monitor_id, since).await?;
+                    pairs.extend(submit::pairs(candidates)?);
                 }
-                let windows = d::own_windows(&mut *c, monitor_id, &touched).await?;
-                plan = submit::plan(monitor_id, results, &touched, servers, scores, windows, now)?;
-                d::upsert_scores(&mut *c, monitor_id, &plan.scores).await?;
-                d::insert_logs(&mut *c, &plan.logs).await?;
-                d::set_server_scores(&mut *c, now, &plan.aggregates).await?;
+                let before = scoring::submission::Before {
+                    servers: submit::servers(servers),
+                    pairs,
+                    windows: submit::windows(d::own_windows(&mut *c, monitor_id, &touched).await?),
+                };
+                writes = scoring::submission::decide(monitor_id, results, &touched, before, now)
+                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                d::upsert_scores(&mut *c, monitor_id, &writes.scores).await?;
+                d::insert_logs(&mut *c, &writes.logs).await?;
+                d::set_server_scores(&mut *c, now, &writes.aggregates).await?;
             }
             sqlx::query(d::BATCH_MARK)
                 .bind(batch_seq)
@@ -1134,9 +1126,9 @@ impl Store {
                 .execute(&mut *c)
                 .await?;
             Ok(SubmitOutcome {
-                accepted: plan.accepted,
+                accepted: writes.accepted,
                 duplicate: false,
-                transitions: plan.transitions,
+                transitions: writes.transitions,
             })
         })
     }

@@ -7,35 +7,8 @@
 //! it with `json_each`, PostgreSQL takes one array per column and `UNNEST`s
 //! them. Either way a whole submission is a handful of prepared statements.
 
-/// One row for `log_scores`, ready to insert.
-#[derive(Debug, Clone)]
-pub(crate) struct LogIns {
-    pub server_id: i64,
-    pub monitor_id: Option<i64>,
-    pub ts: i64,
-    pub step: f64,
-    pub score: f64,
-    pub offset: Option<f64>,
-    pub rtt_us: Option<i64>,
-    pub stratum: Option<i64>,
-    pub leap: Option<i64>,
-    pub refid: Option<String>,
-    pub error: Option<String>,
-    pub no_response: bool,
-}
-
-/// This monitor's new standing for one server.
-#[derive(Debug, Clone)]
-pub(crate) struct ScoreUpd {
-    pub server_id: i64,
-    pub score: f64,
-    pub score_ts: i64,
-    pub rtt_us: Option<i64>,
-    /// The selector's 24 h statistics with this batch's results added.
-    pub window: scoring::PairWindow,
-    /// Last error since the pair was last healthy ('' once healthy).
-    pub last_error: String,
-}
+/// The rows a submission writes, decided by [`scoring::submission`].
+pub(crate) use scoring::submission::{LogWrite, ScoreWrite};
 
 /// `(server_id, stats_day, cur_n, cur_step, cur_rtt_n, cur_rtt, prev_n,
 /// prev_step, prev_rtt_n, prev_rtt, last_error)` of one pair.
@@ -339,7 +312,7 @@ pub(crate) mod sqlite {
     /// the kept count.
     pub const LOG_ROWS_DELETED: Option<&str> =
         Some("UPDATE log_seq SET log_rows = log_rows - $1 WHERE id = 1");
-    use super::{LogIns, ScoreTuple, ScoreUpd, ServerTuple, WindowTuple};
+    use super::{LogWrite, ScoreTuple, ScoreWrite, ServerTuple, WindowTuple};
     use sqlx::SqliteConnection;
     use std::sync::OnceLock;
 
@@ -575,7 +548,7 @@ pub(crate) mod sqlite {
     pub async fn upsert_scores(
         c: &mut SqliteConnection,
         monitor_id: i64,
-        rows: &[ScoreUpd],
+        rows: &[ScoreWrite],
     ) -> Result<(), sqlx::Error> {
         static SQL: OnceLock<String> = OnceLock::new();
         let sql: &'static str = SQL.get_or_init(|| {
@@ -639,7 +612,10 @@ pub(crate) mod sqlite {
         Ok(())
     }
 
-    pub async fn insert_logs(c: &mut SqliteConnection, rows: &[LogIns]) -> Result<(), sqlx::Error> {
+    pub async fn insert_logs(
+        c: &mut SqliteConnection,
+        rows: &[LogWrite],
+    ) -> Result<(), sqlx::Error> {
         static SQL: OnceLock<String> = OnceLock::new();
         let sql: &'static str = SQL.get_or_init(|| {
             // Ids continue log_seq in submission order (column1 is the
@@ -729,7 +705,7 @@ pub(crate) mod pg {
          (SELECT COALESCE(MAX(id) - MIN(id) + 1, 0) FROM log_scores)";
     /// No kept count to update.
     pub const LOG_ROWS_DELETED: Option<&str> = None;
-    use super::{LogIns, ScoreTuple, ScoreUpd, ServerTuple, WindowTuple};
+    use super::{LogWrite, ScoreTuple, ScoreWrite, ServerTuple, WindowTuple};
     use sqlx::PgConnection;
 
     log_queries!(log_select);
@@ -871,7 +847,7 @@ pub(crate) mod pg {
     pub async fn upsert_scores(
         c: &mut PgConnection,
         monitor_id: i64,
-        rows: &[ScoreUpd],
+        rows: &[ScoreWrite],
     ) -> Result<(), sqlx::Error> {
         let server: Vec<i64> = rows.iter().map(|r| r.server_id).collect();
         let score: Vec<f64> = rows.iter().map(|r| r.score).collect();
@@ -922,7 +898,7 @@ pub(crate) mod pg {
         Ok(())
     }
 
-    pub async fn insert_logs(c: &mut PgConnection, rows: &[LogIns]) -> Result<(), sqlx::Error> {
+    pub async fn insert_logs(c: &mut PgConnection, rows: &[LogWrite]) -> Result<(), sqlx::Error> {
         if rows.is_empty() {
             return Ok(());
         }

@@ -183,22 +183,9 @@ pub struct BatchRow {
     pub servers: Vec<(i64, IpAddr)>,
 }
 
-/// One measurement as submitted by a monitor.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ResultIn {
-    pub server_id: i64,
-    /// When the check was made, unix seconds.
-    pub ts: i64,
-    /// Seconds.
-    pub offset: Option<f64>,
-    /// Seconds (stored as integer microseconds).
-    pub rtt: Option<f64>,
-    pub stratum: Option<u8>,
-    pub leap: Option<u8>,
-    pub refid: Option<String>,
-    pub error: Option<String>,
-    pub no_response: bool,
-}
+/// One measurement as submitted by a monitor; decided on by
+/// [`scoring::submission`].
+pub use scoring::submission::ResultIn;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SubmitOutcome {
@@ -212,23 +199,9 @@ pub struct SubmitOutcome {
     pub transitions: Vec<PairTransition>,
 }
 
-/// How one monitor sees one server: healthy when its score for the server
-/// is at least `scoring::IN_DNS_THRESHOLD` (10), else unhealthy with the
-/// last error code since it was last healthy ('' when there was none).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PairState {
-    Healthy,
-    Unhealthy { error: String },
-}
-
-/// A change of [`PairState`] for (server, monitor) made by one submission.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PairTransition {
-    pub server_id: i64,
-    pub monitor_id: i64,
-    pub from: PairState,
-    pub to: PairState,
-}
+/// How one monitor sees one server, and a change of it made by one
+/// submission (the traceroute triggers).
+pub use scoring::submission::{PairState, PairTransition};
 
 /// Which rows of a server's log to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,10 +20,10 @@ pub use aggregate::{
 };
 pub use dns::in_dns;
 pub use monitor_selection::{
-    Change, GlobalStatus, MonitorStats, Reason, SelectorConfig, SelectorMonitor, SelectorServer,
-    select, select_with,
+    Change, MonitorStats, Reason, SelectorConfig, SelectorMonitor, SelectorServer, select,
+    select_with,
 };
-pub use status::{MonitorStatus, ParseMonitorStatusError};
+pub use status::{GlobalStatus, MonitorStatus, ParseGlobalStatusError, ParseMonitorStatusError};
 pub use step::{Observation, Step, step, update};
 pub use window::PairWindow;
 pub use zone_guard_rules::{GuardDecision, GuardEvent, ZoneGuardConfig, ZoneServer, guard};

@@ -72,7 +72,7 @@
 //! promotions are not counted. Health is `count > 0 && avg_step ≥ 0`;
 //! monitors without data rank last. Ties are broken by monitor id.
 
-use crate::MonitorStatus;
+use crate::{GlobalStatus, MonitorStatus};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::fmt;
@@ -125,40 +125,6 @@ impl Default for SelectorConfig {
 pub struct SelectorServer {
     pub ip: IpAddr,
     pub account_id: Option<i64>,
-}
-
-/// A monitor's global (not per-server) status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GlobalStatus {
-    Pending,
-    Testing,
-    Active,
-    Paused,
-    Deleted,
-}
-
-impl GlobalStatus {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            GlobalStatus::Pending => "pending",
-            GlobalStatus::Testing => "testing",
-            GlobalStatus::Active => "active",
-            GlobalStatus::Paused => "paused",
-            GlobalStatus::Deleted => "deleted",
-        }
-    }
-
-    /// Whether the monitor measures at all (may be active or testing).
-    const fn measures(self) -> bool {
-        matches!(self, GlobalStatus::Active | GlobalStatus::Testing)
-    }
-}
-
-impl fmt::Display for GlobalStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// A monitor's results for the server over the last 24 h.

@@ -1,4 +1,5 @@
-//! A monitor's role for one server, as the selector assigns it.
+//! A monitor's status: its role for one server, as the selector assigns
+//! it, and its global status, set by the operator.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -49,6 +50,62 @@ impl FromStr for MonitorStatus {
             "active" => Ok(MonitorStatus::Active),
             "paused" => Ok(MonitorStatus::Paused),
             _ => Err(ParseMonitorStatusError(s.to_string())),
+        }
+    }
+}
+
+/// A monitor's global (not per-server) status (`monitors.status`), set by
+/// the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GlobalStatus {
+    Pending,
+    Testing,
+    Active,
+    Paused,
+    Deleted,
+}
+
+impl GlobalStatus {
+    /// The stored spelling, identical to the serde form.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            GlobalStatus::Pending => "pending",
+            GlobalStatus::Testing => "testing",
+            GlobalStatus::Active => "active",
+            GlobalStatus::Paused => "paused",
+            GlobalStatus::Deleted => "deleted",
+        }
+    }
+
+    /// Whether the monitor measures at all (may be active or testing).
+    pub const fn measures(self) -> bool {
+        matches!(self, GlobalStatus::Active | GlobalStatus::Testing)
+    }
+}
+
+impl fmt::Display for GlobalStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is not one of the five global status names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown monitor status {0:?} (expected pending, testing, active, paused or deleted)")]
+pub struct ParseGlobalStatusError(pub String);
+
+impl FromStr for GlobalStatus {
+    type Err = ParseGlobalStatusError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pending" => Ok(GlobalStatus::Pending),
+            "testing" => Ok(GlobalStatus::Testing),
+            "active" => Ok(GlobalStatus::Active),
+            "paused" => Ok(GlobalStatus::Paused),
+            "deleted" => Ok(GlobalStatus::Deleted),
+            _ => Err(ParseGlobalStatusError(s.to_string())),
         }
     }
 }

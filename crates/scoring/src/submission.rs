@@ -18,7 +18,7 @@
 //! every monitor's latest score ([`crate::aggregate`]) and, when it moved
 //! enough, an aggregate log row ([`crate::should_log_aggregate`]).
 
-use crate::monitor_selection::GlobalStatus;
+use crate::GlobalStatus;
 use crate::{MonitorScore, MonitorStatus, Observation, PairWindow};
 use std::collections::HashMap;
 

@@ -1,9 +1,10 @@
 //! Scenario tests for the per-server monitor selector.
 
+use scoring::GlobalStatus;
 use scoring::MonitorStatus::{self, Active, Candidate, Paused, Testing};
 use scoring::monitor_selection::{
-    ACCOUNT_ACTIVE_LIMIT, ACCOUNT_TOTAL_LIMIT, Change, Constraint, GlobalStatus, MonitorStats,
-    Reason, SelectorConfig, SelectorMonitor, SelectorServer, select, select_with,
+    ACCOUNT_ACTIVE_LIMIT, ACCOUNT_TOTAL_LIMIT, Change, Constraint, MonitorStats, Reason,
+    SelectorConfig, SelectorMonitor, SelectorServer, select, select_with,
 };
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -12,7 +12,7 @@ use crate::state::AppState;
 use scoring::{GlobalStatus, SelectorConfig, SelectorMonitor, SelectorServer};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use store::{MonitorGlobalStatus, SelectorChange, Store, StoreError};
+use store::{SelectorChange, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) mod settings;
@@ -50,16 +50,6 @@ pub struct PassReport {
     pub compute: Duration,
     pub write: Duration,
     pub total: Duration,
-}
-
-fn global(s: MonitorGlobalStatus) -> GlobalStatus {
-    match s {
-        MonitorGlobalStatus::Pending => GlobalStatus::Pending,
-        MonitorGlobalStatus::Testing => GlobalStatus::Testing,
-        MonitorGlobalStatus::Active => GlobalStatus::Active,
-        MonitorGlobalStatus::Paused => GlobalStatus::Paused,
-        MonitorGlobalStatus::Deleted => GlobalStatus::Deleted,
-    }
 }
 
 /// The changes the selector wants for one server (not applied).
@@ -207,7 +197,7 @@ pub async fn run_pass(
         .list_monitors()
         .await?
         .into_iter()
-        .map(|m| (m.id, (m.account_id, m.ip, global(m.status))))
+        .map(|m| (m.id, (m.account_id, m.ip, m.status)))
         .collect();
     // Two chunks (server id ranges) are read at once, each with the
     // candidates it needs, in order, while the previous one is selected

@@ -4,7 +4,6 @@
 
 use crate::sql::{ScoreTuple, ServerTuple, WindowTuple, window_of};
 use crate::{StoreError, parse_global, parse_status};
-use scoring::GlobalStatus;
 use scoring::submission::{OwnWindow, PairBefore, ServerBefore};
 
 pub(crate) fn servers(rows: Vec<ServerTuple>) -> Vec<ServerBefore> {
@@ -24,7 +23,7 @@ pub(crate) fn pairs(rows: Vec<ScoreTuple>) -> Result<Vec<PairBefore>, StoreError
                     server_id,
                     monitor_id,
                     status: parse_status(&status)?,
-                    global: parse_global(&global)?.into(),
+                    global: parse_global(&global)?,
                     score,
                     score_ts,
                     rtt_us,
@@ -42,17 +41,4 @@ pub(crate) fn windows(rows: Vec<WindowTuple>) -> Vec<OwnWindow> {
             last_error: t.10.clone().unwrap_or_default(),
         })
         .collect()
-}
-
-impl From<crate::MonitorGlobalStatus> for GlobalStatus {
-    fn from(s: crate::MonitorGlobalStatus) -> Self {
-        use crate::MonitorGlobalStatus as M;
-        match s {
-            M::Pending => GlobalStatus::Pending,
-            M::Testing => GlobalStatus::Testing,
-            M::Active => GlobalStatus::Active,
-            M::Paused => GlobalStatus::Paused,
-            M::Deleted => GlobalStatus::Deleted,
-        }
-    }
 }

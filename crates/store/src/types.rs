@@ -1,61 +1,10 @@
 //! Plain data types exchanged with the store.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
+use serde::Serialize;
 use std::net::IpAddr;
-use std::str::FromStr;
 
-pub use scoring::MonitorStatus;
-
-/// A monitor's global status (`monitors.status`), set by the operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MonitorGlobalStatus {
-    Pending,
-    Testing,
-    Active,
-    Paused,
-    Deleted,
-}
-
-impl MonitorGlobalStatus {
-    /// The stored spelling, identical to the serde form.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            MonitorGlobalStatus::Pending => "pending",
-            MonitorGlobalStatus::Testing => "testing",
-            MonitorGlobalStatus::Active => "active",
-            MonitorGlobalStatus::Paused => "paused",
-            MonitorGlobalStatus::Deleted => "deleted",
-        }
-    }
-}
-
-impl fmt::Display for MonitorGlobalStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A string that is not one of the five global status names.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown monitor status {0:?} (expected pending, testing, active, paused or deleted)")]
-pub struct ParseGlobalStatusError(pub String);
-
-impl FromStr for MonitorGlobalStatus {
-    type Err = ParseGlobalStatusError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "pending" => Ok(MonitorGlobalStatus::Pending),
-            "testing" => Ok(MonitorGlobalStatus::Testing),
-            "active" => Ok(MonitorGlobalStatus::Active),
-            "paused" => Ok(MonitorGlobalStatus::Paused),
-            "deleted" => Ok(MonitorGlobalStatus::Deleted),
-            _ => Err(ParseGlobalStatusError(s.to_string())),
-        }
-    }
-}
+// `GlobalStatus` is `MonitorGlobalStatus` here until every caller says `GlobalStatus`.
+pub use scoring::{GlobalStatus as MonitorGlobalStatus, MonitorStatus, ParseGlobalStatusError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AccountRow {

@@ -111,6 +111,15 @@ async fn overview(backend: Backend) {
     let f = fixture_or_skip!(backend);
     let body = assert_html(&f.t.get("/").await, 200);
     assert!(body.contains("<a href=\"/zones/de\">de</a>"), "{body}");
+    // Zones with servers in the table; the many without folded below it.
+    assert!(body.contains("<tr data-zone=\"de\">"), "{body}");
+    assert!(!body.contains("<tr data-zone=\"fr\">"), "{body}");
+    let folded = body
+        .find("<details id=\"empty-zones\">")
+        .expect("folded zones");
+    let fr = body.find("<a href=\"/zones/fr\"").expect("fr still linked");
+    assert!(fr > folded && body.find("<tr data-zone=\"de\">").unwrap() < folded);
+    assert!(body.contains(" zones without servers</summary>"), "{body}");
     assert!(body.contains("action=\"/scores\""));
     // Both monitors were never seen through the API.
     assert!(body.contains("<strong id=\"monitors-online\">0</strong> of 2 monitors online"));

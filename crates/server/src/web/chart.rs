@@ -7,7 +7,6 @@
 //! per monitor and colour, at whole-pixel positions with duplicates
 //! dropped: a few thousand rows stay a few tens of kilobytes.
 
-use super::html::minute;
 use maud::{Markup, html};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -251,24 +250,94 @@ fn axes(sc: &Scales) -> Markup {
         }
         line.threshold x1=(X0) x2=(X1) y1=(ty) y2=(ty) {}
         text x=(X1 - 4) y=(ty - 4) text-anchor="end" { "in DNS at score ≥ 10" }
-        @for i in 0..=4 {
-            @let x = sc.x(sc.t0 + (sc.t1 - sc.t0) * i / 4);
+        @for (i, label) in time_labels(sc.t0, sc.t1).into_iter().enumerate() {
+            @let x = sc.x(sc.t0 + (sc.t1 - sc.t0) * i as i64 / 4);
             @let anchor = match i {
                 0 => "start",
                 4 => "end",
                 _ => "middle",
             };
             line.grid x1=(x) x2=(x) y1=(Y0) y2=(Y1) {}
-            text x=(x) y=(Y1 + 16) text-anchor=(anchor) { (minute(sc.t0 + (sc.t1 - sc.t0) * i / 4)) }
+            text x=(x) y=(Y1 + 16) text-anchor=(anchor) { (label) }
         }
         text x="4" y=(Y0 - 2) { "offset" }
         text x=(X1 + 4) y=(Y0 - 2) { "score" }
     }
 }
 
+/// The five time labels at the quarters of `t0..=t1`, as fine as the span
+/// needs and no finer, so that no two read the same: seconds when the
+/// quarters are under a minute apart, days when they are a day or more
+/// apart, else minutes. The first label carries the date; a later one
+/// only when the date changed.
+fn time_labels(t0: i64, t1: i64) -> Vec<String> {
+    let step = (t1 - t0) / 4;
+    let mut out: Vec<String> = Vec::with_capacity(5);
+    let mut last_date = String::new();
+    for i in 0..=4 {
+        // "YYYY-MM-DD HH:MM:SS"
+        let full = crate::logfmt::timestamp(t0 + (t1 - t0) * i / 4);
+        let (date, time) = full.split_at(10);
+        let time = &time[1..];
+        let label = if step >= 86_400 {
+            date.to_string()
+        } else {
+            let time = if step >= 60 { &time[..5] } else { time };
+            if i == 0 {
+                format!("{date} {time}")
+            } else if date != last_date {
+                format!("{} {time}", &date[5..])
+            } else {
+                time.to_string()
+            }
+        };
+        last_date = date.to_string();
+        out.push(label);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_labels_fit_the_span_and_never_repeat() {
+        // 2026-12-07 02:23:20 UTC
+        let t0 = 1_796_610_200;
+        let seconds = time_labels(t0, t0 + 2 * 60);
+        assert_eq!(
+            seconds,
+            [
+                "2026-12-07 02:23:20",
+                "02:23:50",
+                "02:24:20",
+                "02:24:50",
+                "02:25:20"
+            ]
+        );
+        let minutes = time_labels(t0, t0 + 5 * 60);
+        assert_eq!(
+            minutes,
+            ["2026-12-07 02:23", "02:24", "02:25", "02:27", "02:28"]
+        );
+        let hours = time_labels(t0, t0 + 2 * 3600);
+        assert_eq!(
+            hours,
+            ["2026-12-07 02:23", "02:53", "03:23", "03:53", "04:23"]
+        );
+        let across_midnight = time_labels(t0, t0 + 86_400);
+        assert_eq!(across_midnight[0], "2026-12-07 02:23");
+        assert_eq!(across_midnight[4], "12-08 02:23");
+        let days = time_labels(t0, t0 + 30 * 86_400);
+        assert_eq!(days[0], "2026-12-07");
+        assert_eq!(days[4], "2027-01-06");
+        for labels in [seconds, minutes, hours, across_midnight, days] {
+            let mut seen = labels.clone();
+            seen.dedup();
+            assert_eq!(seen.len(), 5, "{labels:?}");
+        }
+    }
 
     fn row(ts: i64, monitor: Option<i64>, offset: Option<f64>, step: f64, score: f64) -> LogRow {
         LogRow {

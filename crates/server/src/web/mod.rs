@@ -66,6 +66,9 @@ pub async fn index(State(st): State<AppState>) -> Result<Response, PageError> {
         .iter()
         .filter(|m| m.last_seen.is_some_and(|t| t >= now - ONLINE_S))
         .count();
+    let (with_servers, empty): (Vec<_>, Vec<_>) = zones
+        .iter()
+        .partition(|z| z.v4_registered + z.v6_registered > 0);
 
     let b = html! {
         h1 { "The pool at a glance" }
@@ -77,22 +80,39 @@ pub async fn index(State(st): State<AppState>) -> Result<Response, PageError> {
             " (seen in the last 10 minutes)."
         }
         h2 { "Zones" }
-        div.scroll { table.zones {
-            thead { tr {
-                th { "zone" } th { "description" } th.num { "IPv4 active" } th.num { "IPv4 registered" }
-                th.num { "IPv6 active" } th.num { "IPv6 registered" }
+        @if with_servers.is_empty() {
+            p.muted { "No zone has a server yet." }
+        } @else {
+            div.scroll { table.zones {
+                thead { tr {
+                    th { "zone" } th { "description" } th.num { "IPv4 active" } th.num { "IPv4 registered" }
+                    th.num { "IPv6 active" } th.num { "IPv6 registered" }
+                } }
+                tbody {
+                    @for z in &with_servers {
+                        tr data-zone=(z.name) {
+                            td { a href={ "/zones/" (url_segment(&z.name)) } { (z.name) } }
+                            td { (z.description) }
+                            td.num { (z.v4_active) } td.num { (z.v4_registered) }
+                            td.num { (z.v6_active) } td.num { (z.v6_registered) }
+                        }
+                    }
+                }
             } }
-            tbody {
-                @for z in &zones {
-                    tr data-zone=(z.name) {
-                        td { a href={ "/zones/" (url_segment(&z.name)) } { (z.name) } }
-                        td { (z.description) }
-                        td.num { (z.v4_active) } td.num { (z.v4_registered) }
-                        td.num { (z.v6_active) } td.num { (z.v6_registered) }
+        }
+        @if !empty.is_empty() {
+            // Most of the ~250 zones of a young pool have no server; they
+            // stay one click away instead of burying the rest of the page.
+            details id="empty-zones" {
+                summary { (empty.len()) " zones without servers" }
+                p.zone-names {
+                    @for (i, z) in empty.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        a href={ "/zones/" (url_segment(&z.name)) } title=(z.description) { (z.name) }
                     }
                 }
             }
-        } }
+        }
         h2 { "Recent changes" }
         @if changes.is_empty() {
             p.muted { "No server entered or left DNS in the last 24 hours." }

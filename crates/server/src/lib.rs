@@ -105,7 +105,8 @@ fn app(state: AppState, with_metrics: bool) -> Router {
     let mut app = Router::new()
         .merge(monitor)
         .merge(public)
-        .route(security::SERVER_PAGE_JS, get(security::server_page_js));
+        .route(security::SERVER_PAGE_JS, get(security::server_page_js))
+        .route(security::FAVICON, get(security::favicon));
     if with_metrics {
         app = app.route("/metrics", get(metrics_text));
     }

@@ -15,6 +15,9 @@ use axum::response::{IntoResponse, Response};
 
 /// Where the server page's script is served.
 pub const SERVER_PAGE_JS: &str = "/assets/server-page.js";
+/// Where the pages' icon is served (linked from every page, so browsers
+/// don't ask for a `/favicon.ico` that isn't there).
+pub const FAVICON: &str = "/assets/icon.svg";
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
      img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -41,21 +44,31 @@ pub async fn headers(mut resp: Response) -> Response {
 /// points; marks the section `data-script="ok"` once it ran (the browser
 /// test reads that).
 pub async fn server_page_js() -> Response {
+    asset("text/javascript; charset=utf-8", SCRIPT)
+}
+
+/// `GET /assets/icon.svg`: a clock face.
+pub async fn favicon() -> Response {
+    asset("image/svg+xml", ICON)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
-            (
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/javascript; charset=utf-8"),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("public, max-age=3600"),
             ),
         ],
-        SCRIPT,
+        body,
     )
         .into_response()
 }
+
+const ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\">\
+<circle cx=\"8\" cy=\"8\" r=\"7\" fill=\"#fff\" stroke=\"#1f5fa8\" stroke-width=\"2\"/>\
+<path d=\"M8 4v4l3 2\" fill=\"none\" stroke=\"#1f5fa8\" stroke-width=\"1.5\"/></svg>";
 
 const SCRIPT: &str = "(function(){\
 var sec=document.getElementById('history');if(!sec)return;\

@@ -1,10 +1,12 @@
-//! The server page in a real headless browser (Debian's `chromium`): the
-//! service runs on a real listener with a seeded history of four monitors;
-//! the test loads `/scores/{ip}`, reads the DOM after the page's script ran
-//! and checks the chart (dots for every monitor, the aggregate line), the
-//! legend and that the console stayed quiet, and saves a screenshot under
-//! the test output directory (`target/tmp/browser/`, desktop and phone
-//! width).
+//! The pages in a real headless browser (Debian's `chromium`), driven
+//! through the DevTools protocol (`crates/cdp`): the service runs on a real
+//! listener with a seeded history of four monitors; the test types a
+//! server's address into the overview's lookup form and sends it with the
+//! mouse, reads the server page's DOM after its script ran and checks the
+//! chart (dots for every monitor, the aggregate line) and the legend,
+//! clicks a legend row to hide and show a monitor, checks that the console
+//! stayed quiet, and saves screenshots under the test output directory
+//! (`target/tmp/browser/`, desktop and phone width).
 
 mod common;
 
@@ -13,8 +15,6 @@ use server::ServerConfig;
 use server::admin::AddMonitor;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 use store::{MonitorGlobalStatus, ResultIn};
 use tokio::net::TcpListener;
 
@@ -27,48 +27,6 @@ const MONITORS: [(&str, &str, Option<f64>); 4] = [
     ("sjc", "San José, US", Some(0.3)),
     ("syd", "Sydney, AU", None),
 ];
-
-struct Output {
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs chromium headless on `url` with `args`, killed after 60 s.
-async fn chromium(profile: &Path, args: &[String], url: &str) -> Output {
-    let mut cmd = tokio::process::Command::new(CHROMIUM);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--enable-logging=stderr",
-        "--v=0",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()))
-    .args(args)
-    .arg(url)
-    .env("HOME", profile)
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
-    let child = cmd.spawn().expect("start chromium");
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("chromium finished within 60 s")
-        .expect("chromium output");
-    let o = Output {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert!(out.status.success(), "chromium failed: {}", o.stderr);
-    o
-}
 
 /// The value of `attr="…"` in the first tag at or after `at`.
 fn attr<'a>(html: &'a str, at: usize, attr: &str) -> Option<&'a str> {
@@ -172,37 +130,69 @@ async fn server_page_renders_in_chromium() {
         },
     ));
 
-    let url = format!("http://{addr}/scores/192.0.2.1");
     let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let shot = out_dir.join("scores.png");
-    let profiles = tempfile::tempdir().unwrap();
-    for name in ["scores.png", "scores-phone.png"] {
-        let _ = std::fs::remove_file(out_dir.join(name));
+    let (shot, phone) = (out_dir.join("scores.png"), out_dir.join("scores-phone.png"));
+    for path in [&shot, &phone] {
+        let _ = std::fs::remove_file(path);
     }
-    let (p1, p2) = (profiles.path().join("dom"), profiles.path().join("shot"));
-    let dom_args = ["--dump-dom".to_string()];
-    let shot_args = [
-        format!("--screenshot={}", shot.display()),
-        "--window-size=1200,900".to_string(),
-        "--hide-scrollbars".to_string(),
-    ];
-    let phone = out_dir.join("scores-phone.png");
-    let phone_args = [
-        format!("--screenshot={}", phone.display()),
-        "--window-size=390,1400".to_string(),
-        "--hide-scrollbars".to_string(),
-    ];
-    let p3 = profiles.path().join("phone");
-    let (dom, screenshot, phone_shot) = tokio::join!(
-        chromium(&p1, &dom_args, &url),
-        chromium(&p2, &shot_args, &url),
-        chromium(&p3, &phone_args, &url),
+    let profile = tempfile::tempdir().unwrap();
+    let mut b = cdp::Browser::launch(Path::new(CHROMIUM), profile.path())
+        .await
+        .expect("chromium with DevTools");
+
+    // As a visitor: the overview, the lookup form filled in and sent with
+    // the mouse, then the server page it leads to.
+    b.goto(&format!("http://{addr}/")).await.unwrap();
+    b.type_text("main form.lookup input[name=ip]", " 192.0.2.1 ")
+        .await
+        .unwrap();
+    b.click_and_wait("main form.lookup button[type=submit]")
+        .await
+        .unwrap();
+    assert_eq!(
+        b.eval("location.pathname").await.unwrap(),
+        "/scores/192.0.2.1"
     );
+    // The page's script ran (it is an external file under the CSP).
+    b.wait_for("document.getElementById('history')?.dataset.script === 'ok'")
+        .await
+        .unwrap();
+    let html = b
+        .eval("document.documentElement.outerHTML")
+        .await
+        .unwrap()
+        .as_str()
+        .expect("the DOM as text")
+        .to_string();
+
+    // Clicking a legend row hides that monitor's points; again shows them.
+    let first = monitors[0].id;
+    let hidden = format!(
+        "document.querySelector('g.monitor[data-monitor=\"{first}\"]').classList.contains('hidden')"
+    );
+    assert_eq!(b.eval(&hidden).await.unwrap(), false);
+    let row = format!("#history tr[data-monitor=\"{first}\"]");
+    b.click(&row).await.unwrap();
+    assert_eq!(b.eval(&hidden).await.unwrap(), true, "legend click hides");
+    b.click(&row).await.unwrap();
+    assert_eq!(b.eval(&hidden).await.unwrap(), false, "second click shows");
+
+    b.eval("window.scrollTo(0, 0)").await.unwrap();
+    b.screenshot(&shot).await.unwrap();
+    b.set_viewport(390, 1400, true).await.unwrap();
+    b.goto(&format!("http://{addr}/scores/192.0.2.1"))
+        .await
+        .unwrap();
+    b.screenshot(&phone).await.unwrap();
+    b.settle().await.unwrap();
+    // Nothing from the pages on the console (errors or otherwise), no
+    // uncaught exception, no CSP violation or failed load.
+    assert!(b.problems().is_empty(), "{:#?}", b.problems());
+    drop(b);
     let _ = stop.send(());
     serving.await.unwrap().unwrap();
 
-    let html = &dom.stdout;
+    let html = &html;
     // The inline script ran to its end and saw every monitor's group.
     let section = html.find("<section").expect("history section");
     assert_eq!(attr(html, section, "data-script"), Some("ok"), "{html}");
@@ -242,15 +232,6 @@ async fn server_page_renders_in_chromium() {
     assert!(d.starts_with('M') && d.contains('V'), "{d}");
     assert!(html.contains("Zürich, CH"));
 
-    // Nothing from the page on the console (errors or otherwise).
-    for out in [&dom, &screenshot, &phone_shot] {
-        let noisy: Vec<&str> = out
-            .stderr
-            .lines()
-            .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught"))
-            .collect();
-        assert!(noisy.is_empty(), "console output: {noisy:#?}");
-    }
     for path in [&shot, &phone] {
         let png = std::fs::read(path).expect("screenshot written");
         assert!(png.starts_with(b"\x89PNG"), "not a PNG");

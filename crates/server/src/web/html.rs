@@ -48,6 +48,7 @@ pub fn page(title: &str, head_extra: Markup, body: Markup) -> String {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width,initial-scale=1";
                 title { (title) " · poolwatch" }
+                link rel="icon" type="image/svg+xml" href=(crate::security::FAVICON);
                 // CSS is not HTML: a constant, kept as is.
                 style { (PreEscaped(CSS)) }
                 (head_extra)

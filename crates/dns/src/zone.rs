@@ -206,10 +206,15 @@ impl Zone {
         if !self.origin.zone_of(qname) {
             return Lookup::Refused;
         }
-        let Some(rel) = relative_label(qname, &self.origin) else {
+        let Some(mut rel) = relative_label(qname, &self.origin) else {
             // Bytes no label of ours can hold.
             return Lookup::NxDomain;
         };
+        // ISO's `GB` is the pool's zone `uk`: `gb` and `N.gb` answer as
+        // `uk` and `N.uk` (unless the zone data has a `gb` of its own).
+        if (rel == "gb" || rel.ends_with(".gb")) && !self.labels.contains_key(&rel) {
+            rel.replace_range(rel.len() - 2.., "uk");
+        }
         if rel == "_country" || rel.starts_with("_country.") {
             return match qtype {
                 RecordType::TXT | RecordType::ANY => Lookup::CountryDebug,

@@ -224,6 +224,25 @@ fn nxdomain_refused_soa_ns() {
     let out = dig(srv.addr, &[ORIGIN, "MX"]);
     assert_eq!(status(&out), "NOERROR");
     assert!(answers(&out).is_empty());
+    // `gb` is the pool's `uk`, the owner name stays as asked.
+    for (gb, uk) in [("gb", "uk"), ("1.GB", "1.uk")] {
+        let out = dig(srv.addr, &[&format!("{gb}.{ORIGIN}")]);
+        assert_eq!(status(&out), "NOERROR", "{out}");
+        assert!(
+            section(&out, "ANSWER")[0].starts_with(&format!("{gb}.{ORIGIN}.")),
+            "{out}"
+        );
+        let got: BTreeSet<IpAddr> = ips(&out).into_iter().collect();
+        let want: BTreeSet<IpAddr> = ips(&dig(srv.addr, &[&format!("{uk}.{ORIGIN}")]))
+            .into_iter()
+            .collect();
+        let uk_servers = servers_in("uk");
+        assert!(
+            !got.is_empty() && got.iter().all(|ip| uk_servers.contains(ip)),
+            "{out}"
+        );
+        assert_eq!(got.len(), want.len(), "{out}");
+    }
     // Case does not matter; the question's case is kept.
     let out = dig(srv.addr, &["UK.Pool.Example.ORG"]);
     assert_eq!(status(&out), "NOERROR");

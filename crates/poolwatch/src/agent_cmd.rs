@@ -148,6 +148,15 @@ fn build(a: Args) -> Result<(AgentConfig, Option<SocketAddr>, bool, TracerouteMo
         .or(f.state_dir)
         .or_else(|| std::env::var_os("STATE_DIRECTORY").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("poolwatch-agent-state"));
+    // The flag is checked by clap; the file's value must be judged alike
+    // (a typo there used to fall back to text silently).
+    if let Some(fmt) = f.log_format.as_deref()
+        && !matches!(fmt, "text" | "json")
+    {
+        return Err(usage(format!(
+            "config log_format: '{fmt}' is not text or json"
+        )));
+    }
     let json = a.log_format.or(f.log_format).is_some_and(|f| f == "json");
     let traceroute: TracerouteMode = match a.traceroute.or(f.traceroute) {
         Some(t) => t.parse().map_err(usage)?,

@@ -9,7 +9,6 @@
 pub mod api_client;
 pub mod body;
 pub mod clock;
-pub mod file_config;
 pub mod spool;
 pub mod trace_runner;
 

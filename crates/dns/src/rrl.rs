@@ -68,30 +68,43 @@ impl RrlConfig {
         }
     }
 
-    /// Checks the ranges; the error names the setting.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Checks the ranges; the error is the setting's key (in `[dns_rrl]`)
+    /// and a line naming it and its flag.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.ipv4_prefix > 32 {
-            return Err(format!(
-                "ipv4_prefix (--dns-rrl-ipv4-prefix) {} is longer than 32 bits",
-                self.ipv4_prefix
+            return Err((
+                "ipv4_prefix",
+                format!(
+                    "ipv4_prefix (--dns-rrl-ipv4-prefix) {} is longer than 32 bits",
+                    self.ipv4_prefix
+                ),
             ));
         }
         if self.ipv6_prefix > 128 {
-            return Err(format!(
-                "ipv6_prefix (--dns-rrl-ipv6-prefix) {} is longer than 128 bits",
-                self.ipv6_prefix
+            return Err((
+                "ipv6_prefix",
+                format!(
+                    "ipv6_prefix (--dns-rrl-ipv6-prefix) {} is longer than 128 bits",
+                    self.ipv6_prefix
+                ),
             ));
         }
         if self.rate > 1_000_000_000 {
-            return Err(format!(
-                "rate (--dns-rrl-rate) {} is above 1000000000 per second",
-                self.rate
+            return Err((
+                "rate",
+                format!(
+                    "rate (--dns-rrl-rate) {} is above 1000000000 per second",
+                    self.rate
+                ),
             ));
         }
         if !(SHARDS..=100_000_000).contains(&self.size) {
-            return Err(format!(
-                "size (--dns-rrl-size) {} is not between {SHARDS} and 100000000 buckets",
-                self.size
+            return Err((
+                "size",
+                format!(
+                    "size (--dns-rrl-size) {} is not between {SHARDS} and 100000000 buckets",
+                    self.size
+                ),
             ));
         }
         Ok(())
@@ -425,7 +438,8 @@ mod tests {
                 "size",
             ),
         ] {
-            let e = bad.validate().unwrap_err();
+            let (key, e) = bad.validate().unwrap_err();
+            assert!(key.starts_with(field), "{key}");
             assert!(e.contains(field), "{e}");
         }
     }

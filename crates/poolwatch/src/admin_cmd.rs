@@ -1,7 +1,7 @@
 //! `poolwatch admin`: manage servers, monitors and zones in the store that
 //! `serve` uses (same --data-dir / --database-url / --config).
 
-use crate::serve_cmd::{StoreArgs, now};
+use crate::serve_cmd::{StoreArgs, StoreSetup, now};
 use crate::util::usage;
 use anyhow::Result;
 use clap::Subcommand;
@@ -191,8 +191,9 @@ fn ago(ts: Option<i64>, now: i64) -> String {
     }
 }
 
-pub async fn run(args: Args) -> Result<ExitCode> {
-    let setup = args.store.resolve()?;
+pub async fn run(args: Args, cmd: &clap::Command, m: &clap::ArgMatches) -> Result<ExitCode> {
+    // `serve`'s settings: the same store, the same file and variables.
+    let (_, setup) = StoreSetup::load(cmd, m)?;
     // Input that needs no store is checked before opening it.
     match &args.command {
         AdminCommand::Monitor(MonitorCommand::Add { name, ip, .. }) => {

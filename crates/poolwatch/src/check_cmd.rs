@@ -1,7 +1,8 @@
 //! `poolwatch check`: check servers once, the way a monitor does, and print
 //! what each answered.
 
-use crate::util::{parse_duration, usage};
+use crate::settings::HumanDuration;
+use crate::util::usage;
 use anyhow::Result;
 use clap::ValueEnum;
 use futures::StreamExt;
@@ -38,10 +39,10 @@ pub struct Args {
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub samples: u32,
     /// Time between queries to the same server (e.g. 2s, 500ms).
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = HumanDuration::parse)]
     pub interval: Duration,
     /// How long to wait for each reply.
-    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    #[arg(long, default_value = "3s", value_parser = HumanDuration::parse)]
     pub timeout: Duration,
     /// Servers checked at the same time.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]

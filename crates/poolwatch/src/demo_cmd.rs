@@ -2,6 +2,7 @@
 //! on SQLite in a fresh directory, a simulated fleet on loopback and monitor
 //! agents, one of them with a broken link to a few servers.
 
+use crate::settings::demo::DemoSettings;
 use crate::util::usage;
 use agent::{Agent, AgentConfig};
 use anyhow::{Context, Result};
@@ -27,25 +28,31 @@ use tokio_util::sync::CancellationToken;
 /// servers climb toward 20, bad ones fall below 10, and the three servers
 /// Los Angeles cannot reach stay in DNS because the other monitors see them.
 #[derive(clap::Args, Debug)]
+#[allow(dead_code)] // declares flags; settings::load reads them by id
 pub struct Args {
-    /// Stop after this many seconds (default: run until Ctrl-C).
-    #[arg(long, value_name = "SECS")]
-    pub duration: Option<u64>,
-    /// Address of the service's HTTP API and pages.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Address of the demo's GeoDNS server for pool.example.org (UDP and TCP).
-    #[arg(long, default_value = "127.0.0.1:15353")]
-    pub dns_listen: SocketAddr,
-    /// UDP port of the simulated NTP servers.
-    #[arg(long, default_value_t = 11123)]
-    pub ntp_port: u16,
-    /// Where to keep the demo's database (default: a fresh directory under /tmp).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Seconds between status lines.
-    #[arg(long, default_value_t = 5)]
-    pub status_every: u64,
+    /// Stop after this long, e.g. 60 (seconds) or 5m [default: run until
+    /// Ctrl-C].
+    #[arg(long, env = "POOLWATCH_DEMO_DURATION", value_name = "DURATION")]
+    duration: Option<String>,
+    /// Address of the service's HTTP API and pages [default: 127.0.0.1:8080].
+    #[arg(long, env = "POOLWATCH_DEMO_LISTEN", value_name = "ADDR:PORT")]
+    listen: Option<String>,
+    /// Address of the demo's GeoDNS server for pool.example.org (UDP and
+    /// TCP) [default: 127.0.0.1:15353].
+    #[arg(long, env = "POOLWATCH_DEMO_DNS_LISTEN", value_name = "ADDR:PORT")]
+    dns_listen: Option<String>,
+    /// UDP port of the simulated NTP servers [default: 11123].
+    #[arg(long, env = "POOLWATCH_DEMO_NTP_PORT", value_name = "PORT")]
+    ntp_port: Option<String>,
+    /// Where to keep the demo's database [default: a fresh directory under /tmp].
+    #[arg(long, env = "POOLWATCH_DEMO_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<String>,
+    /// Time between status lines, at least 1s [default: 5s].
+    #[arg(long, env = "POOLWATCH_DEMO_STATUS_EVERY", value_name = "DURATION")]
+    status_every: Option<String>,
+    /// TOML file with any of the settings above.
+    #[arg(long, env = "POOLWATCH_DEMO_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// A monitor of the demo: name, location, address it sends from, address
@@ -157,7 +164,9 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
-pub async fn run(args: Args) -> Result<ExitCode> {
+pub async fn run(cmd: &clap::Command, m: &clap::ArgMatches) -> Result<ExitCode> {
+    let args =
+        crate::settings::load::<DemoSettings>(cmd, m, &crate::settings::process_env)?.settings;
     crate::util::init_logging_filter("warn");
     let dir = args
         .data_dir
@@ -327,8 +336,8 @@ pub async fn run(args: Args) -> Result<ExitCode> {
 
     print_intro(api_addr, dns_addr, &plan, &dir);
     let started = Instant::now();
-    let deadline = args.duration.map(|d| started + Duration::from_secs(d));
-    let mut tick = tokio::time::interval(Duration::from_secs(args.status_every.max(1)));
+    let deadline = args.duration.map(|d| started + d.0);
+    let mut tick = tokio::time::interval(args.status_every.0);
     tick.tick().await;
     let signal = crate::util::shutdown_signal();
     tokio::pin!(signal);

@@ -1,13 +1,14 @@
 //! `poolwatch dns`: stand-alone GeoDNS fed from a central service.
 
-use crate::util::{parse_duration, usage};
+use crate::settings::dns::DnsSettings;
+use crate::settings::{self, LogFormat};
+use crate::util::usage;
 use anyhow::Result;
+use clap::{ArgMatches, Command};
 use dns::{ApiSource, DnsListener, GeoDnsHandler, ZoneData, ZoneStore, refresh_loop};
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Answer DNS for the pool zone.
@@ -26,55 +27,45 @@ use tokio_util::sync::CancellationToken;
 #[command(
     after_help = "Example:\n  poolwatch dns --api https://pool.example.org --token-file /etc/poolwatch/dns.token \\\n      --zone pool.example.org --geoip /usr/share/GeoIP/GeoLite2-Country.mmdb --listen [::]:53"
 )]
+#[allow(dead_code)] // declares flags; settings::load reads them by id
 pub struct Args {
-    /// Base URL of the central service.
-    #[arg(
-        long,
-        env = "POOLWATCH_API",
-        value_name = "URL",
-        required_unless_present = "zone_file"
-    )]
-    pub api: Option<String>,
+    /// Base URL of the central service (or give --zone-file).
+    #[arg(long, env = "POOLWATCH_API", value_name = "URL")]
+    api: Option<String>,
     /// Bearer token for `GET /api/dns-zone`.
-    #[arg(
-        long,
-        env = "POOLWATCH_DNS_TOKEN",
-        hide_env_values = true,
-        conflicts_with = "token_file"
-    )]
-    pub token: Option<String>,
+    #[arg(long, env = "POOLWATCH_DNS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Read the token from this file instead (safer than a flag).
     #[arg(long, env = "POOLWATCH_DNS_TOKEN_FILE", value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
+    token_file: Option<String>,
     /// Serve the zone from this GeoDNS-style JSON file instead of `--api` (labs, benchmarks).
-    #[arg(long, value_name = "FILE", conflicts_with = "api")]
-    pub zone_file: Option<PathBuf>,
-    /// The zone to answer for, e.g. pool.example.org.
+    #[arg(long, env = "POOLWATCH_ZONE_FILE", value_name = "FILE")]
+    zone_file: Option<String>,
+    /// The zone to answer for, e.g. pool.example.org (required).
     #[arg(long, env = "POOLWATCH_ZONE", value_name = "NAME")]
-    pub zone: String,
-    /// Address for UDP and TCP (port 0: any free port, printed at start).
-    #[arg(
-        long,
-        env = "POOLWATCH_DNS_LISTEN",
-        value_name = "ADDR:PORT",
-        default_value = "0.0.0.0:53"
-    )]
-    pub listen: SocketAddr,
+    zone: Option<String>,
+    /// Address for UDP and TCP (port 0: any free port, printed at start)
+    /// [default: 0.0.0.0:53].
+    #[arg(long, env = "POOLWATCH_DNS_LISTEN", value_name = "ADDR:PORT")]
+    listen: Option<String>,
     /// MaxMind GeoIP2/GeoLite2 Country or City database (.mmdb). Without it
     /// every client gets the global zone.
     #[arg(long, env = "POOLWATCH_GEOIP", value_name = "FILE")]
-    pub geoip: Option<PathBuf>,
-    /// How often to refresh the zone.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub refresh: Duration,
+    geoip: Option<String>,
+    /// How often to refresh the zone [default: 30s].
+    #[arg(long, env = "POOLWATCH_DNS_REFRESH", value_name = "DURATION")]
+    refresh: Option<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, env = "POOLWATCH_METRICS_LISTEN", value_name = "ADDR:PORT")]
-    pub metrics_listen: Option<SocketAddr>,
-    /// Log format.
-    #[arg(long, env = "POOLWATCH_LOG_FORMAT", value_parser = ["text", "json"], default_value = "text")]
-    pub log_format: String,
+    metrics_listen: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "POOLWATCH_LOG_FORMAT", value_name = "FORMAT")]
+    log_format: Option<String>,
     #[command(flatten)]
-    pub rrl: crate::rrl_args::RrlArgs,
+    rrl: crate::rrl_args::RrlArgs,
+    /// TOML file with any of the settings above.
+    #[arg(long, env = "POOLWATCH_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Pick addresses with one generator seeded with N (reproducible tests).
     #[arg(long, hide = true, value_name = "N")]
     pub seed: Option<u64>,
@@ -101,33 +92,37 @@ fn read_zone_file(path: &Path) -> Result<ZoneData, String> {
     ZoneData::from_json(&text).map_err(|e| format!("zone file {}: {e}", path.display()))
 }
 
-pub async fn run(args: Args) -> Result<ExitCode> {
-    let store = ZoneStore::new(&args.zone).map_err(|e| usage(e.to_string()))?;
-    // `dns` has no config file: flags and POOLWATCH_DNS_RRL_* only.
-    let rrl = args.rrl.config(&Default::default())?;
+pub async fn run(args: Args, cmd: &Command, m: &ArgMatches) -> Result<ExitCode> {
+    let loaded = settings::load::<DnsSettings>(cmd, m, &settings::process_env)?;
+    let s = &loaded.settings;
+    let zone = s.zone.as_deref().unwrap_or_default();
+    let store = ZoneStore::new(zone).map_err(|e| loaded.refuse("zone", e))?;
+    let rrl = s.dns_rrl.config();
     // The recorder must exist before a zone loads: zones register their
     // counter handles when they load.
     let shutdown = CancellationToken::new();
-    if let Some(addr) = args.metrics_listen {
+    if let Some(addr) = s.metrics_listen {
         crate::util::serve_metrics(addr, shutdown.clone()).await?;
     }
-    let source = match (&args.api, &args.zone_file) {
+    let source = match (&s.api, &s.zone_file) {
         (_, Some(path)) => {
             // A bad file at start is the user's mistake; later, the last good copy stays.
-            let data = read_zone_file(path).map_err(usage)?;
-            store.load(&data).map_err(|e| usage(e.to_string()))?;
+            let data = read_zone_file(path).map_err(|e| loaded.refuse("zone_file", e))?;
+            store
+                .load(&data)
+                .map_err(|e| loaded.refuse("zone_file", e))?;
             Source::File(path.clone())
         }
         (Some(api), None) => {
-            if !(api.starts_with("http://") || api.starts_with("https://")) {
-                return Err(usage(format!(
-                    "--api must be an http:// or https:// URL, not {api:?}"
-                )));
-            }
-            let token = match (&args.token, &args.token_file) {
+            let token = match (&s.token, &s.token_file) {
                 (Some(t), _) => t.clone(),
                 (None, Some(p)) => std::fs::read_to_string(p)
-                    .map_err(|e| usage(format!("cannot read token file {}: {e}", p.display())))?
+                    .map_err(|e| {
+                        loaded.refuse(
+                            "token_file",
+                            format!("cannot read token file {}: {e}", p.display()),
+                        )
+                    })?
                     .trim()
                     .to_string(),
                 (None, None) => return Err(usage("no token: pass --token or --token-file")),
@@ -136,21 +131,24 @@ pub async fn run(args: Args) -> Result<ExitCode> {
         }
         (None, None) => return Err(usage("pass --api URL or --zone-file FILE")),
     };
-    let geo = match &args.geoip {
-        Some(p) => Some(geo::GeoIp::open(p).map_err(|e| usage(e.to_string()))?),
+    let geo = match &s.geoip {
+        Some(p) => Some(geo::GeoIp::open(p).map_err(|e| loaded.refuse("geoip", e))?),
         None => None,
     };
-    crate::util::init_logging(args.log_format == "json");
+    crate::util::init_logging(s.log_format == LogFormat::Json);
     if geo.is_none() {
         tracing::warn!("no --geoip database: every client gets the global zone");
     }
 
-    if let Some(addr) = args.metrics_listen {
+    if let Some(addr) = s.metrics_listen {
         tracing::info!("metrics at http://{addr}/metrics");
     }
-    let listener = DnsListener::bind(args.listen)
-        .await
-        .map_err(|e| usage(format!("cannot listen for DNS on {}: {e}", args.listen)))?;
+    let listener = DnsListener::bind(s.listen).await.map_err(|e| {
+        loaded.refuse(
+            "listen",
+            format!("cannot listen for DNS on {}: {e}", s.listen),
+        )
+    })?;
     let bound = listener.local_addr()?;
     println!("dns: answering for {} on {bound} (udp+tcp)", store.origin());
     let _ = std::io::stdout().flush();
@@ -164,7 +162,7 @@ pub async fn run(args: Args) -> Result<ExitCode> {
     let source = std::sync::Arc::new(source);
     let refresh = tokio::spawn(refresh_loop(
         store.clone(),
-        args.refresh,
+        s.refresh.0,
         move || {
             let source = source.clone();
             async move { source.fetch().await }

@@ -11,14 +11,15 @@ mod http_args;
 mod rrl_args;
 mod selector_args;
 mod serve_cmd;
+mod settings;
 mod sim_cmd;
 mod util;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 use std::process::ExitCode;
 
 /// Monitoring, scoring and GeoDNS for a pool of public NTP servers.
-#[derive(Parser)]
+#[derive(clap::Parser)]
 #[command(name = "poolwatch", version, about, long_about = None, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
@@ -44,7 +45,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Each setting's help also shows its TOML key; the settings are read
+    // from the matches (with each value's source), not from `Cli`.
+    let cmd = settings::with_config_keys(Cli::command());
+    let matches = cmd.clone().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let (name, sub) = matches.subcommand().expect("a subcommand is required");
+    let sub_cmd = cmd.find_subcommand(name).expect("parsed subcommand exists");
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -57,13 +67,13 @@ fn main() -> ExitCode {
     };
     let result = rt.block_on(async move {
         match cli.command {
-            Command::Demo(a) => demo_cmd::run(a).await,
+            Command::Demo(_) => demo_cmd::run(sub_cmd, sub).await,
             Command::Check(a) => check_cmd::run(a).await,
             Command::Sim(a) => sim_cmd::run(a).await,
-            Command::Serve(a) => serve_cmd::run(*a).await,
-            Command::Admin(a) => admin_cmd::run(a).await,
-            Command::Agent(a) => agent_cmd::run(a).await,
-            Command::Dns(a) => dns_cmd::run(a).await,
+            Command::Serve(_) => serve_cmd::run(sub_cmd, sub).await,
+            Command::Admin(a) => admin_cmd::run(a, sub_cmd, sub).await,
+            Command::Agent(a) => agent_cmd::run(a, sub_cmd, sub).await,
+            Command::Dns(a) => dns_cmd::run(a, sub_cmd, sub).await,
         }
     });
     match result {

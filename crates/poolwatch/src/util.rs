@@ -1,8 +1,7 @@
 //! Small helpers shared by subcommands: error kinds that map to exit codes,
-//! duration flags, logging set-up.
+//! size flags, logging set-up.
 
 use std::fmt;
-use std::time::Duration;
 
 /// An error caused by what the user gave us (bad host, unreadable file):
 /// exit status 2, like clap's own usage errors.
@@ -29,30 +28,6 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     } else {
         1
     }
-}
-
-/// Parse a duration flag: `2s`, `500ms`, `1.5` (seconds), `2m`, `1h`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, mult) = if let Some(n) = s.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = s.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (s, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration (try 2s, 500ms or 1.5)"))?;
-    if !v.is_finite() || v < 0.0 || v * mult > 86_400.0 * 365.0 {
-        return Err(format!("'{s}' is out of range"));
-    }
-    Ok(Duration::from_secs_f64(v * mult))
 }
 
 /// Parse a size flag in bytes: `500M`, `20G`, `20GiB`, `1.5T`, `4096`
@@ -176,16 +151,5 @@ mod tests {
         for bad in ["", "abc", "10X", "-1G", "0", "NaN"] {
             assert!(parse_size(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("abc").is_err());
-        assert!(parse_duration("-1s").is_err());
-        assert!(parse_duration("NaN").is_err());
     }
 }

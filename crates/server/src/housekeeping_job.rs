@@ -11,10 +11,7 @@ use store::{BATCH_KEEP_S, HOUSEKEEPING_CHUNK, Housekeeping, StoreError};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) mod settings;
-pub use settings::{
-    HOUSEKEEPING_INTERVAL, HousekeepingSettings, LogRetention, MIN_LOG_RETENTION,
-    parse_log_retention,
-};
+pub use settings::{HOUSEKEEPING_INTERVAL, HousekeepingSettings, MIN_LOG_RETENTION};
 
 /// One pass at `now` (unix seconds): deletes, logs, counts.
 pub async fn pass(

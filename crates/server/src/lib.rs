@@ -31,7 +31,6 @@ mod web;
 pub mod zone_guard_job;
 
 pub mod admin;
-pub mod file_config;
 pub mod keys;
 
 pub use api::MAX_BATCH_SIZE;

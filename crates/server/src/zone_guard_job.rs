@@ -39,19 +39,6 @@ pub fn parse_zone_guard(s: &str) -> Result<ZoneGuardConfig, String> {
     }
 }
 
-/// The `zone_guard` key of the TOML file: a number (the share) or a
-/// string as on the command line.
-pub fn zone_guard_from_toml(v: &toml::Value) -> Result<ZoneGuardConfig, String> {
-    match v {
-        toml::Value::String(s) => parse_zone_guard(s),
-        toml::Value::Float(f) => parse_zone_guard(&f.to_string()),
-        toml::Value::Integer(i) => parse_zone_guard(&i.to_string()),
-        other => Err(format!(
-            "{other} is not a zone guard setting: give off or a share between 0 and 1"
-        )),
-    }
-}
-
 /// One pass at `now`, logging what the guard did.
 pub async fn pass(
     store: &Store,
@@ -124,14 +111,5 @@ mod tests {
         for bad in ["", "1.5", "-0.1", "NaN", "inf", "ten", "150%"] {
             assert!(parse_zone_guard(bad).is_err(), "{bad}");
         }
-        assert_eq!(
-            zone_guard_from_toml(&toml::Value::Float(0.25)),
-            Ok(ZoneGuardConfig::MaxShare(0.25))
-        );
-        assert_eq!(
-            zone_guard_from_toml(&toml::Value::String("off".into())),
-            Ok(ZoneGuardConfig::Off)
-        );
-        assert!(zone_guard_from_toml(&toml::Value::Boolean(true)).is_err());
     }
 }

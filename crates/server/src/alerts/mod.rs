@@ -40,7 +40,7 @@ impl Alerter {
     /// Checks the configuration (see [`AlertConfig::check`]). Says once in
     /// the log when e-mail is off.
     pub fn new(cfg: AlertConfig) -> Result<Alerter, String> {
-        cfg.check()?;
+        cfg.check().map_err(|(_, msg)| msg)?;
         let mailer = match (&cfg.smtp, &cfg.from) {
             (Some(smtp), Some(from)) => Some(Mailer::new(
                 smtp,

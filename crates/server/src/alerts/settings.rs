@@ -37,31 +37,52 @@ impl Default for AlertConfig {
 }
 
 impl AlertConfig {
-    /// Refuse settings that cannot work (one line naming the flag).
-    pub fn check(&self) -> Result<(), String> {
+    /// Refuse settings that cannot work: the setting's key (as in
+    /// `serve`'s TOML file) and one line naming the flag.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
         if self.smtp_ca.is_some() && self.smtp.is_none() {
-            return Err("--smtp-ca needs --smtp-url".into());
+            return Err(("alerts.smtp_ca", "--smtp-ca needs --smtp-url".into()));
         }
         if self.smtp.is_some() {
             match &self.from {
-                None => return Err("--smtp-url needs --alert-from ADDRESS".into()),
+                None => {
+                    return Err((
+                        "alerts.smtp_url",
+                        "--smtp-url needs --alert-from ADDRESS".into(),
+                    ));
+                }
                 Some(f) => {
-                    parse_from(f)?;
+                    parse_from(f).map_err(|e| ("alerts.from", e))?;
                 }
             }
         }
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
-            return Err(format!(
-                "--public-url '{}' must start with http:// or https://",
-                self.public_url
+            return Err((
+                "public_url",
+                format!(
+                    "--public-url '{}' must start with http:// or https://",
+                    self.public_url
+                ),
             ));
         }
         let p = &self.policy;
-        if p.min_interval_s < 1 || self.check_every.is_zero() {
-            return Err("--alert-interval and --alert-check must be at least 1s".into());
+        if p.min_interval_s < 1 {
+            return Err((
+                "alerts.interval",
+                "--alert-interval and --alert-check must be at least 1s".into(),
+            ));
+        }
+        if self.check_every.is_zero() {
+            return Err((
+                "alerts.check",
+                "--alert-interval and --alert-check must be at least 1s".into(),
+            ));
         }
         if p.first_reminder_s < 1 || p.max_reminders < 0 {
-            return Err("--alert-reminder must be at least 1s".into());
+            return Err((
+                "alerts.reminder",
+                "--alert-reminder must be at least 1s".into(),
+            ));
         }
         Ok(())
     }

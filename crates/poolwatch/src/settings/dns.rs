@@ -1,0 +1,141 @@
+//! `dns`'s settings, and the `[dns_rrl]` section it shares with `serve`.
+//!
+//! ```toml
+//! api = "https://pool.example.org"
+//! token_file = "/etc/poolwatch/dns.token"
+//! zone = "pool.example.org"
+//! listen = "[::]:53"
+//! geoip = "/usr/share/GeoIP/GeoLite2-Country.mmdb"
+//! refresh = "30s"
+//! metrics_listen = "127.0.0.1:9124"
+//! log_format = "json"
+//!
+//! [dns_rrl]
+//! rate = 200
+//! ```
+
+use super::{HumanDuration, Invalid, LogFormat, Settings, at_least};
+use dns::RrlConfig;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything `dns` can be told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsSettings {
+    pub api: Option<String>,
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub zone_file: Option<PathBuf>,
+    pub zone: Option<String>,
+    pub listen: SocketAddr,
+    pub geoip: Option<PathBuf>,
+    pub refresh: HumanDuration,
+    pub metrics_listen: Option<SocketAddr>,
+    pub log_format: LogFormat,
+    pub dns_rrl: RrlSection,
+}
+
+impl Default for DnsSettings {
+    fn default() -> Self {
+        DnsSettings {
+            api: None,
+            token: None,
+            token_file: None,
+            zone_file: None,
+            zone: None,
+            listen: SocketAddr::from(([0, 0, 0, 0], 53)),
+            geoip: None,
+            refresh: HumanDuration::secs(30),
+            metrics_listen: None,
+            log_format: LogFormat::Text,
+            dns_rrl: RrlSection::default(),
+        }
+    }
+}
+
+impl Settings for DnsSettings {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.zone.as_deref().is_none_or(|z| z.trim().is_empty()) {
+            return Err(Invalid::new(
+                "zone",
+                "give the zone to answer for, e.g. --zone pool.example.org",
+            ));
+        }
+        match (&self.api, &self.zone_file) {
+            (Some(_), Some(_)) => {
+                return Err(Invalid::new(
+                    "zone_file",
+                    "give --api URL or --zone-file FILE, not both",
+                ));
+            }
+            (None, None) => return Err(Invalid::new("api", "give --api URL or --zone-file FILE")),
+            (Some(api), None) => http_url("api", api)?,
+            (None, Some(_)) => {}
+        }
+        if self.token.is_some() && self.token_file.is_some() {
+            return Err(Invalid::new(
+                "token",
+                "give --token or --token-file, not both",
+            ));
+        }
+        at_least("refresh", self.refresh, Duration::from_millis(100))?;
+        self.dns_rrl.validate()
+    }
+}
+
+/// Refuse a URL at `key` that is not http:// or https://.
+pub fn http_url(key: &str, url: &str) -> Result<(), Invalid> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Ok(());
+    }
+    Err(Invalid::new(
+        key,
+        format!("must be an http:// or https:// URL, not {url:?}"),
+    ))
+}
+
+/// `[dns_rrl]`: DNS response rate limiting (the `--dns-rrl-*` flags).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RrlSection {
+    pub rate: u32,
+    pub slip: u32,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+    pub size: usize,
+}
+
+impl Default for RrlSection {
+    /// NSD's.
+    fn default() -> Self {
+        let d = RrlConfig::default();
+        RrlSection {
+            rate: d.rate,
+            slip: d.slip,
+            ipv4_prefix: d.ipv4_prefix,
+            ipv6_prefix: d.ipv6_prefix,
+            size: d.size,
+        }
+    }
+}
+
+impl RrlSection {
+    pub fn config(&self) -> RrlConfig {
+        RrlConfig {
+            rate: self.rate,
+            slip: self.slip,
+            ipv4_prefix: self.ipv4_prefix,
+            ipv6_prefix: self.ipv6_prefix,
+            size: self.size,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), Invalid> {
+        self.config()
+            .validate()
+            .map_err(|(field, msg)| Invalid::new(format!("dns_rrl.{field}"), msg))
+    }
+}

@@ -1,0 +1,666 @@
+//! The layering and the one validation, for every command: each source
+//! wins over the one before it, and every bad value is refused naming its
+//! source and key. Variables come from a map, never the process
+//! environment, so tests cannot race.
+
+use super::agent::AgentSettings;
+use super::demo::DemoSettings;
+use super::dns::DnsSettings;
+use super::serve::ServeSettings;
+use super::*;
+
+/// A command's flags, as `main` builds them (with the keys in the help).
+pub(super) fn command<A: clap::Args>(name: &'static str) -> Command {
+    let root = Command::new("poolwatch").subcommand(A::augment_args(Command::new(name)));
+    with_config_keys(root)
+        .find_subcommand(name)
+        .expect("subcommand")
+        .clone()
+}
+
+pub(super) fn serve_cmd() -> Command {
+    command::<crate::serve_cmd::Args>("serve")
+}
+pub(super) fn agent_cmd() -> Command {
+    command::<crate::agent_cmd::Args>("agent")
+}
+pub(super) fn dns_cmd() -> Command {
+    command::<crate::dns_cmd::Args>("dns")
+}
+pub(super) fn demo_cmd() -> Command {
+    command::<crate::demo_cmd::Args>("demo")
+}
+
+/// Load `S` for `cmd` with these flags, variables and TOML file text.
+pub(super) fn load_with<S: Settings>(
+    cmd: &Command,
+    flags: &[&str],
+    env: &[(&str, &str)],
+    file: Option<&str>,
+) -> Result<Loaded<S>, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settings.toml");
+    let mut argv: Vec<String> = vec![cmd.get_name().to_string()];
+    argv.extend(flags.iter().map(|f| f.to_string()));
+    if let Some(text) = file {
+        std::fs::write(&path, text).unwrap();
+        argv.extend(["--config".to_string(), path.display().to_string()]);
+    }
+    let m = cmd
+        .clone()
+        .try_get_matches_from(argv)
+        .map_err(|e| e.to_string())?;
+    let env: BTreeMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    load::<S>(cmd, &m, &|k| env.get(k).cloned()).map_err(|e| format!("{e:#}"))
+}
+
+/// The value at dotted `key` of `s`, as text ("30s", "7", "json", "a,b").
+fn text_at<S: Serialize>(s: &S, key: &str) -> String {
+    let v = Value::serialize(s).unwrap();
+    let at = hint(&v, key).unwrap_or_else(|| panic!("no {key}"));
+    show(at)
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(_, s) => s.clone(),
+        Value::Num(_, n) => n
+            .to_u128()
+            .map(|u| u.to_string())
+            .unwrap_or_else(|| format!("{}", n.to_f64().unwrap())),
+        Value::Bool(_, b) => b.to_string(),
+        Value::Array(_, a) => a.iter().map(show).collect::<Vec<_>>().join(","),
+        Value::Empty(..) => String::new(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// One setting of a command: key, flag, variable; the text to write in
+/// the file (TOML value), variable and flag; and what each reads as.
+struct Layered {
+    key: &'static str,
+    flag: &'static str,
+    env: &'static str,
+    file: &'static str,
+    env_text: &'static str,
+    flag_text: &'static str,
+    /// What the file, variable and flag values read as.
+    want: [&'static str; 3],
+}
+
+/// `key = value` in its TOML section.
+fn toml_line(key: &str, value: &str) -> String {
+    match key.split_once('.') {
+        Some((section, k)) => format!("[{section}]\n{k} = {value}\n"),
+        None => format!("{key} = {value}\n"),
+    }
+}
+
+/// Default < file < environment < flag, for each setting of `cases`, with
+/// `base` flags that make the command's settings complete.
+fn check_layering<S: Settings>(cmd: &Command, base: &[&str], cases: &[Layered]) {
+    for c in cases {
+        let name = c.key;
+        let default = load_with::<S>(cmd, base, &[], None).unwrap();
+        let default_text = text_at(&default.settings, c.key);
+        assert_eq!(default.origin(c.key), Origin::Default, "{name}");
+        let file = toml_line(c.key, c.file);
+        let env = [(c.env, c.env_text)];
+        let mut flags = base.to_vec();
+        flags.extend([c.flag, c.flag_text]);
+
+        let l = load_with::<S>(cmd, base, &[], Some(&file)).unwrap();
+        assert_eq!(text_at(&l.settings, c.key), c.want[0], "{name}: file");
+        assert!(matches!(l.origin(c.key), Origin::File(_)), "{name}");
+        let l = load_with::<S>(cmd, base, &env, Some(&file)).unwrap();
+        assert_eq!(text_at(&l.settings, c.key), c.want[1], "{name}: env");
+        assert_eq!(l.origin(c.key), Origin::Env(c.env.into()), "{name}");
+        let l = load_with::<S>(cmd, &flags, &env, Some(&file)).unwrap();
+        assert_eq!(text_at(&l.settings, c.key), c.want[2], "{name}: flag");
+        assert_eq!(l.origin(c.key), Origin::Flag(c.flag.into()), "{name}");
+        // Each step changed the value, so each source really won.
+        assert_ne!(
+            default_text, c.want[0],
+            "{name}: pick a file value not the default"
+        );
+        assert_ne!(c.want[0], c.want[1], "{name}");
+        assert_ne!(c.want[1], c.want[2], "{name}");
+    }
+}
+
+/// A bad value of one setting: key, flag, variable, the bad text (and its
+/// TOML form), and a word the refusal must contain.
+struct Bad {
+    key: &'static str,
+    flag: &'static str,
+    env: &'static str,
+    text: &'static str,
+    toml: &'static str,
+    why: &'static str,
+}
+
+/// Each bad value is refused from each source, naming the source and key.
+fn check_refusals<S: Settings + std::fmt::Debug>(cmd: &Command, base: &[&str], cases: &[Bad]) {
+    for b in cases {
+        let mut flags = base.to_vec();
+        flags.extend([b.flag, b.text]);
+        let from_flag = load_with::<S>(cmd, &flags, &[], None).unwrap_err();
+        assert!(
+            from_flag.starts_with(&format!("{}:", b.flag)),
+            "{from_flag}"
+        );
+        let from_env = load_with::<S>(cmd, base, &[(b.env, b.text)], None).unwrap_err();
+        assert!(
+            from_env.starts_with(&format!("environment {}:", b.env)),
+            "{from_env}"
+        );
+        let from_file =
+            load_with::<S>(cmd, base, &[], Some(&toml_line(b.key, b.toml))).unwrap_err();
+        assert!(from_file.contains("settings.toml: "), "{from_file}");
+        assert!(
+            from_file.contains(&format!("config {}:", b.key)),
+            "{from_file}"
+        );
+        for e in [&from_flag, &from_env, &from_file] {
+            assert!(e.contains(b.why), "{}: {e}", b.key);
+        }
+    }
+}
+
+/// An unknown key in the file is refused naming the file and the key.
+fn check_unknown_key<S: Settings + std::fmt::Debug>(cmd: &Command, base: &[&str]) {
+    for (file, key) in [
+        ("listn = \"x\"\n", "config listn:"),
+        ("[nosuch]\nx = 1\n", "config nosuch:"),
+    ] {
+        let e = load_with::<S>(cmd, base, &[], Some(file)).unwrap_err();
+        assert!(e.contains(&format!("settings.toml: {key}")), "{e}");
+        assert!(e.contains("unknown field"), "{e}");
+    }
+}
+
+const SERVE: &[&str] = &[];
+const AGENT: &[&str] = &["--api", "http://127.0.0.1:1", "--key", "k"];
+const DNS: &[&str] = &[
+    "--zone",
+    "pool.test",
+    "--zone-file",
+    "/nonexistent/zone.json",
+];
+const DEMO: &[&str] = &[];
+
+#[test]
+fn serve_sources_win_in_order() {
+    check_layering::<ServeSettings>(
+        &serve_cmd(),
+        SERVE,
+        &[
+            Layered {
+                key: "interval_active",
+                flag: "--interval-active",
+                env: "POOLWATCH_INTERVAL_ACTIVE",
+                file: "\"1m\"",
+                env_text: "2m",
+                flag_text: "90s",
+                want: ["1m", "2m", "90s"],
+            },
+            Layered {
+                key: "samples",
+                flag: "--samples",
+                env: "POOLWATCH_SAMPLES",
+                file: "5",
+                env_text: "6",
+                flag_text: "7",
+                want: ["5", "6", "7"],
+            },
+            Layered {
+                key: "log_format",
+                flag: "--log-format",
+                env: "POOLWATCH_LOG_FORMAT",
+                file: "\"json\"",
+                env_text: "text",
+                flag_text: "json",
+                want: ["json", "text", "json"],
+            },
+            Layered {
+                key: "public_url",
+                flag: "--public-url",
+                env: "POOLWATCH_PUBLIC_URL",
+                file: "\"http://a.test\"",
+                env_text: "http://b.test",
+                flag_text: "http://c.test",
+                want: ["http://a.test", "http://b.test", "http://c.test"],
+            },
+            Layered {
+                key: "selector.active",
+                flag: "--selector-active",
+                env: "POOLWATCH_SELECTOR_ACTIVE",
+                file: "3",
+                env_text: "4",
+                flag_text: "5",
+                want: ["3", "4", "5"],
+            },
+            Layered {
+                key: "reference_servers",
+                flag: "--reference-server",
+                env: "POOLWATCH_REFERENCE_SERVERS",
+                file: "[\"a.test\"]",
+                env_text: "b.test, c.test",
+                flag_text: "d.test",
+                want: ["a.test", "b.test,c.test", "d.test"],
+            },
+            Layered {
+                key: "zone_guard",
+                flag: "--zone-guard",
+                env: "POOLWATCH_ZONE_GUARD",
+                file: "0.2",
+                env_text: "off",
+                flag_text: "30%",
+                want: ["0.2", "off", "0.3"],
+            },
+            Layered {
+                key: "log_retention",
+                flag: "--log-retention",
+                env: "POOLWATCH_LOG_RETENTION",
+                file: "\"90d\"",
+                env_text: "2w",
+                flag_text: "forever",
+                want: ["90d", "2w", "forever"],
+            },
+        ],
+    );
+}
+
+#[test]
+fn serve_switch_and_variable_spellings() {
+    let cmd = serve_cmd();
+    let off = "[selector]\nenabled = false\n";
+    let l = load_with::<ServeSettings>(&cmd, &[], &[], Some(off)).unwrap();
+    assert_eq!(l.settings.selector_settings(), Ok(None));
+    // POOLWATCH_NO_SELECTOR=0 is clap's "false": the selector runs again.
+    let on = [("POOLWATCH_NO_SELECTOR", "0")];
+    let l = load_with::<ServeSettings>(&cmd, &[], &on, Some(off)).unwrap();
+    assert!(l.settings.selector.enabled);
+    let l = load_with::<ServeSettings>(&cmd, &["--no-selector"], &on, None).unwrap();
+    assert!(!l.settings.selector.enabled);
+    assert_eq!(
+        l.origin("selector.enabled"),
+        Origin::Flag("--no-selector".into())
+    );
+}
+
+#[test]
+fn serve_refuses_bad_values_from_every_source() {
+    check_refusals::<ServeSettings>(
+        &serve_cmd(),
+        SERVE,
+        &[
+            Bad {
+                key: "interval_active",
+                flag: "--interval-active",
+                env: "POOLWATCH_INTERVAL_ACTIVE",
+                text: "soon",
+                toml: "\"soon\"",
+                why: "'soon' is not a duration",
+            },
+            Bad {
+                key: "interval_active",
+                flag: "--interval-active",
+                env: "POOLWATCH_INTERVAL_ACTIVE",
+                text: "500ms",
+                toml: "\"500ms\"",
+                why: "too short: at least 1s",
+            },
+            Bad {
+                key: "samples",
+                flag: "--samples",
+                env: "POOLWATCH_SAMPLES",
+                text: "17",
+                toml: "17",
+                why: "between 1 and 16",
+            },
+            Bad {
+                key: "samples",
+                flag: "--samples",
+                env: "POOLWATCH_SAMPLES",
+                text: "four",
+                toml: "\"four\"",
+                why: "expected u32",
+            },
+            Bad {
+                key: "log_format",
+                flag: "--log-format",
+                env: "POOLWATCH_LOG_FORMAT",
+                text: "jsn",
+                toml: "\"jsn\"",
+                why: "`jsn`",
+            },
+            Bad {
+                key: "selector.active",
+                flag: "--selector-active",
+                env: "POOLWATCH_SELECTOR_ACTIVE",
+                text: "0",
+                toml: "0",
+                why: "at least 1",
+            },
+            Bad {
+                key: "dns_rrl.ipv4_prefix",
+                flag: "--dns-rrl-ipv4-prefix",
+                env: "POOLWATCH_DNS_RRL_IPV4_PREFIX",
+                text: "40",
+                toml: "40",
+                why: "ipv4_prefix (--dns-rrl-ipv4-prefix) 40",
+            },
+            Bad {
+                key: "log_retention",
+                flag: "--log-retention",
+                env: "POOLWATCH_LOG_RETENTION",
+                text: "1d",
+                toml: "\"1d\"",
+                why: "too short: at least 2d",
+            },
+            Bad {
+                key: "rate_limit.trusted_proxies",
+                flag: "--trusted-proxy",
+                env: "POOLWATCH_TRUSTED_PROXIES",
+                text: "10.0.0.0/40",
+                toml: "[\"10.0.0.0/40\"]",
+                why: "not an address or CIDR",
+            },
+        ],
+    );
+    check_unknown_key::<ServeSettings>(&serve_cmd(), SERVE);
+    let e = load_with::<ServeSettings>(&serve_cmd(), SERVE, &[], Some("[selector]\nactiv = 3\n"))
+        .unwrap_err();
+    assert!(
+        e.contains("settings.toml: config selector.activ: unknown field"),
+        "{e}"
+    );
+}
+
+#[test]
+fn agent_sources_win_in_order() {
+    check_layering::<AgentSettings>(
+        &agent_cmd(),
+        AGENT,
+        &[
+            Layered {
+                key: "backoff_min",
+                flag: "--backoff-min",
+                env: "POOLWATCH_BACKOFF_MIN",
+                file: "\"1s\"",
+                env_text: "2s",
+                flag_text: "200ms",
+                want: ["1s", "2s", "200ms"],
+            },
+            Layered {
+                key: "concurrency",
+                flag: "--concurrency",
+                env: "POOLWATCH_CONCURRENCY",
+                file: "5",
+                env_text: "6",
+                flag_text: "7",
+                want: ["5", "6", "7"],
+            },
+            Layered {
+                key: "traceroute",
+                flag: "--traceroute",
+                env: "POOLWATCH_TRACEROUTE",
+                file: "\"mtr\"",
+                env_text: "off",
+                flag_text: "traceroute",
+                want: ["mtr", "off", "traceroute"],
+            },
+            Layered {
+                key: "state_dir",
+                flag: "--state-dir",
+                env: "POOLWATCH_STATE_DIR",
+                file: "\"/a\"",
+                env_text: "/b",
+                flag_text: "/c",
+                want: ["/a", "/b", "/c"],
+            },
+        ],
+    );
+}
+
+#[test]
+fn agent_refuses_bad_values_from_every_source() {
+    check_refusals::<AgentSettings>(
+        &agent_cmd(),
+        AGENT,
+        &[
+            Bad {
+                key: "backoff_min",
+                flag: "--backoff-min",
+                env: "POOLWATCH_BACKOFF_MIN",
+                text: "soon",
+                toml: "\"soon\"",
+                why: "'soon' is not a duration",
+            },
+            Bad {
+                key: "concurrency",
+                flag: "--concurrency",
+                env: "POOLWATCH_CONCURRENCY",
+                text: "0",
+                toml: "0",
+                why: "between 1 and 100000",
+            },
+            Bad {
+                key: "pipeline",
+                flag: "--pipeline",
+                env: "POOLWATCH_PIPELINE",
+                text: "65",
+                toml: "65",
+                why: "between 1 and 64",
+            },
+            // The agent used to ignore a typo here in its file.
+            Bad {
+                key: "log_format",
+                flag: "--log-format",
+                env: "POOLWATCH_LOG_FORMAT",
+                text: "jsn",
+                toml: "\"jsn\"",
+                why: "`jsn`",
+            },
+            Bad {
+                key: "traceroute",
+                flag: "--traceroute",
+                env: "POOLWATCH_TRACEROUTE",
+                text: "tracert",
+                toml: "\"tracert\"",
+                why: "`tracert`",
+            },
+        ],
+    );
+    check_unknown_key::<AgentSettings>(&agent_cmd(), AGENT);
+}
+
+#[test]
+fn dns_sources_win_in_order() {
+    check_layering::<DnsSettings>(
+        &dns_cmd(),
+        DNS,
+        &[
+            Layered {
+                key: "refresh",
+                flag: "--refresh",
+                env: "POOLWATCH_DNS_REFRESH",
+                file: "\"1m\"",
+                env_text: "2m",
+                flag_text: "5s",
+                want: ["1m", "2m", "5s"],
+            },
+            Layered {
+                key: "dns_rrl.rate",
+                flag: "--dns-rrl-rate",
+                env: "POOLWATCH_DNS_RRL_RATE",
+                file: "10",
+                env_text: "0",
+                flag_text: "30",
+                want: ["10", "0", "30"],
+            },
+            Layered {
+                key: "log_format",
+                flag: "--log-format",
+                env: "POOLWATCH_LOG_FORMAT",
+                file: "\"json\"",
+                env_text: "text",
+                flag_text: "json",
+                want: ["json", "text", "json"],
+            },
+            Layered {
+                key: "geoip",
+                flag: "--geoip",
+                env: "POOLWATCH_GEOIP",
+                file: "\"/a.mmdb\"",
+                env_text: "/b.mmdb",
+                flag_text: "/c.mmdb",
+                want: ["/a.mmdb", "/b.mmdb", "/c.mmdb"],
+            },
+        ],
+    );
+}
+
+#[test]
+fn dns_refuses_bad_values_from_every_source() {
+    check_refusals::<DnsSettings>(
+        &dns_cmd(),
+        DNS,
+        &[
+            Bad {
+                key: "refresh",
+                flag: "--refresh",
+                env: "POOLWATCH_DNS_REFRESH",
+                text: "soon",
+                toml: "\"soon\"",
+                why: "'soon' is not a duration",
+            },
+            Bad {
+                key: "dns_rrl.size",
+                flag: "--dns-rrl-size",
+                env: "POOLWATCH_DNS_RRL_SIZE",
+                text: "10",
+                toml: "10",
+                why: "size (--dns-rrl-size) 10",
+            },
+            Bad {
+                key: "dns_rrl.ipv6_prefix",
+                flag: "--dns-rrl-ipv6-prefix",
+                env: "POOLWATCH_DNS_RRL_IPV6_PREFIX",
+                text: "300",
+                toml: "300",
+                why: "u8",
+            },
+            Bad {
+                key: "log_format",
+                flag: "--log-format",
+                env: "POOLWATCH_LOG_FORMAT",
+                text: "jsn",
+                toml: "\"jsn\"",
+                why: "`jsn`",
+            },
+        ],
+    );
+    check_unknown_key::<DnsSettings>(&dns_cmd(), DNS);
+}
+
+#[test]
+fn demo_sources_win_in_order() {
+    check_layering::<DemoSettings>(
+        &demo_cmd(),
+        DEMO,
+        &[
+            Layered {
+                key: "status_every",
+                flag: "--status-every",
+                env: "POOLWATCH_DEMO_STATUS_EVERY",
+                file: "\"2s\"",
+                env_text: "3",
+                flag_text: "1m",
+                want: ["2s", "3s", "1m"],
+            },
+            Layered {
+                key: "ntp_port",
+                flag: "--ntp-port",
+                env: "POOLWATCH_DEMO_NTP_PORT",
+                file: "1000",
+                env_text: "2000",
+                flag_text: "3000",
+                want: ["1000", "2000", "3000"],
+            },
+            Layered {
+                key: "data_dir",
+                flag: "--data-dir",
+                env: "POOLWATCH_DEMO_DATA_DIR",
+                file: "\"/a\"",
+                env_text: "/b",
+                flag_text: "/c",
+                want: ["/a", "/b", "/c"],
+            },
+        ],
+    );
+}
+
+#[test]
+fn demo_refuses_bad_values_from_every_source() {
+    check_refusals::<DemoSettings>(
+        &demo_cmd(),
+        DEMO,
+        &[
+            Bad {
+                key: "status_every",
+                flag: "--status-every",
+                env: "POOLWATCH_DEMO_STATUS_EVERY",
+                text: "soon",
+                toml: "\"soon\"",
+                why: "'soon' is not a duration",
+            },
+            Bad {
+                key: "status_every",
+                flag: "--status-every",
+                env: "POOLWATCH_DEMO_STATUS_EVERY",
+                text: "500ms",
+                toml: "\"500ms\"",
+                why: "too short: at least 1s",
+            },
+            Bad {
+                key: "ntp_port",
+                flag: "--ntp-port",
+                env: "POOLWATCH_DEMO_NTP_PORT",
+                text: "70000",
+                toml: "70000",
+                why: "u16",
+            },
+        ],
+    );
+    check_unknown_key::<DemoSettings>(&demo_cmd(), DEMO);
+}
+
+#[test]
+fn help_shows_flag_variable_and_key() {
+    for cmd in [serve_cmd(), agent_cmd(), dns_cmd(), demo_cmd()] {
+        // Wide, so that no line break falls inside what is looked for.
+        let help = cmd
+            .clone()
+            .term_width(10_000)
+            .render_long_help()
+            .to_string();
+        for a in cmd.get_arguments().filter(|a| a.get_env().is_some()) {
+            if a.get_id() == "config" || a.is_hide_set() {
+                continue;
+            }
+            let env = a.get_env().unwrap().to_string_lossy().into_owned();
+            assert!(
+                help.contains(&format!("[env: {env}")),
+                "{env} in {}",
+                cmd.get_name()
+            );
+            let key = format!("[config: {}]", a.get_id());
+            assert!(help.contains(&key), "{key} in {} help", cmd.get_name());
+        }
+    }
+}

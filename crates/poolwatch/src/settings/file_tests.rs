@@ -1,8 +1,9 @@
-//! The files as operators write them: each command's documented example,
-//! and the file forms of the settings with a syntax of their own.
+//! The settings as operators write them: each command's documented file
+//! example, the file forms of the settings with a syntax of their own, the
+//! switches, and the help that shows flag, variable and key together.
 
 use super::serve::{LogRetention, ServeSettings, parse_log_retention};
-use super::tests::{agent_cmd, dns_cmd, load_with, serve_cmd};
+use super::tests::{agent_cmd, demo_cmd, dns_cmd, load_with, serve_cmd};
 use super::{HumanDuration, Origin};
 use scoring::ZoneGuardConfig;
 use server::housekeeping_job::MIN_LOG_RETENTION;
@@ -169,4 +170,47 @@ fn zone_guard_from_the_file() {
     );
     let e = guard("zone_guard = true").unwrap_err();
     assert!(e.contains("config zone_guard"), "{e}");
+}
+
+#[test]
+fn serve_switch_and_variable_spellings() {
+    let cmd = serve_cmd();
+    let off = "[selector]\nenabled = false\n";
+    let l = load_with::<ServeSettings>(&cmd, &[], &[], Some(off)).unwrap();
+    assert_eq!(l.settings.selector_settings(), Ok(None));
+    // POOLWATCH_NO_SELECTOR=0 is clap's "false": the selector runs again.
+    let on = [("POOLWATCH_NO_SELECTOR", "0")];
+    let l = load_with::<ServeSettings>(&cmd, &[], &on, Some(off)).unwrap();
+    assert!(l.settings.selector.enabled);
+    let l = load_with::<ServeSettings>(&cmd, &["--no-selector"], &on, None).unwrap();
+    assert!(!l.settings.selector.enabled);
+    assert_eq!(
+        l.origin("selector.enabled"),
+        Origin::Flag("--no-selector".into())
+    );
+}
+
+#[test]
+fn help_shows_flag_variable_and_key() {
+    for cmd in [serve_cmd(), agent_cmd(), dns_cmd(), demo_cmd()] {
+        // Wide, so that no line break falls inside what is looked for.
+        let help = cmd
+            .clone()
+            .term_width(10_000)
+            .render_long_help()
+            .to_string();
+        for a in cmd.get_arguments().filter(|a| a.get_env().is_some()) {
+            if a.get_id() == "config" || a.is_hide_set() {
+                continue;
+            }
+            let env = a.get_env().unwrap().to_string_lossy().into_owned();
+            assert!(
+                help.contains(&format!("[env: {env}")),
+                "{env} in {}",
+                cmd.get_name()
+            );
+            let key = format!("[config: {}", a.get_id());
+            assert!(help.contains(&key), "{key} in {} help", cmd.get_name());
+        }
+    }
 }

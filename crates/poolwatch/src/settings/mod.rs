@@ -344,7 +344,12 @@ pub fn with_config_keys(cmd: Command) -> Command {
         if a.get_env().is_none() || a.get_id() == "config" {
             return a;
         }
-        let key = a.get_id().to_string();
+        // A switch's key takes the value the switch sets.
+        let key = match a.get_action() {
+            ArgAction::SetTrue => format!("{} = true", a.get_id()),
+            ArgAction::SetFalse => format!("{} = false", a.get_id()),
+            _ => a.get_id().to_string(),
+        };
         let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
         let long = a.get_long_help().map(|h| h.to_string());
         let a = a.help(format!("{help} [config: {key}]"));

@@ -275,24 +275,6 @@ fn serve_sources_win_in_order() {
 }
 
 #[test]
-fn serve_switch_and_variable_spellings() {
-    let cmd = serve_cmd();
-    let off = "[selector]\nenabled = false\n";
-    let l = load_with::<ServeSettings>(&cmd, &[], &[], Some(off)).unwrap();
-    assert_eq!(l.settings.selector_settings(), Ok(None));
-    // POOLWATCH_NO_SELECTOR=0 is clap's "false": the selector runs again.
-    let on = [("POOLWATCH_NO_SELECTOR", "0")];
-    let l = load_with::<ServeSettings>(&cmd, &[], &on, Some(off)).unwrap();
-    assert!(l.settings.selector.enabled);
-    let l = load_with::<ServeSettings>(&cmd, &["--no-selector"], &on, None).unwrap();
-    assert!(!l.settings.selector.enabled);
-    assert_eq!(
-        l.origin("selector.enabled"),
-        Origin::Flag("--no-selector".into())
-    );
-}
-
-#[test]
 fn serve_refuses_bad_values_from_every_source() {
     check_refusals::<ServeSettings>(
         &serve_cmd(),
@@ -638,29 +620,4 @@ fn demo_refuses_bad_values_from_every_source() {
         ],
     );
     check_unknown_key::<DemoSettings>(&demo_cmd(), DEMO);
-}
-
-#[test]
-fn help_shows_flag_variable_and_key() {
-    for cmd in [serve_cmd(), agent_cmd(), dns_cmd(), demo_cmd()] {
-        // Wide, so that no line break falls inside what is looked for.
-        let help = cmd
-            .clone()
-            .term_width(10_000)
-            .render_long_help()
-            .to_string();
-        for a in cmd.get_arguments().filter(|a| a.get_env().is_some()) {
-            if a.get_id() == "config" || a.is_hide_set() {
-                continue;
-            }
-            let env = a.get_env().unwrap().to_string_lossy().into_owned();
-            assert!(
-                help.contains(&format!("[env: {env}")),
-                "{env} in {}",
-                cmd.get_name()
-            );
-            let key = format!("[config: {}]", a.get_id());
-            assert!(help.contains(&key), "{key} in {} help", cmd.get_name());
-        }
-    }
 }

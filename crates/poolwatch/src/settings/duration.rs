@@ -1,6 +1,6 @@
 //! The one duration syntax of every command: humantime's (`500ms`, `90s`,
-//! `10m`, `2h`, `2d`, `1w`, `1h 30m`), and a bare number of seconds (`1.5`,
-//! `30`), which flags took before.
+//! `10m`, `2h`, `2d`, `1w`, `1h 30m`), and, as flags took them before, a
+//! bare number of seconds (`1.5`, `30`) or a decimal with one unit (`1.5h`).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use std::fmt;
@@ -25,12 +25,17 @@ impl HumanDuration {
     /// Read `text`; the error quotes it and shows the syntax.
     pub fn parse(text: &str) -> Result<Duration, String> {
         let t = text.trim();
-        let d = match t.parse::<f64>() {
-            Ok(secs) if secs.is_finite() && secs >= 0.0 && secs <= MAX.as_secs_f64() => {
-                Ok(Duration::from_secs_f64(secs))
+        let secs = |v: f64| {
+            if v.is_finite() && v >= 0.0 && v <= MAX.as_secs_f64() {
+                Ok(Duration::from_secs_f64(v))
+            } else {
+                Err("out of range".to_string())
             }
-            Ok(_) => Err("out of range".to_string()),
-            Err(_) => humantime::parse_duration(t).map_err(|e| e.to_string()),
+        };
+        let d = match t.parse::<f64>() {
+            Ok(v) => secs(v),
+            Err(_) => humantime::parse_duration(t)
+                .or_else(|e| decimal_with_unit(t).map_or(Err(e.to_string()), secs)),
         };
         match d {
             Ok(d) if d <= MAX => Ok(d),
@@ -40,6 +45,22 @@ impl HumanDuration {
             )),
         }
     }
+}
+
+/// `1.5h`, `0.5s`: seconds, if `t` is a decimal number and one unit.
+fn decimal_with_unit(t: &str) -> Option<f64> {
+    let at = t.find(|c: char| c.is_ascii_alphabetic())?;
+    let (num, unit) = t.split_at(at);
+    let scale = match unit {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        "w" => 604_800.0,
+        _ => return None,
+    };
+    num.trim().parse::<f64>().ok().map(|v| v * scale)
 }
 
 impl fmt::Display for HumanDuration {
@@ -124,6 +145,9 @@ mod tests {
         assert_eq!(p("2d"), Duration::from_secs(2 * 86_400));
         assert_eq!(p("1w"), Duration::from_secs(7 * 86_400));
         assert_eq!(p("1h 30m"), Duration::from_secs(5400));
+        assert_eq!(p("1.5m"), Duration::from_secs(90));
+        assert_eq!(p("0.5s"), Duration::from_millis(500));
+        assert_eq!(p("1.5w"), Duration::from_secs(252 * 3600));
         for bad in [
             "abc", "-1s", "-1", "NaN", "inf", "", "1e300", "1e300d", "3x",
         ] {

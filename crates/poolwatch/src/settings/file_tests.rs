@@ -214,3 +214,27 @@ fn help_shows_flag_variable_and_key() {
         }
     }
 }
+
+/// Every flag's id is a key of its command's settings, so no flag can be
+/// refused as an unknown key (a typo in an `id = "…"`).
+#[test]
+fn every_flag_names_a_setting() {
+    fn keys_exist<S: super::Settings>(cmd: &clap::Command) {
+        let defaults = figment::value::Value::serialize(S::default()).unwrap();
+        let specs = super::specs(cmd);
+        assert!(specs.len() >= 5, "{}", cmd.get_name());
+        for s in specs {
+            assert!(
+                super::hint(&defaults, &s.key).is_some(),
+                "{} {}: no setting {}",
+                cmd.get_name(),
+                s.flag,
+                s.key
+            );
+        }
+    }
+    keys_exist::<ServeSettings>(&serve_cmd());
+    keys_exist::<super::agent::AgentSettings>(&agent_cmd());
+    keys_exist::<super::dns::DnsSettings>(&dns_cmd());
+    keys_exist::<super::demo::DemoSettings>(&demo_cmd());
+}

@@ -11,8 +11,11 @@
 //! reads the struct (unknown keys, wrong types, bad durations and choices
 //! are refused there), then `validate` checks ranges and relations. Every
 //! refusal names where the value came from: the flag, the variable, or the
-//! file and its key. A variable is read by [`load`], never by clap, so a
-//! test can hand it a map instead of the process environment.
+//! file and its key. clap sees the variables too (its help shows them),
+//! but [`load`] ignores what clap read from them and reads each variable
+//! itself through an [`Env`], so a test can hand it a map instead of the
+//! process environment. (The flag structs' fields are never read: they
+//! only declare the flags, hence their `allow(dead_code)`.)
 
 mod duration;
 pub use duration::HumanDuration;

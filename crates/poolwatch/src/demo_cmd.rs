@@ -389,7 +389,10 @@ fn print_intro(api: SocketAddr, dns: SocketAddr, plan: &[DemoServer], dir: &std:
         };
         println!("  {name:<8} {loc:<20} sends from {ip}{note}");
     }
-    println!("\nLook at:");
+    println!("\nLook at (pages first, then the data behind them):");
+    println!("  the pool at a glance   http://{api}/");
+    println!("  a server's page        http://{api}/scores/127.0.1.31  (chart, monitors, errors)");
+    println!("  the monitors           http://{api}/monitors");
     println!("  servers and scores     http://{api}/api/v1/servers");
     println!("  a server's CSV log     http://{api}/scores/127.0.1.31/log?limit=40&monitor=*");
     println!("  the DENY server's log  http://{api}/scores/127.0.1.25/log?limit=20&monitor=*");

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 
 /// The UDP payload size we advertise and answer within (DNS flag day 2020).
 pub const MAX_UDP_PAYLOAD: u16 = 1232;
-/// TTL of the `_country` debug answer.
+/// TTL of the `_country` and `_status` debug answers.
 const DEBUG_TTL: u32 = 1;
 
 /// Answers queries for the zone in a [`ZoneStore`].
@@ -35,6 +35,8 @@ pub struct GeoDnsHandler {
     rng: RngSource,
     /// Response rate limiting over UDP; `None` when off.
     rrl: Option<Rrl>,
+    /// This process's name in `_status` answers (the host name).
+    instance: Arc<str>,
 }
 
 enum RngSource {
@@ -53,6 +55,7 @@ impl GeoDnsHandler {
             geo,
             rng: RngSource::Thread,
             rrl: Rrl::new(&RrlConfig::default()),
+            instance: Arc::from(host_name().as_str()),
         }
     }
 
@@ -175,6 +178,35 @@ fn country_debug(loc: &Located, ecs: Option<Subnet>, zone: &Zone) -> Vec<String>
     ]
 }
 
+/// The `_status` TXT strings: what this process serves and since when, so
+/// an operator asking each of several DNS servers sees which one is stale.
+fn status_debug(zone: &Zone, instance: &str) -> Vec<String> {
+    let (v4, v6) = zone.server_counts();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let age = if zone.loaded_at() > 0 {
+        format!("age {}s", (now - zone.loaded_at()).max(0))
+    } else {
+        "age unknown".to_string()
+    };
+    vec![
+        format!("serial {}", zone.serial()),
+        format!("servers ipv4 {v4} ipv6 {v6}"),
+        age,
+        format!("instance {instance}"),
+    ]
+}
+
+/// The host's name (Linux), else "-": which DNS process answered.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty() && h.len() <= 200 && h.is_ascii())
+        .unwrap_or_else(|| "-".to_string())
+}
+
 /// Counts a query that could not be parsed (answered FORMERR by the server).
 pub(crate) fn count_formerr() {
     count("-", "-", ResponseCode::FormErr, 0);
@@ -244,7 +276,8 @@ impl RequestHandler for GeoDnsHandler {
                 zone,
                 counted: None,
             };
-            match zone.resolve(q.name(), q.query_type(), &loc.targets) {
+            let found = zone.resolve(q.name(), q.query_type(), &loc.targets);
+            match found {
                 Lookup::Refused => Reply::error(ResponseCode::Refused),
                 Lookup::NxDomain => Reply {
                     rcode: ResponseCode::NXDomain,
@@ -257,8 +290,12 @@ impl RequestHandler for GeoDnsHandler {
                 },
                 Lookup::Soa => ok(soa(), "@".into()),
                 Lookup::Ns => ok(zone.ns().to_vec(), "@".into()),
-                Lookup::CountryDebug => {
-                    let txt = country_debug(&loc, ecs, &zone);
+                Lookup::CountryDebug | Lookup::StatusDebug => {
+                    let txt = if matches!(found, Lookup::CountryDebug) {
+                        country_debug(&loc, ecs, &zone)
+                    } else {
+                        status_debug(&zone, &self.instance)
+                    };
                     let rec =
                         Record::from_rdata(qname.clone(), DEBUG_TTL, RData::TXT(TXT::new(txt)));
                     ok(vec![rec], "-".into())

@@ -48,7 +48,12 @@ impl ZoneStore {
 
     /// Loads `data` and makes it current; on error the old zone stays.
     pub fn load(&self, data: &ZoneData) -> Result<Arc<Zone>, ZoneError> {
-        let zone = Arc::new(Zone::new(&self.origin, data)?);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let mut zone = Zone::new(&self.origin, data)?;
+        zone.loaded_at = now as i64;
+        let zone = Arc::new(zone);
         let old = {
             let mut g = match self.current.write() {
                 Ok(g) => g,
@@ -60,9 +65,6 @@ impl ZoneStore {
         drop(old);
         metrics::gauge!("poolwatch_dns_zone_serial").set(f64::from(zone.serial()));
         metrics::gauge!("poolwatch_dns_zone_servers").set(zone.server_count() as f64);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
         metrics::gauge!("poolwatch_dns_zone_loaded_timestamp_seconds").set(now);
         Ok(zone)
     }

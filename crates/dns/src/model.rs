@@ -74,6 +74,12 @@ impl ZoneData {
 
     /// Number of distinct addresses in the zone (A and AAAA).
     pub fn server_count(&self) -> usize {
+        let (v4, v6) = self.server_counts();
+        v4 + v6
+    }
+
+    /// Distinct IPv4 and IPv6 addresses in the zone.
+    pub fn server_counts(&self) -> (usize, usize) {
         let mut v4: Vec<Ipv4Addr> = self
             .data
             .values()
@@ -88,7 +94,7 @@ impl ZoneData {
         v4.dedup();
         v6.sort_unstable();
         v6.dedup();
-        v4.len() + v6.len()
+        (v4.len(), v6.len())
     }
 }
 

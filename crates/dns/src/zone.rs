@@ -68,6 +68,8 @@ pub enum Lookup<'z> {
     Addresses(&'z Label),
     /// The `_country` TXT debug answer.
     CountryDebug,
+    /// The `_status` TXT debug answer.
+    StatusDebug,
 }
 
 impl Lookup<'_> {
@@ -89,7 +91,11 @@ pub struct Zone {
     labels: HashMap<String, Label>,
     soa: Record,
     ns: Vec<Record>,
-    servers: usize,
+    /// Distinct IPv4 and IPv6 addresses.
+    servers: (usize, usize),
+    /// When this process loaded the zone, unix seconds (0: not said);
+    /// set by [`crate::ZoneStore::load`], shown by `_status`.
+    pub(crate) loaded_at: i64,
     metrics: ZoneMetrics,
 }
 
@@ -165,7 +171,8 @@ impl Zone {
             labels,
             soa,
             ns,
-            servers: data.server_count(),
+            servers: data.server_counts(),
+            loaded_at: 0,
             metrics,
         })
     }
@@ -181,7 +188,17 @@ impl Zone {
 
     /// Distinct server addresses in the zone.
     pub fn server_count(&self) -> usize {
+        self.servers.0 + self.servers.1
+    }
+
+    /// Distinct IPv4 and IPv6 server addresses in the zone.
+    pub fn server_counts(&self) -> (usize, usize) {
         self.servers
+    }
+
+    /// When this process loaded the zone, unix seconds (0: not said).
+    pub fn loaded_at(&self) -> i64 {
+        self.loaded_at
     }
 
     pub(crate) fn metrics(&self) -> &ZoneMetrics {
@@ -215,9 +232,14 @@ impl Zone {
         if (rel == "gb" || rel.ends_with(".gb")) && !self.labels.contains_key(&rel) {
             rel.replace_range(rel.len() - 2.., "uk");
         }
-        if rel == "_country" || rel.starts_with("_country.") {
+        let debug = match rel.split('.').next() {
+            Some("_country") => Some(Lookup::CountryDebug),
+            Some("_status") => Some(Lookup::StatusDebug),
+            _ => None,
+        };
+        if let Some(debug) = debug {
             return match qtype {
-                RecordType::TXT | RecordType::ANY => Lookup::CountryDebug,
+                RecordType::TXT | RecordType::ANY => debug,
                 _ => Lookup::NoData,
             };
         }

@@ -291,6 +291,39 @@ fn country_txt_shows_how_the_client_was_located() {
 }
 
 #[test]
+fn status_txt_says_what_this_server_serves_and_since_when() {
+    let zone = test_zone();
+    let srv = TestServer::start(&zone, None);
+    let (v4, v6) = zone.server_counts();
+    assert!(v4 > 0 && v6 > 0);
+    let out = dig(srv.addr, &[&format!("_status.{ORIGIN}"), "TXT"]);
+    assert_eq!(status(&out), "NOERROR", "{out}");
+    let txt = section(&out, "ANSWER").join("\n");
+    assert!(txt.contains("\"serial 42\""), "{out}");
+    assert!(
+        txt.contains(&format!("\"servers ipv4 {v4} ipv6 {v6}\"")),
+        "{out}"
+    );
+    // Loaded when the server started, a moment ago.
+    let age: u64 = txt
+        .split("\"age ")
+        .nth(1)
+        .and_then(|t| t.split('s').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no age: {out}"));
+    assert!(age < 120, "{out}");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert!(
+        txt.contains(&format!("\"instance {}\"", host.trim())),
+        "{out}"
+    );
+    // Other types at the name: NODATA, as for _country.
+    let out = dig(srv.addr, &[&format!("_status.{ORIGIN}"), "A"]);
+    assert_eq!(status(&out), "NOERROR", "{out}");
+    assert!(answers(&out).is_empty(), "{out}");
+}
+
+#[test]
 fn large_answers_truncate_over_udp_and_come_whole_over_tcp() {
     // A zone with 40 long NS names: the NS answer is about 2 KB.
     let mut zone = test_zone();

@@ -410,6 +410,9 @@ fn print_intro(api: SocketAddr, dns: SocketAddr, plan: &[DemoServer], dir: &std:
         "      dig @{h} -p {p} {DEMO_ZONE} A +subnet=81.2.69.142/32     # a client in the UK gets the UK server"
     );
     println!("      dig @{h} -p {p} _country.{DEMO_ZONE} TXT +subnet=81.2.69.142/32");
+    println!(
+        "      dig @{h} -p {p} _status.{DEMO_ZONE} TXT     # serial, servers per family, age, instance"
+    );
     println!("\nScores start at 0; in DNS means score ≥ 10. Ctrl-C stops.\n");
 }
 

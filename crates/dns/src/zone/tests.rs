@@ -38,6 +38,7 @@ enum Want {
     Ns,
     Addr(&'static str),
     Country,
+    Status,
 }
 
 fn kind(l: &Lookup<'_>) -> Want {
@@ -48,6 +49,7 @@ fn kind(l: &Lookup<'_>) -> Want {
         Lookup::Soa => Want::Soa,
         Lookup::Ns => Want::Ns,
         Lookup::CountryDebug => Want::Country,
+        Lookup::StatusDebug => Want::Status,
         Lookup::Addresses(label) => Want::Addr(match &*label.zone {
             "de" => "de",
             "europe" => "europe",
@@ -127,6 +129,14 @@ fn fallback_table() {
             Want::Country,
         ),
         ("_country.pool.example.org.", A, de, Want::NoData),
+        ("_status.pool.example.org.", TXT, de, Want::Status),
+        ("_STATUS.pool.example.org.", ANY, de, Want::Status),
+        ("_status.pool.example.org.", AAAA, de, Want::NoData),
+        // `gb` is `uk` (a country without servers here).
+        ("uk.pool.example.org.", A, de, Want::NoData),
+        ("gb.pool.example.org.", A, de, Want::NoData),
+        ("1.gb.pool.example.org.", A, de, Want::NoData),
+        ("xgb.pool.example.org.", A, de, Want::NxDomain),
         // Outside the zone.
         ("example.org.", A, de, Want::Refused),
         ("org.", SOA, de, Want::Refused),

@@ -31,6 +31,9 @@ pub struct ZoneOptions {
     /// the origin.
     pub ns: Vec<String>,
     pub serial: u32,
+    /// AAAA in every name (the apex, continents, countries and their
+    /// `0`–`3`), not only in the `2.` names as the pool has it.
+    pub ipv6_everywhere: bool,
 }
 
 impl Default for ZoneOptions {
@@ -40,6 +43,7 @@ impl Default for ZoneOptions {
             max_hosts: DEFAULT_MAX_HOSTS,
             ns: Vec::new(),
             serial: 0,
+            ipv6_everywhere: false,
         }
     }
 }
@@ -54,7 +58,8 @@ type ZoneServers = (Vec<(Ipv4Addr, u32)>, Vec<(Ipv6Addr, u32)>);
 /// numbered labels `0`–`3`: with at least [`SPLIT_MIN_SERVERS`] IPv4
 /// servers, a shuffle (seeded by `rng_seed`) dealt into four disjoint
 /// quarters, else all servers in each. IPv6 servers appear only in the `2.`
-/// labels (AAAA). Weights are netspeeds. Zones without servers still get
+/// labels (AAAA), or with [`ZoneOptions::ipv6_everywhere`] in every label,
+/// dealt into the `0`–`3` quarters as the IPv4 ones. Weights are netspeeds. Zones without servers still get
 /// their (empty) labels, so their names answer NODATA rather than NXDOMAIN.
 pub fn build_zone(
     origin: &str,
@@ -88,20 +93,27 @@ pub fn build_zone(
         v6.sort_unstable();
         v6.dedup_by_key(|(ip, _)| *ip);
         let quarters = split(&v4, &mut rng);
-        for (n, quarter) in quarters.into_iter().enumerate() {
-            let mut label = LabelData {
-                a: quarter,
+        // Without ipv6_everywhere, `2.` has every IPv6 server and the other
+        // names none.
+        let mut v6_quarters: [Vec<(Ipv6Addr, u32)>; 4] = Default::default();
+        if opts.ipv6_everywhere {
+            v6_quarters = split(&v6, &mut rng);
+        } else {
+            v6_quarters[2] = v6.clone();
+        }
+        for (n, (a, aaaa)) in quarters.into_iter().zip(v6_quarters).enumerate() {
+            let label = LabelData {
+                a,
+                aaaa,
                 ..LabelData::default()
             };
-            if n == 2 {
-                label.aaaa = v6.clone();
-            }
             data.insert(numbered_label(n, &zone), label);
         }
         data.insert(
             base_label(&zone),
             LabelData {
                 a: v4,
+                aaaa: if opts.ipv6_everywhere { v6 } else { Vec::new() },
                 ..LabelData::default()
             },
         );

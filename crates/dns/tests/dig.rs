@@ -138,6 +138,43 @@ fn ipv6_only_in_the_2_names() {
 }
 
 #[test]
+fn ipv6_everywhere_puts_aaaa_in_every_name() {
+    let opts = dns::ZoneOptions {
+        ns: vec!["ns1".into(), "ns2".into()],
+        serial: 42,
+        ipv6_everywhere: true,
+        ..dns::ZoneOptions::default()
+    };
+    let zone = dns::build_zone(ORIGIN, &in_dns(), &opts, 7);
+    let srv = TestServer::start(&zone, None);
+    let uk = "+subnet=81.2.69.142/32";
+    let v6 = |z: &str| -> BTreeSet<IpAddr> {
+        servers_in(z).into_iter().filter(IpAddr::is_ipv6).collect()
+    };
+    // The names without AAAA in the pool's default now have it: the
+    // apex, a continent, a country and their numbered names.
+    for (name, zone_of) in [
+        (ORIGIN.to_string(), "uk"),
+        (format!("0.{ORIGIN}"), "uk"),
+        (format!("3.uk.{ORIGIN}"), "uk"),
+        (format!("europe.{ORIGIN}"), "europe"),
+        (format!("us.{ORIGIN}"), "us"),
+    ] {
+        let out = dig(srv.addr, &[&name, "AAAA", uk]);
+        let got = ips(&out);
+        assert!(!got.is_empty(), "{name}: {out}");
+        let want = v6(zone_of);
+        assert!(got.iter().all(|ip| want.contains(ip)), "{name}: {out}");
+    }
+    // And A answers are as before.
+    let out = dig(srv.addr, &[ORIGIN, "A", uk]);
+    assert!(
+        ips(&out).iter().all(IpAddr::is_ipv4) && !ips(&out).is_empty(),
+        "{out}"
+    );
+}
+
+#[test]
 fn numbered_names_are_disjoint_quarters() {
     let srv = TestServer::start(&test_zone(), None);
     for (zone, ecs) in [

@@ -279,6 +279,7 @@ pub async fn run(cmd: &clap::Command, m: &clap::ArgMatches) -> Result<ExitCode> 
     let zone = server::DnsZoneConfig {
         origin: DEMO_ZONE.into(),
         ns: vec![],
+        ipv6_everywhere: false,
         token_hash: None,
     };
     let dns_listener = dns::DnsListener::bind(args.dns_listen).await.map_err(|e| {

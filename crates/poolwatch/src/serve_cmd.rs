@@ -164,6 +164,13 @@ pub struct Args {
     )]
     dns_ns: Vec<String>,
 
+    /// Put AAAA records in every name of the zone (the apex, continents,
+    /// countries and their 0-3), not only in the 2. names as the NTP Pool
+    /// does. Only for a pool whose clients all handle IPv6 answers well.
+    #[arg(long, env = "POOLWATCH_IPV6_EVERYWHERE",
+          value_parser = clap::builder::FalseyValueParser::new())]
+    ipv6_everywhere: bool,
+
     /// How often the DNS zone is rebuilt from the scores [default: 30s].
     #[arg(long, value_name = "DURATION", env = "POOLWATCH_DNS_REFRESH")]
     dns_refresh: Option<String>,
@@ -369,6 +376,7 @@ fn dns_zone(l: &Loaded<ServeSettings>, origin: &str) -> Result<server::DnsZoneCo
     Ok(server::DnsZoneConfig {
         origin: origin.to_string(),
         ns: s.dns_ns.clone(),
+        ipv6_everywhere: s.ipv6_everywhere,
         token_hash,
     })
 }

@@ -50,6 +50,7 @@ pub async fn zone_from_store(
     let opts = dns::ZoneOptions {
         ns: cfg.ns.clone(),
         serial: now as u32,
+        ipv6_everywhere: cfg.ipv6_everywhere,
         ..Default::default()
     };
     Ok(dns::build_zone(

@@ -16,6 +16,7 @@ fn with_zone(token: bool) -> ServerConfig {
         dns_zone: Some(DnsZoneConfig {
             origin: "pool.example.org".into(),
             ns: vec!["ns1".into()],
+            ipv6_everywhere: false,
             token_hash: token.then(|| server::keys::hash_key(TOKEN)),
         }),
         ..ServerConfig::default()

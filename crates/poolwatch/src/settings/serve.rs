@@ -23,6 +23,7 @@
 //! zone = "pool.example.org"
 //! dns_listen = "0.0.0.0:53"
 //! dns_ns = ["ns1.example.org.", "ns2"]
+//! ipv6_everywhere = false
 //! dns_refresh = "30s"
 //! dns_token_file = "/etc/poolwatch/dns.token"
 //!
@@ -105,6 +106,7 @@ pub struct ServeSettings {
     pub dns_listen: Option<SocketAddr>,
     pub dns_token_file: Option<PathBuf>,
     pub dns_ns: Vec<String>,
+    pub ipv6_everywhere: bool,
     pub dns_refresh: HumanDuration,
     pub http: HttpSection,
     pub rate_limit: RateLimitSection,
@@ -189,6 +191,7 @@ impl Default for ServeSettings {
             dns_listen: None,
             dns_token_file: None,
             dns_ns: Vec::new(),
+            ipv6_everywhere: false,
             dns_refresh: HumanDuration::secs(30),
             http: HttpSection::default(),
             rate_limit: RateLimitSection::default(),

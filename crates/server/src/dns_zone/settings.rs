@@ -7,6 +7,8 @@ pub struct DnsZoneConfig {
     pub origin: String,
     /// Name servers of the zone (relative to the origin unless they end in `.`).
     pub ns: Vec<String>,
+    /// AAAA in every name, not only in `2.` (`--ipv6-everywhere`).
+    pub ipv6_everywhere: bool,
     /// sha256 (hex) of the token `poolwatch dns` presents; `None` keeps the
     /// route closed.
     pub token_hash: Option<String>,

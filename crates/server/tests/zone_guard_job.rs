@@ -20,6 +20,7 @@ fn with_zone() -> ServerConfig {
         dns_zone: Some(DnsZoneConfig {
             origin: "pool.example.org".into(),
             ns: vec!["ns1".into()],
+            ipv6_everywhere: false,
             token_hash: Some(server::keys::hash_key(TOKEN)),
         }),
         ..ServerConfig::default()

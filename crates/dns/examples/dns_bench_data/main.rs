@@ -2,7 +2,9 @@
 //! JSON, made by `dns::build_zone`), the same names as a static zone file
 //! for NSD (4 A/AAAA records per name), and a dnsperf query file in its
 //! binary (`-B`) format mixing apex, numbered, country and continent names,
-//! half of them with an EDNS Client Subnet from MaxMind's test networks.
+//! half of them with an EDNS Client Subnet from MaxMind's test networks,
+//! and a gdnsd configuration handing out the same servers with the same
+//! weights (its `geoip` plugin over `weighted` resources; see `gdnsd`).
 //!
 //! Usage: dns_bench_data OUT_DIR [SERVERS] [QUERIES]
 
@@ -15,6 +17,8 @@ use rand::{Rng, SeedableRng};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
+
+mod gdnsd;
 
 const ORIGIN: &str = "pool.example.org";
 
@@ -176,6 +180,7 @@ fn main() {
         }
     }
     std::fs::write(out.join("zone.nsd"), nsd).unwrap();
+    gdnsd::write(&out.join("gdnsd"), ORIGIN, &zone);
 
     // Query mix: 30 % apex, 30 % 0-3 (2. asks AAAA half the time), 25 %
     // countries (plain and numbered), 15 % continents; half with ECS.

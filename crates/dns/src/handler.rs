@@ -86,6 +86,26 @@ impl GeoDnsHandler {
         &self.store
     }
 
+    pub(crate) fn geo(&self) -> Option<&GeoIp> {
+        self.geo.as_ref()
+    }
+
+    pub(crate) fn rrl(&self) -> Option<&Rrl> {
+        self.rrl.as_ref()
+    }
+
+    /// Runs `f` with the handler's random source (the thread's, or the
+    /// shared seeded one).
+    pub(crate) fn draw<T>(&self, f: impl FnOnce(&mut dyn rand::RngCore) -> T) -> T {
+        match &self.rng {
+            RngSource::Thread => f(&mut rand::rng()),
+            RngSource::Seeded(m) => match m.lock() {
+                Ok(mut g) => f(&mut *g),
+                Err(poisoned) => f(&mut *poisoned.into_inner()),
+            },
+        }
+    }
+
     fn pick(&self, label: &Label, qname: &Name, qtype: RecordType) -> Vec<Record> {
         let mut out = Vec::with_capacity(label.max_hosts);
         let mut idx = Vec::with_capacity(label.max_hosts);
@@ -96,7 +116,7 @@ impl GeoDnsHandler {
         let any_a = qtype == RecordType::ANY && !label.a.is_empty();
         let want_a = qtype == RecordType::A || any_a;
         let want_aaaa = qtype == RecordType::AAAA || (qtype == RecordType::ANY && !any_a);
-        let mut draw = |rng: &mut dyn rand::RngCore| {
+        self.draw(|rng| {
             if want_a {
                 label.a.pick(label.max_hosts, rng, &mut idx);
                 out.extend(idx.drain(..).map(|i| {
@@ -113,14 +133,7 @@ impl GeoDnsHandler {
                     )
                 }));
             }
-        };
-        match &self.rng {
-            RngSource::Thread => draw(&mut rand::rng()),
-            RngSource::Seeded(m) => match m.lock() {
-                Ok(mut g) => draw(&mut *g),
-                Err(poisoned) => draw(&mut *poisoned.into_inner()),
-            },
-        }
+        });
         out
     }
 }

@@ -3,8 +3,9 @@
 //! ([`build_zone`]), and a hickory-server [`RequestHandler`] that answers
 //! each query with up to `max_hosts` servers near the client, picked at
 //! random by netspeed ([`GeoDnsHandler`]), served over UDP and TCP
-//! ([`run_dns`]) from a zone that refreshes without blocking queries
-//! ([`ZoneStore`], [`refresh_loop`]). UDP responses are rate-limited per
+//! ([`run_dns`]; plain address queries take a wire-format fast path that
+//! answers as the handler would) from a zone that refreshes without
+//! blocking queries ([`ZoneStore`], [`refresh_loop`]). UDP responses are rate-limited per
 //! client prefix as NSD does ([`RrlConfig`]); EDNS Client Subnet options
 //! are checked as RFC 7871 asks.
 //!
@@ -16,6 +17,7 @@
 //! [`RequestHandler`]: hickory_server::server::RequestHandler
 
 mod ecs;
+mod fast;
 mod generate;
 mod handler;
 mod live_zone;

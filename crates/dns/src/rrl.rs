@@ -21,6 +21,7 @@
 //! attacker with many source addresses cannot grow the table.
 
 use hickory_proto::rr::LowerName;
+use hickory_proto::serialize::binary::BinEncodable;
 use metrics::Counter;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::net::IpAddr;
@@ -247,15 +248,36 @@ impl Rrl {
         qname: Option<&LowerName>,
         qtype: u16,
     ) -> Verdict {
+        let wire = qname.map(|n| n.to_bytes().unwrap_or_default());
+        self.check_wire(src, kind, wire.as_deref(), qtype)
+    }
+
+    /// As [`Rrl::check`] with the name in wire format as the query holds
+    /// it (any case; uncompressed): the fast path's form, counted in the
+    /// same bucket as the same name given to `check`.
+    pub fn check_wire(
+        &self,
+        src: IpAddr,
+        kind: ResponseKind,
+        qname: Option<&[u8]>,
+        qtype: u16,
+    ) -> Verdict {
         let mut h = self.hasher.build_hasher();
         self.prefix(src).hash(&mut h);
         kind.hash(&mut h);
+        let name = |h: &mut dyn Hasher| match qname {
+            Some(n) => {
+                h.write_usize(n.len());
+                n.iter().for_each(|b| h.write_u8(b.to_ascii_lowercase()));
+            }
+            None => h.write_usize(usize::MAX),
+        };
         match kind {
             ResponseKind::Positive => {
-                qname.hash(&mut h);
+                name(&mut h);
                 qtype.hash(&mut h);
             }
-            ResponseKind::NoData => qname.hash(&mut h),
+            ResponseKind::NoData => name(&mut h),
             ResponseKind::NxDomain | ResponseKind::Error => {}
         }
         let now = u32::try_from(self.start.elapsed().as_secs()).unwrap_or(u32::MAX);
@@ -409,6 +431,17 @@ mod tests {
         assert_eq!(check(ResponseKind::NxDomain, Some(&b), 1), Verdict::Drop);
         assert_eq!(check(ResponseKind::Error, None, 1), Verdict::Answer);
         assert_eq!(check(ResponseKind::Error, Some(&b), 6), Verdict::Drop);
+        // The fast path's wire name, in any case, counts in the same bucket.
+        let wire_a = b"\x01A\x07eXample\x00";
+        assert_eq!(
+            r.check_wire(src, ResponseKind::Positive, Some(wire_a), 1),
+            Verdict::Drop
+        );
+        let wire_c = b"\x01c\x07example\x00";
+        assert_eq!(
+            r.check_wire(src, ResponseKind::Positive, Some(wire_c), 1),
+            Verdict::Answer
+        );
     }
 
     #[test]

@@ -1,13 +1,15 @@
-//! Sockets: UDP and TCP on one address. TCP goes through hickory's
-//! `Server`; UDP through lean loops of our own (below) that hand each
-//! datagram to the same [`GeoDnsHandler`] without the task spawn, channel hop
-//! and reactor wake-up per packet of hickory's UDP path (see BENCHMARKS.md).
+//! Sockets: UDP and TCP on one address, both answered by [`respond`]: the
+//! wire-format fast path (`fast.rs`) for plain address queries, else
+//! hickory's parser and the [`GeoDnsHandler`]. UDP runs on OS threads
+//! blocked in `recvfrom`, without the task spawn, channel hop and reactor
+//! wake-up per packet of hickory's UDP path; TCP is a task per connection
+//! (see BENCHMARKS.md).
 
+use crate::fast::Fast;
 use crate::handler::GeoDnsHandler;
 use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
-use hickory_server::Server;
 use hickory_server::net::NetError;
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
@@ -16,11 +18,12 @@ use hickory_server::zone_handler::MessageResponse;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 /// How long a TCP connection may stay idle between queries.
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,9 +68,6 @@ impl DnsListener {
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
         let handler = Arc::new(handler);
-        let mut tcp = Server::new(SharedHandler(handler.clone()));
-        tcp.register_listener(self.tcp, TCP_IDLE_TIMEOUT, 64 * 1024);
-
         let socket = Arc::new(self.udp.into_std()?);
         socket.set_nonblocking(false)?;
         // Wake now and then to notice a shutdown.
@@ -83,10 +83,10 @@ impl DnsListener {
                     .spawn(move || udp_worker(socket, handler, stop))?,
             );
         }
-        let result = tokio::select! {
-            _ = shutdown => tcp.shutdown_gracefully().await.map_err(io::Error::other),
-            r = tcp.block_until_done() => r.map_err(io::Error::other),
-        };
+        tokio::select! {
+            _ = shutdown => {}
+            _ = serve_tcp(self.tcp, handler.clone()) => {}
+        }
         stop.store(true, Ordering::Relaxed);
         let _ = tokio::task::spawn_blocking(move || {
             for t in threads {
@@ -94,7 +94,7 @@ impl DnsListener {
             }
         })
         .await;
-        result
+        Ok(())
     }
 }
 
@@ -110,22 +110,6 @@ pub async fn run_dns(
         .await
 }
 
-/// The handler shared by the UDP workers and hickory's TCP server.
-struct SharedHandler(Arc<GeoDnsHandler>);
-
-#[async_trait::async_trait]
-impl RequestHandler for SharedHandler {
-    async fn handle_request<R: ResponseHandler, T: hickory_server::net::runtime::Time>(
-        &self,
-        request: &Request,
-        response_handle: R,
-    ) -> ResponseInfo {
-        self.0
-            .handle_request::<R, T>(request, response_handle)
-            .await
-    }
-}
-
 /// Receives datagrams and answers each in turn, on an OS thread of its own
 /// blocked in `recvfrom` (several share the socket; the kernel hands each
 /// datagram to one). The handler's future never waits on anything but the
@@ -137,6 +121,7 @@ fn udp_worker(
     stop: Arc<AtomicBool>,
 ) {
     let mut buf = vec![0u8; MAX_UDP_QUERY];
+    let mut out = Vec::with_capacity(512);
     while !stop.load(Ordering::Relaxed) {
         let (n, src) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
@@ -163,22 +148,61 @@ fn udp_worker(
         if src.port() == 0 || src.ip().is_unspecified() || n < 12 || buf[2] & 0x80 != 0 {
             continue;
         }
-        match Request::from_bytes(buf[..n].to_vec(), src, Protocol::Udp) {
-            Ok(request) => {
-                let responder = UdpResponder {
-                    socket: socket.clone(),
-                    dst: src,
-                };
-                drive(handler.handle_request::<_, TokioTime>(&request, responder));
-            }
-            Err(_) => {
-                crate::handler::count_formerr();
-                if handler.may_send_formerr(src.ip()) {
-                    let _ = socket.send_to(&formerr(&buf[..n]), src);
-                }
+        if respond(&handler, &buf[..n], src, Protocol::Udp, &mut out) {
+            // A blocking send on a datagram socket only waits for buffer space.
+            let _ = socket.send_to(&out, src);
+        }
+    }
+}
+
+/// Answers one query from `src` into `out`: the fast path when it takes
+/// the query, else hickory's parser and the generic handler. False when
+/// nothing is to be sent (dropped by rate limiting, or a FORMERR that
+/// rate limiting holds back).
+fn respond(
+    handler: &GeoDnsHandler,
+    query: &[u8],
+    src: SocketAddr,
+    protocol: Protocol,
+    out: &mut Vec<u8>,
+) -> bool {
+    let udp = protocol == Protocol::Udp;
+    match handler.answer_fast(query, src.ip(), udp, out) {
+        Fast::Answer => return true,
+        Fast::Drop => return false,
+        Fast::Generic => {}
+    }
+    respond_generic(handler, query, src, protocol, out)
+}
+
+/// [`respond`] without the fast path: hickory's parser and the handler.
+pub(crate) fn respond_generic(
+    handler: &GeoDnsHandler,
+    query: &[u8],
+    src: SocketAddr,
+    protocol: Protocol,
+    out: &mut Vec<u8>,
+) -> bool {
+    let udp = protocol == Protocol::Udp;
+    out.clear();
+    match Request::from_bytes(query.to_vec(), src, protocol) {
+        Ok(request) => {
+            let responder = BufResponder {
+                out: Arc::new(Mutex::new(Vec::new())),
+                udp,
+            };
+            drive(handler.handle_request::<_, TokioTime>(&request, responder.clone()));
+            let mut bytes = responder.out.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::swap(out, &mut *bytes);
+        }
+        Err(_) => {
+            crate::handler::count_formerr();
+            if query.len() >= 12 && (!udp || handler.may_send_formerr(src.ip())) {
+                out.extend_from_slice(&formerr(query));
             }
         }
     }
+    !out.is_empty()
 }
 
 /// Runs a future that does not wait on I/O to completion on this thread.
@@ -206,15 +230,17 @@ fn formerr(query: &[u8]) -> [u8; 12] {
     r
 }
 
-/// Sends one response to one client over the shared UDP socket.
+/// Encodes the generic handler's response into a buffer: within the
+/// client's payload size over UDP (records that do not fit are left out and
+/// TC is set), up to 64 KiB over TCP.
 #[derive(Clone)]
-struct UdpResponder {
-    socket: Arc<std::net::UdpSocket>,
-    dst: SocketAddr,
+struct BufResponder {
+    out: Arc<Mutex<Vec<u8>>>,
+    udp: bool,
 }
 
 #[async_trait::async_trait]
-impl ResponseHandler for UdpResponder {
+impl ResponseHandler for BufResponder {
     async fn send_response<'a>(
         &mut self,
         response: MessageResponse<
@@ -227,9 +253,12 @@ impl ResponseHandler for UdpResponder {
         >,
     ) -> Result<ResponseInfo, NetError> {
         // The client's buffer size (the handler echoes it, capped, in the
-        // response OPT); 512 without EDNS (RFC 1035 4.2.1). Records that do
-        // not fit are left out and TC is set.
-        let max = response.edns().map_or(512, |e| e.max_payload().max(512));
+        // response OPT); 512 without EDNS (RFC 1035 4.2.1).
+        let max = if self.udp {
+            response.edns().map_or(512, |e| e.max_payload().max(512))
+        } else {
+            u16::MAX
+        };
         let id = response.metadata().id;
         let mut bytes = Vec::with_capacity(512);
         let mut encoder = BinEncoder::new(&mut bytes);
@@ -249,9 +278,64 @@ impl ResponseHandler for UdpResponder {
                 ResponseInfo::from(header)
             }
         };
-        // A blocking send on a datagram socket only waits for buffer space.
-        self.socket.send_to(&bytes, self.dst)?;
+        *self.out.lock().unwrap_or_else(|p| p.into_inner()) = bytes;
         Ok(info)
+    }
+}
+
+/// Accepts TCP connections and answers each in a task of its own (all
+/// ended when this future is dropped).
+async fn serve_tcp(listener: TcpListener, handler: Arc<GeoDnsHandler>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        // Reap finished connections as we go.
+        while connections.try_join_next().is_some() {}
+        match listener.accept().await {
+            Ok((stream, src)) => {
+                connections.spawn(tcp_connection(stream, src, handler.clone()));
+            }
+            Err(error) => {
+                // Out of descriptors and the like: do not spin.
+                tracing::debug!(%error, "TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Length-prefixed queries on one connection, answered in order, until the
+/// client closes it, sends a frame that is not a query, or stays idle for
+/// [`TCP_IDLE_TIMEOUT`].
+async fn tcp_connection(mut stream: TcpStream, src: SocketAddr, handler: Arc<GeoDnsHandler>) {
+    let mut query = Vec::new();
+    let mut out = Vec::with_capacity(512);
+    loop {
+        let mut len = [0u8; 2];
+        if !matches!(
+            tokio::time::timeout(TCP_IDLE_TIMEOUT, stream.read_exact(&mut len)).await,
+            Ok(Ok(_))
+        ) {
+            return;
+        }
+        query.resize(usize::from(u16::from_be_bytes(len)), 0);
+        if !matches!(
+            tokio::time::timeout(TCP_IDLE_TIMEOUT, stream.read_exact(&mut query)).await,
+            Ok(Ok(_))
+        ) {
+            return;
+        }
+        // Shorter than a header, or a response: not a conversation to keep.
+        if query.len() < 12 || query[2] & 0x80 != 0 {
+            return;
+        }
+        if respond(&handler, &query, src, Protocol::Tcp, &mut out) {
+            let mut frame = Vec::with_capacity(2 + out.len());
+            frame.extend_from_slice(&(out.len() as u16).to_be_bytes());
+            frame.extend_from_slice(&out);
+            if stream.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
     }
 }
 

@@ -6,6 +6,7 @@ use crate::model::{LabelData, ZoneData};
 use crate::pick::Weighted;
 use hickory_proto::rr::rdata::{NS, SOA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
+use hickory_proto::serialize::binary::BinEncodable;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
@@ -87,6 +88,8 @@ impl Lookup<'_> {
 #[derive(Debug)]
 pub struct Zone {
     origin: Name,
+    /// The origin in wire format, lower-case (the fast path's suffix).
+    origin_wire: Vec<u8>,
     serial: u32,
     labels: HashMap<String, Label>,
     soa: Record,
@@ -166,6 +169,7 @@ impl Zone {
             )),
         );
         Ok(Zone {
+            origin_wire: origin.to_bytes().unwrap_or_default(),
             origin,
             serial: data.serial,
             labels,
@@ -180,6 +184,10 @@ impl Zone {
     /// The zone's name (fully qualified).
     pub fn origin(&self) -> &Name {
         &self.origin
+    }
+
+    pub(crate) fn origin_wire(&self) -> &[u8] {
+        &self.origin_wire
     }
 
     pub fn serial(&self) -> u32 {
@@ -223,10 +231,21 @@ impl Zone {
         if !self.origin.zone_of(qname) {
             return Lookup::Refused;
         }
-        let Some(mut rel) = relative_label(qname, &self.origin) else {
+        let Some(rel) = relative_label(qname, &self.origin) else {
             // Bytes no label of ours can hold.
             return Lookup::NxDomain;
         };
+        self.resolve_relative(rel, qtype, targets)
+    }
+
+    /// [`Zone::resolve`] for a name in the zone, given as its labels below
+    /// the origin (lower-case, joined by dots; `""` for the apex).
+    pub(crate) fn resolve_relative(
+        &self,
+        mut rel: String,
+        qtype: RecordType,
+        targets: &[String],
+    ) -> Lookup<'_> {
         // ISO's `GB` is the pool's zone `uk`: `gb` and `N.gb` answer as
         // `uk` and `N.uk` (unless the zone data has a `gb` of its own).
         if (rel == "gb" || rel.ends_with(".gb")) && !self.labels.contains_key(&rel) {

@@ -27,6 +27,11 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 /// How long a TCP connection may stay idle between queries.
 pub const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most TCP connections open at once (each holds a task and up to 64 KiB
+/// of query); more are closed as soon as they are accepted, so a flood of
+/// idle connections cannot exhaust descriptors or memory. Resolvers fall
+/// back to TCP only for truncated answers, so a few hundred suffice.
+pub const MAX_TCP_CONNECTIONS: usize = 1024;
 /// Largest UDP query read; longer datagrams are cut and fail to parse.
 const MAX_UDP_QUERY: usize = 4096;
 
@@ -34,6 +39,7 @@ const MAX_UDP_QUERY: usize = 4096;
 pub struct DnsListener {
     udp: UdpSocket,
     tcp: TcpListener,
+    max_tcp: usize,
 }
 
 impl DnsListener {
@@ -42,18 +48,35 @@ impl DnsListener {
         if addr.port() != 0 {
             let udp = UdpSocket::bind(addr).await?;
             let tcp = TcpListener::bind(addr).await?;
-            return Ok(DnsListener { udp, tcp });
+            return Ok(DnsListener {
+                udp,
+                tcp,
+                max_tcp: MAX_TCP_CONNECTIONS,
+            });
         }
         // Find a port free for both protocols.
         let mut last = None;
         for _ in 0..20 {
             let udp = UdpSocket::bind(addr).await?;
             match TcpListener::bind(udp.local_addr()?).await {
-                Ok(tcp) => return Ok(DnsListener { udp, tcp }),
+                Ok(tcp) => {
+                    return Ok(DnsListener {
+                        udp,
+                        tcp,
+                        max_tcp: MAX_TCP_CONNECTIONS,
+                    });
+                }
                 Err(e) => last = Some(e),
             }
         }
         Err(last.unwrap_or_else(|| io::Error::other("no free port")))
+    }
+
+    /// At most `n` TCP connections at once instead of
+    /// [`MAX_TCP_CONNECTIONS`].
+    pub fn with_max_tcp_connections(mut self, n: usize) -> Self {
+        self.max_tcp = n.max(1);
+        self
     }
 
     /// The bound address (the same for UDP and TCP).
@@ -85,7 +108,7 @@ impl DnsListener {
         }
         tokio::select! {
             _ = shutdown => {}
-            _ = serve_tcp(self.tcp, handler.clone()) => {}
+            _ = serve_tcp(self.tcp, handler.clone(), self.max_tcp) => {}
         }
         stop.store(true, Ordering::Relaxed);
         let _ = tokio::task::spawn_blocking(move || {
@@ -285,13 +308,18 @@ impl ResponseHandler for BufResponder {
 
 /// Accepts TCP connections and answers each in a task of its own (all
 /// ended when this future is dropped).
-async fn serve_tcp(listener: TcpListener, handler: Arc<GeoDnsHandler>) {
+async fn serve_tcp(listener: TcpListener, handler: Arc<GeoDnsHandler>, max: usize) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
-        // Reap finished connections as we go.
-        while connections.try_join_next().is_some() {}
         match listener.accept().await {
             Ok((stream, src)) => {
+                // Reap finished connections before counting the open ones.
+                while connections.try_join_next().is_some() {}
+                if connections.len() >= max {
+                    tracing::debug!(%src, "too many TCP connections: closed");
+                    drop(stream);
+                    continue;
+                }
                 connections.spawn(tcp_connection(stream, src, handler.clone()));
             }
             Err(error) => {
@@ -342,6 +370,57 @@ async fn tcp_connection(mut stream: TcpStream, src: SocketAddr, handler: Arc<Geo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ZoneStore;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// One query over `s`; whether an answer came back.
+    async fn answered(s: &mut TcpStream) -> bool {
+        // id 7, RD, one question: pool.example.org A IN.
+        let mut q = vec![0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in ["pool", "example", "org"] {
+            q.push(label.len() as u8);
+            q.extend_from_slice(label.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        let mut frame = (q.len() as u16).to_be_bytes().to_vec();
+        frame.extend_from_slice(&q);
+        if s.write_all(&frame).await.is_err() {
+            return false;
+        }
+        let mut len = [0u8; 2];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut len)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    #[tokio::test]
+    async fn tcp_connections_beyond_the_cap_are_closed() {
+        let store = ZoneStore::new("pool.example.org").unwrap();
+        let listener = DnsListener::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+            .with_max_tcp_connections(2);
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(listener.serve(GeoDnsHandler::new(store, None), async {
+            let _ = stopped.await;
+        }));
+        let mut a = TcpStream::connect(addr).await.unwrap();
+        let mut b = TcpStream::connect(addr).await.unwrap();
+        assert!(answered(&mut a).await && answered(&mut b).await);
+        // A third while two are open: closed at once, unanswered.
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        assert!(!answered(&mut c).await, "over the cap");
+        // One leaves; the next is served.
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut d = TcpStream::connect(addr).await.unwrap();
+        assert!(answered(&mut d).await, "room again");
+        assert!(answered(&mut b).await, "the others stay served");
+        let _ = stop.send(());
+        serving.await.unwrap().unwrap();
+    }
 
     #[test]
     fn formerr_header() {

@@ -6,7 +6,7 @@
 //! The decisions (when to send what) are the server crate's; this module
 //! only reads and writes the rows.
 
-use crate::{Backend, MonitorStatus, Store, StoreError, finish, parse_ip, parse_status, us_to_s};
+use crate::{MonitorStatus, Store, StoreError, parse_ip, parse_status, us_to_s};
 use std::net::IpAddr;
 use std::str::FromStr;
 
@@ -264,9 +264,9 @@ impl Store {
     /// its score and alert state, by server id. Servers scheduled for
     /// deletion are included (`deletion_on`); the caller decides.
     pub async fn alert_targets(&self) -> Result<Vec<AlertTarget>, StoreError> {
-        let rows: Vec<TargetTuple> = read!(self, |c, _d| Ok(sqlx::query_as(TARGETS)
-            .fetch_all(&mut *c)
-            .await?))?;
+        let rows: Vec<TargetTuple> = self
+            .read(async |c| Ok(c.query(TARGETS).fetch_all().await?))
+            .await?;
         rows.into_iter()
             .map(
                 |(
@@ -321,26 +321,28 @@ impl Store {
         server_id: i64,
         state: &AlertState,
     ) -> Result<(), StoreError> {
-        write_tx!(self, |c, _d| {
-            sqlx::query(STATE_UPSERT)
+        self.write(async |c| {
+            c.query(STATE_UPSERT)
                 .bind(server_id)
                 .bind(state.down_since)
                 .bind(state.last_sent_at)
                 .bind(state.last_kind.map(AlertKind::as_str))
                 .bind(state.reminders)
-                .execute(&mut *c)
+                .execute()
                 .await
                 .map_err(|e| not_found_fk(e, server_id))?;
             Ok(())
         })
+        .await
     }
 
     /// Record one delivery attempt; returns its id. `NotFound` for an
     /// unknown server.
     pub async fn record_alert(&self, a: &NewAlert) -> Result<i64, StoreError> {
         let error = a.error.as_deref().filter(|e| !e.is_empty());
-        write_tx!(self, |c, _d| {
-            let (id,): (i64,) = sqlx::query_as(INSERT_ALERT)
+        self.write(async |c| {
+            let (id,): (i64,) = c
+                .query(INSERT_ALERT)
                 .bind(a.server_id)
                 .bind(a.ts)
                 .bind(a.kind.as_str())
@@ -349,11 +351,12 @@ impl Store {
                 .bind(a.ok)
                 .bind(error)
                 .bind(&a.body)
-                .fetch_one(&mut *c)
+                .fetch_one()
                 .await
                 .map_err(|e| not_found_fk(e, a.server_id))?;
             Ok(id)
         })
+        .await
     }
 
     /// A server's recorded alert attempts, newest first, at most `limit`.
@@ -362,11 +365,15 @@ impl Store {
         server_id: i64,
         limit: i64,
     ) -> Result<Vec<AlertRow>, StoreError> {
-        let rows: Vec<AlertTuple> = read!(self, |c, _d| Ok(sqlx::query_as(FOR_SERVER)
-            .bind(server_id)
-            .bind(limit.max(0))
-            .fetch_all(&mut *c)
-            .await?))?;
+        let rows: Vec<AlertTuple> = self
+            .read(async |c| {
+                Ok(c.query(FOR_SERVER)
+                    .bind(server_id)
+                    .bind(limit.max(0))
+                    .fetch_all()
+                    .await?)
+            })
+            .await?;
         rows.into_iter()
             .map(
                 |(id, server_id, ts, kind, channel, target, ok, error, body)| {
@@ -397,28 +404,28 @@ impl Store {
     ) -> Result<AlertEvidence, StoreError> {
         type MonTuple = (i64, String, String, String, f64, Option<i64>);
         type TrTuple = (i64, String, i64, String, String, String, Option<String>);
-        let (mons, results, trs) = read!(self, |c, _d| {
-            let mons: Vec<MonTuple> = sqlx::query_as(MONITORS)
-                .bind(server_id)
-                .fetch_all(&mut *c)
-                .await?;
-            let mut results: Vec<Option<ResultTuple>> = Vec::with_capacity(mons.len());
-            for m in &mons {
-                results.push(
-                    sqlx::query_as(LATEST_RESULT)
-                        .bind(server_id)
-                        .bind(m.0)
-                        .fetch_optional(&mut *c)
-                        .await?,
-                );
-            }
-            let trs: Vec<TrTuple> = sqlx::query_as(TRACEROUTES)
-                .bind(server_id)
-                .bind(traceroutes_since)
-                .fetch_all(&mut *c)
-                .await?;
-            Ok((mons, results, trs))
-        })?;
+        let (mons, results, trs) = self
+            .read(async |c| {
+                let mons: Vec<MonTuple> = c.query(MONITORS).bind(server_id).fetch_all().await?;
+                let mut results: Vec<Option<ResultTuple>> = Vec::with_capacity(mons.len());
+                for m in &mons {
+                    results.push(
+                        c.query(LATEST_RESULT)
+                            .bind(server_id)
+                            .bind(m.0)
+                            .fetch_optional()
+                            .await?,
+                    );
+                }
+                let trs: Vec<TrTuple> = c
+                    .query(TRACEROUTES)
+                    .bind(server_id)
+                    .bind(traceroutes_since)
+                    .fetch_all()
+                    .await?;
+                Ok((mons, results, trs))
+            })
+            .await?;
         let mut monitors = Vec::with_capacity(mons.len());
         for ((monitor_id, name, location, status, score, score_ts), r) in
             mons.into_iter().zip(results)

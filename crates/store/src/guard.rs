@@ -8,7 +8,7 @@
 //! decision changed. The DNS zone, `/api/v1/servers` and the pages read the
 //! result through [`DnsMembership`].
 
-use crate::{Backend, ServerRow, Store, StoreError, finish};
+use crate::{ServerRow, Store, StoreError};
 use scoring::zone_guard_rules::{GuardDecision, ZoneGuardConfig, ZoneServer, guard};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -277,16 +277,16 @@ impl Store {
         config: ZoneGuardConfig,
         now: i64,
     ) -> Result<GuardRun, StoreError> {
-        write_tx!(self, |c, _d| {
-            let servers: Vec<ServerTuple> = sqlx::query_as(SERVERS).fetch_all(&mut *c).await?;
-            let members: Vec<(i64, i64, String)> =
-                sqlx::query_as(MEMBERS).fetch_all(&mut *c).await?;
-            let stored: Vec<DnsTuple> = sqlx::query_as(DNS_ALL).fetch_all(&mut *c).await?;
-            let good: Vec<(i64, Option<i64>, String, String)> = sqlx::query_as(GOOD_PAIRS)
+        self.write(async |c| {
+            let servers: Vec<ServerTuple> = c.query(SERVERS).fetch_all().await?;
+            let members: Vec<(i64, i64, String)> = c.query(MEMBERS).fetch_all().await?;
+            let stored: Vec<DnsTuple> = c.query(DNS_ALL).fetch_all().await?;
+            let good: Vec<(i64, Option<i64>, String, String)> = c
+                .query(GOOD_PAIRS)
                 .bind(scoring::IN_DNS_THRESHOLD)
-                .fetch_all(&mut *c)
+                .fetch_all()
                 .await?;
-            let last: Vec<EventTuple> = sqlx::query_as(LAST_EVENTS).fetch_all(&mut *c).await?;
+            let last: Vec<EventTuple> = c.query(LAST_EVENTS).fetch_all().await?;
 
             let mut stored: HashMap<i64, ServerDns> =
                 stored.into_iter().map(|t| (t.0, dns_row(t))).collect();
@@ -414,13 +414,13 @@ impl Store {
                     }
                 }
                 if s.stored != Some(next) {
-                    sqlx::query(UPSERT_DNS)
+                    c.query(UPSERT_DNS)
                         .bind(next.server_id)
                         .bind(next.in_dns)
                         .bind(next.held)
                         .bind(next.in_since)
                         .bind(next.left_at)
-                        .execute(&mut *c)
+                        .execute()
                         .await?;
                 }
             }
@@ -452,10 +452,7 @@ impl Store {
                 let mut held = Vec::with_capacity(ev.held.len());
                 for id in &ev.held {
                     let Some(s) = srv.get(id) else { continue };
-                    let pairs: Vec<PairTuple> = sqlx::query_as(PAIRS_OF)
-                        .bind(*id)
-                        .fetch_all(&mut *c)
-                        .await?;
+                    let pairs: Vec<PairTuple> = c.query(PAIRS_OF).bind(*id).fetch_all().await?;
                     held.push(HeldServer {
                         server_id: s.id,
                         ip: s.ip.clone(),
@@ -492,7 +489,7 @@ impl Store {
                 };
                 let text = serde_json::to_string(&detail)
                     .map_err(|e| StoreError::Invalid(format!("guard event detail: {e}")))?;
-                sqlx::query(INSERT_EVENT)
+                c.query(INSERT_EVENT)
                     .bind(zd.zone_id)
                     .bind(now)
                     .bind(ev.held.len() as i64)
@@ -500,12 +497,9 @@ impl Store {
                     .bind(ev.allowed as i64)
                     .bind(ev.baseline as i64)
                     .bind(&text)
-                    .execute(&mut *c)
+                    .execute()
                     .await?;
-                let (id,): (Option<i64>,) = sqlx::query_as(LAST_ID)
-                    .bind(zd.zone_id)
-                    .fetch_one(&mut *c)
-                    .await?;
+                let (id,): (Option<i64>,) = c.query(LAST_ID).bind(zd.zone_id).fetch_one().await?;
                 run.events.push(GuardEventRow {
                     id: id.unwrap_or(0),
                     zone: zd.zone,
@@ -519,6 +513,7 @@ impl Store {
             }
             Ok(run)
         })
+        .await
     }
 
     /// The zone `zone_name`'s guard events, newest first, at most `limit`.
@@ -527,36 +522,39 @@ impl Store {
         zone_name: &str,
         limit: i64,
     ) -> Result<Vec<GuardEventRow>, StoreError> {
-        let rows: Vec<EventTuple> = read!(self, |c, _d| Ok(sqlx::query_as(EVENTS_OF)
-            .bind(zone_name)
-            .bind(limit)
-            .fetch_all(&mut *c)
-            .await?))?;
+        let rows: Vec<EventTuple> = self
+            .read(async |c| {
+                Ok(c.query(EVENTS_OF)
+                    .bind(zone_name)
+                    .bind(limit)
+                    .fetch_all()
+                    .await?)
+            })
+            .await?;
         Ok(rows.into_iter().map(event_row).collect())
     }
 
     /// One server's DNS state from the last guard pass.
     pub async fn server_dns(&self, server_id: i64) -> Result<Option<ServerDns>, StoreError> {
-        let row: Option<DnsTuple> = read!(self, |c, _d| Ok(sqlx::query_as(DNS_ONE)
-            .bind(server_id)
-            .fetch_optional(&mut *c)
-            .await?))?;
+        let row: Option<DnsTuple> = self
+            .read(async |c| Ok(c.query(DNS_ONE).bind(server_id).fetch_optional().await?))
+            .await?;
         Ok(row.map(dns_row))
     }
 
     /// Every server's DNS state from the last guard pass, by server id.
     pub async fn server_dns_all(&self) -> Result<HashMap<i64, ServerDns>, StoreError> {
-        let rows: Vec<DnsTuple> = read!(self, |c, _d| Ok(sqlx::query_as(DNS_ALL)
-            .fetch_all(&mut *c)
-            .await?))?;
+        let rows: Vec<DnsTuple> = self
+            .read(async |c| Ok(c.query(DNS_ALL).fetch_all().await?))
+            .await?;
         Ok(rows.into_iter().map(|t| (t.0, dns_row(t))).collect())
     }
 
     /// Per DNS zone with servers or events: servers held now, events so far.
     pub async fn zone_guard_stats(&self) -> Result<Vec<ZoneGuardStat>, StoreError> {
-        let rows: Vec<(String, i64, i64)> = read!(self, |c, _d| Ok(sqlx::query_as(STATS)
-            .fetch_all(&mut *c)
-            .await?))?;
+        let rows: Vec<(String, i64, i64)> = self
+            .read(async |c| Ok(c.query(STATS).fetch_all().await?))
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(zone, held, events)| ZoneGuardStat { zone, held, events })

@@ -7,6 +7,8 @@
 //! (the server crate's job), must not read clocks (callers pass `now` in
 //! unix seconds) and must never log or return a database password.
 
+mod bulk;
+mod conn;
 mod error;
 mod sql;
 mod submit;
@@ -26,7 +28,8 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sql::LogTuple;
+use bulk::{Due, LogRead};
+use conn::Conn;
 
 /// Handle over the database; clones share the connection pools.
 #[derive(Clone, Debug)]
@@ -45,61 +48,47 @@ enum Backend {
     Postgres(PgPool),
 }
 
-/// Runs `$body` once per backend with `$c` a `&mut` connection from the
-/// read pool and `$d` the dialect's SQL module.
-macro_rules! read {
-    ($self:expr, |$c:ident, $d:ident| $body:expr) => {
-        match &$self.inner {
+impl Store {
+    /// Runs `body` on a connection of the read pool.
+    async fn read<T>(
+        &self,
+        body: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match &self.inner {
             Backend::Sqlite { read, .. } => {
-                #[allow(unused_imports)]
-                use $crate::sql::sqlite as $d;
-                let mut conn = read.acquire().await?;
-                let $c: &mut sqlx::SqliteConnection = &mut conn;
-                let r: Result<_, StoreError> = async { $body }.await;
-                r
+                let mut c = read.acquire().await?;
+                body(&mut Conn::Sqlite(&mut c)).await
             }
             Backend::Postgres(pool) => {
-                #[allow(unused_imports)]
-                use $crate::sql::pg as $d;
-                let mut conn = pool.acquire().await?;
-                let $c: &mut sqlx::PgConnection = &mut conn;
-                let r: Result<_, StoreError> = async { $body }.await;
-                r
+                let mut c = pool.acquire().await?;
+                body(&mut Conn::Pg(&mut c)).await
             }
         }
-    };
-}
+    }
 
-/// Like `read!` inside one write transaction: committed when `$body`
-/// returns `Ok`, rolled back on `Err`.
-macro_rules! write_tx {
-    ($self:expr, |$c:ident, $d:ident| $body:expr) => {
-        match &$self.inner {
+    /// Runs `body` in one write transaction: committed when it returns
+    /// `Ok`, rolled back on `Err` (see [`finish`]).
+    async fn write<T>(
+        &self,
+        body: impl AsyncFnOnce(&mut Conn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        match &self.inner {
             Backend::Sqlite { write, .. } => {
-                #[allow(unused_imports)]
-                use $crate::sql::sqlite as $d;
                 // IMMEDIATE takes the write lock up front, so another
                 // process (the admin CLI) waits on busy_timeout instead of
-                // failing a read-then-write upgrade.
+                // failing a read-then-write upgrade. The pool has one
+                // connection: writers of this process queue there.
                 let mut tx = write.begin_with("BEGIN IMMEDIATE").await?;
-                let r: Result<_, StoreError> = {
-                    let $c: &mut sqlx::SqliteConnection = &mut tx;
-                    async { $body }.await
-                };
+                let r = body(&mut Conn::Sqlite(&mut tx)).await;
                 finish(tx, r).await
             }
             Backend::Postgres(pool) => {
-                #[allow(unused_imports)]
-                use $crate::sql::pg as $d;
                 let mut tx = pool.begin().await?;
-                let r: Result<_, StoreError> = {
-                    let $c: &mut sqlx::PgConnection = &mut tx;
-                    async { $body }.await
-                };
+                let r = body(&mut Conn::Pg(&mut tx)).await;
                 finish(tx, r).await
             }
         }
-    };
+    }
 }
 
 /// Ends `tx` as `r` says. When COMMIT or ROLLBACK itself fails (SQLite
@@ -183,7 +172,6 @@ fn release_check<C: sqlx::Connection>(
     })
 }
 
-// After the query macros above, which it uses.
 mod web;
 pub use web::ScoreCrossing;
 mod zone_history;
@@ -371,26 +359,21 @@ impl Store {
     /// The id of the account `name`, created if missing.
     pub async fn ensure_account(&self, name: &str) -> Result<i64, StoreError> {
         let name = non_empty("account name", name)?;
-        write_tx!(self, |c, d| {
-            sqlx::query(d::ACCOUNT_INSERT)
-                .bind(name)
-                .execute(&mut *c)
-                .await?;
-            let (id,): (i64,) = sqlx::query_as(d::ACCOUNT_ID)
-                .bind(name)
-                .fetch_one(&mut *c)
-                .await?;
+        self.write(async |c| {
+            c.query(sql::ACCOUNT_INSERT).bind(name).execute().await?;
+            let (id,): (i64,) = c.query(sql::ACCOUNT_ID).bind(name).fetch_one().await?;
             Ok(id)
         })
+        .await
     }
 
     pub async fn account_by_name(&self, name: &str) -> Result<Option<AccountRow>, StoreError> {
-        read!(self, |c, d| {
-            let row: Option<(i64, String, Option<String>, Option<String>)> =
-                sqlx::query_as(d::ACCOUNT_BY_NAME)
-                    .bind(name)
-                    .fetch_optional(&mut *c)
-                    .await?;
+        self.read(async |c| {
+            let row: Option<(i64, String, Option<String>, Option<String>)> = c
+                .query(sql::ACCOUNT_BY_NAME)
+                .bind(name)
+                .fetch_optional()
+                .await?;
             Ok(row.map(|(id, name, email, webhook)| AccountRow {
                 id,
                 name,
@@ -398,6 +381,7 @@ impl Store {
                 webhook,
             }))
         })
+        .await
     }
 
     /// Sets (or clears, with `None`) the account's alert contacts.
@@ -407,16 +391,17 @@ impl Store {
         email: Option<&str>,
         webhook: Option<&str>,
     ) -> Result<(), StoreError> {
-        write_tx!(self, |c, d| {
-            let n = sqlx::query(d::ACCOUNT_SET_CONTACT)
+        self.write(async |c| {
+            let n = c
+                .query(sql::ACCOUNT_SET_CONTACT)
                 .bind(name)
                 .bind(email)
                 .bind(webhook)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
+                .execute()
+                .await?;
             touched(n, || format!("account {name:?}"))
         })
+        .await
     }
 
     // ------------------------------------------------------------------- zones
@@ -428,23 +413,21 @@ impl Store {
         for z in zones {
             non_empty("zone name", &z.name)?;
         }
-        write_tx!(self, |c, d| {
+        self.write(async |c| {
             for z in zones {
-                sqlx::query(d::ZONE_UPSERT)
+                c.query(sql::ZONE_UPSERT)
                     .bind(&z.name)
                     .bind(&z.description)
                     .bind(z.name != ".")
-                    .execute(&mut *c)
+                    .execute()
                     .await?;
             }
             for z in zones {
                 let parent_id: Option<i64> = match &z.parent {
                     None => None,
                     Some(p) => {
-                        let id: Option<(i64,)> = sqlx::query_as(d::ZONE_ID)
-                            .bind(p)
-                            .fetch_optional(&mut *c)
-                            .await?;
+                        let id: Option<(i64,)> =
+                            c.query(sql::ZONE_ID).bind(p).fetch_optional().await?;
                         match id {
                             Some((id,)) => Some(id),
                             None => {
@@ -456,14 +439,15 @@ impl Store {
                         }
                     }
                 };
-                sqlx::query(d::ZONE_SET_PARENT)
+                c.query(sql::ZONE_SET_PARENT)
                     .bind(&z.name)
                     .bind(parent_id)
-                    .execute(&mut *c)
+                    .execute()
                     .await?;
             }
             Ok(())
         })
+        .await
     }
 
     /// Every zone, sorted by name, with its registered servers (not past
@@ -471,12 +455,13 @@ impl Store {
     pub async fn zone_list(&self, now: i64) -> Result<Vec<ZoneSummary>, StoreError> {
         type ZoneTuple = (i64, String, Option<String>, String, bool);
         type MemberTuple = (i64, i64, f64, i64, Option<i64>, Option<bool>, Option<bool>);
-        let (zones, members) = read!(self, |c, d| {
-            let zones: Vec<ZoneTuple> = sqlx::query_as(d::ZONE_LIST).fetch_all(&mut *c).await?;
-            let members: Vec<MemberTuple> =
-                sqlx::query_as(d::ZONE_MEMBERS).fetch_all(&mut *c).await?;
-            Ok((zones, members))
-        })?;
+        let (zones, members) = self
+            .read(async |c| {
+                let zones: Vec<ZoneTuple> = c.query(sql::ZONE_LIST).fetch_all().await?;
+                let members: Vec<MemberTuple> = c.query(sql::ZONE_MEMBERS).fetch_all().await?;
+                Ok((zones, members))
+            })
+            .await?;
         let mut counts: HashMap<i64, [i64; 4]> = HashMap::new();
         for (zone_id, ip_version, score, netspeed, deletion_on, in_dns, held) in members {
             if deletion_on.is_some_and(|d| d <= now) {
@@ -533,25 +518,23 @@ impl Store {
         let ip = new.ip.to_canonical();
         let ip_text = ip.to_string();
         let version = ip_version(ip);
-        write_tx!(self, |c, d| {
+        self.write(async |c| {
             let mut zone_ids = Vec::with_capacity(new.zones.len());
             for z in &new.zones {
-                let id: Option<(i64,)> = sqlx::query_as(d::ZONE_ID)
-                    .bind(z)
-                    .fetch_optional(&mut *c)
-                    .await?;
+                let id: Option<(i64,)> = c.query(sql::ZONE_ID).bind(z).fetch_optional().await?;
                 match id {
                     Some((id,)) => zone_ids.push(id),
                     None => return Err(StoreError::Invalid(format!("unknown zone {z:?}"))),
                 }
             }
-            let (id,): (i64,) = sqlx::query_as(d::SERVER_INSERT)
+            let (id,): (i64,) = c
+                .query(sql::SERVER_INSERT)
                 .bind(&ip_text)
                 .bind(version)
                 .bind(new.account_id)
                 .bind(new.netspeed)
                 .bind(now)
-                .fetch_one(&mut *c)
+                .fetch_one()
                 .await
                 .map_err(|e| {
                     constraint(
@@ -561,69 +544,68 @@ impl Store {
                     )
                 })?;
             for z in zone_ids {
-                sqlx::query(d::SERVER_ZONE_INSERT)
+                c.query(sql::SERVER_ZONE_INSERT)
                     .bind(id)
                     .bind(z)
-                    .execute(&mut *c)
+                    .execute()
                     .await?;
             }
-            sqlx::query(d::SERVER_SCORES_FOR_SERVER)
+            c.query(sql::SERVER_SCORES_FOR_SERVER)
                 .bind(id)
                 .bind(version)
-                .execute(&mut *c)
+                .execute()
                 .await?;
-            let row: ServerTuple = sqlx::query_as(d::SERVER_BY_ID)
-                .bind(id)
-                .fetch_one(&mut *c)
-                .await?;
-            let zones: Vec<(i64, String)> = sqlx::query_as(d::SERVER_ZONES_OF)
-                .bind(id)
-                .fetch_all(&mut *c)
-                .await?;
+            let row: ServerTuple = c.query(sql::SERVER_BY_ID).bind(id).fetch_one().await?;
+            let zones: Vec<(i64, String)> =
+                c.query(sql::SERVER_ZONES_OF).bind(id).fetch_all().await?;
             server_row(row, zones.into_iter().map(|z| z.1).collect())
         })
+        .await
     }
 
     pub async fn server_by_ip(&self, ip: IpAddr) -> Result<Option<ServerRow>, StoreError> {
         let ip_text = ip.to_canonical().to_string();
-        read!(self, |c, d| {
-            let row: Option<ServerTuple> = sqlx::query_as(d::SERVER_BY_IP)
+        self.read(async |c| {
+            let row: Option<ServerTuple> = c
+                .query(sql::SERVER_BY_IP)
                 .bind(&ip_text)
-                .fetch_optional(&mut *c)
+                .fetch_optional()
                 .await?;
             let Some(row) = row else { return Ok(None) };
-            let zones: Vec<(i64, String)> = sqlx::query_as(d::SERVER_ZONES_OF)
+            let zones: Vec<(i64, String)> = c
+                .query(sql::SERVER_ZONES_OF)
                 .bind(row.0)
-                .fetch_all(&mut *c)
+                .fetch_all()
                 .await?;
             server_row(row, zones.into_iter().map(|z| z.1).collect()).map(Some)
         })
+        .await
     }
 
     pub async fn server_by_id(&self, id: i64) -> Result<Option<ServerRow>, StoreError> {
-        read!(self, |c, d| {
-            let row: Option<ServerTuple> = sqlx::query_as(d::SERVER_BY_ID)
-                .bind(id)
-                .fetch_optional(&mut *c)
-                .await?;
+        self.read(async |c| {
+            let row: Option<ServerTuple> =
+                c.query(sql::SERVER_BY_ID).bind(id).fetch_optional().await?;
             let Some(row) = row else { return Ok(None) };
-            let zones: Vec<(i64, String)> = sqlx::query_as(d::SERVER_ZONES_OF)
+            let zones: Vec<(i64, String)> = c
+                .query(sql::SERVER_ZONES_OF)
                 .bind(row.0)
-                .fetch_all(&mut *c)
+                .fetch_all()
                 .await?;
             server_row(row, zones.into_iter().map(|z| z.1).collect()).map(Some)
         })
+        .await
     }
 
     /// Every server (including those past their deletion date), by id.
     pub async fn list_servers(&self) -> Result<Vec<ServerRow>, StoreError> {
-        let (rows, zones) = read!(self, |c, d| {
-            let rows: Vec<ServerTuple> = sqlx::query_as(d::SERVER_ALL).fetch_all(&mut *c).await?;
-            let zones: Vec<(i64, String)> = sqlx::query_as(d::SERVER_ZONES_ALL)
-                .fetch_all(&mut *c)
-                .await?;
-            Ok((rows, zones))
-        })?;
+        let (rows, zones) = self
+            .read(async |c| {
+                let rows: Vec<ServerTuple> = c.query(sql::SERVER_ALL).fetch_all().await?;
+                let zones: Vec<(i64, String)> = c.query(sql::SERVER_ZONES_ALL).fetch_all().await?;
+                Ok((rows, zones))
+            })
+            .await?;
         let mut by_server: HashMap<i64, Vec<String>> = HashMap::new();
         for (sid, name) in zones {
             by_server.entry(sid).or_default().push(name);
@@ -644,29 +626,31 @@ impl Store {
             )));
         }
         let ip_text = ip.to_canonical().to_string();
-        write_tx!(self, |c, d| {
-            let n = sqlx::query(d::SERVER_SET_NETSPEED)
+        self.write(async |c| {
+            let n = c
+                .query(sql::SERVER_SET_NETSPEED)
                 .bind(&ip_text)
                 .bind(kbit)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
+                .execute()
+                .await?;
             touched(n, || format!("server {ip_text}"))
         })
+        .await
     }
 
     /// Schedules (unix seconds of the day, 00:00 UTC) or cancels deletion.
     pub async fn set_deletion(&self, ip: IpAddr, on: Option<i64>) -> Result<(), StoreError> {
         let ip_text = ip.to_canonical().to_string();
-        write_tx!(self, |c, d| {
-            let n = sqlx::query(d::SERVER_SET_DELETION)
+        self.write(async |c| {
+            let n = c
+                .query(sql::SERVER_SET_DELETION)
                 .bind(&ip_text)
                 .bind(on)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
+                .execute()
+                .await?;
             touched(n, || format!("server {ip_text}"))
         })
+        .await
     }
 
     // ---------------------------------------------------------------- monitors
@@ -678,10 +662,11 @@ impl Store {
         non_empty("key hash", &new.key_hash)?;
         let ip = new.ip.to_canonical();
         let version = ip_version(ip);
-        write_tx!(self, |c, d| {
-            let exists: Option<MonitorTuple> = sqlx::query_as(d::MONITOR_BY_NAME)
+        self.write(async |c| {
+            let exists: Option<MonitorTuple> = c
+                .query(sql::MONITOR_BY_NAME)
                 .bind(&new.name)
-                .fetch_optional(&mut *c)
+                .fetch_optional()
                 .await?;
             if exists.is_some() {
                 return Err(StoreError::Conflict(format!(
@@ -689,7 +674,8 @@ impl Store {
                     new.name
                 )));
             }
-            let (id,): (i64,) = sqlx::query_as(d::MONITOR_INSERT)
+            let (id,): (i64,) = c
+                .query(sql::MONITOR_INSERT)
                 .bind(&new.name)
                 .bind(&new.location)
                 .bind(ip.to_string())
@@ -698,7 +684,7 @@ impl Store {
                 .bind(new.status.as_str())
                 .bind(&new.key_hash)
                 .bind(now)
-                .fetch_one(&mut *c)
+                .fetch_one()
                 .await
                 .map_err(|e| {
                     constraint(
@@ -708,59 +694,64 @@ impl Store {
                     )
                 })?;
             if new.status != MonitorGlobalStatus::Deleted {
-                sqlx::query(d::SERVER_SCORES_FOR_MONITOR)
+                c.query(sql::SERVER_SCORES_FOR_MONITOR)
                     .bind(id)
                     .bind(version)
-                    .execute(&mut *c)
+                    .execute()
                     .await?;
             }
-            let row: MonitorTuple = sqlx::query_as(d::MONITOR_BY_ID)
-                .bind(id)
-                .fetch_one(&mut *c)
-                .await?;
+            let row: MonitorTuple = c.query(sql::MONITOR_BY_ID).bind(id).fetch_one().await?;
             monitor_row(row)
         })
+        .await
     }
 
     pub async fn monitor_by_key_hash(
         &self,
         key_hash: &str,
     ) -> Result<Option<MonitorRow>, StoreError> {
-        read!(self, |c, d| {
-            let row: Option<MonitorTuple> = sqlx::query_as(d::MONITOR_BY_KEY)
+        self.read(async |c| {
+            let row: Option<MonitorTuple> = c
+                .query(sql::MONITOR_BY_KEY)
                 .bind(key_hash)
-                .fetch_optional(&mut *c)
+                .fetch_optional()
                 .await?;
             row.map(monitor_row).transpose()
         })
+        .await
     }
 
     pub async fn monitor_by_name(&self, name: &str) -> Result<Option<MonitorRow>, StoreError> {
-        read!(self, |c, d| {
-            let row: Option<MonitorTuple> = sqlx::query_as(d::MONITOR_BY_NAME)
+        self.read(async |c| {
+            let row: Option<MonitorTuple> = c
+                .query(sql::MONITOR_BY_NAME)
                 .bind(name)
-                .fetch_optional(&mut *c)
+                .fetch_optional()
                 .await?;
             row.map(monitor_row).transpose()
         })
+        .await
     }
 
     pub async fn monitor_by_id(&self, id: i64) -> Result<Option<MonitorRow>, StoreError> {
-        read!(self, |c, d| {
-            let row: Option<MonitorTuple> = sqlx::query_as(d::MONITOR_BY_ID)
+        self.read(async |c| {
+            let row: Option<MonitorTuple> = c
+                .query(sql::MONITOR_BY_ID)
                 .bind(id)
-                .fetch_optional(&mut *c)
+                .fetch_optional()
                 .await?;
             row.map(monitor_row).transpose()
         })
+        .await
     }
 
     /// Every monitor (deleted ones too), by id.
     pub async fn list_monitors(&self) -> Result<Vec<MonitorRow>, StoreError> {
-        read!(self, |c, d| {
-            let rows: Vec<MonitorTuple> = sqlx::query_as(d::MONITOR_ALL).fetch_all(&mut *c).await?;
+        self.read(async |c| {
+            let rows: Vec<MonitorTuple> = c.query(sql::MONITOR_ALL).fetch_all().await?;
             rows.into_iter().map(monitor_row).collect()
         })
+        .await
     }
 
     /// Changes a monitor's global status. A monitor brought back from
@@ -770,24 +761,26 @@ impl Store {
         name: &str,
         status: MonitorGlobalStatus,
     ) -> Result<(), StoreError> {
-        write_tx!(self, |c, d| {
-            let row: Option<(i64, i64)> = sqlx::query_as(d::MONITOR_SET_STATUS)
+        self.write(async |c| {
+            let row: Option<(i64, i64)> = c
+                .query(sql::MONITOR_SET_STATUS)
                 .bind(name)
                 .bind(status.as_str())
-                .fetch_optional(&mut *c)
+                .fetch_optional()
                 .await?;
             let Some((id, version)) = row else {
                 return Err(StoreError::NotFound(format!("monitor {name:?}")));
             };
             if status != MonitorGlobalStatus::Deleted {
-                sqlx::query(d::SERVER_SCORES_FOR_MONITOR)
+                c.query(sql::SERVER_SCORES_FOR_MONITOR)
                     .bind(id)
                     .bind(version)
-                    .execute(&mut *c)
+                    .execute()
                     .await?;
             }
             Ok(())
         })
+        .await
     }
 
     /// Sets or clears the monitor's configuration (JSON text).
@@ -800,26 +793,28 @@ impl Store {
             serde_json::from_str::<serde_json::Value>(cfg)
                 .map_err(|e| StoreError::Invalid(format!("monitor config is not JSON: {e}")))?;
         }
-        write_tx!(self, |c, d| {
-            let n = sqlx::query(d::MONITOR_SET_CONFIG)
+        self.write(async |c| {
+            let n = c
+                .query(sql::MONITOR_SET_CONFIG)
                 .bind(name)
                 .bind(config)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
+                .execute()
+                .await?;
             touched(n, || format!("monitor {name:?}"))
         })
+        .await
     }
 
     /// Replaces the monitor's key hash: the old key stops working at once.
     /// `NotFound` for an unknown name, `Conflict` if another monitor has
     /// this hash.
     pub async fn set_monitor_key_hash(&self, name: &str, key_hash: &str) -> Result<(), StoreError> {
-        write_tx!(self, |c, d| {
-            let n = sqlx::query(d::MONITOR_SET_KEY)
+        self.write(async |c| {
+            let n = c
+                .query(sql::MONITOR_SET_KEY)
                 .bind(name)
                 .bind(key_hash)
-                .execute(&mut *c)
+                .execute()
                 .await
                 .map_err(|e| {
                     constraint(
@@ -827,10 +822,10 @@ impl Store {
                         || "another monitor has this key".into(),
                         || "monitor key".into(),
                     )
-                })?
-                .rows_affected();
+                })?;
             touched(n, || format!("monitor {name:?}"))
         })
+        .await
     }
 
     /// Records that the monitor was seen now (and its client version).
@@ -840,16 +835,17 @@ impl Store {
         now: i64,
         client_version: Option<&str>,
     ) -> Result<(), StoreError> {
-        write_tx!(self, |c, d| {
-            let n = sqlx::query(d::MONITOR_TOUCH)
+        self.write(async |c| {
+            let n = c
+                .query(sql::MONITOR_TOUCH)
                 .bind(id)
                 .bind(now)
                 .bind(client_version)
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
+                .execute()
+                .await?;
             touched(n, || format!("monitor id {id}"))
         })
+        .await
     }
 
     /// Sets one monitor's per-server status (the selector's decision).
@@ -859,18 +855,19 @@ impl Store {
         monitor_id: i64,
         status: MonitorStatus,
     ) -> Result<(), StoreError> {
-        write_tx!(self, |c, d| {
-            let n = sqlx::query(d::SERVER_SCORE_SET_STATUS)
+        self.write(async |c| {
+            let n = c
+                .query(sql::SERVER_SCORE_SET_STATUS)
                 .bind(server_id)
                 .bind(monitor_id)
                 .bind(status.as_str())
-                .execute(&mut *c)
-                .await?
-                .rows_affected();
+                .execute()
+                .await?;
             touched(n, || {
                 format!("server id {server_id} / monitor id {monitor_id}")
             })
         })
+        .await
     }
 
     // -------------------------------------------------------------------- work
@@ -888,30 +885,10 @@ impl Store {
         if limit <= 0 {
             return Ok(Vec::new());
         }
-        let rows = write_tx!(self, |c, d| {
-            let version: Option<(i64,)> = sqlx::query_as(d::MONITOR_IP_VERSION)
-                .bind(monitor_id)
-                .fetch_optional(&mut *c)
-                .await?;
-            let Some((version,)) = version else {
-                return Err(StoreError::NotFound(format!("monitor id {monitor_id}")));
-            };
-            let cutoffs = [
-                now.saturating_sub(intervals.active_s),
-                now.saturating_sub(intervals.testing_s),
-                now.saturating_sub(intervals.candidate_s),
-            ];
-            let rows = d::take_due(&mut *c, monitor_id, version, now, cutoffs, limit).await?;
-            Ok(rows)
-        })?;
-        rows.into_iter()
-            .map(|(server_id, ip)| {
-                Ok(WorkItem {
-                    server_id,
-                    ip: parse_ip(&ip)?,
-                })
-            })
-            .collect()
+        let rows = self
+            .write(async |c| due_work(c, monitor_id, intervals, limit, now).await)
+            .await?;
+        rows.into_iter().map(Due::item).collect()
     }
 
     /// `take_work` and `create_batch` in one transaction: the due servers
@@ -924,45 +901,26 @@ impl Store {
         limit: i64,
         now: i64,
     ) -> Result<(i64, Vec<WorkItem>), StoreError> {
-        let (seq, rows) = write_tx!(self, |c, d| {
-            let version: Option<(i64,)> = sqlx::query_as(d::MONITOR_IP_VERSION)
-                .bind(monitor_id)
-                .fetch_optional(&mut *c)
-                .await?;
-            let Some((version,)) = version else {
-                return Err(StoreError::NotFound(format!("monitor id {monitor_id}")));
-            };
-            let rows = if limit > 0 {
-                let cutoffs = [
-                    now.saturating_sub(intervals.active_s),
-                    now.saturating_sub(intervals.testing_s),
-                    now.saturating_sub(intervals.candidate_s),
-                ];
-                d::take_due(&mut *c, monitor_id, version, now, cutoffs, limit).await?
-            } else {
-                Vec::new()
-            };
-            // Nothing due: no batch row (idle monitors poll often).
-            if rows.is_empty() {
-                return Ok((0, rows));
-            }
-            let (seq,): (i64,) = sqlx::query_as(d::BATCH_INSERT)
-                .bind(monitor_id)
-                .bind(now)
-                .bind(batch_json(&rows))
-                .fetch_one(&mut *c)
-                .await?;
-            Ok((seq, rows))
-        })?;
-        let items = rows
-            .into_iter()
-            .map(|(server_id, ip)| {
-                Ok(WorkItem {
-                    server_id,
-                    ip: parse_ip(&ip)?,
-                })
+        let (seq, rows) = self
+            .write(async |c| {
+                let rows = due_work(c, monitor_id, intervals, limit, now).await?;
+                // Nothing due: no batch row (idle monitors poll often).
+                if rows.is_empty() {
+                    return Ok((0, rows));
+                }
+                let (seq,): (i64,) = c
+                    .query(sql::BATCH_INSERT)
+                    .bind(monitor_id)
+                    .bind(now)
+                    .bind(batch_json(
+                        rows.iter().map(|r| (r.server_id, r.ip.as_str())),
+                    ))
+                    .fetch_one()
+                    .await?;
+                Ok((seq, rows))
             })
-            .collect::<Result<_, StoreError>>()?;
+            .await?;
+        let items = rows.into_iter().map(Due::item).collect::<Result<_, _>>()?;
         Ok((seq, items))
     }
 
@@ -975,23 +933,25 @@ impl Store {
         server_ids: &[i64],
         now: i64,
     ) -> Result<i64, StoreError> {
-        write_tx!(self, |c, d| {
-            let found: HashMap<i64, String> = d::server_ips(&mut *c, server_ids)
+        self.write(async |c| {
+            let found: HashMap<i64, String> = bulk::server_ips(c, server_ids)
                 .await?
                 .into_iter()
+                .map(|d| (d.server_id, d.ip))
                 .collect();
             let mut rows = Vec::with_capacity(server_ids.len());
             for id in server_ids {
                 match found.get(id) {
-                    Some(ip) => rows.push((*id, ip.clone())),
+                    Some(ip) => rows.push((*id, ip.as_str())),
                     None => return Err(StoreError::Invalid(format!("unknown server id {id}"))),
                 }
             }
-            let (seq,): (i64,) = sqlx::query_as(d::BATCH_INSERT)
+            let (seq,): (i64,) = c
+                .query(sql::BATCH_INSERT)
                 .bind(monitor_id)
                 .bind(now)
-                .bind(batch_json(&rows))
-                .fetch_one(&mut *c)
+                .bind(batch_json(rows.iter().copied()))
+                .fetch_one()
                 .await
                 .map_err(|e| {
                     if is_fk_violation(&e) {
@@ -1002,16 +962,17 @@ impl Store {
                 })?;
             Ok(seq)
         })
+        .await
     }
 
     pub async fn batch(&self, seq: i64) -> Result<Option<BatchRow>, StoreError> {
-        let row = read!(self, |c, d| {
-            let row: Option<(i64, i64, i64, Option<i64>, String)> = sqlx::query_as(d::BATCH_GET)
-                .bind(seq)
-                .fetch_optional(&mut *c)
-                .await?;
-            Ok(row)
-        })?;
+        let row = self
+            .read(async |c| {
+                let row: Option<(i64, i64, i64, Option<i64>, String)> =
+                    c.query(sql::BATCH_GET).bind(seq).fetch_optional().await?;
+                Ok(row)
+            })
+            .await?;
         row.map(|(seq, monitor_id, created, submitted_at, json)| {
             let pairs: Vec<(i64, String)> = serde_json::from_str(&json)
                 .map_err(|e| StoreError::Corrupt(format!("batch {seq} server list: {e}")))?;
@@ -1062,10 +1023,11 @@ impl Store {
         let mut touched: Vec<i64> = results.iter().map(|r| r.server_id).collect();
         touched.sort_unstable();
         touched.dedup();
-        write_tx!(self, |c, d| {
-            let batch: Option<(i64, Option<i64>)> = sqlx::query_as(d::BATCH_LOCK)
+        self.write(async |c| {
+            let batch: Option<(i64, Option<i64>)> = c
+                .query(sql::BATCH_LOCK)
                 .bind(batch_seq)
-                .fetch_optional(&mut *c)
+                .fetch_optional()
                 .await?;
             let Some((owner, submitted_at)) = batch else {
                 return Err(StoreError::NotFound(format!("batch {batch_seq}")));
@@ -1082,9 +1044,10 @@ impl Store {
                     transitions: Vec::new(),
                 });
             }
-            let last: Option<(Option<i64>,)> = sqlx::query_as(d::MONITOR_LAST_BATCH_LOCK)
+            let last: Option<(Option<i64>,)> = c
+                .query(sql::MONITOR_LAST_BATCH_LOCK)
                 .bind(monitor_id)
-                .fetch_optional(&mut *c)
+                .fetch_optional()
                 .await?;
             if let Some((Some(last),)) = last
                 && batch_seq < last
@@ -1095,35 +1058,34 @@ impl Store {
             }
             let mut writes = scoring::submission::Writes::default();
             if !touched.is_empty() {
-                let (servers, scores) = d::submit_state(&mut *c, &touched, monitor_id).await?;
+                let (servers, scores) = bulk::submit_state(c, &touched, monitor_id).await?;
                 let mut pairs = submit::pairs(scores)?;
                 let need = scoring::submission::needs_candidates(monitor_id, &touched, &pairs, now);
                 if !need.is_empty() {
                     let since = now - scoring::WINDOW_WIDEST_S;
-                    let candidates =
-                        d::submit_candidates(&mut *c, &need, monitor_id, since).await?;
+                    let candidates = bulk::submit_candidates(c, &need, monitor_id, since).await?;
                     pairs.extend(submit::pairs(candidates)?);
                 }
                 let before = scoring::submission::Before {
                     servers: submit::servers(servers),
                     pairs,
-                    windows: submit::windows(d::own_windows(&mut *c, monitor_id, &touched).await?),
+                    windows: submit::windows(bulk::own_windows(c, monitor_id, &touched).await?),
                 };
                 writes = scoring::submission::decide(monitor_id, results, &touched, before, now)
                     .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                d::upsert_scores(&mut *c, monitor_id, &writes.scores).await?;
-                d::insert_logs(&mut *c, &writes.logs).await?;
-                d::set_server_scores(&mut *c, now, &writes.aggregates).await?;
+                bulk::upsert_scores(c, monitor_id, &writes.scores).await?;
+                bulk::insert_logs(c, &writes.logs).await?;
+                bulk::set_server_scores(c, now, &writes.aggregates).await?;
             }
-            sqlx::query(d::BATCH_MARK)
+            c.query(sql::BATCH_MARK)
                 .bind(batch_seq)
                 .bind(now)
-                .execute(&mut *c)
+                .execute()
                 .await?;
-            sqlx::query(d::MONITOR_SET_LAST_BATCH)
+            c.query(sql::MONITOR_SET_LAST_BATCH)
                 .bind(monitor_id)
                 .bind(batch_seq)
-                .execute(&mut *c)
+                .execute()
                 .await?;
             Ok(SubmitOutcome {
                 accepted: writes.accepted,
@@ -1131,6 +1093,7 @@ impl Store {
                 transitions: writes.transitions,
             })
         })
+        .await
     }
 
     // -------------------------------------------------------------------- data
@@ -1154,17 +1117,19 @@ impl Store {
             Some(s) => (Some(s), monitor),
             None => (monitor, None),
         };
-        let rows = read!(self, |c, d| {
-            let sql = match (filter, since) {
-                (MonitorFilter::All, None) => d::LOG_ALL_DESC,
-                (MonitorFilter::All, Some(_)) => d::LOG_ALL_ASC,
-                (MonitorFilter::Aggregate, None) => d::LOG_AGG_DESC,
-                (MonitorFilter::Aggregate, Some(_)) => d::LOG_AGG_ASC,
-                (MonitorFilter::Monitor(_), None) => d::LOG_MON_DESC,
-                (MonitorFilter::Monitor(_), Some(_)) => d::LOG_MON_ASC,
-            };
-            Ok(d::fetch_logs(&mut *c, sql, server_id, limit, third, fourth).await?)
-        })?;
+        let rows = self
+            .read(async |c| {
+                let query = match (filter, since) {
+                    (MonitorFilter::All, None) => sql::LOG_ALL_DESC,
+                    (MonitorFilter::All, Some(_)) => sql::LOG_ALL_ASC,
+                    (MonitorFilter::Aggregate, None) => sql::LOG_AGG_DESC,
+                    (MonitorFilter::Aggregate, Some(_)) => sql::LOG_AGG_ASC,
+                    (MonitorFilter::Monitor(_), None) => sql::LOG_MON_DESC,
+                    (MonitorFilter::Monitor(_), Some(_)) => sql::LOG_MON_ASC,
+                };
+                Ok(bulk::fetch_logs(c, query, server_id, limit, third, fourth).await?)
+            })
+            .await?;
         Ok(rows.into_iter().map(log_row).collect())
     }
 
@@ -1183,13 +1148,16 @@ impl Store {
             Option<i64>,
             Option<i64>,
         );
-        let rows = read!(self, |c, d| {
-            let rows: Vec<Tuple> = sqlx::query_as(d::SERVER_MONITORS)
-                .bind(server_id)
-                .fetch_all(&mut *c)
-                .await?;
-            Ok(rows)
-        })?;
+        let rows = self
+            .read(async |c| {
+                let rows: Vec<Tuple> = c
+                    .query(sql::SERVER_MONITORS)
+                    .bind(server_id)
+                    .fetch_all()
+                    .await?;
+                Ok(rows)
+            })
+            .await?;
         rows.into_iter()
             .map(
                 |(monitor_id, name, location, mstatus, status, score, score_ts, rtt)| {
@@ -1211,20 +1179,22 @@ impl Store {
     /// (servers, monitors, log rows), exact: `COUNT(*)` over the whole log
     /// (tests, benchmarks); metrics use [`Store::metric_counts`].
     pub async fn counts(&self) -> Result<(i64, i64, i64), StoreError> {
-        read!(self, |c, d| {
-            let r: (i64, i64, i64) = sqlx::query_as(d::COUNTS).fetch_one(&mut *c).await?;
+        self.read(async |c| {
+            let r: (i64, i64, i64) = c.query(sql::COUNTS).fetch_one().await?;
             Ok(r)
         })
+        .await
     }
 
     /// Servers, monitors and score log rows for metrics, at a cost that does
     /// not grow with the log: the log's count is kept (SQLite) or estimated
     /// from the id range (PostgreSQL), see `sql::*::METRIC_COUNTS`.
     pub async fn metric_counts(&self) -> Result<(i64, i64, i64), StoreError> {
-        read!(self, |c, d| {
-            let r: (i64, i64, i64) = sqlx::query_as(d::METRIC_COUNTS).fetch_one(&mut *c).await?;
+        self.read(async |c| {
+            let r: (i64, i64, i64) = c.query(sql::METRIC_COUNTS).fetch_one().await?;
             Ok(r)
         })
+        .await
     }
 }
 
@@ -1305,42 +1275,64 @@ fn monitor_row(t: MonitorTuple) -> Result<MonitorRow, StoreError> {
     })
 }
 
-fn log_row(t: LogTuple) -> LogRow {
-    let (
-        id,
-        ts,
-        offset,
-        step,
-        score,
-        monitor_id,
-        monitor_name,
-        rtt,
-        stratum,
-        leap,
-        refid,
-        error,
-        no_response,
-    ) = t;
+fn log_row(r: LogRead) -> LogRow {
     LogRow {
-        id,
-        ts,
-        offset,
-        step,
-        score,
-        monitor_id,
-        monitor_name,
-        rtt: rtt.map(us_to_s),
-        stratum,
-        leap,
-        refid,
-        error,
-        no_response,
+        id: r.id,
+        ts: r.ts,
+        offset: r.offset,
+        step: r.step,
+        score: r.score,
+        monitor_id: r.monitor_id,
+        monitor_name: r.monitor_name,
+        rtt: r.rtt_us.map(us_to_s),
+        stratum: r.stratum,
+        leap: r.leap,
+        refid: r.refid,
+        error: r.error,
+        no_response: r.no_response,
     }
 }
 
 /// A batch's server list as stored: JSON `[[id, "ip"], …]`.
-fn batch_json(rows: &[(i64, String)]) -> String {
-    serde_json::to_string(rows).expect("ids and strings always serialize")
+fn batch_json<'a>(rows: impl Iterator<Item = (i64, &'a str)>) -> String {
+    serde_json::to_string(&rows.collect::<Vec<_>>()).expect("ids and strings always serialize")
+}
+
+/// The due work of one work call: checks the monitor, then takes up to
+/// `limit` due servers (none for `limit` ≤ 0) and marks them queued.
+async fn due_work(
+    c: &mut Conn<'_>,
+    monitor_id: i64,
+    intervals: WorkIntervals,
+    limit: i64,
+    now: i64,
+) -> Result<Vec<Due>, StoreError> {
+    let version: Option<(i64,)> = c
+        .query(sql::MONITOR_IP_VERSION)
+        .bind(monitor_id)
+        .fetch_optional()
+        .await?;
+    let Some((version,)) = version else {
+        return Err(StoreError::NotFound(format!("monitor id {monitor_id}")));
+    };
+    if limit <= 0 {
+        return Ok(Vec::new());
+    }
+    let cutoffs = [
+        now.saturating_sub(intervals.active_s),
+        now.saturating_sub(intervals.testing_s),
+        now.saturating_sub(intervals.candidate_s),
+    ];
+    Ok(bulk::take_due(c, monitor_id, version, now, cutoffs, limit).await?)
+}
+
+impl Due {
+    fn item(self) -> Result<WorkItem, StoreError> {
+        Ok(WorkItem {
+            server_id: self.server_id,
+            ip: parse_ip(&self.ip)?,
+        })
+    }
 }
 
 fn ip_version(ip: IpAddr) -> i64 {

@@ -1,9 +1,9 @@
 //! The clock sanity check each monitor last reported.
 
-use crate::{Backend, Store, StoreError, finish};
+use crate::{Store, StoreError};
 
 /// A monitor's last reported clock check.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct MonitorClock {
     pub monitor_id: i64,
     pub ok: bool,
@@ -18,32 +18,23 @@ const ALL: &str = "SELECT monitor_id, ok, detail, ts FROM monitor_clock";
 
 impl Store {
     /// Record a monitor's clock check (the latest one wins).
-    pub async fn set_monitor_clock(&self, c: &MonitorClock) -> Result<(), StoreError> {
-        write_tx!(self, |conn, _d| {
-            sqlx::query(UPSERT)
-                .bind(c.monitor_id)
-                .bind(c.ok)
-                .bind(&c.detail)
-                .bind(c.ts)
-                .execute(&mut *conn)
+    pub async fn set_monitor_clock(&self, m: &MonitorClock) -> Result<(), StoreError> {
+        self.write(async |c| {
+            c.query(UPSERT)
+                .bind(m.monitor_id)
+                .bind(m.ok)
+                .bind(&m.detail)
+                .bind(m.ts)
+                .execute()
                 .await?;
             Ok(())
         })
+        .await
     }
 
     /// Every monitor's last reported clock check.
     pub async fn monitor_clocks(&self) -> Result<Vec<MonitorClock>, StoreError> {
-        let rows: Vec<(i64, bool, String, i64)> = read!(self, |conn, _d| Ok(sqlx::query_as(ALL)
-            .fetch_all(&mut *conn)
-            .await?))?;
-        Ok(rows
-            .into_iter()
-            .map(|(monitor_id, ok, detail, ts)| MonitorClock {
-                monitor_id,
-                ok,
-                detail,
-                ts,
-            })
-            .collect())
+        self.read(async |c| Ok(c.query(ALL).fetch_all().await?))
+            .await
     }
 }

@@ -9,7 +9,8 @@
 //! - Score log rows older than the operator's retention, if one is set.
 //!   The default keeps every row, like the pool's own archive does.
 
-use crate::{Backend, Store, StoreError, finish};
+use crate::conn::Dialect;
+use crate::{Store, StoreError};
 
 /// Batches are kept this long (twice the agent's 24 h spool limit).
 pub const BATCH_KEEP_S: i64 = 48 * 3600;
@@ -59,12 +60,14 @@ impl Store {
             log_rows: 0,
         };
         if let Some(before) = log_before {
-            let ids: Vec<(i64,)> = read!(self, |c, _d| {
-                Ok(sqlx::query_as(SERVERS_WITH_OLD_LOG)
-                    .bind(before)
-                    .fetch_all(&mut *c)
-                    .await?)
-            })?;
+            let ids: Vec<(i64,)> = self
+                .read(async |c| {
+                    Ok(c.query(SERVERS_WITH_OLD_LOG)
+                        .bind(before)
+                        .fetch_all()
+                        .await?)
+                })
+                .await?;
             for (id,) in ids {
                 done.log_rows += self
                     .delete_chunked(LOG_DELETE, Some(id), before, chunk)
@@ -85,25 +88,23 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let mut total = 0;
         loop {
-            let n = write_tx!(self, |c, d| {
-                let mut q = sqlx::query(sql);
-                if let Some(id) = server {
-                    q = q.bind(id);
-                }
-                let n = q
-                    .bind(before)
-                    .bind(chunk)
-                    .execute(&mut *c)
-                    .await?
-                    .rows_affected();
-                // The kept log count (SQLite), in the same transaction.
-                if sql == LOG_DELETE
-                    && let Some(kept) = d::LOG_ROWS_DELETED
-                {
-                    sqlx::query(kept).bind(n as i64).execute(&mut *c).await?;
-                }
-                Ok(n)
-            })?;
+            let n = self
+                .write(async |c| {
+                    let mut q = c.query(sql);
+                    if let Some(id) = server {
+                        q = q.bind(id);
+                    }
+                    let n = q.bind(before).bind(chunk).execute().await?;
+                    // The kept log count (SQLite), in the same transaction.
+                    if sql == LOG_DELETE && c.dialect() == Dialect::Sqlite {
+                        c.query(crate::sql::LOG_ROWS_DELETED)
+                            .bind(n as i64)
+                            .execute()
+                            .await?;
+                    }
+                    Ok(n)
+                })
+                .await?;
             total += n;
             if n < chunk as u64 {
                 return Ok(total);

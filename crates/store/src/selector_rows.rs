@@ -1,8 +1,8 @@
 //! What the monitor selector reads and writes: every (server, monitor)
 //! pair's status and 24 h window, the status changes and their log.
 
-use crate::sql::{WindowTuple, window_of};
-use crate::{Backend, MonitorStatus, Store, StoreError, finish, parse_status};
+use crate::conn::{Conn, Sql, folded};
+use crate::{MonitorStatus, Store, StoreError, parse_ip, parse_status};
 use scoring::PairWindow;
 use std::net::IpAddr;
 
@@ -46,24 +46,46 @@ pub struct SelectorLogRow {
     pub reason: String,
 }
 
-/// `(server_id, monitor_id, status, window…)`.
-type PairTuple = (
-    i64,
-    i64,
-    String,
-    Option<i64>,
-    i64,
-    f64,
-    i64,
-    f64,
-    i64,
-    f64,
-    i64,
-    f64,
-);
+/// One pair as stored: its status and window.
+#[derive(sqlx::FromRow, serde::Deserialize)]
+struct PairRow {
+    server_id: i64,
+    monitor_id: i64,
+    status: String,
+    stats_day: Option<i64>,
+    cur_n: i64,
+    cur_step: f64,
+    cur_rtt_n: i64,
+    cur_rtt: f64,
+    prev_n: i64,
+    prev_step: f64,
+    prev_rtt_n: i64,
+    prev_rtt: f64,
+}
 
-/// `(id, ip, account_id)`.
-type ServerHead = (i64, String, Option<i64>);
+#[derive(sqlx::FromRow)]
+struct ServerHead {
+    id: i64,
+    ip: String,
+    account_id: Option<i64>,
+}
+
+#[derive(sqlx::FromRow)]
+struct LogRead {
+    ts: i64,
+    monitor_id: i64,
+    monitor_name: String,
+    from_status: String,
+    to_status: String,
+    reason: String,
+}
+
+/// A pair a change was applied to.
+#[derive(sqlx::FromRow, PartialEq, Eq, Hash)]
+struct Changed {
+    server_id: i64,
+    monitor_id: i64,
+}
 
 const SERVERS: &str =
     "SELECT id, ip, account_id FROM servers WHERE id >= $1 AND id <= $2 ORDER BY id";
@@ -84,39 +106,38 @@ macro_rules! pairs_where {
     (counted) => {
         " WHERE server_id >= $1 AND server_id <= $2 AND status <> 'candidate'"
     };
-    (candidates_pg) => {
-        " WHERE server_id = ANY($1) AND status = 'candidate'"
-    };
-    (candidates_sqlite) => {
-        " WHERE server_id IN (SELECT value FROM json_each($1)) AND status = 'candidate'"
-    };
 }
-macro_rules! pairs_pg {
-    ($w:tt) => {
+macro_rules! pairs_select {
+    ($where:expr) => {
         concat!(
             "SELECT ",
             pairs_cols!(),
             " FROM server_scores",
-            pairs_where!($w),
+            $where,
             " ORDER BY server_id, monitor_id"
         )
     };
 }
-/// SQLite: the rows folded into one JSON text, much cheaper to decode than
-/// one sqlx row per pair (see `fetch_logs`).
-macro_rules! pairs_sqlite {
-    ($w:tt) => {
-        concat!(
-            "SELECT COALESCE(json_group_array(json_array(",
-            pairs_cols!(),
-            ")), '[]') FROM (SELECT ",
-            pairs_cols!(),
-            " FROM server_scores",
-            pairs_where!($w),
-            " ORDER BY server_id, monitor_id)"
-        )
+/// SQLite folds the rows into one JSON text, much cheaper to decode than
+/// one sqlx row per pair (see `Query::fetch_folded`).
+macro_rules! pairs {
+    ($sqlite_where:expr, $pg_where:expr) => {
+        Sql {
+            sqlite: folded!(
+                pairs_cols!(),
+                "server_id, monitor_id",
+                pairs_select!($sqlite_where)
+            ),
+            pg: pairs_select!($pg_where),
+        }
     };
 }
+const PAIRS_ALL: Sql = pairs!(pairs_where!(all), pairs_where!(all));
+const PAIRS_COUNTED: Sql = pairs!(pairs_where!(counted), pairs_where!(counted));
+const PAIRS_CANDIDATES: Sql = pairs!(
+    " WHERE server_id IN (SELECT value FROM json_each($1)) AND status = 'candidate'",
+    " WHERE server_id = ANY($1) AND status = 'candidate'"
+);
 /// Each change `[server_id, monitor_id, from, to]` applied only where the
 /// pair still has `from`; returns the pairs changed.
 const UPDATE_SQLITE: &str = "UPDATE server_scores SET status = json_extract(j.value, '$[3]') \
@@ -140,32 +161,36 @@ const LOG_INSERT_PG: &str = "INSERT INTO selector_log \
      SELECT u.sid, u.mid, $6, u.from_s, u.to_s, u.reason \
      FROM UNNEST($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[]) \
      AS u(sid, mid, from_s, to_s, reason)";
-const LOG: &str = "SELECT l.ts, l.monitor_id, m.name, l.from_status, l.to_status, l.reason \
+const LOG: &str = "SELECT l.ts, l.monitor_id, m.name AS monitor_name, l.from_status, l.to_status, l.reason \
      FROM selector_log l JOIN monitors m ON m.id = l.monitor_id \
      WHERE l.server_id = $1 ORDER BY l.ts DESC, l.id DESC LIMIT $2";
 
-fn pair(t: PairTuple) -> Result<(i64, SelectorPair), StoreError> {
-    let w: WindowTuple = (t.0, t.3, t.4, t.5, t.6, t.7, t.8, t.9, t.10, t.11, None);
-    Ok((
-        t.0,
-        SelectorPair {
-            monitor_id: t.1,
-            status: parse_status(&t.2)?,
-            window: window_of(&w),
-        },
-    ))
-}
-
-fn parse_ip(s: &str) -> Result<IpAddr, StoreError> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("stored server ip {s:?}")))
-}
-
-/// Which pairs a read returns.
-#[derive(Clone, Copy)]
-enum Which {
-    All,
-    Counted,
+impl PairRow {
+    fn pair(self) -> Result<(i64, SelectorPair), StoreError> {
+        use scoring::window::Sums;
+        Ok((
+            self.server_id,
+            SelectorPair {
+                monitor_id: self.monitor_id,
+                status: parse_status(&self.status)?,
+                window: PairWindow {
+                    day: self.stats_day,
+                    cur: Sums {
+                        n: self.cur_n,
+                        step: self.cur_step,
+                        rtt_n: self.cur_rtt_n,
+                        rtt_ms: self.cur_rtt,
+                    },
+                    prev: Sums {
+                        n: self.prev_n,
+                        step: self.prev_step,
+                        rtt_n: self.prev_rtt_n,
+                        rtt_ms: self.prev_rtt,
+                    },
+                },
+            },
+        ))
+    }
 }
 
 impl Store {
@@ -178,28 +203,33 @@ impl Store {
         lo: i64,
         hi: i64,
     ) -> Result<Vec<SelectorInput>, StoreError> {
-        let (servers, pairs): (Vec<ServerHead>, Vec<PairTuple>) = read!(self, |c, _d| {
-            let servers: Vec<ServerHead> = sqlx::query_as(SERVERS)
-                .bind(lo)
-                .bind(hi)
-                .fetch_all(&mut *c)
-                .await?;
-            let (Some(first), Some(last)) = (servers.first(), servers.last()) else {
-                return Ok((servers, Vec::new()));
-            };
-            let (lo, hi) = (first.0, last.0);
-            let pairs = c.fetch(Which::Counted, lo, hi).await?;
-            Ok((servers, pairs))
-        })?;
+        let (servers, pairs) = self
+            .read(async |c| {
+                let servers: Vec<ServerHead> =
+                    c.query(SERVERS).bind(lo).bind(hi).fetch_all().await?;
+                let (Some(first), Some(last)) = (servers.first(), servers.last()) else {
+                    return Ok((servers, Vec::new()));
+                };
+                let (lo, hi) = (first.id, last.id);
+                let pairs = c
+                    .query(PAIRS_COUNTED)
+                    .bind(lo)
+                    .bind(hi)
+                    .fetch_folded()
+                    .await?;
+                Ok((servers, pairs))
+            })
+            .await?;
         assemble(servers, pairs)
     }
 
     /// The highest server id (0 without servers).
     pub async fn max_server_id(&self) -> Result<i64, StoreError> {
-        read!(self, |c, _d| {
-            let (id,): (i64,) = sqlx::query_as(MAX_ID).fetch_one(&mut *c).await?;
+        self.read(async |c| {
+            let (id,): (i64,) = c.query(MAX_ID).fetch_one().await?;
             Ok(id)
         })
+        .await
     }
 
     /// One server's selector input, `None` for an unknown id.
@@ -207,14 +237,19 @@ impl Store {
         &self,
         server_id: i64,
     ) -> Result<Option<SelectorInput>, StoreError> {
-        let (servers, pairs) = read!(self, |c, _d| {
-            let servers: Vec<ServerHead> = sqlx::query_as(SERVER_ONE)
-                .bind(server_id)
-                .fetch_all(&mut *c)
-                .await?;
-            let pairs = c.fetch(Which::All, server_id, server_id).await?;
-            Ok((servers, pairs))
-        })?;
+        let (servers, pairs) = self
+            .read(async |c| {
+                let servers: Vec<ServerHead> =
+                    c.query(SERVER_ONE).bind(server_id).fetch_all().await?;
+                let pairs = c
+                    .query(PAIRS_ALL)
+                    .bind(server_id)
+                    .bind(server_id)
+                    .fetch_folded()
+                    .await?;
+                Ok((servers, pairs))
+            })
+            .await?;
         Ok(assemble(servers, pairs)?.into_iter().next())
     }
 
@@ -227,8 +262,15 @@ impl Store {
         if server_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let rows = read!(self, |c, _d| Ok(c.candidates(server_ids).await?))?;
-        rows.into_iter().map(pair).collect()
+        let rows: Vec<PairRow> = self
+            .read(async |c| {
+                Ok(c.query(PAIRS_CANDIDATES)
+                    .bind_ids(server_ids)
+                    .fetch_folded()
+                    .await?)
+            })
+            .await?;
+        rows.into_iter().map(PairRow::pair).collect()
     }
 
     /// Applies changes in one transaction, each only if the pair still has
@@ -242,16 +284,22 @@ impl Store {
         if changes.is_empty() {
             return Ok(0);
         }
-        write_tx!(self, |c, _d| {
-            let done: std::collections::HashSet<(i64, i64)> =
-                c.update(changes).await?.into_iter().collect();
+        self.write(async |c| {
+            let done: std::collections::HashSet<Changed> =
+                update(c, changes).await?.into_iter().collect();
             let applied: Vec<&SelectorChange> = changes
                 .iter()
-                .filter(|ch| done.contains(&(ch.server_id, ch.monitor_id)))
+                .filter(|ch| {
+                    done.contains(&Changed {
+                        server_id: ch.server_id,
+                        monitor_id: ch.monitor_id,
+                    })
+                })
                 .collect();
-            c.log(&applied, now).await?;
+            log(c, &applied, now).await?;
             Ok(applied.len())
         })
+        .await
     }
 
     /// The newest `limit` selector changes for a server, newest first.
@@ -260,169 +308,115 @@ impl Store {
         server_id: i64,
         limit: i64,
     ) -> Result<Vec<SelectorLogRow>, StoreError> {
-        let rows: Vec<(i64, i64, String, String, String, String)> = read!(self, |c, _d| {
-            Ok(sqlx::query_as(LOG)
-                .bind(server_id)
-                .bind(limit.max(0))
-                .fetch_all(&mut *c)
-                .await?)
-        })?;
+        let rows: Vec<LogRead> = self
+            .read(async |c| {
+                Ok(c.query(LOG)
+                    .bind(server_id)
+                    .bind(limit.max(0))
+                    .fetch_all()
+                    .await?)
+            })
+            .await?;
         rows.into_iter()
-            .map(|(ts, monitor_id, monitor_name, from, to, reason)| {
+            .map(|r| {
                 Ok(SelectorLogRow {
-                    ts,
-                    monitor_id,
-                    monitor_name,
-                    from: parse_status(&from)?,
-                    to: parse_status(&to)?,
-                    reason,
+                    ts: r.ts,
+                    monitor_id: r.monitor_id,
+                    monitor_name: r.monitor_name,
+                    from: parse_status(&r.from_status)?,
+                    to: parse_status(&r.to_status)?,
+                    reason: r.reason,
                 })
             })
             .collect()
     }
 }
 
-/// The statements whose shape differs by dialect.
-trait SelectorSql {
-    async fn fetch(
-        &mut self,
-        which: Which,
-        lo: i64,
-        hi: i64,
-    ) -> Result<Vec<PairTuple>, sqlx::Error>;
-    async fn candidates(&mut self, ids: &[i64]) -> Result<Vec<PairTuple>, sqlx::Error>;
-    async fn update(&mut self, changes: &[SelectorChange]) -> Result<Vec<(i64, i64)>, sqlx::Error>;
-    async fn log(&mut self, changes: &[&SelectorChange], now: i64) -> Result<(), sqlx::Error>;
-}
-
-impl SelectorSql for sqlx::SqliteConnection {
-    async fn fetch(
-        &mut self,
-        which: Which,
-        lo: i64,
-        hi: i64,
-    ) -> Result<Vec<PairTuple>, sqlx::Error> {
-        let sql = match which {
-            Which::All => pairs_sqlite!(all),
-            Which::Counted => pairs_sqlite!(counted),
-        };
-        let (json,): (String,) = sqlx::query_as(sql)
-            .bind(lo)
-            .bind(hi)
-            .fetch_one(self)
-            .await?;
-        serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-    }
-
-    async fn candidates(&mut self, ids: &[i64]) -> Result<Vec<PairTuple>, sqlx::Error> {
-        let ids = serde_json::to_string(ids).expect("integers serialize");
-        let (json,): (String,) = sqlx::query_as(pairs_sqlite!(candidates_sqlite))
-            .bind(ids)
-            .fetch_one(self)
-            .await?;
-        serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))
-    }
-
-    async fn update(&mut self, changes: &[SelectorChange]) -> Result<Vec<(i64, i64)>, sqlx::Error> {
-        let rows: Vec<_> = changes
-            .iter()
-            .map(|c| serde_json::json!([c.server_id, c.monitor_id, c.from.as_str(), c.to.as_str()]))
-            .collect();
-        sqlx::query_as(UPDATE_SQLITE)
-            .bind(serde_json::Value::Array(rows).to_string())
-            .fetch_all(self)
-            .await
-    }
-
-    async fn log(&mut self, changes: &[&SelectorChange], now: i64) -> Result<(), sqlx::Error> {
-        if changes.is_empty() {
-            return Ok(());
+/// Applies the changes whose pair still has `from`; the pairs changed.
+/// SQLite reads the changes from one JSON parameter, PostgreSQL from one
+/// array per column.
+async fn update(c: &mut Conn<'_>, changes: &[SelectorChange]) -> Result<Vec<Changed>, sqlx::Error> {
+    match c {
+        Conn::Sqlite(c) => {
+            let rows: Vec<_> = changes
+                .iter()
+                .map(|c| {
+                    serde_json::json!([c.server_id, c.monitor_id, c.from.as_str(), c.to.as_str()])
+                })
+                .collect();
+            sqlx::query_as(UPDATE_SQLITE)
+                .bind(serde_json::Value::Array(rows).to_string())
+                .fetch_all(&mut **c)
+                .await
         }
-        let rows: Vec<_> = changes
-            .iter()
-            .map(|c| {
-                serde_json::json!([
-                    c.server_id,
-                    c.monitor_id,
-                    c.from.as_str(),
-                    c.to.as_str(),
-                    c.reason
-                ])
-            })
-            .collect();
-        sqlx::query(LOG_INSERT_SQLITE)
-            .bind(serde_json::Value::Array(rows).to_string())
-            .bind(now)
-            .execute(self)
-            .await?;
-        Ok(())
+        Conn::Pg(c) => {
+            sqlx::query_as(UPDATE_PG)
+                .bind(changes.iter().map(|c| c.server_id).collect::<Vec<_>>())
+                .bind(changes.iter().map(|c| c.monitor_id).collect::<Vec<_>>())
+                .bind(changes.iter().map(|c| c.from.as_str()).collect::<Vec<_>>())
+                .bind(changes.iter().map(|c| c.to.as_str()).collect::<Vec<_>>())
+                .fetch_all(&mut **c)
+                .await
+        }
     }
 }
 
-impl SelectorSql for sqlx::PgConnection {
-    async fn fetch(
-        &mut self,
-        which: Which,
-        lo: i64,
-        hi: i64,
-    ) -> Result<Vec<PairTuple>, sqlx::Error> {
-        let sql = match which {
-            Which::All => pairs_pg!(all),
-            Which::Counted => pairs_pg!(counted),
-        };
-        sqlx::query_as(sql).bind(lo).bind(hi).fetch_all(self).await
+/// Logs the applied changes, all at `now`.
+async fn log(c: &mut Conn<'_>, changes: &[&SelectorChange], now: i64) -> Result<(), sqlx::Error> {
+    if changes.is_empty() {
+        return Ok(());
     }
-
-    async fn candidates(&mut self, ids: &[i64]) -> Result<Vec<PairTuple>, sqlx::Error> {
-        sqlx::query_as(pairs_pg!(candidates_pg))
-            .bind(ids)
-            .fetch_all(self)
-            .await
-    }
-
-    async fn update(&mut self, changes: &[SelectorChange]) -> Result<Vec<(i64, i64)>, sqlx::Error> {
-        sqlx::query_as(UPDATE_PG)
-            .bind(changes.iter().map(|c| c.server_id).collect::<Vec<_>>())
-            .bind(changes.iter().map(|c| c.monitor_id).collect::<Vec<_>>())
-            .bind(changes.iter().map(|c| c.from.as_str()).collect::<Vec<_>>())
-            .bind(changes.iter().map(|c| c.to.as_str()).collect::<Vec<_>>())
-            .fetch_all(self)
-            .await
-    }
-
-    async fn log(&mut self, changes: &[&SelectorChange], now: i64) -> Result<(), sqlx::Error> {
-        if changes.is_empty() {
-            return Ok(());
+    match c {
+        Conn::Sqlite(c) => {
+            let rows: Vec<_> = changes
+                .iter()
+                .map(|c| {
+                    serde_json::json!([
+                        c.server_id,
+                        c.monitor_id,
+                        c.from.as_str(),
+                        c.to.as_str(),
+                        c.reason
+                    ])
+                })
+                .collect();
+            sqlx::query(LOG_INSERT_SQLITE)
+                .bind(serde_json::Value::Array(rows).to_string())
+                .bind(now)
+                .execute(&mut **c)
+                .await?;
         }
-        sqlx::query(LOG_INSERT_PG)
-            .bind(changes.iter().map(|c| c.server_id).collect::<Vec<_>>())
-            .bind(changes.iter().map(|c| c.monitor_id).collect::<Vec<_>>())
-            .bind(changes.iter().map(|c| c.from.as_str()).collect::<Vec<_>>())
-            .bind(changes.iter().map(|c| c.to.as_str()).collect::<Vec<_>>())
-            .bind(
-                changes
-                    .iter()
-                    .map(|c| c.reason.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(now)
-            .execute(self)
-            .await?;
-        Ok(())
+        Conn::Pg(c) => {
+            sqlx::query(LOG_INSERT_PG)
+                .bind(changes.iter().map(|c| c.server_id).collect::<Vec<_>>())
+                .bind(changes.iter().map(|c| c.monitor_id).collect::<Vec<_>>())
+                .bind(changes.iter().map(|c| c.from.as_str()).collect::<Vec<_>>())
+                .bind(changes.iter().map(|c| c.to.as_str()).collect::<Vec<_>>())
+                .bind(
+                    changes
+                        .iter()
+                        .map(|c| c.reason.as_str())
+                        .collect::<Vec<_>>(),
+                )
+                .bind(now)
+                .execute(&mut **c)
+                .await?;
+        }
     }
+    Ok(())
 }
 
 fn assemble(
     servers: Vec<ServerHead>,
-    pairs: Vec<PairTuple>,
+    pairs: Vec<PairRow>,
 ) -> Result<Vec<SelectorInput>, StoreError> {
     let mut out: Vec<SelectorInput> = servers
         .into_iter()
-        .map(|(server_id, ip, account_id)| {
+        .map(|s| {
             Ok(SelectorInput {
-                server_id,
-                ip: parse_ip(&ip)?,
-                account_id,
+                server_id: s.id,
+                ip: parse_ip(&s.ip)?,
+                account_id: s.account_id,
                 pairs: Vec::new(),
             })
         })
@@ -430,7 +424,7 @@ fn assemble(
     // Both lists are in server id order: walk them together.
     let mut i = 0;
     for t in pairs {
-        let (server_id, p) = pair(t)?;
+        let (server_id, p) = t.pair()?;
         while i < out.len() && out[i].server_id < server_id {
             i += 1;
         }

@@ -9,7 +9,8 @@
 //! answered it holds minus the answer time, so it is neither handed out nor
 //! answerable again.
 
-use crate::{Backend, Store, StoreError, finish, parse_ip};
+use crate::conn::Sql;
+use crate::{Store, StoreError, parse_ip};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -79,16 +80,22 @@ const REQUEST_UPSERT: &str = "INSERT INTO traceroute_requests \
 /// Pending requests of a monitor, oldest first. The PostgreSQL form locks
 /// the rows it hands out, so two concurrent work calls of one monitor never
 /// get the same request (SQLite has a single writer anyway).
-const TAKE_SQLITE: &str = "SELECT r.server_id, s.ip, r.reason FROM traceroute_requests r \
+const TAKE_PEEK: &str = "SELECT r.server_id, s.ip, r.reason FROM traceroute_requests r \
      JOIN servers s ON s.id = r.server_id WHERE r.monitor_id = $1 AND r.requested_at > $2 \
      AND (r.taken_at IS NULL OR (r.taken_at >= 0 AND r.taken_at <= $3)) \
      AND (s.deletion_on IS NULL OR s.deletion_on > $4) \
      ORDER BY r.requested_at, r.server_id LIMIT $5";
-const TAKE_PG: &str = "SELECT r.server_id, s.ip, r.reason FROM traceroute_requests r \
-     JOIN servers s ON s.id = r.server_id WHERE r.monitor_id = $1 AND r.requested_at > $2 \
-     AND (r.taken_at IS NULL OR (r.taken_at >= 0 AND r.taken_at <= $3)) \
-     AND (s.deletion_on IS NULL OR s.deletion_on > $4) \
-     ORDER BY r.requested_at, r.server_id LIMIT $5 FOR UPDATE OF r SKIP LOCKED";
+const TAKE: Sql = Sql {
+    sqlite: TAKE_PEEK,
+    pg: concat!(
+        "SELECT r.server_id, s.ip, r.reason FROM traceroute_requests r \
+         JOIN servers s ON s.id = r.server_id WHERE r.monitor_id = $1 AND r.requested_at > $2 \
+         AND (r.taken_at IS NULL OR (r.taken_at >= 0 AND r.taken_at <= $3)) \
+         AND (s.deletion_on IS NULL OR s.deletion_on > $4) \
+         ORDER BY r.requested_at, r.server_id LIMIT $5",
+        " FOR UPDATE OF r SKIP LOCKED"
+    ),
+};
 
 const MARK_TAKEN: &str =
     "UPDATE traceroute_requests SET taken_at = $3 WHERE server_id = $1 AND monitor_id = $2";
@@ -156,10 +163,11 @@ impl Store {
         if requests.is_empty() {
             return Ok(0);
         }
-        write_tx!(self, |c, _d| {
+        self.write(async |c| {
             let mut made = 0;
             for (server_id, monitor_id, reason) in requests {
-                let r = sqlx::query(REQUEST_UPSERT)
+                let r = c
+                    .query(REQUEST_UPSERT)
                     .bind(server_id)
                     .bind(monitor_id)
                     .bind(now)
@@ -167,10 +175,10 @@ impl Store {
                     .bind(now - TRACEROUTE_REQUEST_INTERVAL_S)
                     .bind(now - TRACEROUTE_STALE_S)
                     .bind(TRACEROUTE_MAX_PENDING)
-                    .execute(&mut *c)
+                    .execute()
                     .await;
                 match r {
-                    Ok(r) => made += r.rows_affected() as usize,
+                    Ok(n) => made += n as usize,
                     Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
                         return Err(StoreError::NotFound(format!(
                             "server {server_id} or monitor {monitor_id}"
@@ -181,6 +189,7 @@ impl Store {
             }
             Ok(made)
         })
+        .await
     }
 
     /// Hand out up to `limit` pending traceroute requests of `monitor_id`,
@@ -198,40 +207,43 @@ impl Store {
         }
         // Nearly every work call has nothing to take: find that out on a
         // reader, so the common case never queues for the write lock.
-        let any: Vec<(i64, String, String)> = read!(self, |c, _d| {
-            Ok(sqlx::query_as(TAKE_SQLITE)
-                .bind(monitor_id)
-                .bind(now - TRACEROUTE_STALE_S)
-                .bind(now - TRACEROUTE_RETAKE_S)
-                .bind(now)
-                .bind(1i64)
-                .fetch_all(&mut *c)
-                .await?)
-        })?;
+        let any: Vec<(i64, String, String)> = self
+            .read(async |c| {
+                Ok(c.query(TAKE_PEEK)
+                    .bind(monitor_id)
+                    .bind(now - TRACEROUTE_STALE_S)
+                    .bind(now - TRACEROUTE_RETAKE_S)
+                    .bind(now)
+                    .bind(1i64)
+                    .fetch_all()
+                    .await?)
+            })
+            .await?;
         if any.is_empty() {
             return Ok(Vec::new());
         }
-        let pg = matches!(self.inner, Backend::Postgres(_));
-        let rows: Vec<(i64, String, String)> = write_tx!(self, |c, _d| {
-            let rows: Vec<(i64, String, String)> =
-                sqlx::query_as(if pg { TAKE_PG } else { TAKE_SQLITE })
+        let rows: Vec<(i64, String, String)> = self
+            .write(async |c| {
+                let rows: Vec<(i64, String, String)> = c
+                    .query(TAKE)
                     .bind(monitor_id)
                     .bind(now - TRACEROUTE_STALE_S)
                     .bind(now - TRACEROUTE_RETAKE_S)
                     .bind(now)
                     .bind(limit)
-                    .fetch_all(&mut *c)
+                    .fetch_all()
                     .await?;
-            for (server_id, _, _) in &rows {
-                sqlx::query(MARK_TAKEN)
-                    .bind(server_id)
-                    .bind(monitor_id)
-                    .bind(now)
-                    .execute(&mut *c)
-                    .await?;
-            }
-            Ok(rows)
-        })?;
+                for (server_id, _, _) in &rows {
+                    c.query(MARK_TAKEN)
+                        .bind(server_id)
+                        .bind(monitor_id)
+                        .bind(now)
+                        .execute()
+                        .await?;
+                }
+                Ok(rows)
+            })
+            .await?;
         rows.into_iter()
             .map(|(id, ip, reason)| Ok((id, parse_ip(&ip)?, reason)))
             .collect()
@@ -252,25 +264,27 @@ impl Store {
         let hops = serde_json::to_string(&t.hops)
             .map_err(|e| StoreError::Invalid(format!("hops: {e}")))?;
         let error = t.error.as_deref().filter(|e| !e.is_empty());
-        write_tx!(self, |c, _d| {
-            let server: Option<(i64,)> = sqlx::query_as(SERVER_ID_BY_IP)
+        self.write(async |c| {
+            let server: Option<(i64,)> = c
+                .query(SERVER_ID_BY_IP)
                 .bind(&ip_text)
-                .fetch_optional(&mut *c)
+                .fetch_optional()
                 .await?;
             let Some((server_id,)) = server else {
                 return Err(StoreError::NotFound(format!("server {ip_text}")));
             };
-            let open: Option<(String,)> = sqlx::query_as(OPEN_REQUEST)
+            let open: Option<(String,)> = c
+                .query(OPEN_REQUEST)
                 .bind(server_id)
                 .bind(monitor_id)
-                .fetch_optional(&mut *c)
+                .fetch_optional()
                 .await?;
             let Some((reason,)) = open else {
                 return Err(StoreError::Conflict(format!(
                     "no open traceroute request for {ip_text} from this monitor"
                 )));
             };
-            sqlx::query(INSERT)
+            c.query(INSERT)
                 .bind(server_id)
                 .bind(monitor_id)
                 .bind(t.ts)
@@ -278,21 +292,23 @@ impl Store {
                 .bind(&t.tool)
                 .bind(&hops)
                 .bind(error)
-                .execute(&mut *c)
+                .execute()
                 .await?;
-            sqlx::query(MARK_TAKEN)
+            c.query(MARK_TAKEN)
                 .bind(server_id)
                 .bind(monitor_id)
                 .bind(-now.max(1))
-                .execute(&mut *c)
+                .execute()
                 .await?;
-            let (id,): (Option<i64>,) = sqlx::query_as(LAST_ID)
+            let (id,): (Option<i64>,) = c
+                .query(LAST_ID)
                 .bind(server_id)
                 .bind(monitor_id)
-                .fetch_one(&mut *c)
+                .fetch_one()
                 .await?;
             id.ok_or_else(|| StoreError::Corrupt("traceroute row vanished".into()))
         })
+        .await
     }
 
     /// The newest traceroute of each monitor for `server_id`, newest first.
@@ -300,10 +316,9 @@ impl Store {
         &self,
         server_id: i64,
     ) -> Result<Vec<TracerouteRow>, StoreError> {
-        let rows: Vec<LatestTuple> = read!(self, |c, _d| Ok(sqlx::query_as(LATEST)
-            .bind(server_id)
-            .fetch_all(&mut *c)
-            .await?))?;
+        let rows: Vec<LatestTuple> = self
+            .read(async |c| Ok(c.query(LATEST).bind(server_id).fetch_all().await?))
+            .await?;
         rows.into_iter()
             .map(
                 |(id, monitor_id, monitor_name, ts, reason, tool, hops, error)| {
@@ -333,12 +348,16 @@ impl Store {
         server_id: i64,
         except_monitor: i64,
     ) -> Result<Option<i64>, StoreError> {
-        let row: Option<(i64,)> = read!(self, |c, _d| Ok(sqlx::query_as(GOOD_MONITOR)
-            .bind(server_id)
-            .bind(except_monitor)
-            .bind(scoring::IN_DNS_THRESHOLD)
-            .fetch_optional(&mut *c)
-            .await?))?;
+        let row: Option<(i64,)> = self
+            .read(async |c| {
+                Ok(c.query(GOOD_MONITOR)
+                    .bind(server_id)
+                    .bind(except_monitor)
+                    .bind(scoring::IN_DNS_THRESHOLD)
+                    .fetch_optional()
+                    .await?)
+            })
+            .await?;
         Ok(row.map(|(id,)| id))
     }
 }

@@ -3,7 +3,8 @@
 //! server through its indexes, so their cost follows the rows inside the
 //! time window, not the size of the whole log.
 
-use crate::{Backend, Store, StoreError};
+use crate::conn::Sql;
+use crate::{Store, StoreError};
 use std::net::IpAddr;
 
 /// One aggregate log row where a server's score crossed a threshold.
@@ -21,16 +22,18 @@ pub struct ScoreCrossing {
 /// The window's rows are reached server by server through the log's
 /// indexes; SQLite's planner, left alone, scans the whole log instead, so
 /// its variants fix the join order (`CROSS JOIN`) and the index.
-const CROSSINGS_SQLITE: &str = "SELECT s.id, s.ip, l.ts, l.score, l.step FROM servers s \
+const CROSSINGS: Sql = Sql {
+    sqlite: "SELECT s.id, s.ip, l.ts, l.score, l.step FROM servers s \
      CROSS JOIN log_scores l INDEXED BY log_scores_server_monitor_ts \
      WHERE l.server_id = s.id AND l.monitor_id IS NULL AND l.ts > $1 \
      AND ((l.score >= $2) <> (l.score - l.step >= $2)) \
-     ORDER BY l.ts DESC, l.id DESC LIMIT $3";
-const CROSSINGS_PG: &str = "SELECT s.id, s.ip, l.ts, l.score, l.step FROM servers s \
+     ORDER BY l.ts DESC, l.id DESC LIMIT $3",
+    pg: "SELECT s.id, s.ip, l.ts, l.score, l.step FROM servers s \
      JOIN log_scores l ON l.server_id = s.id \
      WHERE l.monitor_id IS NULL AND l.ts > $1 \
      AND ((l.score >= $2) <> (l.score - l.step >= $2)) \
-     ORDER BY l.ts DESC, l.id DESC LIMIT $3";
+     ORDER BY l.ts DESC, l.id DESC LIMIT $3",
+};
 
 /// Both planners walk each server's `(server_id, ts, …)` range here.
 const CHECKS_SINCE: &str = "SELECT l.monitor_id, COUNT(*) FROM servers s \
@@ -48,18 +51,16 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<ScoreCrossing>, StoreError> {
         type Tuple = (i64, String, i64, f64, f64);
-        let sql = match &self.inner {
-            Backend::Sqlite { .. } => CROSSINGS_SQLITE,
-            Backend::Postgres(_) => CROSSINGS_PG,
-        };
-        let rows: Vec<Tuple> = read!(self, |c, d| {
-            Ok(sqlx::query_as(sql)
-                .bind(since)
-                .bind(threshold)
-                .bind(limit.max(0))
-                .fetch_all(&mut *c)
-                .await?)
-        })?;
+        let rows: Vec<Tuple> = self
+            .read(async |c| {
+                Ok(c.query(CROSSINGS)
+                    .bind(since)
+                    .bind(threshold)
+                    .bind(limit.max(0))
+                    .fetch_all()
+                    .await?)
+            })
+            .await?;
         rows.into_iter()
             .map(|(server_id, ip, ts, score, step)| {
                 let ip = crate::parse_ip(&ip)?;
@@ -77,11 +78,7 @@ impl Store {
     /// Monitor results logged after `since`, per monitor id (monitors
     /// without any are absent).
     pub async fn checks_since(&self, since: i64) -> Result<Vec<(i64, i64)>, StoreError> {
-        read!(self, |c, d| {
-            Ok(sqlx::query_as(CHECKS_SINCE)
-                .bind(since)
-                .fetch_all(&mut *c)
-                .await?)
-        })
+        self.read(async |c| Ok(c.query(CHECKS_SINCE).bind(since).fetch_all().await?))
+            .await
     }
 }

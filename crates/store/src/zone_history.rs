@@ -1,9 +1,9 @@
 //! The history of each zone's server counts, one row per zone and UTC day.
 
-use crate::{Backend, Store, StoreError, finish};
+use crate::{Store, StoreError};
 
 /// One day of a zone's counts; `day` is unix seconds at 00:00 UTC.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct ZoneCountRow {
     pub day: i64,
     pub v4_active: i64,
@@ -33,20 +33,21 @@ impl Store {
             .into_iter()
             .filter(|z| z.v4_registered + z.v6_registered > 0)
             .collect();
-        write_tx!(self, |c, _d| {
+        self.write(async |c| {
             for z in &zones {
-                sqlx::query(UPSERT)
+                c.query(UPSERT)
                     .bind(&z.name)
                     .bind(day)
                     .bind(z.v4_active)
                     .bind(z.v4_registered)
                     .bind(z.v6_active)
                     .bind(z.v6_registered)
-                    .execute(&mut *c)
+                    .execute()
                     .await?;
             }
             Ok(zones.len())
         })
+        .await
     }
 
     /// A zone's daily counts, newest first.
@@ -55,24 +56,7 @@ impl Store {
         zone: &str,
         limit: i64,
     ) -> Result<Vec<ZoneCountRow>, StoreError> {
-        let rows: Vec<(i64, i64, i64, i64, i64)> = read!(self, |c, _d| {
-            Ok(sqlx::query_as(HISTORY)
-                .bind(zone)
-                .bind(limit)
-                .fetch_all(&mut *c)
-                .await?)
-        })?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(day, v4_active, v4_registered, v6_active, v6_registered)| ZoneCountRow {
-                    day,
-                    v4_active,
-                    v4_registered,
-                    v6_active,
-                    v6_registered,
-                },
-            )
-            .collect())
+        self.read(async |c| Ok(c.query(HISTORY).bind(zone).bind(limit).fetch_all().await?))
+            .await
     }
 }

@@ -1,0 +1,201 @@
+//! One connection type for both backends, so every `Store` method body is
+//! written (and compiled) once. The backend is chosen in one place: the
+//! [`Conn`] variant, matched once per query inside [`Query`]'s methods.
+//! SQL text is one `&'static str` where both dialects accept it (sqlx binds
+//! `$N` placeholders on SQLite too, positionally) and a [`Sql`] pair where
+//! they differ.
+//!
+//! Rows are named structs deriving `sqlx::FromRow` (one derive serves both
+//! backends, see [`Row`]). Reads that fold their rows into one JSON array on
+//! SQLite (see [`Query::fetch_folded`]) also derive `serde::Deserialize`:
+//! serde reads a struct from a JSON array field by field, in order.
+
+use sqlx::postgres::{PgArguments, PgConnection, PgRow};
+use sqlx::sqlite::{SqliteArguments, SqliteConnection, SqliteRow};
+use sqlx::{Encode, FromRow, Postgres, Sqlite, Type};
+
+/// Which SQL dialect a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A statement whose text differs by dialect.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sql {
+    pub sqlite: &'static str,
+    pub pg: &'static str,
+}
+
+/// SQL text for a dialect: a plain `&'static str` serves both.
+pub(crate) trait SqlText {
+    fn text(&self, d: Dialect) -> &'static str;
+}
+
+impl SqlText for &'static str {
+    fn text(&self, _: Dialect) -> &'static str {
+        self
+    }
+}
+
+impl SqlText for Sql {
+    fn text(&self, d: Dialect) -> &'static str {
+        match d {
+            Dialect::Sqlite => self.sqlite,
+            Dialect::Postgres => self.pg,
+        }
+    }
+}
+
+/// A row type both backends can decode: what `#[derive(sqlx::FromRow)]`
+/// (or a tuple) gives.
+pub(crate) trait Row:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+impl<T> Row for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{}
+
+/// A connection of either backend (from the read pool, or the write
+/// transaction), as [`Store::read`](crate::Store) and `Store::write` hand it
+/// to a method's body.
+pub(crate) enum Conn<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Pg(&'a mut PgConnection),
+}
+
+impl Conn<'_> {
+    pub(crate) fn dialect(&self) -> Dialect {
+        match self {
+            Conn::Sqlite(_) => Dialect::Sqlite,
+            Conn::Pg(_) => Dialect::Postgres,
+        }
+    }
+
+    /// A statement to bind and run on this connection.
+    pub(crate) fn query(&mut self, sql: impl SqlText) -> Query<'_> {
+        let sql = sql.text(self.dialect());
+        match self {
+            Conn::Sqlite(c) => Query::Sqlite(c, sqlx::query(sql)),
+            Conn::Pg(c) => Query::Pg(c, sqlx::query(sql)),
+        }
+    }
+}
+
+/// One statement with its bound values, ready to run once.
+pub(crate) enum Query<'c> {
+    Sqlite(
+        &'c mut SqliteConnection,
+        sqlx::query::Query<'static, Sqlite, SqliteArguments>,
+    ),
+    Pg(
+        &'c mut PgConnection,
+        sqlx::query::Query<'static, Postgres, PgArguments>,
+    ),
+}
+
+impl<'c> Query<'c> {
+    /// Binds the next `$N`.
+    pub(crate) fn bind<'t, T>(self, v: T) -> Self
+    where
+        T: Encode<'t, Sqlite> + Type<Sqlite> + Encode<'t, Postgres> + Type<Postgres>,
+    {
+        match self {
+            Query::Sqlite(c, q) => Query::Sqlite(c, q.bind(v)),
+            Query::Pg(c, q) => Query::Pg(c, q.bind(v)),
+        }
+    }
+
+    /// Binds a list of ids: SQLite reads it as JSON text
+    /// (`IN (SELECT value FROM json_each($N))`), PostgreSQL as an array
+    /// (`= ANY($N)`).
+    pub(crate) fn bind_ids(self, ids: &[i64]) -> Self {
+        match self {
+            Query::Sqlite(c, q) => Query::Sqlite(c, q.bind(ids_json(ids))),
+            Query::Pg(c, q) => Query::Pg(c, q.bind(ids)),
+        }
+    }
+
+    /// Runs it; the number of rows it changed.
+    pub(crate) async fn execute(self) -> Result<u64, sqlx::Error> {
+        Ok(match self {
+            Query::Sqlite(c, q) => q.execute(c).await?.rows_affected(),
+            Query::Pg(c, q) => q.execute(c).await?.rows_affected(),
+        })
+    }
+
+    pub(crate) async fn fetch_one<R: Row>(self) -> Result<R, sqlx::Error> {
+        match self {
+            Query::Sqlite(c, q) => q.try_map(|r| R::from_row(&r)).fetch_one(c).await,
+            Query::Pg(c, q) => q.try_map(|r| R::from_row(&r)).fetch_one(c).await,
+        }
+    }
+
+    pub(crate) async fn fetch_optional<R: Row>(self) -> Result<Option<R>, sqlx::Error> {
+        match self {
+            Query::Sqlite(c, q) => q.try_map(|r| R::from_row(&r)).fetch_optional(c).await,
+            Query::Pg(c, q) => q.try_map(|r| R::from_row(&r)).fetch_optional(c).await,
+        }
+    }
+
+    pub(crate) async fn fetch_all<R: Row>(self) -> Result<Vec<R>, sqlx::Error> {
+        match self {
+            Query::Sqlite(c, q) => q.try_map(|r| R::from_row(&r)).fetch_all(c).await,
+            Query::Pg(c, q) => q.try_map(|r| R::from_row(&r)).fetch_all(c).await,
+        }
+    }
+
+    /// [`fetch_all`](Self::fetch_all) for a statement whose SQLite text
+    /// ([`folded`]) returns all its rows as one JSON array of arrays. SQLite
+    /// hands rows to sqlx one by one through a channel (~2 µs each); one
+    /// JSON text is much cheaper for the reads that run in every submission
+    /// and selector pass. PostgreSQL reads the rows as they are.
+    pub(crate) async fn fetch_folded<R>(self) -> Result<Vec<R>, sqlx::Error>
+    where
+        R: Row + serde::de::DeserializeOwned,
+    {
+        match self {
+            Query::Sqlite(c, q) => folded_json(c, q).await,
+            Query::Pg(c, q) => q.try_map(|r| R::from_row(&r)).fetch_all(c).await,
+        }
+    }
+}
+
+/// Runs a statement that folds its rows into one JSON array of arrays
+/// (SQLite, see [`folded!`]) and parses that.
+pub(crate) async fn folded_json<T: serde::de::DeserializeOwned>(
+    c: &mut SqliteConnection,
+    q: sqlx::query::Query<'static, Sqlite, SqliteArguments>,
+) -> Result<Vec<T>, sqlx::Error> {
+    let (json,): (Option<String>,) = q.try_map(|r| FromRow::from_row(&r)).fetch_one(c).await?;
+    match json {
+        // json_group_array over no rows gives '[]'; NULL only where a
+        // query has no rows to group at all.
+        None => Ok(Vec::new()),
+        Some(json) => serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e))),
+    }
+}
+
+/// `[1,2,3]`.
+pub(crate) fn ids_json(ids: &[i64]) -> String {
+    serde_json::to_string(ids).expect("integers always serialize")
+}
+
+/// Wraps `select` (a statement with the columns `cols`, `$N` as it likes)
+/// so SQLite returns its rows as one JSON array, ordered by `order`; see
+/// [`Query::fetch_folded`].
+macro_rules! folded {
+    ($cols:expr, $order:expr, $select:expr) => {
+        concat!(
+            "SELECT json_group_array(json_array(",
+            $cols,
+            ") ORDER BY ",
+            $order,
+            ") FROM (",
+            $select,
+            ")"
+        )
+    };
+}
+pub(crate) use folded;

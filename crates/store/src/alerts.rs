@@ -157,7 +157,7 @@ pub struct MonitorEvidence {
 }
 
 /// The newest traceroute of one monitor towards a server.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, sqlx::FromRow)]
 pub struct TracerouteEvidence {
     pub monitor_id: i64,
     pub monitor: String,
@@ -178,9 +178,10 @@ pub struct AlertEvidence {
     pub traceroutes: Vec<TracerouteEvidence>,
 }
 
-const TARGETS: &str = "SELECT s.id, s.ip, s.score, s.score_ts, s.deletion_on, a.name, a.email, a.webhook, \
-     st.server_id, st.down_since, st.last_sent_at, st.last_kind, st.reminders, \
-     (SELECT MAX(al.ts) FROM alerts al WHERE al.server_id = s.id) \
+const TARGETS: &str = "SELECT s.id AS server_id, s.ip, s.score, s.score_ts, s.deletion_on, \
+     a.name AS account, a.email, a.webhook, st.server_id AS state_row, st.down_since, \
+     st.last_sent_at, st.last_kind, st.reminders, \
+     (SELECT MAX(al.ts) FROM alerts al WHERE al.server_id = s.id) AS last_attempt_at \
      FROM servers s JOIN accounts a ON a.id = s.account_id \
      LEFT JOIN alert_state st ON st.server_id = s.id \
      WHERE (a.email IS NOT NULL AND a.email <> '') OR (a.webhook IS NOT NULL AND a.webhook <> '') \
@@ -204,43 +205,67 @@ const MONITORS: &str = "SELECT ss.monitor_id, m.name, m.location, ss.status, ss.
 const LATEST_RESULT: &str = "SELECT ts, \"offset\", rtt, error, no_response FROM log_scores \
      WHERE server_id = $1 AND monitor_id = $2 ORDER BY ts DESC, id DESC LIMIT 1";
 
-const TRACEROUTES: &str = "SELECT t.monitor_id, m.name, t.ts, t.reason, t.tool, t.hops, t.error \
+const TRACEROUTES: &str = "SELECT t.monitor_id, m.name AS monitor, t.ts, t.reason, t.tool, t.hops, t.error \
      FROM traceroutes t JOIN monitors m ON m.id = t.monitor_id \
      WHERE t.server_id = $1 AND t.ts >= $2 AND t.id = (SELECT t2.id FROM traceroutes t2 \
        WHERE t2.server_id = t.server_id AND t2.monitor_id = t.monitor_id \
        ORDER BY t2.ts DESC, t2.id DESC LIMIT 1) \
      ORDER BY m.name";
 
-type TargetTuple = (
-    i64,
-    String,
-    f64,
-    Option<i64>,
-    Option<i64>,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-    Option<i64>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-);
+/// A server with an alert contact, its account and alert state.
+#[derive(sqlx::FromRow)]
+struct TargetRead {
+    server_id: i64,
+    ip: String,
+    score: f64,
+    score_ts: Option<i64>,
+    deletion_on: Option<i64>,
+    account: String,
+    email: Option<String>,
+    webhook: Option<String>,
+    /// `alert_state.server_id`: NULL when the server has no state row.
+    state_row: Option<i64>,
+    down_since: Option<i64>,
+    last_sent_at: Option<i64>,
+    last_kind: Option<String>,
+    reminders: Option<i64>,
+    last_attempt_at: Option<i64>,
+}
 
-type AlertTuple = (
-    i64,
-    i64,
-    i64,
-    String,
-    String,
-    String,
-    bool,
-    Option<String>,
-    String,
-);
+/// An `alerts` row as stored.
+#[derive(sqlx::FromRow)]
+struct AlertRead {
+    id: i64,
+    server_id: i64,
+    ts: i64,
+    kind: String,
+    channel: String,
+    target: String,
+    ok: bool,
+    error: Option<String>,
+    body: String,
+}
 
-type ResultTuple = (i64, Option<f64>, Option<i64>, Option<String>, bool);
+/// A monitor's standing for the server.
+#[derive(sqlx::FromRow)]
+struct MonitorRead {
+    monitor_id: i64,
+    name: String,
+    location: String,
+    status: String,
+    score: f64,
+    score_ts: Option<i64>,
+}
+
+/// A monitor's latest result for the server.
+#[derive(sqlx::FromRow)]
+struct ResultRead {
+    ts: i64,
+    offset: Option<f64>,
+    rtt: Option<i64>,
+    error: Option<String>,
+    no_response: bool,
+}
 
 fn non_blank(s: Option<String>) -> Option<String> {
     s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
@@ -264,53 +289,37 @@ impl Store {
     /// its score and alert state, by server id. Servers scheduled for
     /// deletion are included (`deletion_on`); the caller decides.
     pub async fn alert_targets(&self) -> Result<Vec<AlertTarget>, StoreError> {
-        let rows: Vec<TargetTuple> = self
+        let rows: Vec<TargetRead> = self
             .read(async |c| Ok(c.query(TARGETS).fetch_all().await?))
             .await?;
         rows.into_iter()
-            .map(
-                |(
-                    server_id,
-                    ip,
-                    score,
-                    score_ts,
-                    deletion_on,
-                    account,
-                    email,
-                    webhook,
-                    state_row,
-                    down_since,
-                    last_sent_at,
-                    last_kind,
-                    reminders,
-                    last_attempt_at,
-                )| {
-                    let state = match state_row {
-                        None => None,
-                        Some(_) => Some(AlertState {
-                            down_since,
-                            last_sent_at,
-                            last_kind: last_kind
-                                .as_deref()
-                                .map(|k| k.parse().map_err(|_| corrupt_kind(k)))
-                                .transpose()?,
-                            reminders: reminders.unwrap_or(0),
-                        }),
-                    };
-                    Ok(AlertTarget {
-                        server_id,
-                        ip: parse_ip(&ip)?,
-                        score,
-                        score_ts,
-                        deletion_on,
-                        account,
-                        email: non_blank(email),
-                        webhook: non_blank(webhook),
-                        state,
-                        last_attempt_at,
-                    })
-                },
-            )
+            .map(|t| {
+                let state = match t.state_row {
+                    None => None,
+                    Some(_) => Some(AlertState {
+                        down_since: t.down_since,
+                        last_sent_at: t.last_sent_at,
+                        last_kind: t
+                            .last_kind
+                            .as_deref()
+                            .map(|k| k.parse().map_err(|_| corrupt_kind(k)))
+                            .transpose()?,
+                        reminders: t.reminders.unwrap_or(0),
+                    }),
+                };
+                Ok(AlertTarget {
+                    server_id: t.server_id,
+                    ip: parse_ip(&t.ip)?,
+                    score: t.score,
+                    score_ts: t.score_ts,
+                    deletion_on: t.deletion_on,
+                    account: t.account,
+                    email: non_blank(t.email),
+                    webhook: non_blank(t.webhook),
+                    state,
+                    last_attempt_at: t.last_attempt_at,
+                })
+            })
             .collect()
     }
 
@@ -365,7 +374,7 @@ impl Store {
         server_id: i64,
         limit: i64,
     ) -> Result<Vec<AlertRow>, StoreError> {
-        let rows: Vec<AlertTuple> = self
+        let rows: Vec<AlertRead> = self
             .read(async |c| {
                 Ok(c.query(FOR_SERVER)
                     .bind(server_id)
@@ -375,23 +384,21 @@ impl Store {
             })
             .await?;
         rows.into_iter()
-            .map(
-                |(id, server_id, ts, kind, channel, target, ok, error, body)| {
-                    Ok(AlertRow {
-                        id,
-                        server_id,
-                        ts,
-                        kind: kind.parse().map_err(|_| corrupt_kind(&kind))?,
-                        channel: channel.parse().map_err(|_| {
-                            StoreError::Corrupt(format!("stored alert channel {channel:?}"))
-                        })?,
-                        target,
-                        ok,
-                        error,
-                        body,
-                    })
-                },
-            )
+            .map(|a| {
+                Ok(AlertRow {
+                    id: a.id,
+                    server_id: a.server_id,
+                    ts: a.ts,
+                    kind: a.kind.parse().map_err(|_| corrupt_kind(&a.kind))?,
+                    channel: a.channel.parse().map_err(|_| {
+                        StoreError::Corrupt(format!("stored alert channel {:?}", a.channel))
+                    })?,
+                    target: a.target,
+                    ok: a.ok,
+                    error: a.error,
+                    body: a.body,
+                })
+            })
             .collect()
     }
 
@@ -402,22 +409,20 @@ impl Store {
         server_id: i64,
         traceroutes_since: i64,
     ) -> Result<AlertEvidence, StoreError> {
-        type MonTuple = (i64, String, String, String, f64, Option<i64>);
-        type TrTuple = (i64, String, i64, String, String, String, Option<String>);
         let (mons, results, trs) = self
             .read(async |c| {
-                let mons: Vec<MonTuple> = c.query(MONITORS).bind(server_id).fetch_all().await?;
-                let mut results: Vec<Option<ResultTuple>> = Vec::with_capacity(mons.len());
+                let mons: Vec<MonitorRead> = c.query(MONITORS).bind(server_id).fetch_all().await?;
+                let mut results: Vec<Option<ResultRead>> = Vec::with_capacity(mons.len());
                 for m in &mons {
                     results.push(
                         c.query(LATEST_RESULT)
                             .bind(server_id)
-                            .bind(m.0)
+                            .bind(m.monitor_id)
                             .fetch_optional()
                             .await?,
                     );
                 }
-                let trs: Vec<TrTuple> = c
+                let trs: Vec<TracerouteEvidence> = c
                     .query(TRACEROUTES)
                     .bind(server_id)
                     .bind(traceroutes_since)
@@ -427,22 +432,24 @@ impl Store {
             })
             .await?;
         let mut monitors = Vec::with_capacity(mons.len());
-        for ((monitor_id, name, location, status, score, score_ts), r) in
-            mons.into_iter().zip(results)
-        {
+        for (m, r) in mons.into_iter().zip(results) {
             let (ts, offset, rtt, error, no_response) = match r {
-                Some((ts, offset, rtt, error, no_response)) => {
-                    (Some(ts), offset, rtt.map(us_to_s), error, no_response)
-                }
+                Some(r) => (
+                    Some(r.ts),
+                    r.offset,
+                    r.rtt.map(us_to_s),
+                    r.error,
+                    r.no_response,
+                ),
                 None => (None, None, None, None, false),
             };
             monitors.push(MonitorEvidence {
-                monitor_id,
-                name,
-                location,
-                status: parse_status(&status)?,
-                score,
-                score_ts,
+                monitor_id: m.monitor_id,
+                name: m.name,
+                location: m.location,
+                status: parse_status(&m.status)?,
+                score: m.score,
+                score_ts: m.score_ts,
                 ts,
                 offset,
                 rtt,
@@ -452,23 +459,9 @@ impl Store {
         }
         // Stable: names are already sorted.
         monitors.sort_by_key(|m| status_rank(m.status));
-        let traceroutes = trs
-            .into_iter()
-            .map(
-                |(monitor_id, monitor, ts, reason, tool, hops, error)| TracerouteEvidence {
-                    monitor_id,
-                    monitor,
-                    ts,
-                    reason,
-                    tool,
-                    hops,
-                    error,
-                },
-            )
-            .collect();
         Ok(AlertEvidence {
             monitors,
-            traceroutes,
+            traceroutes: trs,
         })
     }
 }

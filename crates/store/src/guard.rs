@@ -25,7 +25,7 @@ const EVENT_REPEAT_S: i64 = 24 * 3600;
 const NOT_HELD_LISTED: usize = 50;
 
 /// A server's DNS state as the last guard pass wrote it (`server_dns`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ServerDns {
     pub server_id: i64,
     /// In DNS after the last pass (by score, or held).
@@ -146,21 +146,67 @@ pub struct GuardRun {
 }
 
 /// Per zone, for metrics: servers of the zone held now and events so far.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ZoneGuardStat {
     pub zone: String,
     pub held: i64,
     pub events: i64,
 }
 
-type ServerTuple = (i64, String, f64, i64, Option<i64>, i64);
-type DnsTuple = (i64, bool, bool, Option<i64>, Option<i64>);
-type EventTuple = (i64, String, i64, i64, i64, i64, i64, String);
-type PairTuple = (String, String, f64, Option<i64>, Option<String>, String);
+#[derive(sqlx::FromRow)]
+struct ServerRead {
+    id: i64,
+    ip: String,
+    score: f64,
+    netspeed: i64,
+    deletion_on: Option<i64>,
+    created_on: i64,
+}
+
+/// A server of a DNS zone.
+#[derive(sqlx::FromRow)]
+struct MemberRead {
+    server_id: i64,
+    zone_id: i64,
+    zone: String,
+}
+
+/// A pair scoring its server in DNS.
+#[derive(sqlx::FromRow)]
+struct GoodPair {
+    server_id: i64,
+    score_ts: Option<i64>,
+    status: String,
+    monitor_status: String,
+}
+
+/// What one monitor sees of a held server.
+#[derive(sqlx::FromRow)]
+struct PairRead {
+    name: String,
+    status: String,
+    score: f64,
+    score_ts: Option<i64>,
+    last_error: Option<String>,
+    monitor_status: String,
+}
+
+/// A `guard_events` row with its zone's name; `detail` is JSON.
+#[derive(sqlx::FromRow)]
+struct EventRead {
+    id: i64,
+    zone: String,
+    ts: i64,
+    held: i64,
+    dropped: i64,
+    allowed: i64,
+    baseline: i64,
+    detail: String,
+}
 
 const SERVERS: &str =
     "SELECT id, ip, score, netspeed, deletion_on, created_on FROM servers ORDER BY id";
-const MEMBERS: &str = "SELECT sz.server_id, z.id, z.name FROM server_zones sz \
+const MEMBERS: &str = "SELECT sz.server_id, z.id AS zone_id, z.name AS zone FROM server_zones sz \
      JOIN zones z ON z.id = sz.zone_id WHERE z.dns ORDER BY z.name, sz.server_id";
 const DNS_ALL: &str = "SELECT server_id, in_dns, held, in_since, left_at FROM server_dns";
 const DNS_ONE: &str =
@@ -169,13 +215,14 @@ const DNS_ONE: &str =
 /// Candidates are left out (they do not count for the aggregate, and there
 /// are hundreds per server in a big pool): `status <> 'candidate'` walks
 /// the small partial index `server_scores_counted` instead of every pair.
-const GOOD_PAIRS: &str = "SELECT ss.server_id, ss.score_ts, ss.status, m.status \
+const GOOD_PAIRS: &str = "SELECT ss.server_id, ss.score_ts, ss.status, m.status AS monitor_status \
      FROM server_scores ss JOIN monitors m ON m.id = ss.monitor_id \
      WHERE ss.status <> 'candidate' AND ss.score >= $1 AND ss.score_ts IS NOT NULL";
-const PAIRS_OF: &str = "SELECT m.name, ss.status, ss.score, ss.score_ts, ss.last_error, m.status \
+const PAIRS_OF: &str = "SELECT m.name, ss.status, ss.score, ss.score_ts, ss.last_error, \
+     m.status AS monitor_status \
      FROM server_scores ss JOIN monitors m ON m.id = ss.monitor_id \
      WHERE ss.server_id = $1 AND m.status <> 'deleted' ORDER BY m.name";
-const LAST_EVENTS: &str = "SELECT e.id, z.name, e.ts, e.held, e.dropped, e.allowed, e.baseline, e.detail \
+const LAST_EVENTS: &str = "SELECT e.id, z.name AS zone, e.ts, e.held, e.dropped, e.allowed, e.baseline, e.detail \
      FROM guard_events e JOIN zones z ON z.id = e.zone_id \
      WHERE e.id IN (SELECT MAX(id) FROM guard_events GROUP BY zone_id)";
 const UPSERT_DNS: &str = "INSERT INTO server_dns (server_id, in_dns, held, in_since, left_at) \
@@ -184,39 +231,29 @@ const UPSERT_DNS: &str = "INSERT INTO server_dns (server_id, in_dns, held, in_si
 const INSERT_EVENT: &str = "INSERT INTO guard_events \
      (zone_id, ts, held, dropped, allowed, baseline, detail) VALUES ($1, $2, $3, $4, $5, $6, $7)";
 const LAST_ID: &str = "SELECT MAX(id) FROM guard_events WHERE zone_id = $1";
-const EVENTS_OF: &str = "SELECT e.id, z.name, e.ts, e.held, e.dropped, e.allowed, e.baseline, e.detail \
+const EVENTS_OF: &str = "SELECT e.id, z.name AS zone, e.ts, e.held, e.dropped, e.allowed, e.baseline, e.detail \
      FROM guard_events e JOIN zones z ON z.id = e.zone_id \
      WHERE z.name = $1 ORDER BY e.ts DESC, e.id DESC LIMIT $2";
-const STATS: &str = "SELECT z.name, \
+const STATS: &str = "SELECT z.name AS zone, \
      (SELECT COUNT(*) FROM server_zones sz JOIN server_dns d ON d.server_id = sz.server_id \
-      WHERE sz.zone_id = z.id AND d.held), \
-     (SELECT COUNT(*) FROM guard_events e WHERE e.zone_id = z.id) \
+      WHERE sz.zone_id = z.id AND d.held) AS held, \
+     (SELECT COUNT(*) FROM guard_events e WHERE e.zone_id = z.id) AS events \
      FROM zones z WHERE z.dns AND (EXISTS (SELECT 1 FROM server_zones sz WHERE sz.zone_id = z.id) \
      OR EXISTS (SELECT 1 FROM guard_events e WHERE e.zone_id = z.id)) ORDER BY z.name";
 
-fn dns_row((server_id, in_dns, held, in_since, left_at): DnsTuple) -> ServerDns {
-    ServerDns {
-        server_id,
-        in_dns,
-        held,
-        in_since,
-        left_at,
-    }
-}
-
-fn event_row(
-    (id, zone, ts, held, dropped, allowed, baseline, detail): EventTuple,
-) -> GuardEventRow {
-    GuardEventRow {
-        id,
-        zone,
-        ts,
-        held,
-        dropped,
-        allowed,
-        baseline,
-        // A detail that does not parse still shows the counts.
-        detail: serde_json::from_str(&detail).unwrap_or_default(),
+impl EventRead {
+    fn row(self) -> GuardEventRow {
+        GuardEventRow {
+            id: self.id,
+            zone: self.zone,
+            ts: self.ts,
+            held: self.held,
+            dropped: self.dropped,
+            allowed: self.allowed,
+            baseline: self.baseline,
+            // A detail that does not parse still shows the counts.
+            detail: serde_json::from_str(&self.detail).unwrap_or_default(),
+        }
     }
 }
 
@@ -278,54 +315,59 @@ impl Store {
         now: i64,
     ) -> Result<GuardRun, StoreError> {
         self.write(async |c| {
-            let servers: Vec<ServerTuple> = c.query(SERVERS).fetch_all().await?;
-            let members: Vec<(i64, i64, String)> = c.query(MEMBERS).fetch_all().await?;
-            let stored: Vec<DnsTuple> = c.query(DNS_ALL).fetch_all().await?;
-            let good: Vec<(i64, Option<i64>, String, String)> = c
+            let servers: Vec<ServerRead> = c.query(SERVERS).fetch_all().await?;
+            let members: Vec<MemberRead> = c.query(MEMBERS).fetch_all().await?;
+            let stored: Vec<ServerDns> = c.query(DNS_ALL).fetch_all().await?;
+            let good: Vec<GoodPair> = c
                 .query(GOOD_PAIRS)
                 .bind(scoring::IN_DNS_THRESHOLD)
                 .fetch_all()
                 .await?;
-            let last: Vec<EventTuple> = c.query(LAST_EVENTS).fetch_all().await?;
+            let last: Vec<EventRead> = c.query(LAST_EVENTS).fetch_all().await?;
 
             let mut stored: HashMap<i64, ServerDns> =
-                stored.into_iter().map(|t| (t.0, dns_row(t))).collect();
+                stored.into_iter().map(|d| (d.server_id, d)).collect();
             let mut srv: BTreeMap<i64, Srv> = servers
                 .into_iter()
-                .map(|(id, ip, score, netspeed, deletion_on, created_on)| {
+                .map(|r| {
                     (
-                        id,
+                        r.id,
                         Srv {
-                            id,
-                            ip,
-                            score,
-                            created_on,
-                            by_score: scoring::in_dns(score, netspeed, deletion_on, now),
+                            id: r.id,
+                            by_score: scoring::in_dns(r.score, r.netspeed, r.deletion_on, now),
                             eligible: scoring::in_dns(
                                 scoring::MAX_SCORE,
-                                netspeed,
-                                deletion_on,
+                                r.netspeed,
+                                r.deletion_on,
                                 now,
                             ),
-                            stored: stored.remove(&id),
+                            stored: stored.remove(&r.id),
+                            ip: r.ip,
+                            score: r.score,
+                            created_on: r.created_on,
                             last_good_ts: None,
                             seeing_good: 0,
                         },
                     )
                 })
                 .collect();
-            for (sid, ts, status, mstatus) in good {
-                let Some(s) = srv.get_mut(&sid) else { continue };
-                s.last_good_ts = s.last_good_ts.max(ts);
-                if good_monitor(&status, &mstatus)
-                    && ts.is_some_and(|t| t >= now - SEEN_GOOD_WITHIN_S)
+            for g in good {
+                let Some(s) = srv.get_mut(&g.server_id) else {
+                    continue;
+                };
+                s.last_good_ts = s.last_good_ts.max(g.score_ts);
+                if good_monitor(&g.status, &g.monitor_status)
+                    && g.score_ts.is_some_and(|t| t >= now - SEEN_GOOD_WITHIN_S)
                 {
                     s.seeing_good += 1;
                 }
             }
             let mut zones: BTreeMap<(String, i64), Vec<i64>> = BTreeMap::new();
-            for (sid, zid, zname) in members {
-                zones.entry((zname, zid)).or_default().push(sid);
+            for m in members {
+                zones
+                    .entry((m.zone, m.zone_id))
+                    .or_default()
+                    .push(m.server_id);
             }
 
             // Decide per zone.
@@ -429,7 +471,7 @@ impl Store {
             // Record the events that are new.
             let last: HashMap<String, GuardEventRow> = last
                 .into_iter()
-                .map(event_row)
+                .map(EventRead::row)
                 .map(|e| (e.zone.clone(), e))
                 .collect();
             for zd in decisions {
@@ -452,7 +494,7 @@ impl Store {
                 let mut held = Vec::with_capacity(ev.held.len());
                 for id in &ev.held {
                     let Some(s) = srv.get(id) else { continue };
-                    let pairs: Vec<PairTuple> = c.query(PAIRS_OF).bind(*id).fetch_all().await?;
+                    let pairs: Vec<PairRead> = c.query(PAIRS_OF).bind(*id).fetch_all().await?;
                     held.push(HeldServer {
                         server_id: s.id,
                         ip: s.ip.clone(),
@@ -460,16 +502,16 @@ impl Store {
                         last_good_ts: s.last_good_ts,
                         monitors: pairs
                             .into_iter()
-                            .map(|(name, status, score, score_ts, error, mstatus)| {
-                                let good = score >= scoring::IN_DNS_THRESHOLD
-                                    && good_monitor(&status, &mstatus)
-                                    && score_ts.is_some_and(|t| t >= now - SEEN_GOOD_WITHIN_S);
+                            .map(|p| {
+                                let good = p.score >= scoring::IN_DNS_THRESHOLD
+                                    && good_monitor(&p.status, &p.monitor_status)
+                                    && p.score_ts.is_some_and(|t| t >= now - SEEN_GOOD_WITHIN_S);
                                 MonitorSaw {
-                                    name,
-                                    status,
-                                    score,
-                                    score_ts,
-                                    error: error.filter(|e| !e.is_empty()),
+                                    name: p.name,
+                                    status: p.status,
+                                    score: p.score,
+                                    score_ts: p.score_ts,
+                                    error: p.last_error.filter(|e| !e.is_empty()),
                                     good,
                                 }
                             })
@@ -522,7 +564,7 @@ impl Store {
         zone_name: &str,
         limit: i64,
     ) -> Result<Vec<GuardEventRow>, StoreError> {
-        let rows: Vec<EventTuple> = self
+        let rows: Vec<EventRead> = self
             .read(async |c| {
                 Ok(c.query(EVENTS_OF)
                     .bind(zone_name)
@@ -531,33 +573,26 @@ impl Store {
                     .await?)
             })
             .await?;
-        Ok(rows.into_iter().map(event_row).collect())
+        Ok(rows.into_iter().map(EventRead::row).collect())
     }
 
     /// One server's DNS state from the last guard pass.
     pub async fn server_dns(&self, server_id: i64) -> Result<Option<ServerDns>, StoreError> {
-        let row: Option<DnsTuple> = self
-            .read(async |c| Ok(c.query(DNS_ONE).bind(server_id).fetch_optional().await?))
-            .await?;
-        Ok(row.map(dns_row))
+        self.read(async |c| Ok(c.query(DNS_ONE).bind(server_id).fetch_optional().await?))
+            .await
     }
 
     /// Every server's DNS state from the last guard pass, by server id.
     pub async fn server_dns_all(&self) -> Result<HashMap<i64, ServerDns>, StoreError> {
-        let rows: Vec<DnsTuple> = self
+        let rows: Vec<ServerDns> = self
             .read(async |c| Ok(c.query(DNS_ALL).fetch_all().await?))
             .await?;
-        Ok(rows.into_iter().map(|t| (t.0, dns_row(t))).collect())
+        Ok(rows.into_iter().map(|d| (d.server_id, d)).collect())
     }
 
     /// Per DNS zone with servers or events: servers held now, events so far.
     pub async fn zone_guard_stats(&self) -> Result<Vec<ZoneGuardStat>, StoreError> {
-        let rows: Vec<(String, i64, i64)> = self
-            .read(async |c| Ok(c.query(STATS).fetch_all().await?))
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(zone, held, events)| ZoneGuardStat { zone, held, events })
-            .collect())
+        self.read(async |c| Ok(c.query(STATS).fetch_all().await?))
+            .await
     }
 }

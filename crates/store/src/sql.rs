@@ -172,7 +172,7 @@ pub const ZONE_UPSERT: &str = "INSERT INTO zones (name, description, dns) VALUES
      ON CONFLICT (name) DO UPDATE SET description = excluded.description";
 pub const ZONE_ID: &str = "SELECT id FROM zones WHERE name = $1";
 pub const ZONE_SET_PARENT: &str = "UPDATE zones SET parent_id = $2 WHERE name = $1";
-pub const ZONE_LIST: &str = "SELECT z.id, z.name, p.name, z.description, z.dns \
+pub const ZONE_LIST: &str = "SELECT z.id, z.name, p.name AS parent, z.description, z.dns \
      FROM zones z LEFT JOIN zones p ON p.id = z.parent_id ORDER BY z.name";
 pub const ZONE_MEMBERS: &str = "SELECT sz.zone_id, s.ip_version, s.score, s.netspeed, s.deletion_on, \
      d.in_dns, d.held FROM server_zones sz JOIN servers s ON s.id = sz.server_id \
@@ -244,8 +244,9 @@ pub const BATCH_GET: &str =
 pub const MONITOR_LAST_BATCH: &str = "SELECT last_submit_batch FROM monitors WHERE id = $1";
 pub const BATCH_MARK: &str = "UPDATE batches SET submitted_at = $2 WHERE seq = $1";
 
-pub const SERVER_MONITORS: &str = "SELECT ss.monitor_id, m.name, m.location, m.status, \
-     ss.status, ss.score, ss.score_ts, ss.rtt FROM server_scores ss \
+pub const SERVER_MONITORS: &str = "SELECT ss.monitor_id, m.name, m.location, \
+     m.status AS monitor_status, ss.status, ss.score, ss.score_ts, ss.rtt AS rtt_us \
+     FROM server_scores ss \
      JOIN monitors m ON m.id = ss.monitor_id WHERE ss.server_id = $1 ORDER BY m.name";
 
 pub const COUNTS: &str = "SELECT (SELECT COUNT(*) FROM servers), \

@@ -110,7 +110,7 @@ const INSERT: &str = "INSERT INTO traceroutes (server_id, monitor_id, ts, reason
 
 const LAST_ID: &str = "SELECT MAX(id) FROM traceroutes WHERE server_id = $1 AND monitor_id = $2";
 
-const LATEST: &str = "SELECT t.id, t.monitor_id, m.name, t.ts, t.reason, t.tool, t.hops, t.error \
+const LATEST: &str = "SELECT t.id, t.monitor_id, m.name AS monitor_name, t.ts, t.reason, t.tool, t.hops, t.error \
      FROM traceroutes t JOIN monitors m ON m.id = t.monitor_id \
      WHERE t.server_id = $1 AND t.id = (SELECT MAX(t2.id) FROM traceroutes t2 \
        WHERE t2.server_id = t.server_id AND t2.monitor_id = t.monitor_id) \
@@ -122,16 +122,26 @@ const GOOD_MONITOR: &str = "SELECT ss.monitor_id FROM server_scores ss \
      AND ss.status <> 'paused' AND ss.score >= $3 \
      ORDER BY ss.score DESC, ss.monitor_id LIMIT 1";
 
-type LatestTuple = (
-    i64,
-    i64,
-    String,
-    i64,
-    String,
-    String,
-    String,
-    Option<String>,
-);
+/// A pending request with its server's address.
+#[derive(sqlx::FromRow)]
+struct Request {
+    server_id: i64,
+    ip: String,
+    reason: String,
+}
+
+/// A stored traceroute; `hops` is JSON.
+#[derive(sqlx::FromRow)]
+struct LatestRead {
+    id: i64,
+    monitor_id: i64,
+    monitor_name: String,
+    ts: i64,
+    reason: String,
+    tool: String,
+    hops: String,
+    error: Option<String>,
+}
 
 impl Store {
     /// Ask `monitor_id` for a traceroute to `server_id` with its next work
@@ -207,7 +217,7 @@ impl Store {
         }
         // Nearly every work call has nothing to take: find that out on a
         // reader, so the common case never queues for the write lock.
-        let any: Vec<(i64, String, String)> = self
+        let any: Vec<Request> = self
             .read(async |c| {
                 Ok(c.query(TAKE_PEEK)
                     .bind(monitor_id)
@@ -222,9 +232,9 @@ impl Store {
         if any.is_empty() {
             return Ok(Vec::new());
         }
-        let rows: Vec<(i64, String, String)> = self
+        let rows: Vec<Request> = self
             .write(async |c| {
-                let rows: Vec<(i64, String, String)> = c
+                let rows: Vec<Request> = c
                     .query(TAKE)
                     .bind(monitor_id)
                     .bind(now - TRACEROUTE_STALE_S)
@@ -233,9 +243,9 @@ impl Store {
                     .bind(limit)
                     .fetch_all()
                     .await?;
-                for (server_id, _, _) in &rows {
+                for r in &rows {
                     c.query(MARK_TAKEN)
-                        .bind(server_id)
+                        .bind(r.server_id)
                         .bind(monitor_id)
                         .bind(now)
                         .execute()
@@ -245,7 +255,7 @@ impl Store {
             })
             .await?;
         rows.into_iter()
-            .map(|(id, ip, reason)| Ok((id, parse_ip(&ip)?, reason)))
+            .map(|r| Ok((r.server_id, parse_ip(&r.ip)?, r.reason)))
             .collect()
     }
 
@@ -316,27 +326,25 @@ impl Store {
         &self,
         server_id: i64,
     ) -> Result<Vec<TracerouteRow>, StoreError> {
-        let rows: Vec<LatestTuple> = self
+        let rows: Vec<LatestRead> = self
             .read(async |c| Ok(c.query(LATEST).bind(server_id).fetch_all().await?))
             .await?;
         rows.into_iter()
-            .map(
-                |(id, monitor_id, monitor_name, ts, reason, tool, hops, error)| {
-                    let hops = serde_json::from_str(&hops)
-                        .map_err(|e| StoreError::Corrupt(format!("traceroute {id}: hops: {e}")))?;
-                    Ok(TracerouteRow {
-                        id,
-                        server_id,
-                        monitor_id,
-                        monitor_name,
-                        ts,
-                        reason,
-                        tool,
-                        hops,
-                        error,
-                    })
-                },
-            )
+            .map(|t| {
+                let hops = serde_json::from_str(&t.hops)
+                    .map_err(|e| StoreError::Corrupt(format!("traceroute {}: hops: {e}", t.id)))?;
+                Ok(TracerouteRow {
+                    id: t.id,
+                    server_id,
+                    monitor_id: t.monitor_id,
+                    monitor_name: t.monitor_name,
+                    ts: t.ts,
+                    reason: t.reason,
+                    tool: t.tool,
+                    hops,
+                    error: t.error,
+                })
+            })
             .collect()
     }
 

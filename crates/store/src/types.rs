@@ -6,7 +6,7 @@ use std::net::IpAddr;
 // `GlobalStatus` is `MonitorGlobalStatus` here until every caller says `GlobalStatus`.
 pub use scoring::{GlobalStatus as MonitorGlobalStatus, MonitorStatus, ParseGlobalStatusError};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct AccountRow {
     pub id: i64,
     pub name: String,

@@ -23,12 +23,12 @@ pub struct ScoreCrossing {
 /// indexes; SQLite's planner, left alone, scans the whole log instead, so
 /// its variants fix the join order (`CROSS JOIN`) and the index.
 const CROSSINGS: Sql = Sql {
-    sqlite: "SELECT s.id, s.ip, l.ts, l.score, l.step FROM servers s \
+    sqlite: "SELECT s.id AS server_id, s.ip, l.ts, l.score, l.step FROM servers s \
      CROSS JOIN log_scores l INDEXED BY log_scores_server_monitor_ts \
      WHERE l.server_id = s.id AND l.monitor_id IS NULL AND l.ts > $1 \
      AND ((l.score >= $2) <> (l.score - l.step >= $2)) \
      ORDER BY l.ts DESC, l.id DESC LIMIT $3",
-    pg: "SELECT s.id, s.ip, l.ts, l.score, l.step FROM servers s \
+    pg: "SELECT s.id AS server_id, s.ip, l.ts, l.score, l.step FROM servers s \
      JOIN log_scores l ON l.server_id = s.id \
      WHERE l.monitor_id IS NULL AND l.ts > $1 \
      AND ((l.score >= $2) <> (l.score - l.step >= $2)) \
@@ -41,6 +41,15 @@ const CHECKS_SINCE: &str = "SELECT l.monitor_id, COUNT(*) FROM servers s \
      WHERE l.server_id = s.id AND l.ts > $1 AND l.monitor_id IS NOT NULL \
      GROUP BY l.monitor_id";
 
+#[derive(sqlx::FromRow)]
+struct CrossingRead {
+    server_id: i64,
+    ip: String,
+    ts: i64,
+    score: f64,
+    step: f64,
+}
+
 impl Store {
     /// Aggregate log rows after `since` where the score went from below
     /// `threshold` to at least it or back, newest first, at most `limit`.
@@ -50,8 +59,7 @@ impl Store {
         threshold: f64,
         limit: i64,
     ) -> Result<Vec<ScoreCrossing>, StoreError> {
-        type Tuple = (i64, String, i64, f64, f64);
-        let rows: Vec<Tuple> = self
+        let rows: Vec<CrossingRead> = self
             .read(async |c| {
                 Ok(c.query(CROSSINGS)
                     .bind(since)
@@ -62,14 +70,13 @@ impl Store {
             })
             .await?;
         rows.into_iter()
-            .map(|(server_id, ip, ts, score, step)| {
-                let ip = crate::parse_ip(&ip)?;
+            .map(|r| {
                 Ok(ScoreCrossing {
-                    server_id,
-                    ip,
-                    ts,
-                    score,
-                    previous: score - step,
+                    server_id: r.server_id,
+                    ip: crate::parse_ip(&r.ip)?,
+                    ts: r.ts,
+                    score: r.score,
+                    previous: r.score - r.step,
                 })
             })
             .collect()

@@ -1,0 +1,268 @@
+//! Monitors: registration, status, keys, configuration.
+
+use crate::{
+    MonitorGlobalStatus, MonitorRow, MonitorStatus, NewMonitor, Store, StoreError, constraint,
+    ip_version, non_empty, parse_global, parse_ip, sql, touched,
+};
+
+impl Store {
+    /// Registers a monitor, active for every server of its IP version.
+    /// `Conflict` on a duplicate name or key hash.
+    pub async fn add_monitor(&self, new: NewMonitor, now: i64) -> Result<MonitorRow, StoreError> {
+        non_empty("monitor name", &new.name)?;
+        non_empty("key hash", &new.key_hash)?;
+        let ip = new.ip.to_canonical();
+        let version = ip_version(ip);
+        self.write(async |c| {
+            let exists: Option<MonitorRead> = c
+                .query(sql::MONITOR_BY_NAME)
+                .bind(&new.name)
+                .fetch_optional()
+                .await?;
+            if exists.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "monitor {:?} already exists",
+                    new.name
+                )));
+            }
+            let (id,): (i64,) = c
+                .query(sql::MONITOR_INSERT)
+                .bind(&new.name)
+                .bind(&new.location)
+                .bind(ip.to_string())
+                .bind(version)
+                .bind(new.account_id)
+                .bind(new.status.as_str())
+                .bind(&new.key_hash)
+                .bind(now)
+                .fetch_one()
+                .await
+                .map_err(|e| {
+                    constraint(
+                        e,
+                        || "monitor key already in use".to_string(),
+                        || format!("account {:?} does not exist", new.account_id),
+                    )
+                })?;
+            if new.status != MonitorGlobalStatus::Deleted {
+                c.query(sql::SERVER_SCORES_FOR_MONITOR)
+                    .bind(id)
+                    .bind(version)
+                    .execute()
+                    .await?;
+            }
+            let row: MonitorRead = c.query(sql::MONITOR_BY_ID).bind(id).fetch_one().await?;
+            row.row()
+        })
+        .await
+    }
+
+    pub async fn monitor_by_key_hash(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<MonitorRow>, StoreError> {
+        self.read(async |c| {
+            let row: Option<MonitorRead> = c
+                .query(sql::MONITOR_BY_KEY)
+                .bind(key_hash)
+                .fetch_optional()
+                .await?;
+            row.map(MonitorRead::row).transpose()
+        })
+        .await
+    }
+
+    pub async fn monitor_by_name(&self, name: &str) -> Result<Option<MonitorRow>, StoreError> {
+        self.read(async |c| {
+            let row: Option<MonitorRead> = c
+                .query(sql::MONITOR_BY_NAME)
+                .bind(name)
+                .fetch_optional()
+                .await?;
+            row.map(MonitorRead::row).transpose()
+        })
+        .await
+    }
+
+    pub async fn monitor_by_id(&self, id: i64) -> Result<Option<MonitorRow>, StoreError> {
+        self.read(async |c| {
+            let row: Option<MonitorRead> = c
+                .query(sql::MONITOR_BY_ID)
+                .bind(id)
+                .fetch_optional()
+                .await?;
+            row.map(MonitorRead::row).transpose()
+        })
+        .await
+    }
+
+    /// Every monitor (deleted ones too), by id.
+    pub async fn list_monitors(&self) -> Result<Vec<MonitorRow>, StoreError> {
+        self.read(async |c| {
+            let rows: Vec<MonitorRead> = c.query(sql::MONITOR_ALL).fetch_all().await?;
+            rows.into_iter().map(MonitorRead::row).collect()
+        })
+        .await
+    }
+
+    /// Changes a monitor's global status. A monitor brought back from
+    /// `deleted` gets its missing per-server rows.
+    pub async fn set_monitor_status(
+        &self,
+        name: &str,
+        status: MonitorGlobalStatus,
+    ) -> Result<(), StoreError> {
+        self.write(async |c| {
+            let row: Option<Changed> = c
+                .query(sql::MONITOR_SET_STATUS)
+                .bind(name)
+                .bind(status.as_str())
+                .fetch_optional()
+                .await?;
+            let Some(Changed { id, ip_version }) = row else {
+                return Err(StoreError::NotFound(format!("monitor {name:?}")));
+            };
+            if status != MonitorGlobalStatus::Deleted {
+                c.query(sql::SERVER_SCORES_FOR_MONITOR)
+                    .bind(id)
+                    .bind(ip_version)
+                    .execute()
+                    .await?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Sets or clears the monitor's configuration (JSON text).
+    pub async fn set_monitor_config(
+        &self,
+        name: &str,
+        config: Option<&str>,
+    ) -> Result<(), StoreError> {
+        if let Some(cfg) = config {
+            serde_json::from_str::<serde_json::Value>(cfg)
+                .map_err(|e| StoreError::Invalid(format!("monitor config is not JSON: {e}")))?;
+        }
+        self.write(async |c| {
+            let n = c
+                .query(sql::MONITOR_SET_CONFIG)
+                .bind(name)
+                .bind(config)
+                .execute()
+                .await?;
+            touched(n, || format!("monitor {name:?}"))
+        })
+        .await
+    }
+
+    /// Replaces the monitor's key hash: the old key stops working at once.
+    /// `NotFound` for an unknown name, `Conflict` if another monitor has
+    /// this hash.
+    pub async fn set_monitor_key_hash(&self, name: &str, key_hash: &str) -> Result<(), StoreError> {
+        self.write(async |c| {
+            let n = c
+                .query(sql::MONITOR_SET_KEY)
+                .bind(name)
+                .bind(key_hash)
+                .execute()
+                .await
+                .map_err(|e| {
+                    constraint(
+                        e,
+                        || "another monitor has this key".into(),
+                        || "monitor key".into(),
+                    )
+                })?;
+            touched(n, || format!("monitor {name:?}"))
+        })
+        .await
+    }
+
+    /// Records that the monitor was seen now (and its client version).
+    pub async fn touch_monitor(
+        &self,
+        id: i64,
+        now: i64,
+        client_version: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.write(async |c| {
+            let n = c
+                .query(sql::MONITOR_TOUCH)
+                .bind(id)
+                .bind(now)
+                .bind(client_version)
+                .execute()
+                .await?;
+            touched(n, || format!("monitor id {id}"))
+        })
+        .await
+    }
+
+    /// Sets one monitor's per-server status (the selector's decision).
+    pub async fn set_server_score_status(
+        &self,
+        server_id: i64,
+        monitor_id: i64,
+        status: MonitorStatus,
+    ) -> Result<(), StoreError> {
+        self.write(async |c| {
+            let n = c
+                .query(sql::SERVER_SCORE_SET_STATUS)
+                .bind(server_id)
+                .bind(monitor_id)
+                .bind(status.as_str())
+                .execute()
+                .await?;
+            touched(n, || {
+                format!("server id {server_id} / monitor id {monitor_id}")
+            })
+        })
+        .await
+    }
+}
+
+/// A `monitors` row as stored.
+#[derive(sqlx::FromRow)]
+struct MonitorRead {
+    id: i64,
+    name: String,
+    location: String,
+    ip: String,
+    ip_version: i64,
+    account_id: Option<i64>,
+    status: String,
+    key_hash: String,
+    config: Option<String>,
+    last_seen: Option<i64>,
+    last_submit_batch: Option<i64>,
+    client_version: Option<String>,
+    created_on: i64,
+}
+
+impl MonitorRead {
+    fn row(self) -> Result<MonitorRow, StoreError> {
+        Ok(MonitorRow {
+            id: self.id,
+            name: self.name,
+            location: self.location,
+            ip: parse_ip(&self.ip)?,
+            ip_version: self.ip_version as u8,
+            account_id: self.account_id,
+            status: parse_global(&self.status)?,
+            key_hash: self.key_hash,
+            config: self.config,
+            last_seen: self.last_seen,
+            last_submit_batch: self.last_submit_batch,
+            client_version: self.client_version,
+            created_on: self.created_on,
+        })
+    }
+}
+
+/// The monitor whose status changed.
+#[derive(sqlx::FromRow)]
+struct Changed {
+    id: i64,
+    ip_version: i64,
+}

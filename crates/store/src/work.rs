@@ -1,0 +1,196 @@
+//! Work calls: the servers due for a monitor, and the batches that issue them.
+
+use crate::bulk::{self, Due};
+use crate::conn::Conn;
+use crate::{
+    BatchRow, HOUSEKEEPING_CHUNK, Store, StoreError, WorkIntervals, WorkItem, is_fk_violation,
+    parse_ip, sql,
+};
+use std::collections::HashMap;
+
+impl Store {
+    /// Up to `limit` servers due for this monitor, longest-waiting first,
+    /// and marks them queued now. Concurrent callers never get the same
+    /// server: SQLite serialises writers, PostgreSQL skips locked rows.
+    pub async fn take_work(
+        &self,
+        monitor_id: i64,
+        intervals: WorkIntervals,
+        limit: i64,
+        now: i64,
+    ) -> Result<Vec<WorkItem>, StoreError> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .write(async |c| due_work(c, monitor_id, intervals, limit, now).await)
+            .await?;
+        rows.into_iter().map(Due::item).collect()
+    }
+
+    /// `take_work` and `create_batch` in one transaction: the due servers
+    /// and the batch that issues them. A batch is created even when no
+    /// work is due (then empty).
+    pub async fn take_work_batch(
+        &self,
+        monitor_id: i64,
+        intervals: WorkIntervals,
+        limit: i64,
+        now: i64,
+    ) -> Result<(i64, Vec<WorkItem>), StoreError> {
+        let (seq, rows) = self
+            .write(async |c| {
+                let rows = due_work(c, monitor_id, intervals, limit, now).await?;
+                // Nothing due: no batch row (idle monitors poll often).
+                if rows.is_empty() {
+                    return Ok((0, rows));
+                }
+                let (seq,): (i64,) = c
+                    .query(sql::BATCH_INSERT)
+                    .bind(monitor_id)
+                    .bind(now)
+                    .bind(batch_json(
+                        rows.iter().map(|r| (r.server_id, r.ip.as_str())),
+                    ))
+                    .fetch_one()
+                    .await?;
+                Ok((seq, rows))
+            })
+            .await?;
+        let items = rows.into_iter().map(Due::item).collect::<Result<_, _>>()?;
+        Ok((seq, items))
+    }
+
+    /// Remembers which servers were issued to the monitor; returns the
+    /// batch's sequence number (global, strictly increasing). `NotFound`
+    /// for an unknown monitor, `Invalid` for an unknown server.
+    pub async fn create_batch(
+        &self,
+        monitor_id: i64,
+        server_ids: &[i64],
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        self.write(async |c| {
+            let found: HashMap<i64, String> = bulk::server_ips(c, server_ids)
+                .await?
+                .into_iter()
+                .map(|d| (d.server_id, d.ip))
+                .collect();
+            let mut rows = Vec::with_capacity(server_ids.len());
+            for id in server_ids {
+                match found.get(id) {
+                    Some(ip) => rows.push((*id, ip.as_str())),
+                    None => return Err(StoreError::Invalid(format!("unknown server id {id}"))),
+                }
+            }
+            let (seq,): (i64,) = c
+                .query(sql::BATCH_INSERT)
+                .bind(monitor_id)
+                .bind(now)
+                .bind(batch_json(rows.iter().copied()))
+                .fetch_one()
+                .await
+                .map_err(|e| {
+                    if is_fk_violation(&e) {
+                        StoreError::NotFound(format!("monitor id {monitor_id}"))
+                    } else {
+                        StoreError::from(e)
+                    }
+                })?;
+            Ok(seq)
+        })
+        .await
+    }
+
+    pub async fn batch(&self, seq: i64) -> Result<Option<BatchRow>, StoreError> {
+        let row = self
+            .read(async |c| {
+                let row: Option<BatchRead> =
+                    c.query(sql::BATCH_GET).bind(seq).fetch_optional().await?;
+                Ok(row)
+            })
+            .await?;
+        row.map(|b| {
+            // Stored as `[[id, "ip"], …]` (see `batch_json`).
+            let pairs: Vec<(i64, String)> = serde_json::from_str(&b.servers)
+                .map_err(|e| StoreError::Corrupt(format!("batch {} server list: {e}", b.seq)))?;
+            let servers = pairs
+                .into_iter()
+                .map(|(id, ip)| Ok((id, parse_ip(&ip)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(BatchRow {
+                seq: b.seq,
+                monitor_id: b.monitor_id,
+                created: b.created,
+                submitted: b.submitted_at.is_some(),
+                server_ids: servers.iter().map(|s| s.0).collect(),
+                servers,
+            })
+        })
+        .transpose()
+    }
+
+    /// Deletes batches created before `created_before` (submitted or not);
+    /// returns how many. A deleted batch can no longer be submitted
+    /// (`NotFound`). Replay protection does not depend on them: it rests
+    /// on `monitors.last_submit_batch`. The running service prunes them
+    /// with [`housekeep`](Self::housekeep).
+    pub async fn prune_batches(&self, created_before: i64) -> Result<u64, StoreError> {
+        Ok(self
+            .housekeep(created_before, None, HOUSEKEEPING_CHUNK)
+            .await?
+            .batches)
+    }
+}
+
+/// A batch's server list as stored: JSON `[[id, "ip"], …]`.
+fn batch_json<'a>(rows: impl Iterator<Item = (i64, &'a str)>) -> String {
+    serde_json::to_string(&rows.collect::<Vec<_>>()).expect("ids and strings always serialize")
+}
+
+/// The due work of one work call: checks the monitor, then takes up to
+/// `limit` due servers (none for `limit` ≤ 0) and marks them queued.
+async fn due_work(
+    c: &mut Conn<'_>,
+    monitor_id: i64,
+    intervals: WorkIntervals,
+    limit: i64,
+    now: i64,
+) -> Result<Vec<Due>, StoreError> {
+    let version: Option<(i64,)> = c
+        .query(sql::MONITOR_IP_VERSION)
+        .bind(monitor_id)
+        .fetch_optional()
+        .await?;
+    let Some((version,)) = version else {
+        return Err(StoreError::NotFound(format!("monitor id {monitor_id}")));
+    };
+    if limit <= 0 {
+        return Ok(Vec::new());
+    }
+    let cutoffs = [
+        now.saturating_sub(intervals.active_s),
+        now.saturating_sub(intervals.testing_s),
+        now.saturating_sub(intervals.candidate_s),
+    ];
+    Ok(bulk::take_due(c, monitor_id, version, now, cutoffs, limit).await?)
+}
+
+impl Due {
+    fn item(self) -> Result<WorkItem, StoreError> {
+        Ok(WorkItem {
+            server_id: self.server_id,
+            ip: parse_ip(&self.ip)?,
+        })
+    }
+}
+
+/// A `batches` row as stored.
+#[derive(sqlx::FromRow)]
+struct BatchRead {
+    seq: i64,
+    monitor_id: i64,
+    created: i64,
+    submitted_at: Option<i64>,
+    servers: String,
+}

@@ -7,7 +7,8 @@
 //! handful of prepared statements. Each function matches the [`Conn`] once.
 
 use crate::conn::{Conn, Query, Sql, folded, folded_json};
-use crate::sql::{LogWrite, ScoreTuple, ScoreWrite, ServerTuple, WindowTuple, window_cols};
+use crate::sql::{LogWrite, ScoreWrite, window_cols, window_json};
+use crate::submit::{OwnWindowRead, PairRead, ServerRead};
 use std::sync::OnceLock;
 
 /// The due-work query; the PostgreSQL variant adds row locks.
@@ -34,15 +35,15 @@ macro_rules! work_select {
 macro_rules! submit_servers {
     ($hint:literal, $in:literal) => {
         concat!(
-            "SELECT s.id, \
+            "SELECT s.id AS server_id, \
              (SELECT x.score FROM log_scores x ",
             $hint,
             " WHERE x.server_id = s.id AND x.monitor_id IS NULL \
-              ORDER BY x.ts DESC, x.id DESC LIMIT 1) AS sc, \
+              ORDER BY x.ts DESC, x.id DESC LIMIT 1) AS last_score, \
              (SELECT x.ts FROM log_scores x ",
             $hint,
             " WHERE x.server_id = s.id AND x.monitor_id IS NULL \
-              ORDER BY x.ts DESC, x.id DESC LIMIT 1) AS st \
+              ORDER BY x.ts DESC, x.id DESC LIMIT 1) AS last_ts \
              FROM servers s WHERE s.id ",
             $in
         )
@@ -56,8 +57,8 @@ macro_rules! submit_servers {
 macro_rules! submit_scores {
     ($in:literal, $which:expr) => {
         concat!(
-            "SELECT ss.server_id, ss.monitor_id, ss.status, ss.score, ss.score_ts, ss.rtt, \
-             m.status AS mstatus \
+            "SELECT ss.server_id, ss.monitor_id, ss.status, ss.score, ss.score_ts, \
+             ss.rtt AS rtt_us, m.status AS monitor_status \
              FROM server_scores ss JOIN monitors m ON m.id = ss.monitor_id WHERE ss.server_id ",
             $in,
             $which
@@ -143,8 +144,8 @@ pub(crate) async fn server_ips(c: &mut Conn<'_>, ids: &[i64]) -> Result<Vec<Due>
 
 const SUBMIT_SERVERS: Sql = Sql {
     sqlite: folded!(
-        "id, sc, st",
-        "id",
+        "server_id, last_score, last_ts",
+        "server_id",
         submit_servers!(
             "INDEXED BY log_scores_server_monitor_ts",
             "IN (SELECT value FROM json_each($1))"
@@ -154,7 +155,7 @@ const SUBMIT_SERVERS: Sql = Sql {
 };
 const SUBMIT_SCORES: Sql = Sql {
     sqlite: folded!(
-        "server_id, monitor_id, status, score, score_ts, rtt, mstatus",
+        "server_id, monitor_id, status, score, score_ts, rtt_us, monitor_status",
         "server_id, monitor_id",
         submit_scores!("IN (SELECT value FROM json_each($1))", trusted!())
     ),
@@ -162,7 +163,7 @@ const SUBMIT_SCORES: Sql = Sql {
 };
 const SUBMIT_CANDIDATES: Sql = Sql {
     sqlite: folded!(
-        "server_id, monitor_id, status, score, score_ts, rtt, mstatus",
+        "server_id, monitor_id, status, score, score_ts, rtt_us, monitor_status",
         "server_id, monitor_id",
         submit_scores!("IN (SELECT value FROM json_each($1))", candidates!())
     ),
@@ -178,7 +179,7 @@ pub(crate) async fn submit_state(
     c: &mut Conn<'_>,
     ids: &[i64],
     monitor_id: i64,
-) -> Result<(Vec<ServerTuple>, Vec<ScoreTuple>), sqlx::Error> {
+) -> Result<(Vec<ServerRead>, Vec<PairRead>), sqlx::Error> {
     if let Conn::Pg(_) = c {
         c.query("SELECT id FROM servers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
             .bind_ids(ids)
@@ -201,7 +202,7 @@ pub(crate) async fn submit_candidates(
     ids: &[i64],
     monitor_id: i64,
     since: i64,
-) -> Result<Vec<ScoreTuple>, sqlx::Error> {
+) -> Result<Vec<PairRead>, sqlx::Error> {
     c.query(SUBMIT_CANDIDATES)
         .bind_ids(ids)
         .bind(monitor_id)
@@ -215,7 +216,7 @@ pub(crate) async fn own_windows(
     c: &mut Conn<'_>,
     monitor_id: i64,
     ids: &[i64],
-) -> Result<Vec<WindowTuple>, sqlx::Error> {
+) -> Result<Vec<OwnWindowRead>, sqlx::Error> {
     macro_rules! select {
         ($in:literal) => {
             concat!(
@@ -230,7 +231,7 @@ pub(crate) async fn own_windows(
     // from sqlx's SQLite worker thread, and this runs in every submission.
     const SQL: Sql = Sql {
         sqlite: folded!(
-            concat!("server_id, ", window_cols!(), ", last_error"),
+            concat!("server_id, ", window_json!(), ", last_error"),
             "server_id",
             select!("IN (SELECT value FROM json_each($2))")
         ),

@@ -2,6 +2,7 @@
 //! pair's status and 24 h window, the status changes and their log.
 
 use crate::conn::{Conn, Sql, folded};
+use crate::sql::{WindowCols, window_cols, window_json};
 use crate::{MonitorStatus, Store, StoreError, parse_ip, parse_status};
 use scoring::PairWindow;
 use std::net::IpAddr;
@@ -52,15 +53,8 @@ struct PairRow {
     server_id: i64,
     monitor_id: i64,
     status: String,
-    stats_day: Option<i64>,
-    cur_n: i64,
-    cur_step: f64,
-    cur_rtt_n: i64,
-    cur_rtt: f64,
-    prev_n: i64,
-    prev_step: f64,
-    prev_rtt_n: i64,
-    prev_rtt: f64,
+    #[sqlx(flatten)]
+    window: WindowCols,
 }
 
 #[derive(sqlx::FromRow)]
@@ -93,8 +87,7 @@ const MAX_ID: &str = "SELECT COALESCE(MAX(id), 0) FROM servers";
 const SERVER_ONE: &str = "SELECT id, ip, account_id FROM servers WHERE id = $1";
 macro_rules! pairs_cols {
     () => {
-        "server_id, monitor_id, status, stats_day, cur_n, cur_step, cur_rtt_n, cur_rtt, \
-         prev_n, prev_step, prev_rtt_n, prev_rtt"
+        concat!("server_id, monitor_id, status, ", window_cols!())
     };
 }
 /// Which pairs of the servers `$1..=$2` (by id range) or `$1` (a list) to read.
@@ -124,7 +117,7 @@ macro_rules! pairs {
     ($sqlite_where:expr, $pg_where:expr) => {
         Sql {
             sqlite: folded!(
-                pairs_cols!(),
+                concat!("server_id, monitor_id, status, ", window_json!()),
                 "server_id, monitor_id",
                 pairs_select!($sqlite_where)
             ),
@@ -167,27 +160,12 @@ const LOG: &str = "SELECT l.ts, l.monitor_id, m.name AS monitor_name, l.from_sta
 
 impl PairRow {
     fn pair(self) -> Result<(i64, SelectorPair), StoreError> {
-        use scoring::window::Sums;
         Ok((
             self.server_id,
             SelectorPair {
                 monitor_id: self.monitor_id,
                 status: parse_status(&self.status)?,
-                window: PairWindow {
-                    day: self.stats_day,
-                    cur: Sums {
-                        n: self.cur_n,
-                        step: self.cur_step,
-                        rtt_n: self.cur_rtt_n,
-                        rtt_ms: self.cur_rtt,
-                    },
-                    prev: Sums {
-                        n: self.prev_n,
-                        step: self.prev_step,
-                        rtt_n: self.prev_rtt_n,
-                        rtt_ms: self.prev_rtt,
-                    },
-                },
+                window: self.window.window(),
             },
         ))
     }

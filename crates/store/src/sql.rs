@@ -9,24 +9,7 @@ use crate::conn::Sql;
 /// The rows a submission writes, decided by [`scoring::submission`].
 pub(crate) use scoring::submission::{LogWrite, ScoreWrite};
 
-/// `(server_id, stats_day, cur_n, cur_step, cur_rtt_n, cur_rtt, prev_n,
-/// prev_step, prev_rtt_n, prev_rtt, last_error)` of one pair.
-pub(crate) type WindowTuple = (
-    i64,
-    Option<i64>,
-    i64,
-    f64,
-    i64,
-    f64,
-    i64,
-    f64,
-    i64,
-    f64,
-    Option<String>,
-);
-
-/// The window columns of `server_scores`, in [`WindowTuple`] order after
-/// the server id.
+/// The 24 h window columns of `server_scores` (see `scoring::window`).
 macro_rules! window_cols {
     () => {
         "stats_day, cur_n, cur_step, cur_rtt_n, cur_rtt, prev_n, prev_step, prev_rtt_n, prev_rtt"
@@ -34,31 +17,50 @@ macro_rules! window_cols {
 }
 pub(crate) use window_cols;
 
-/// A [`WindowTuple`]'s window.
-pub(crate) fn window_of(t: &WindowTuple) -> scoring::PairWindow {
-    use scoring::window::Sums;
-    scoring::PairWindow {
-        day: t.1,
-        cur: Sums {
-            n: t.2,
-            step: t.3,
-            rtt_n: t.4,
-            rtt_ms: t.5,
-        },
-        prev: Sums {
-            n: t.6,
-            step: t.7,
-            rtt_n: t.8,
-            rtt_ms: t.9,
-        },
-    }
+/// The same columns as one nested JSON array, for folded SQLite reads
+/// (see `Query::fetch_folded`), where [`WindowCols`] is one field.
+macro_rules! window_json {
+    () => {
+        concat!("json_array(", $crate::sql::window_cols!(), ")")
+    };
+}
+pub(crate) use window_json;
+
+/// A pair's stored window: [`window_cols!`], flattened into the row
+/// structs that read it.
+#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
+pub(crate) struct WindowCols {
+    pub stats_day: Option<i64>,
+    pub cur_n: i64,
+    pub cur_step: f64,
+    pub cur_rtt_n: i64,
+    pub cur_rtt: f64,
+    pub prev_n: i64,
+    pub prev_step: f64,
+    pub prev_rtt_n: i64,
+    pub prev_rtt: f64,
 }
 
-/// `(server_id, monitor_id, status, score, score_ts, rtt_us, monitor's global status)`.
-pub(crate) type ScoreTuple = (i64, i64, String, f64, Option<i64>, Option<i64>, String);
-
-/// `(server_id, last aggregate log score, its ts)`.
-pub(crate) type ServerTuple = (i64, Option<f64>, Option<i64>);
+impl WindowCols {
+    pub(crate) fn window(&self) -> scoring::PairWindow {
+        use scoring::window::Sums;
+        scoring::PairWindow {
+            day: self.stats_day,
+            cur: Sums {
+                n: self.cur_n,
+                step: self.cur_step,
+                rtt_n: self.cur_rtt_n,
+                rtt_ms: self.cur_rtt,
+            },
+            prev: Sums {
+                n: self.prev_n,
+                step: self.prev_step,
+                rtt_n: self.prev_rtt_n,
+                rtt_ms: self.prev_rtt,
+            },
+        }
+    }
+}
 
 /// A log query: `$1` server, `$2` limit, then `since` and/or the monitor.
 macro_rules! log_select {

@@ -2,43 +2,71 @@
 //! [`scoring::submission::decide`] works on. The decision itself lives in
 //! `scoring`; the store only reads and writes.
 
-use crate::sql::{ScoreTuple, ServerTuple, WindowTuple, window_of};
+use crate::sql::WindowCols;
 use crate::{StoreError, parse_global, parse_status};
 use scoring::submission::{OwnWindow, PairBefore, ServerBefore};
 
-pub(crate) fn servers(rows: Vec<ServerTuple>) -> Vec<ServerBefore> {
+/// A touched server with its last logged aggregate.
+#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
+pub(crate) struct ServerRead {
+    pub server_id: i64,
+    pub last_score: Option<f64>,
+    pub last_ts: Option<i64>,
+}
+
+/// One monitor's standing for a touched server.
+#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
+pub(crate) struct PairRead {
+    pub server_id: i64,
+    pub monitor_id: i64,
+    pub status: String,
+    pub score: f64,
+    pub score_ts: Option<i64>,
+    pub rtt_us: Option<i64>,
+    /// The monitor's global status.
+    pub monitor_status: String,
+}
+
+/// The submitting monitor's window and last error for a touched server.
+#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
+pub(crate) struct OwnWindowRead {
+    pub server_id: i64,
+    #[sqlx(flatten)]
+    pub window: WindowCols,
+    pub last_error: Option<String>,
+}
+
+pub(crate) fn servers(rows: Vec<ServerRead>) -> Vec<ServerBefore> {
     rows.into_iter()
-        .map(|(server_id, score, ts)| ServerBefore {
-            server_id,
-            last_logged: score.zip(ts),
+        .map(|r| ServerBefore {
+            server_id: r.server_id,
+            last_logged: r.last_score.zip(r.last_ts),
         })
         .collect()
 }
 
-pub(crate) fn pairs(rows: Vec<ScoreTuple>) -> Result<Vec<PairBefore>, StoreError> {
+pub(crate) fn pairs(rows: Vec<PairRead>) -> Result<Vec<PairBefore>, StoreError> {
     rows.into_iter()
-        .map(
-            |(server_id, monitor_id, status, score, score_ts, rtt_us, global)| {
-                Ok(PairBefore {
-                    server_id,
-                    monitor_id,
-                    status: parse_status(&status)?,
-                    global: parse_global(&global)?,
-                    score,
-                    score_ts,
-                    rtt_us,
-                })
-            },
-        )
+        .map(|r| {
+            Ok(PairBefore {
+                server_id: r.server_id,
+                monitor_id: r.monitor_id,
+                status: parse_status(&r.status)?,
+                global: parse_global(&r.monitor_status)?,
+                score: r.score,
+                score_ts: r.score_ts,
+                rtt_us: r.rtt_us,
+            })
+        })
         .collect()
 }
 
-pub(crate) fn windows(rows: Vec<WindowTuple>) -> Vec<OwnWindow> {
-    rows.iter()
-        .map(|t| OwnWindow {
-            server_id: t.0,
-            window: window_of(t),
-            last_error: t.10.clone().unwrap_or_default(),
+pub(crate) fn windows(rows: Vec<OwnWindowRead>) -> Vec<OwnWindow> {
+    rows.into_iter()
+        .map(|r| OwnWindow {
+            server_id: r.server_id,
+            window: r.window.window(),
+            last_error: r.last_error.unwrap_or_default(),
         })
         .collect()
 }

@@ -8,6 +8,7 @@ use agent::{Agent, AgentConfig};
 use server::ServerConfig;
 use server::admin::{AddMonitor, AddServer};
 use std::time::Duration;
+use store::testing::StoreTesting as _;
 use store::{MonitorGlobalStatus, Store, WorkIntervals};
 use tokio_util::sync::CancellationToken;
 

@@ -16,6 +16,7 @@ use server::alerts::{AlertConfig, Alerter, PassReport, run_alert_pass};
 use smtp_sink::SmtpSink;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use store::testing::StoreTesting as _;
 use store::{AlertChannel, AlertKind, MonitorGlobalStatus, MonitorStatus, ResultIn, ServerRow};
 
 on_both_backends!(down_reminder_recovered, failed_delivery_waits_the_interval);

@@ -15,6 +15,7 @@ use server::ServerConfig;
 use server::admin::AddMonitor;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use store::testing::StoreTesting as _;
 use store::{MonitorGlobalStatus, ResultIn};
 use tokio::net::TcpListener;
 

@@ -5,6 +5,7 @@ mod common;
 
 use common::{Backend, TestApp};
 use server::ServerConfig;
+use store::testing::StoreTesting as _;
 use store::{MonitorGlobalStatus, MonitorRow, ResultIn, ServerRow};
 
 const HEADER: &str = "ts_epoch,ts,offset,step,score,monitor_id,monitor_name,rtt,leap,error";

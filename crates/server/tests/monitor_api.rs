@@ -8,6 +8,7 @@ use common::{Backend, good_results, now};
 use serde_json::json;
 use server::ServerConfig;
 use server::keys::TicketSigner;
+use store::testing::StoreTesting as _;
 use store::{MonitorFilter, MonitorGlobalStatus};
 
 fn cfg() -> ServerConfig {

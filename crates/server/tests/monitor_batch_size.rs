@@ -8,6 +8,7 @@ use axum::http::Method;
 use common::Backend;
 use server::{MAX_BATCH_SIZE, ServerConfig};
 use store::MonitorGlobalStatus;
+use store::testing::StoreTesting as _;
 
 on_both_backends!(work_follows_the_configured_batch_size);
 

@@ -13,6 +13,7 @@ use server::ServerConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
 use store::MonitorGlobalStatus;
+use store::testing::StoreTesting as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 on_both_backends!(

@@ -10,6 +10,7 @@ use axum::http::{Method, StatusCode};
 use common::{Backend, CLIENT, good_results};
 use server::{RateLimitConfig, ServerConfig};
 use store::MonitorGlobalStatus;
+use store::testing::StoreTesting as _;
 
 fn limited(per_second: f64, burst: f64, trusted: &[&str]) -> ServerConfig {
     ServerConfig {

@@ -11,6 +11,7 @@ use scoring::SelectorConfig;
 use server::admin::AddMonitor;
 use server::selector_job::{CANDIDATE_BUDGET, run_pass};
 use server::{Clock, ServerConfig};
+use store::testing::StoreTesting as _;
 use store::{MonitorGlobalStatus, MonitorRow, MonitorStatus, PairState, ResultIn, Store};
 
 on_both_backends!(selector_pass_and_api, candidate_budget_spreads_over_passes);

@@ -10,6 +10,7 @@ use axum::http::{Method, StatusCode};
 use common::{Backend, TestApp, good_results, now};
 use serde_json::{Value, json};
 use server::ServerConfig;
+use store::testing::StoreTesting as _;
 use store::{MonitorGlobalStatus, ResultIn};
 
 on_both_backends!(

@@ -7,6 +7,7 @@ mod common;
 use common::{Backend, TestApp};
 use server::ServerConfig;
 use server::admin::AddMonitor;
+use store::testing::StoreTesting as _;
 use store::{MonitorGlobalStatus, MonitorRow, ResultIn, ServerRow};
 
 const HOSTILE: &str = "<script>alert(1)</script>";

@@ -173,6 +173,8 @@ fn release_check<C: sqlx::Connection>(
 mod data;
 mod monitors;
 mod registry;
+#[doc(hidden)]
+pub mod testing;
 mod web;
 mod work;
 pub use web::ScoreCrossing;

@@ -1,8 +1,8 @@
 //! Monitors: registration, status, keys, configuration.
 
 use crate::{
-    MonitorGlobalStatus, MonitorRow, MonitorStatus, NewMonitor, Store, StoreError, constraint,
-    ip_version, non_empty, parse_global, parse_ip, sql, touched,
+    MonitorGlobalStatus, MonitorRow, NewMonitor, Store, StoreError, constraint, ip_version,
+    non_empty, parse_global, parse_ip, sql, touched,
 };
 
 impl Store {
@@ -134,28 +134,6 @@ impl Store {
         .await
     }
 
-    /// Sets or clears the monitor's configuration (JSON text).
-    pub async fn set_monitor_config(
-        &self,
-        name: &str,
-        config: Option<&str>,
-    ) -> Result<(), StoreError> {
-        if let Some(cfg) = config {
-            serde_json::from_str::<serde_json::Value>(cfg)
-                .map_err(|e| StoreError::Invalid(format!("monitor config is not JSON: {e}")))?;
-        }
-        self.write(async |c| {
-            let n = c
-                .query(sql::MONITOR_SET_CONFIG)
-                .bind(name)
-                .bind(config)
-                .execute()
-                .await?;
-            touched(n, || format!("monitor {name:?}"))
-        })
-        .await
-    }
-
     /// Replaces the monitor's key hash: the old key stops working at once.
     /// `NotFound` for an unknown name, `Conflict` if another monitor has
     /// this hash.
@@ -195,28 +173,6 @@ impl Store {
                 .execute()
                 .await?;
             touched(n, || format!("monitor id {id}"))
-        })
-        .await
-    }
-
-    /// Sets one monitor's per-server status (the selector's decision).
-    pub async fn set_server_score_status(
-        &self,
-        server_id: i64,
-        monitor_id: i64,
-        status: MonitorStatus,
-    ) -> Result<(), StoreError> {
-        self.write(async |c| {
-            let n = c
-                .query(sql::SERVER_SCORE_SET_STATUS)
-                .bind(server_id)
-                .bind(monitor_id)
-                .bind(status.as_str())
-                .execute()
-                .await?;
-            touched(n, || {
-                format!("server id {server_id} / monitor id {monitor_id}")
-            })
         })
         .await
     }

@@ -1,5 +1,6 @@
 //! Accounts, zones and servers: what the operator registers.
 
+use crate::conn::Conn;
 use crate::{
     AccountRow, DnsMembership, NewServer, ServerDns, ServerRow, Store, StoreError, ZoneSeed,
     ZoneSummary, constraint, ip_version, non_empty, parse_ip, sql, touched,
@@ -198,9 +199,9 @@ impl Store {
                 .bind(version)
                 .execute()
                 .await?;
-            let row: ServerRead = c.query(sql::SERVER_BY_ID).bind(id).fetch_one().await?;
-            let zones: Vec<ZoneName> = c.query(sql::SERVER_ZONES_OF).bind(id).fetch_all().await?;
-            row.row(zones.into_iter().map(|z| z.name).collect())
+            let row = c.query(sql::SERVER_BY_ID).bind(id).fetch_one().await?;
+            let row = with_zones(c, Some(row)).await?;
+            row.ok_or_else(|| StoreError::Corrupt(format!("server {id} vanished")))
         })
         .await
     }
@@ -208,35 +209,12 @@ impl Store {
     pub async fn server_by_ip(&self, ip: IpAddr) -> Result<Option<ServerRow>, StoreError> {
         let ip_text = ip.to_canonical().to_string();
         self.read(async |c| {
-            let row: Option<ServerRead> = c
+            let row = c
                 .query(sql::SERVER_BY_IP)
                 .bind(&ip_text)
                 .fetch_optional()
                 .await?;
-            let Some(row) = row else { return Ok(None) };
-            let zones: Vec<ZoneName> = c
-                .query(sql::SERVER_ZONES_OF)
-                .bind(row.id)
-                .fetch_all()
-                .await?;
-            row.row(zones.into_iter().map(|z| z.name).collect())
-                .map(Some)
-        })
-        .await
-    }
-
-    pub async fn server_by_id(&self, id: i64) -> Result<Option<ServerRow>, StoreError> {
-        self.read(async |c| {
-            let row: Option<ServerRead> =
-                c.query(sql::SERVER_BY_ID).bind(id).fetch_optional().await?;
-            let Some(row) = row else { return Ok(None) };
-            let zones: Vec<ZoneName> = c
-                .query(sql::SERVER_ZONES_OF)
-                .bind(row.id)
-                .fetch_all()
-                .await?;
-            row.row(zones.into_iter().map(|z| z.name).collect())
-                .map(Some)
+            with_zones(c, row).await
         })
         .await
     }
@@ -300,7 +278,7 @@ impl Store {
 
 /// A `servers` row as stored (`ServerRow` without its zones).
 #[derive(sqlx::FromRow)]
-struct ServerRead {
+pub(crate) struct ServerRead {
     id: i64,
     ip: String,
     ip_version: i64,
@@ -327,6 +305,21 @@ impl ServerRead {
             zones,
         })
     }
+}
+
+/// The server of `row` (if any) with its zones.
+pub(crate) async fn with_zones(
+    c: &mut Conn<'_>,
+    row: Option<ServerRead>,
+) -> Result<Option<ServerRow>, StoreError> {
+    let Some(row) = row else { return Ok(None) };
+    let zones: Vec<ZoneName> = c
+        .query(sql::SERVER_ZONES_OF)
+        .bind(row.id)
+        .fetch_all()
+        .await?;
+    row.row(zones.into_iter().map(|z| z.name).collect())
+        .map(Some)
 }
 
 /// One zone of a server.

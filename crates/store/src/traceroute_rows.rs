@@ -144,24 +144,6 @@ struct LatestRead {
 }
 
 impl Store {
-    /// Ask `monitor_id` for a traceroute to `server_id` with its next work
-    /// call. `false` when skipped: the pair had a request within the last
-    /// 20 minutes (a pending one is replaced only after that), or the
-    /// monitor already has [`TRACEROUTE_MAX_PENDING`] requests pending.
-    /// `NotFound` for an unknown server or monitor.
-    pub async fn request_traceroute(
-        &self,
-        server_id: i64,
-        monitor_id: i64,
-        reason: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let n = self
-            .request_traceroutes(&[(server_id, monitor_id, reason.to_string())], now)
-            .await?;
-        Ok(n > 0)
-    }
-
     /// [`Store::request_traceroute`] for several `(server, monitor, reason)`
     /// requests in one transaction; how many were made. `NotFound` (nothing
     /// stored) if any names an unknown server or monitor.

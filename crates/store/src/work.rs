@@ -2,35 +2,14 @@
 
 use crate::bulk::{self, Due};
 use crate::conn::Conn;
-use crate::{
-    BatchRow, HOUSEKEEPING_CHUNK, Store, StoreError, WorkIntervals, WorkItem, is_fk_violation,
-    parse_ip, sql,
-};
-use std::collections::HashMap;
+use crate::{BatchRow, Store, StoreError, WorkIntervals, WorkItem, parse_ip, sql};
 
 impl Store {
     /// Up to `limit` servers due for this monitor, longest-waiting first,
-    /// and marks them queued now. Concurrent callers never get the same
-    /// server: SQLite serialises writers, PostgreSQL skips locked rows.
-    pub async fn take_work(
-        &self,
-        monitor_id: i64,
-        intervals: WorkIntervals,
-        limit: i64,
-        now: i64,
-    ) -> Result<Vec<WorkItem>, StoreError> {
-        if limit <= 0 {
-            return Ok(Vec::new());
-        }
-        let rows = self
-            .write(async |c| due_work(c, monitor_id, intervals, limit, now).await)
-            .await?;
-        rows.into_iter().map(Due::item).collect()
-    }
-
-    /// `take_work` and `create_batch` in one transaction: the due servers
-    /// and the batch that issues them. A batch is created even when no
-    /// work is due (then empty).
+    /// marked queued now, and the batch that issues them, in one
+    /// transaction. Concurrent callers never get the same server: SQLite
+    /// serialises writers, PostgreSQL skips locked rows. Nothing due: no
+    /// batch row, `(0, [])`. `NotFound` for an unknown monitor.
     pub async fn take_work_batch(
         &self,
         monitor_id: i64,
@@ -61,47 +40,6 @@ impl Store {
         Ok((seq, items))
     }
 
-    /// Remembers which servers were issued to the monitor; returns the
-    /// batch's sequence number (global, strictly increasing). `NotFound`
-    /// for an unknown monitor, `Invalid` for an unknown server.
-    pub async fn create_batch(
-        &self,
-        monitor_id: i64,
-        server_ids: &[i64],
-        now: i64,
-    ) -> Result<i64, StoreError> {
-        self.write(async |c| {
-            let found: HashMap<i64, String> = bulk::server_ips(c, server_ids)
-                .await?
-                .into_iter()
-                .map(|d| (d.server_id, d.ip))
-                .collect();
-            let mut rows = Vec::with_capacity(server_ids.len());
-            for id in server_ids {
-                match found.get(id) {
-                    Some(ip) => rows.push((*id, ip.as_str())),
-                    None => return Err(StoreError::Invalid(format!("unknown server id {id}"))),
-                }
-            }
-            let (seq,): (i64,) = c
-                .query(sql::BATCH_INSERT)
-                .bind(monitor_id)
-                .bind(now)
-                .bind(batch_json(rows.iter().copied()))
-                .fetch_one()
-                .await
-                .map_err(|e| {
-                    if is_fk_violation(&e) {
-                        StoreError::NotFound(format!("monitor id {monitor_id}"))
-                    } else {
-                        StoreError::from(e)
-                    }
-                })?;
-            Ok(seq)
-        })
-        .await
-    }
-
     pub async fn batch(&self, seq: i64) -> Result<Option<BatchRow>, StoreError> {
         let row = self
             .read(async |c| {
@@ -129,28 +67,16 @@ impl Store {
         })
         .transpose()
     }
-
-    /// Deletes batches created before `created_before` (submitted or not);
-    /// returns how many. A deleted batch can no longer be submitted
-    /// (`NotFound`). Replay protection does not depend on them: it rests
-    /// on `monitors.last_submit_batch`. The running service prunes them
-    /// with [`housekeep`](Self::housekeep).
-    pub async fn prune_batches(&self, created_before: i64) -> Result<u64, StoreError> {
-        Ok(self
-            .housekeep(created_before, None, HOUSEKEEPING_CHUNK)
-            .await?
-            .batches)
-    }
 }
 
 /// A batch's server list as stored: JSON `[[id, "ip"], …]`.
-fn batch_json<'a>(rows: impl Iterator<Item = (i64, &'a str)>) -> String {
+pub(crate) fn batch_json<'a>(rows: impl Iterator<Item = (i64, &'a str)>) -> String {
     serde_json::to_string(&rows.collect::<Vec<_>>()).expect("ids and strings always serialize")
 }
 
 /// The due work of one work call: checks the monitor, then takes up to
 /// `limit` due servers (none for `limit` ≤ 0) and marks them queued.
-async fn due_work(
+pub(crate) async fn due_work(
     c: &mut Conn<'_>,
     monitor_id: i64,
     intervals: WorkIntervals,
@@ -177,7 +103,7 @@ async fn due_work(
 }
 
 impl Due {
-    fn item(self) -> Result<WorkItem, StoreError> {
+    pub(crate) fn item(self) -> Result<WorkItem, StoreError> {
         Ok(WorkItem {
             server_id: self.server_id,
             ip: parse_ip(&self.ip)?,

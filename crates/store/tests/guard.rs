@@ -7,6 +7,7 @@ mod common;
 use common::TestDb;
 use scoring::ZoneGuardConfig;
 use std::net::IpAddr;
+use store::testing::StoreTesting as _;
 use store::*;
 
 const T0: i64 = 1_700_000_000;

@@ -5,6 +5,7 @@ mod common;
 use common::{TestDb, good_result};
 use std::collections::HashSet;
 use std::net::IpAddr;
+use store::testing::StoreTesting as _;
 use store::*;
 
 const T0: i64 = 1_700_000_000;
@@ -455,7 +456,13 @@ async fn take_work_intervals(db: &TestDb) {
     ));
 
     // Old batches can be pruned.
-    assert_eq!(s.prune_batches(T0 + 20_000).await.unwrap(), 2);
+    assert_eq!(
+        s.housekeep(T0 + 20_000, None, HOUSEKEEPING_CHUNK)
+            .await
+            .unwrap()
+            .batches,
+        2
+    );
     assert!(s.batch(seq).await.unwrap().is_none());
     assert!(s.batch(seq3).await.unwrap().is_some());
     assert!(s.batch(seq2 + 100).await.unwrap().is_none());

@@ -4,6 +4,7 @@ mod common;
 
 use common::TestDb;
 use std::net::IpAddr;
+use store::testing::StoreTesting as _;
 use store::*;
 
 const T0: i64 = 1_700_000_000;

@@ -37,6 +37,7 @@ use server::admin::{AddMonitor, AddServer};
 use server::{RateLimitConfig, ServerConfig};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
+use store::testing::StoreTesting as _;
 use store::{MonitorGlobalStatus, ResultIn, Store, WorkIntervals};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;

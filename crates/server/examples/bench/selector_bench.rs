@@ -28,6 +28,7 @@ use scoring::SelectorConfig;
 use server::admin::AddMonitor;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
+use store::testing::StoreTesting as _;
 use store::{MonitorGlobalStatus, ResultIn};
 
 /// (VmRSS, VmHWM) in MB.

@@ -1,0 +1,189 @@
+//! Store operations only the test suites and the bench need: issuing a
+//! batch of chosen servers, taking work without a batch, setting one
+//! pair's status or a monitor's configuration directly. The service does
+//! these through [`Store::take_work_batch`], [`Store::apply_selector_changes`]
+//! and [`Store::request_traceroutes`]; none of them is part of the store's
+//! API (`API.md`). One definition serves the tests of `store`, `server`
+//! and `poolwatch` and the bench:
+//! `use store::testing::StoreTesting as _;`.
+
+use crate::bulk::{self, Due};
+use crate::registry::{ServerRead, with_zones};
+use crate::work::{batch_json, due_work};
+use crate::{
+    MonitorStatus, ServerRow, Store, StoreError, WorkIntervals, WorkItem, is_fk_violation, sql,
+    touched,
+};
+use std::collections::HashMap;
+use std::future::Future;
+
+/// See the module docs. Futures are `Send` so tests can spawn them.
+pub trait StoreTesting {
+    /// Up to `limit` servers due for this monitor, longest-waiting first,
+    /// marked queued now, without a batch. Concurrent callers never get
+    /// the same server: SQLite serialises writers, PostgreSQL skips locked
+    /// rows. Empty for `limit` ≤ 0.
+    fn take_work(
+        &self,
+        monitor_id: i64,
+        intervals: WorkIntervals,
+        limit: i64,
+        now: i64,
+    ) -> impl Future<Output = Result<Vec<WorkItem>, StoreError>> + Send;
+
+    /// Remembers that these servers were issued to the monitor; returns
+    /// the batch's sequence number (global, strictly increasing).
+    /// `NotFound` for an unknown monitor, `Invalid` for an unknown server.
+    fn create_batch(
+        &self,
+        monitor_id: i64,
+        server_ids: &[i64],
+        now: i64,
+    ) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    fn server_by_id(
+        &self,
+        id: i64,
+    ) -> impl Future<Output = Result<Option<ServerRow>, StoreError>> + Send;
+
+    /// Sets or clears the monitor's configuration (JSON text); `Invalid`
+    /// if not JSON, `NotFound` for an unknown name.
+    fn set_monitor_config(
+        &self,
+        name: &str,
+        config: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Sets one monitor's per-server status, whatever it was.
+    fn set_server_score_status(
+        &self,
+        server_id: i64,
+        monitor_id: i64,
+        status: MonitorStatus,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// [`Store::request_traceroutes`] for one request: `false` when skipped.
+    fn request_traceroute(
+        &self,
+        server_id: i64,
+        monitor_id: i64,
+        reason: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+impl StoreTesting for Store {
+    async fn take_work(
+        &self,
+        monitor_id: i64,
+        intervals: WorkIntervals,
+        limit: i64,
+        now: i64,
+    ) -> Result<Vec<WorkItem>, StoreError> {
+        if limit <= 0 {
+            return Ok(Vec::new());
+        }
+        let rows = self
+            .write(async |c| due_work(c, monitor_id, intervals, limit, now).await)
+            .await?;
+        rows.into_iter().map(Due::item).collect()
+    }
+
+    async fn create_batch(
+        &self,
+        monitor_id: i64,
+        server_ids: &[i64],
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        self.write(async |c| {
+            let found: HashMap<i64, String> = bulk::server_ips(c, server_ids)
+                .await?
+                .into_iter()
+                .map(|d| (d.server_id, d.ip))
+                .collect();
+            let mut rows = Vec::with_capacity(server_ids.len());
+            for id in server_ids {
+                match found.get(id) {
+                    Some(ip) => rows.push((*id, ip.as_str())),
+                    None => return Err(StoreError::Invalid(format!("unknown server id {id}"))),
+                }
+            }
+            let (seq,): (i64,) = c
+                .query(sql::BATCH_INSERT)
+                .bind(monitor_id)
+                .bind(now)
+                .bind(batch_json(rows.iter().copied()))
+                .fetch_one()
+                .await
+                .map_err(|e| {
+                    if is_fk_violation(&e) {
+                        StoreError::NotFound(format!("monitor id {monitor_id}"))
+                    } else {
+                        StoreError::from(e)
+                    }
+                })?;
+            Ok(seq)
+        })
+        .await
+    }
+
+    async fn server_by_id(&self, id: i64) -> Result<Option<ServerRow>, StoreError> {
+        self.read(async |c| {
+            let row: Option<ServerRead> =
+                c.query(sql::SERVER_BY_ID).bind(id).fetch_optional().await?;
+            with_zones(c, row).await
+        })
+        .await
+    }
+
+    async fn set_monitor_config(&self, name: &str, config: Option<&str>) -> Result<(), StoreError> {
+        if let Some(cfg) = config {
+            serde_json::from_str::<serde_json::Value>(cfg)
+                .map_err(|e| StoreError::Invalid(format!("monitor config is not JSON: {e}")))?;
+        }
+        self.write(async |c| {
+            let n = c
+                .query(sql::MONITOR_SET_CONFIG)
+                .bind(name)
+                .bind(config)
+                .execute()
+                .await?;
+            touched(n, || format!("monitor {name:?}"))
+        })
+        .await
+    }
+
+    async fn set_server_score_status(
+        &self,
+        server_id: i64,
+        monitor_id: i64,
+        status: MonitorStatus,
+    ) -> Result<(), StoreError> {
+        self.write(async |c| {
+            let n = c
+                .query(sql::SERVER_SCORE_SET_STATUS)
+                .bind(server_id)
+                .bind(monitor_id)
+                .bind(status.as_str())
+                .execute()
+                .await?;
+            touched(n, || {
+                format!("server id {server_id} / monitor id {monitor_id}")
+            })
+        })
+        .await
+    }
+
+    async fn request_traceroute(
+        &self,
+        server_id: i64,
+        monitor_id: i64,
+        reason: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .request_traceroutes(&[(server_id, monitor_id, reason.to_string())], now)
+            .await?;
+        Ok(n > 0)
+    }
+}

@@ -199,3 +199,72 @@ macro_rules! folded {
     };
 }
 pub(crate) use folded;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection as _;
+
+    #[derive(Debug, PartialEq, sqlx::FromRow, serde::Deserialize)]
+    struct Pair {
+        n: i64,
+        s: String,
+    }
+
+    /// The SQL text is shared with PostgreSQL only because sqlx binds
+    /// SQLite's `$N` by its number, not by order of appearance.
+    #[tokio::test]
+    async fn sqlite_binds_dollar_placeholders_by_number() {
+        let mut raw = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let mut c = Conn::Sqlite(&mut raw);
+        let r: Pair = c
+            .query("SELECT $2 AS n, $1 AS s")
+            .bind("a")
+            .bind(7i64)
+            .fetch_one()
+            .await
+            .unwrap();
+        assert_eq!(
+            r,
+            Pair {
+                n: 7,
+                s: "a".into()
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn folded_rows_read_back_by_position() {
+        let mut raw = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        let mut c = Conn::Sqlite(&mut raw);
+        const ROWS: Sql = Sql {
+            sqlite: folded!(
+                "n, s",
+                "n DESC",
+                "SELECT value AS n, 'x' || value AS s FROM json_each($1)"
+            ),
+            pg: "unused",
+        };
+        let rows: Vec<Pair> = c
+            .query(ROWS)
+            .bind_ids(&[1, 2])
+            .fetch_folded()
+            .await
+            .unwrap();
+        assert_eq!(
+            rows,
+            [
+                Pair {
+                    n: 2,
+                    s: "x2".into()
+                },
+                Pair {
+                    n: 1,
+                    s: "x1".into()
+                }
+            ]
+        );
+        let none: Vec<Pair> = c.query(ROWS).bind_ids(&[]).fetch_folded().await.unwrap();
+        assert!(none.is_empty());
+    }
+}

@@ -6,7 +6,7 @@
 //! array per column and `UNNEST`s them. Either way a whole submission is a
 //! handful of prepared statements. Each function matches the [`Conn`] once.
 
-use crate::conn::{Conn, Query, Sql, folded, folded_json};
+use crate::conn::{Conn, Query, Sql, folded, folded_json, positional_row};
 use crate::sql::{LogWrite, ScoreWrite, window_cols, window_json};
 use crate::submit::{OwnWindowRead, PairRead, ServerRead};
 use std::sync::OnceLock;
@@ -77,11 +77,13 @@ macro_rules! candidates {
 }
 
 /// One due server.
-#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 pub(crate) struct Due {
     pub server_id: i64,
     pub ip: String,
 }
+// The first columns of WORK_SELECT and server_ips.
+positional_row!(Due { server_id, ip });
 
 /// Due servers, longest-waiting first. PostgreSQL locks the rows it
 /// returns and skips locked ones, so concurrent callers get disjoint work.
@@ -513,7 +515,7 @@ pub(crate) async fn set_server_scores(
 }
 
 /// One row of a server's log as read back (`LogRow` with `rtt` in µs).
-#[derive(Debug, sqlx::FromRow)]
+#[derive(Debug)]
 pub(crate) struct LogRead {
     pub id: i64,
     pub ts: i64,
@@ -529,6 +531,23 @@ pub(crate) struct LogRead {
     pub error: Option<String>,
     pub no_response: bool,
 }
+
+// In `sql::log_select!`'s column order.
+positional_row!(LogRead {
+    id,
+    ts,
+    offset,
+    step,
+    score,
+    monitor_id,
+    monitor_name,
+    rtt_us,
+    stratum,
+    leap,
+    refid,
+    error,
+    no_response
+});
 
 /// [`LogRead`] as SQLite's JSON folds it: reals as 17-digit text (see
 /// `sql::log_json`), the flag as 0/1.

@@ -1,7 +1,7 @@
 //! What the monitor selector reads and writes: every (server, monitor)
 //! pair's status and 24 h window, the status changes and their log.
 
-use crate::conn::{Conn, Sql, folded};
+use crate::conn::{Conn, Sql, folded, positional_row};
 use crate::sql::{WindowCols, window_cols, window_json};
 use crate::{MonitorStatus, Store, StoreError, parse_ip, parse_status};
 use scoring::PairWindow;
@@ -48,14 +48,15 @@ pub struct SelectorLogRow {
 }
 
 /// One pair as stored: its status and window.
-#[derive(sqlx::FromRow, serde::Deserialize)]
+#[derive(serde::Deserialize)]
 struct PairRow {
     server_id: i64,
     monitor_id: i64,
     status: String,
-    #[sqlx(flatten)]
     window: WindowCols,
 }
+// In `pairs_cols!` order; read per pair in every selector pass.
+positional_row!(PairRow { server_id, monitor_id, status, window(WindowCols) });
 
 #[derive(sqlx::FromRow)]
 struct ServerHead {

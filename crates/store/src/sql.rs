@@ -28,7 +28,7 @@ pub(crate) use window_json;
 
 /// A pair's stored window: [`window_cols!`], flattened into the row
 /// structs that read it.
-#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 pub(crate) struct WindowCols {
     pub stats_day: Option<i64>,
     pub cur_n: i64,
@@ -40,6 +40,18 @@ pub(crate) struct WindowCols {
     pub prev_rtt_n: i64,
     pub prev_rtt: f64,
 }
+
+crate::conn::positional_row!(WindowCols {
+    stats_day,
+    cur_n,
+    cur_step,
+    cur_rtt_n,
+    cur_rtt,
+    prev_n,
+    prev_step,
+    prev_rtt_n,
+    prev_rtt
+});
 
 impl WindowCols {
     pub(crate) fn window(&self) -> scoring::PairWindow {

@@ -2,12 +2,13 @@
 //! [`scoring::submission::decide`] works on. The decision itself lives in
 //! `scoring`; the store only reads and writes.
 
+use crate::conn::positional_row;
 use crate::sql::WindowCols;
 use crate::{StoreError, parse_global, parse_status};
 use scoring::submission::{OwnWindow, PairBefore, ServerBefore};
 
 /// A touched server with its last logged aggregate.
-#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 pub(crate) struct ServerRead {
     pub server_id: i64,
     pub last_score: Option<f64>,
@@ -15,7 +16,7 @@ pub(crate) struct ServerRead {
 }
 
 /// One monitor's standing for a touched server.
-#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 pub(crate) struct PairRead {
     pub server_id: i64,
     pub monitor_id: i64,
@@ -28,13 +29,29 @@ pub(crate) struct PairRead {
 }
 
 /// The submitting monitor's window and last error for a touched server.
-#[derive(Debug, sqlx::FromRow, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 pub(crate) struct OwnWindowRead {
     pub server_id: i64,
-    #[sqlx(flatten)]
     pub window: WindowCols,
     pub last_error: Option<String>,
 }
+
+// In the column order of `bulk::SUBMIT_*` and `bulk::own_windows`.
+positional_row!(ServerRead {
+    server_id,
+    last_score,
+    last_ts
+});
+positional_row!(PairRead {
+    server_id,
+    monitor_id,
+    status,
+    score,
+    score_ts,
+    rtt_us,
+    monitor_status
+});
+positional_row!(OwnWindowRead { server_id, window(WindowCols), last_error });
 
 pub(crate) fn servers(rows: Vec<ServerRead>) -> Vec<ServerBefore> {
     rows.into_iter()

@@ -6,7 +6,7 @@
 //! they differ.
 //!
 //! Rows are named structs deriving `sqlx::FromRow` (one derive serves both
-//! backends, see [`Row`]). Reads that fold their rows into one JSON array on
+//! backends, see [`Row`]), or [`positional_row!`] on the ingest path. Reads that fold their rows into one JSON array on
 //! SQLite (see [`Query::fetch_folded`]) also derive `serde::Deserialize`:
 //! serde reads a struct from a JSON array field by field, in order.
 

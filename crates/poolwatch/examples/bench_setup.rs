@@ -9,7 +9,7 @@
 use server::admin::{AddMonitor, AddServer};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use store::{MonitorGlobalStatus, Store};
+use store::{GlobalStatus, Store};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
         ip: a[4].parse()?,
         location: "bench".into(),
         account: None,
-        status: MonitorGlobalStatus::Active,
+        status: GlobalStatus::Active,
     };
     let (_, key) = server::admin::add_monitor(&store, m, now).await?;
     println!("{key}");

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use server::admin::{self, AddMonitor, AddServer, AdminError};
 use std::process::ExitCode;
-use store::{MonitorGlobalStatus, Store};
+use store::{GlobalStatus, Store};
 
 /// Manage servers, monitors and zones.
 ///
@@ -70,7 +70,7 @@ enum AccountCommand {
     Show { name: String },
 }
 
-fn parse_status(s: &str) -> Result<MonitorGlobalStatus, String> {
+fn parse_status(s: &str) -> Result<GlobalStatus, String> {
     s.parse()
         .map_err(|e: store::ParseGlobalStatusError| e.to_string())
 }
@@ -93,7 +93,7 @@ enum MonitorCommand {
         /// pending, testing, active, paused or deleted. Only testing and
         /// active monitors get work.
         #[arg(long, value_name = "STATUS", default_value = "active", value_parser = parse_status)]
-        status: MonitorGlobalStatus,
+        status: GlobalStatus,
     },
     /// List every monitor.
     List,
@@ -105,7 +105,7 @@ enum MonitorCommand {
         name: String,
         /// pending, testing, active, paused or deleted.
         #[arg(long, value_name = "STATUS", value_parser = parse_status)]
-        status: MonitorGlobalStatus,
+        status: GlobalStatus,
     },
 }
 

@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use store::{MonitorGlobalStatus, Store, WorkIntervals};
+use store::{GlobalStatus, Store, WorkIntervals};
 use tokio_util::sync::CancellationToken;
 
 /// Run the whole pipeline on this machine: no root, no network.
@@ -266,7 +266,7 @@ pub async fn run(cmd: &clap::Command, m: &clap::ArgMatches) -> Result<ExitCode> 
                 ip: ip.parse()?,
                 location: location.to_string(),
                 account: None,
-                status: MonitorGlobalStatus::Active,
+                status: GlobalStatus::Active,
             },
             t,
         )

@@ -9,7 +9,7 @@ use server::ServerConfig;
 use server::admin::{AddMonitor, AddServer};
 use std::time::Duration;
 use store::testing::StoreTesting as _;
-use store::{MonitorGlobalStatus, Store, WorkIntervals};
+use store::{GlobalStatus, Store, WorkIntervals};
 use tokio_util::sync::CancellationToken;
 
 fn now() -> i64 {
@@ -47,7 +47,7 @@ async fn agent_runs_requested_traceroutes() {
             ip: "192.0.2.200".parse().unwrap(),
             location: "Lab".into(),
             account: None,
-            status: MonitorGlobalStatus::Active,
+            status: GlobalStatus::Active,
         },
         now(),
     )

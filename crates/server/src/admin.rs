@@ -6,7 +6,7 @@
 use crate::keys::{generate_key, hash_key};
 use std::net::IpAddr;
 use store::{
-    MonitorGlobalStatus, MonitorRow, NewMonitor, NewServer, ServerRow, Store, StoreError, ZoneSeed,
+    GlobalStatus, MonitorRow, NewMonitor, NewServer, ServerRow, Store, StoreError, ZoneSeed,
 };
 
 /// Why an admin action was refused.
@@ -133,7 +133,7 @@ pub struct AddMonitor {
     pub ip: IpAddr,
     pub location: String,
     pub account: Option<String>,
-    pub status: MonitorGlobalStatus,
+    pub status: GlobalStatus,
 }
 
 /// Add a monitor; returns it and its key, which exists nowhere else (the

@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use store::{MonitorGlobalStatus, MonitorRow};
+use store::{GlobalStatus, MonitorRow};
 
 /// The monitor whose key is in `Authorization: Bearer KEY`, allowed to work
 /// (status testing or active). Records last_seen and the client version.
@@ -71,9 +71,7 @@ impl FromRequestParts<AppState> for AuthedMonitor {
             }
         }
         match monitor.status {
-            MonitorGlobalStatus::Active | MonitorGlobalStatus::Testing => {
-                Ok(AuthedMonitor(monitor))
-            }
+            GlobalStatus::Active | GlobalStatus::Testing => Ok(AuthedMonitor(monitor)),
             other => Err(ApiError::forbidden(format!(
                 "monitor {} is {other}; the pool operator can set it to testing or active",
                 monitor.name

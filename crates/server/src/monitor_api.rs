@@ -17,7 +17,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
 use std::collections::HashSet;
-use store::{MonitorGlobalStatus, ResultIn, WorkIntervals};
+use store::{GlobalStatus, ResultIn, WorkIntervals};
 
 /// Per-monitor overrides (the `monitors.config` JSON); absent fields keep
 /// the service's values.
@@ -99,7 +99,7 @@ pub async fn work(
     JsonBodyOrEmpty(WorkRequest {}): JsonBodyOrEmpty<WorkRequest>,
 ) -> Result<Json<Work>, ApiError> {
     let mut intervals = st.cfg().intervals;
-    if m.status != MonitorGlobalStatus::Active {
+    if m.status != GlobalStatus::Active {
         // A monitor still on trial checks its "active" servers only at the
         // testing pace, as in the pool.
         intervals.active_s = intervals.active_s.max(intervals.testing_s);

@@ -106,7 +106,7 @@ async fn history(
                 .store()
                 .monitor_by_name(&name)
                 .await?
-                .filter(|m| m.status != store::MonitorGlobalStatus::Deleted)
+                .filter(|m| m.status != store::GlobalStatus::Deleted)
                 .ok_or_else(monitor_not_found)?;
             MonitorFilter::Monitor(m.id)
         }

@@ -17,7 +17,7 @@ use smtp_sink::SmtpSink;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use store::testing::StoreTesting as _;
-use store::{AlertChannel, AlertKind, MonitorGlobalStatus, MonitorStatus, ResultIn, ServerRow};
+use store::{AlertChannel, AlertKind, GlobalStatus, MonitorStatus, ResultIn, ServerRow};
 
 on_both_backends!(down_reminder_recovered, failed_delivery_waits_the_interval);
 
@@ -151,8 +151,8 @@ async fn fixture(
         SmtpSink::start().await
     };
     let hooks = receiver(hook_status).await;
-    let (defra, _) = t.add_monitor("defra1", MonitorGlobalStatus::Active).await;
-    let (usnyc, _) = t.add_monitor("usnyc1", MonitorGlobalStatus::Active).await;
+    let (defra, _) = t.add_monitor("defra1", GlobalStatus::Active).await;
+    let (usnyc, _) = t.add_monitor("usnyc1", GlobalStatus::Active).await;
     let account = t.store().ensure_account("acme").await.unwrap();
     t.store()
         .set_account_contact("acme", Some("noc@acme.test"), Some(&hooks.url))

@@ -16,7 +16,7 @@ use server::admin::AddMonitor;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use store::testing::StoreTesting as _;
-use store::{MonitorGlobalStatus, ResultIn};
+use store::{GlobalStatus, ResultIn};
 use tokio::net::TcpListener;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -76,7 +76,7 @@ async fn server_page_renders_in_chromium() {
                 ip: format!("198.51.100.{}", 10 + i).parse().unwrap(),
                 location: location.to_string(),
                 account: None,
-                status: MonitorGlobalStatus::Active,
+                status: GlobalStatus::Active,
             },
             now,
         )

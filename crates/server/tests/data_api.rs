@@ -6,7 +6,7 @@ mod common;
 use common::{Backend, TestApp};
 use server::ServerConfig;
 use store::testing::StoreTesting as _;
-use store::{MonitorGlobalStatus, MonitorRow, ResultIn, ServerRow};
+use store::{GlobalStatus, MonitorRow, ResultIn, ServerRow};
 
 const HEADER: &str = "ts_epoch,ts,offset,step,score,monitor_id,monitor_name,rtt,leap,error";
 
@@ -58,8 +58,8 @@ async fn fixture(backend: Backend, cfg: ServerConfig) -> Option<Fixture> {
     let t = TestApp::new(db, cfg);
     t.seed_zones().await;
     let s = t.add_server("192.0.2.1").await;
-    let (alpha, _) = t.add_monitor("alpha", MonitorGlobalStatus::Active).await;
-    let (beta, _) = t.add_monitor("beta", MonitorGlobalStatus::Active).await;
+    let (alpha, _) = t.add_monitor("alpha", GlobalStatus::Active).await;
+    let (beta, _) = t.add_monitor("beta", GlobalStatus::Active).await;
     let start = common::now() - 5 * 60;
     fill(&t, &s, &alpha, start, 4, &good()).await;
     fill(

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use common::{Backend, CLIENT, good_results};
 use server::{DnsZoneConfig, ServerConfig};
-use store::MonitorGlobalStatus;
+use store::GlobalStatus;
 
 const TOKEN: &str = "dns-token-0123456789abcdef";
 
@@ -61,7 +61,7 @@ async fn zone_holds_only_in_dns_servers(backend: Backend) {
     t.seed_zones().await;
     t.add_server("192.0.2.10").await;
     t.add_server("192.0.2.11").await;
-    let (_, key) = t.add_monitor("m1", MonitorGlobalStatus::Active).await;
+    let (_, key) = t.add_monitor("m1", GlobalStatus::Active).await;
     // 20 good results for both servers lift them to ≥ 10 ...
     for _ in 0..20 {
         let w = t.work(&key).await;

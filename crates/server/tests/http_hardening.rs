@@ -351,9 +351,7 @@ async fn metrics_on_their_own_address(backend: Backend) {
     assert_eq!(log_rows(&before), 0);
     // Writes show in the count.
     app.seed_zones().await;
-    let (_, key) = app
-        .add_monitor("zrh", store::MonitorGlobalStatus::Active)
-        .await;
+    let (_, key) = app.add_monitor("zrh", store::GlobalStatus::Active).await;
     for ip in ["192.0.2.1", "192.0.2.2"] {
         app.add_server(ip).await;
     }

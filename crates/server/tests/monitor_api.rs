@@ -9,7 +9,7 @@ use serde_json::json;
 use server::ServerConfig;
 use server::keys::TicketSigner;
 use store::testing::StoreTesting as _;
-use store::{MonitorFilter, MonitorGlobalStatus};
+use store::{GlobalStatus, MonitorFilter};
 
 fn cfg() -> ServerConfig {
     ServerConfig {
@@ -57,11 +57,11 @@ async fn keys_and_statuses(backend: Backend) {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // Every status: only testing and active may work.
     for (i, (status, want)) in [
-        (MonitorGlobalStatus::Active, StatusCode::OK),
-        (MonitorGlobalStatus::Testing, StatusCode::OK),
-        (MonitorGlobalStatus::Pending, StatusCode::FORBIDDEN),
-        (MonitorGlobalStatus::Paused, StatusCode::FORBIDDEN),
-        (MonitorGlobalStatus::Deleted, StatusCode::FORBIDDEN),
+        (GlobalStatus::Active, StatusCode::OK),
+        (GlobalStatus::Testing, StatusCode::OK),
+        (GlobalStatus::Pending, StatusCode::FORBIDDEN),
+        (GlobalStatus::Paused, StatusCode::FORBIDDEN),
+        (GlobalStatus::Deleted, StatusCode::FORBIDDEN),
     ]
     .into_iter()
     .enumerate()
@@ -77,7 +77,7 @@ async fn keys_and_statuses(backend: Backend) {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     // Pausing an active monitor takes effect at once.
-    let (m, key) = t.add_monitor("pause-me", MonitorGlobalStatus::Active).await;
+    let (m, key) = t.add_monitor("pause-me", GlobalStatus::Active).await;
     assert_eq!(
         t.monitor_call(Method::GET, path, Some(&key), None)
             .await
@@ -85,7 +85,7 @@ async fn keys_and_statuses(backend: Backend) {
         StatusCode::OK
     );
     t.store()
-        .set_monitor_status(&m.name, MonitorGlobalStatus::Paused)
+        .set_monitor_status(&m.name, GlobalStatus::Paused)
         .await
         .unwrap();
     let r = t.monitor_call(Method::GET, path, Some(&key), None).await;
@@ -95,7 +95,7 @@ async fn keys_and_statuses(backend: Backend) {
 
 async fn config_and_last_seen(backend: Backend) {
     let t = app_or_skip!(backend, cfg());
-    let (m, key) = t.add_monitor("cfg-mon", MonitorGlobalStatus::Active).await;
+    let (m, key) = t.add_monitor("cfg-mon", GlobalStatus::Active).await;
     assert_eq!(m.last_seen, None);
     let r = t
         .monitor_call(Method::GET, "/api/v1/monitor/config", Some(&key), None)
@@ -139,7 +139,7 @@ async fn work_submit_and_score(backend: Backend) {
     t.seed_zones().await;
     let a = t.add_server("192.0.2.1").await;
     let b = t.add_server("192.0.2.2").await;
-    let (m, key) = t.add_monitor("worker", MonitorGlobalStatus::Active).await;
+    let (m, key) = t.add_monitor("worker", GlobalStatus::Active).await;
     let work = t.work(&key).await;
     assert_eq!(work.batch_id.len(), 20);
     assert!(work.batch_id.bytes().all(|c| c.is_ascii_digit()));
@@ -179,7 +179,7 @@ async fn forged_ticket_stores_nothing(backend: Backend) {
     t.seed_zones().await;
     t.add_server("192.0.2.1").await;
     t.add_server("192.0.2.2").await;
-    let (_, key) = t.add_monitor("forger", MonitorGlobalStatus::Active).await;
+    let (_, key) = t.add_monitor("forger", GlobalStatus::Active).await;
     let work = t.work(&key).await;
     let before = t.log_count().await;
 
@@ -231,7 +231,7 @@ async fn server_not_in_batch_stores_nothing(backend: Backend) {
     t.add_server("192.0.2.1").await;
     t.add_server("192.0.2.2").await;
     t.add_server("192.0.2.3").await;
-    let (m, key) = t.add_monitor("sneaky", MonitorGlobalStatus::Active).await;
+    let (m, key) = t.add_monitor("sneaky", GlobalStatus::Active).await;
     let w1 = t.work(&key).await;
     let w2 = t.work(&key).await;
     let before = t.log_count().await;
@@ -289,8 +289,8 @@ async fn other_monitors_batch_is_forbidden(backend: Backend) {
     let t = app_or_skip!(backend, cfg());
     t.seed_zones().await;
     t.add_server("192.0.2.1").await;
-    let (_, key_a) = t.add_monitor("mon-a", MonitorGlobalStatus::Active).await;
-    let (_, key_b) = t.add_monitor("mon-b", MonitorGlobalStatus::Active).await;
+    let (_, key_a) = t.add_monitor("mon-a", GlobalStatus::Active).await;
+    let (_, key_b) = t.add_monitor("mon-b", GlobalStatus::Active).await;
     let work_a = t.work(&key_a).await;
     let before = t.log_count().await;
     // B submits A's batch with A's tickets: the tickets are bound to A.
@@ -310,7 +310,7 @@ async fn older_batch_conflicts(backend: Backend) {
     t.seed_zones().await;
     t.add_server("192.0.2.1").await;
     t.add_server("192.0.2.2").await;
-    let (_, key) = t.add_monitor("orderly", MonitorGlobalStatus::Active).await;
+    let (_, key) = t.add_monitor("orderly", GlobalStatus::Active).await;
     let w1 = t.work(&key).await;
     let w2 = t.work(&key).await;
     assert!(w1.batch_id < w2.batch_id, "batch ids order as text");
@@ -327,7 +327,7 @@ async fn replay_is_stored_once(backend: Backend) {
     let t = app_or_skip!(backend, cfg());
     t.seed_zones().await;
     let s = t.add_server("192.0.2.1").await;
-    let (m, key) = t.add_monitor("replayer", MonitorGlobalStatus::Active).await;
+    let (m, key) = t.add_monitor("replayer", GlobalStatus::Active).await;
     let work = t.work(&key).await;
     let sub = good_results(&work);
     let first = t.submit(&key, &sub).await;
@@ -356,7 +356,7 @@ async fn malformed_bodies_name_the_field(backend: Backend) {
     let t = app_or_skip!(backend, cfg());
     t.seed_zones().await;
     t.add_server("192.0.2.1").await;
-    let (_, key) = t.add_monitor("sloppy", MonitorGlobalStatus::Active).await;
+    let (_, key) = t.add_monitor("sloppy", GlobalStatus::Active).await;
     let work = t.work(&key).await;
     let good = serde_json::to_value(good_results(&work)).unwrap();
     let before = t.log_count().await;
@@ -443,7 +443,7 @@ async fn malformed_bodies_name_the_field(backend: Backend) {
 
 async fn oversized_body(backend: Backend) {
     let t = app_or_skip!(backend, cfg());
-    let (_, key) = t.add_monitor("chatty", MonitorGlobalStatus::Active).await;
+    let (_, key) = t.add_monitor("chatty", GlobalStatus::Active).await;
     let big = json!({"batch_id": "1", "results": [], "pad": "x".repeat(1 << 20)});
     let r = t
         .monitor_call(
@@ -470,7 +470,7 @@ async fn oversized_body(backend: Backend) {
 
 async fn idle_monitor_gets_no_batch(backend: Backend) {
     let t = app_or_skip!(backend, cfg());
-    let (_, key) = t.add_monitor("idle", MonitorGlobalStatus::Active).await;
+    let (_, key) = t.add_monitor("idle", GlobalStatus::Active).await;
     let w = t.work(&key).await;
     assert_eq!(w.batch_id, "");
     assert!(w.servers.is_empty());

@@ -7,7 +7,7 @@ mod common;
 use axum::http::Method;
 use common::Backend;
 use server::{MAX_BATCH_SIZE, ServerConfig};
-use store::MonitorGlobalStatus;
+use store::GlobalStatus;
 use store::testing::StoreTesting as _;
 
 on_both_backends!(work_follows_the_configured_batch_size);
@@ -18,7 +18,7 @@ async fn work_follows_the_configured_batch_size(backend: Backend) {
     for ip in ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"] {
         t.add_server(ip).await;
     }
-    let (_, key) = t.add_monitor("small", MonitorGlobalStatus::Active).await;
+    let (_, key) = t.add_monitor("small", GlobalStatus::Active).await;
     let config = |key: String| {
         let t = &t;
         async move {

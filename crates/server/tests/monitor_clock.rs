@@ -6,13 +6,13 @@ mod common;
 use axum::http::{Method, StatusCode};
 use common::Backend;
 use server::ServerConfig;
-use store::MonitorGlobalStatus;
+use store::GlobalStatus;
 
 on_both_backends!(clock_reports);
 
 async fn clock_reports(backend: Backend) {
     let t = app_or_skip!(backend, ServerConfig::default());
-    let (m, key) = t.add_monitor("zrh", MonitorGlobalStatus::Active).await;
+    let (m, key) = t.add_monitor("zrh", GlobalStatus::Active).await;
     let row = |body: &str| {
         let at = body
             .find(&format!("<tr data-monitor=\"{}\">", m.id))

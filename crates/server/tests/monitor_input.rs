@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use server::ServerConfig;
 use std::net::SocketAddr;
 use std::time::Duration;
-use store::MonitorGlobalStatus;
+use store::GlobalStatus;
 use store::testing::StoreTesting as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -68,7 +68,7 @@ fn traceroute() -> Value {
 async fn control_characters_refused(backend: Backend) {
     let t = app_or_skip!(backend, ServerConfig::default());
     t.seed_zones().await;
-    let (m, key) = t.add_monitor("zrh", MonitorGlobalStatus::Active).await;
+    let (m, key) = t.add_monitor("zrh", GlobalStatus::Active).await;
     let srv = t.add_server("192.0.2.1").await;
     let work = t.work(&key).await;
     assert_eq!(work.servers.len(), 1, "{work:?}");
@@ -193,7 +193,7 @@ impl Served {
         };
         let t = TestApp::new(common::TestDb::open(backend).await?, cfg.clone());
         t.seed_zones().await;
-        let (m, key) = t.add_monitor("zrh", MonitorGlobalStatus::Active).await;
+        let (m, key) = t.add_monitor("zrh", GlobalStatus::Active).await;
         let srv = t.add_server("192.0.2.1").await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use common::{Backend, CLIENT, good_results};
 use server::{RateLimitConfig, ServerConfig};
-use store::MonitorGlobalStatus;
+use store::GlobalStatus;
 use store::testing::StoreTesting as _;
 
 fn limited(per_second: f64, burst: f64, trusted: &[&str]) -> ServerConfig {
@@ -89,7 +89,7 @@ async fn rate_limit_per_client(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::OK);
     // The monitor API (authenticated) and /metrics are not limited.
-    let (_, key) = t.add_monitor("busy", MonitorGlobalStatus::Active).await;
+    let (_, key) = t.add_monitor("busy", GlobalStatus::Active).await;
     for _ in 0..10 {
         let r = t
             .monitor_call(Method::GET, "/api/v1/monitor/config", Some(&key), None)
@@ -132,7 +132,7 @@ async fn metrics_series(backend: Backend) {
     t.seed_zones().await;
     t.add_server("192.0.2.1").await;
     t.add_server("192.0.2.2").await;
-    let (_, key) = t.add_monitor("metered", MonitorGlobalStatus::Active).await;
+    let (_, key) = t.add_monitor("metered", GlobalStatus::Active).await;
     let work = t.work(&key).await;
     let mut sub = good_results(&work);
     sub.results[1].offset = None;
@@ -213,7 +213,7 @@ async fn housekeeping_pass(backend: Backend) {
     let t = app_or_skip!(backend, ServerConfig::default());
     t.seed_zones().await;
     let srv = t.add_server("192.0.2.1").await;
-    let (m, key) = t.add_monitor("tidy", MonitorGlobalStatus::Active).await;
+    let (m, key) = t.add_monitor("tidy", GlobalStatus::Active).await;
     let work = t.work(&key).await;
     assert_eq!(
         t.submit(&key, &good_results(&work)).await.status,
@@ -263,7 +263,7 @@ async fn housekeeping_pass(backend: Backend) {
 /// one works.
 async fn rotated_key(backend: Backend) {
     let t = app_or_skip!(backend, ServerConfig::default());
-    let (_, old) = t.add_monitor("leaky", MonitorGlobalStatus::Active).await;
+    let (_, old) = t.add_monitor("leaky", GlobalStatus::Active).await;
     let t = &t;
     let config = |key: String| async move {
         t.monitor_call(Method::GET, "/api/v1/monitor/config", Some(&key), None)
@@ -286,7 +286,7 @@ async fn rotated_key(backend: Backend) {
 
 async fn keys_are_stored_hashed(backend: Backend) {
     let t = app_or_skip!(backend, ServerConfig::default());
-    let (m, key) = t.add_monitor("hashed", MonitorGlobalStatus::Active).await;
+    let (m, key) = t.add_monitor("hashed", GlobalStatus::Active).await;
     let hash = server::keys::hash_key(&key);
     assert_eq!(m.key_hash, hash);
     let secret_part = key.trim_start_matches(server::keys::KEY_PREFIX).to_string();
@@ -340,7 +340,7 @@ async fn real_listener(backend: Backend) {
                 location: "Lab".into(),
                 ip: "192.0.2.200".parse().unwrap(),
                 account_id: None,
-                status: MonitorGlobalStatus::Active,
+                status: GlobalStatus::Active,
                 key_hash: "0".repeat(64),
             },
             common::now(),

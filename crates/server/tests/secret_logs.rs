@@ -10,7 +10,7 @@ mod common;
 use axum::http::{Method, StatusCode};
 use common::{Backend, Capture, good_results};
 use server::ServerConfig;
-use store::MonitorGlobalStatus;
+use store::GlobalStatus;
 
 /// Keys and tickets never reach the log, whatever happens: good calls,
 /// wrong keys, forged tickets, bad bodies.
@@ -19,7 +19,7 @@ async fn nothing_secret_in_logs(backend: Backend, cap: &Capture) {
     let t = app_or_skip!(backend, ServerConfig::default());
     t.seed_zones().await;
     t.add_server("192.0.2.1").await;
-    let (_, key) = t.add_monitor("quiet", MonitorGlobalStatus::Active).await;
+    let (_, key) = t.add_monitor("quiet", GlobalStatus::Active).await;
     let work = t.work(&key).await;
     let mut secrets = vec![
         key.clone(),

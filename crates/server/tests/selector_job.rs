@@ -12,7 +12,7 @@ use server::admin::AddMonitor;
 use server::selector_job::{CANDIDATE_BUDGET, run_pass};
 use server::{Clock, ServerConfig};
 use store::testing::StoreTesting as _;
-use store::{MonitorGlobalStatus, MonitorRow, MonitorStatus, PairState, ResultIn, Store};
+use store::{GlobalStatus, MonitorRow, MonitorStatus, PairState, ResultIn, Store};
 
 on_both_backends!(selector_pass_and_api, candidate_budget_spreads_over_passes);
 
@@ -76,7 +76,7 @@ async fn lab_monitors(s: &Store, names: &[&str]) -> Vec<MonitorRow> {
                 ip: format!("10.{}.0.5", 16 * (i + 1)).parse().unwrap(),
                 location: "Lab".into(),
                 account: None,
-                status: MonitorGlobalStatus::Active,
+                status: GlobalStatus::Active,
             },
             now(),
         )

@@ -11,7 +11,7 @@ use common::{Backend, TestApp, good_results, now};
 use serde_json::{Value, json};
 use server::ServerConfig;
 use store::testing::StoreTesting as _;
-use store::{MonitorGlobalStatus, ResultIn};
+use store::{GlobalStatus, ResultIn};
 
 on_both_backends!(
     transition_to_page,
@@ -68,8 +68,8 @@ async fn transition_to_page(backend: Backend) {
     let t = app_or_skip!(backend, ServerConfig::default());
     t.seed_zones().await;
     let s = t.add_server("192.0.2.1").await;
-    let (a, key_a) = t.add_monitor("mon-a", MonitorGlobalStatus::Active).await;
-    let (b, key_b) = t.add_monitor("mon-b", MonitorGlobalStatus::Testing).await;
+    let (a, key_a) = t.add_monitor("mon-a", GlobalStatus::Active).await;
+    let (b, key_b) = t.add_monitor("mon-b", GlobalStatus::Testing).await;
     make_healthy(&t, b.id, s.id).await;
     make_healthy(&t, a.id, s.id).await;
 
@@ -192,8 +192,8 @@ async fn unrequested_conflicts(backend: Backend) {
     let t = app_or_skip!(backend, ServerConfig::default());
     t.seed_zones().await;
     t.add_server("192.0.2.1").await;
-    let (_, key) = t.add_monitor("mon-a", MonitorGlobalStatus::Active).await;
-    let (_, paused) = t.add_monitor("mon-p", MonitorGlobalStatus::Paused).await;
+    let (_, key) = t.add_monitor("mon-a", GlobalStatus::Active).await;
+    let (_, paused) = t.add_monitor("mon-p", GlobalStatus::Paused).await;
     let body = trace_body("192.0.2.1");
     assert_eq!(
         t.monitor_call(Method::POST, PATH, None, Some(&body))
@@ -220,7 +220,7 @@ async fn bad_bodies(backend: Backend) {
     let t = app_or_skip!(backend, ServerConfig::default());
     t.seed_zones().await;
     let s = t.add_server("192.0.2.1").await;
-    let (m, key) = t.add_monitor("mon-a", MonitorGlobalStatus::Active).await;
+    let (m, key) = t.add_monitor("mon-a", GlobalStatus::Active).await;
     t.store()
         .request_traceroute(s.id, m.id, "test", now())
         .await
@@ -289,7 +289,7 @@ async fn requests_in_idle_work(backend: Backend) {
     ] {
         ids.push(t.add_server(ip).await.id);
     }
-    let (m, key) = t.add_monitor("mon-a", MonitorGlobalStatus::Active).await;
+    let (m, key) = t.add_monitor("mon-a", GlobalStatus::Active).await;
     // Take the due work first, so the next answers are idle.
     let w = t.work(&key).await;
     assert_eq!(w.servers.len(), 5);
@@ -321,8 +321,8 @@ async fn many_changes_at_once(backend: Backend) {
     let t = app_or_skip!(backend, cfg);
     t.seed_zones().await;
     let n = server::TRANSITIONS_TRACED_PER_SUBMISSION + 4;
-    let (a, key_a) = t.add_monitor("mon-a", MonitorGlobalStatus::Active).await;
-    let (b, _) = t.add_monitor("mon-b", MonitorGlobalStatus::Active).await;
+    let (a, key_a) = t.add_monitor("mon-a", GlobalStatus::Active).await;
+    let (b, _) = t.add_monitor("mon-b", GlobalStatus::Active).await;
     let mut servers = Vec::new();
     for i in 0..n {
         let s = t.add_server(&format!("192.0.2.{}", i + 1)).await;

@@ -14,7 +14,7 @@ use axum::http::{Method, StatusCode};
 use common::{Backend, TestApp, good_results};
 use serde_json::json;
 use server::ServerConfig;
-use store::{MonitorFilter, MonitorGlobalStatus, Store, StoreOptions};
+use store::{GlobalStatus, MonitorFilter, Store, StoreOptions};
 
 const SERVERS: usize = 100;
 /// Monitors reporting a long clock check while the disk is full: more than
@@ -39,11 +39,11 @@ async fn full_disk_answers_503_and_recovers(backend: Backend) {
     for i in 1..=SERVERS {
         servers.push(t.add_server(&format!("192.0.2.{i}")).await);
     }
-    let (m, key) = t.add_monitor("m1", MonitorGlobalStatus::Active).await;
+    let (m, key) = t.add_monitor("m1", GlobalStatus::Active).await;
     let mut others = Vec::new();
     for i in 0..CLOCKS {
         others.push(
-            t.add_monitor(&format!("o{i}"), MonitorGlobalStatus::Active)
+            t.add_monitor(&format!("o{i}"), GlobalStatus::Active)
                 .await
                 .1,
         );

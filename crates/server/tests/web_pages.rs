@@ -8,7 +8,7 @@ use common::{Backend, TestApp};
 use server::ServerConfig;
 use server::admin::AddMonitor;
 use store::testing::StoreTesting as _;
-use store::{MonitorGlobalStatus, MonitorRow, ResultIn, ServerRow};
+use store::{GlobalStatus, MonitorRow, ResultIn, ServerRow};
 
 const HOSTILE: &str = "<script>alert(1)</script>";
 const HOSTILE_ESCAPED: &str = "&lt;script&gt;alert(1)&lt;/script&gt;";
@@ -61,13 +61,13 @@ async fn fixture(backend: Backend) -> Option<Fixture> {
             ip: "192.0.2.200".parse().unwrap(),
             location: HOSTILE.into(),
             account: None,
-            status: MonitorGlobalStatus::Active,
+            status: GlobalStatus::Active,
         },
         common::now(),
     )
     .await
     .unwrap();
-    let (beta, _) = t.add_monitor("beta", MonitorGlobalStatus::Active).await;
+    let (beta, _) = t.add_monitor("beta", GlobalStatus::Active).await;
     fill(&t, &s, &alpha, 20, &good(0.002)).await;
     let bad = ResultIn {
         error: Some("<b>bad</b>".into()),

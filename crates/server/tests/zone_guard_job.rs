@@ -10,7 +10,7 @@ use axum::http::{Method, StatusCode};
 use common::{Backend, CLIENT, now};
 use scoring::ZoneGuardConfig;
 use server::{DnsZoneConfig, ServerConfig};
-use store::MonitorGlobalStatus;
+use store::GlobalStatus;
 
 const TOKEN: &str = "dns-token-0123456789abcdef";
 const DAY: i64 = 86_400;
@@ -32,8 +32,8 @@ on_both_backends!(held_servers_stay_in_dns_and_show);
 async fn held_servers_stay_in_dns_and_show(backend: Backend) {
     let t = app_or_skip!(backend, with_zone());
     t.seed_zones().await;
-    let (near, _) = t.add_monitor("near", MonitorGlobalStatus::Active).await;
-    let (far, _) = t.add_monitor("far", MonitorGlobalStatus::Active).await;
+    let (near, _) = t.add_monitor("near", GlobalStatus::Active).await;
+    let (far, _) = t.add_monitor("far", GlobalStatus::Active).await;
     let mut ids = Vec::new();
     for i in 1..=10 {
         ids.push(t.add_server(&format!("192.0.2.{i}")).await.id);

@@ -460,7 +460,7 @@ fn parse_ip(s: &str) -> Result<IpAddr, StoreError> {
         .map_err(|_| StoreError::Corrupt(format!("stored address {s:?} is not an IP")))
 }
 
-fn parse_global(s: &str) -> Result<MonitorGlobalStatus, StoreError> {
+fn parse_global(s: &str) -> Result<GlobalStatus, StoreError> {
     s.parse()
         .map_err(|_| StoreError::Corrupt(format!("stored monitor status {s:?}")))
 }

@@ -1,8 +1,8 @@
 //! Monitors: registration, status, keys, configuration.
 
 use crate::{
-    MonitorGlobalStatus, MonitorRow, NewMonitor, Store, StoreError, constraint, ip_version,
-    non_empty, parse_global, parse_ip, sql, touched,
+    GlobalStatus, MonitorRow, NewMonitor, Store, StoreError, constraint, ip_version, non_empty,
+    parse_global, parse_ip, sql, touched,
 };
 
 impl Store {
@@ -44,7 +44,7 @@ impl Store {
                         || format!("account {:?} does not exist", new.account_id),
                     )
                 })?;
-            if new.status != MonitorGlobalStatus::Deleted {
+            if new.status != GlobalStatus::Deleted {
                 c.query(sql::SERVER_SCORES_FOR_MONITOR)
                     .bind(id)
                     .bind(version)
@@ -110,7 +110,7 @@ impl Store {
     pub async fn set_monitor_status(
         &self,
         name: &str,
-        status: MonitorGlobalStatus,
+        status: GlobalStatus,
     ) -> Result<(), StoreError> {
         self.write(async |c| {
             let row: Option<Changed> = c
@@ -122,7 +122,7 @@ impl Store {
             let Some(Changed { id, ip_version }) = row else {
                 return Err(StoreError::NotFound(format!("monitor {name:?}")));
             };
-            if status != MonitorGlobalStatus::Deleted {
+            if status != GlobalStatus::Deleted {
                 c.query(sql::SERVER_SCORES_FOR_MONITOR)
                     .bind(id)
                     .bind(ip_version)

@@ -3,8 +3,7 @@
 use serde::Serialize;
 use std::net::IpAddr;
 
-// `GlobalStatus` is `MonitorGlobalStatus` here until every caller says `GlobalStatus`.
-pub use scoring::{GlobalStatus as MonitorGlobalStatus, MonitorStatus, ParseGlobalStatusError};
+pub use scoring::{GlobalStatus, MonitorStatus, ParseGlobalStatusError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct AccountRow {
@@ -70,7 +69,7 @@ pub struct NewMonitor {
     pub location: String,
     pub ip: IpAddr,
     pub account_id: Option<i64>,
-    pub status: MonitorGlobalStatus,
+    pub status: GlobalStatus,
     /// Hex SHA-256 of the monitor's key (the store never sees the key).
     pub key_hash: String,
 }
@@ -83,7 +82,7 @@ pub struct MonitorRow {
     pub ip: IpAddr,
     pub ip_version: u8,
     pub account_id: Option<i64>,
-    pub status: MonitorGlobalStatus,
+    pub status: GlobalStatus,
     #[serde(skip)]
     pub key_hash: String,
     /// Per-monitor configuration, JSON text.
@@ -190,7 +189,7 @@ pub struct ServerMonitorRow {
     pub monitor_id: i64,
     pub name: String,
     pub location: String,
-    pub monitor_status: MonitorGlobalStatus,
+    pub monitor_status: GlobalStatus,
     pub status: MonitorStatus,
     pub score: f64,
     pub score_ts: Option<i64>,

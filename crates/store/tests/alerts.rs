@@ -42,7 +42,7 @@ async fn monitor(s: &Store, name: &str, addr: &str) -> MonitorRow {
             location: "Lab".into(),
             ip: ip(addr),
             account_id: None,
-            status: MonitorGlobalStatus::Active,
+            status: GlobalStatus::Active,
             key_hash: format!("{name:0>64}"),
         },
         T0,

@@ -75,7 +75,7 @@ async fn pool(db: &TestDb, config: ZoneGuardConfig) -> Pool {
                     location: name.into(),
                     ip: addr.parse().unwrap(),
                     account_id: None,
-                    status: MonitorGlobalStatus::Active,
+                    status: GlobalStatus::Active,
                     key_hash: format!("{name:0>64}"),
                 },
                 T0,

@@ -80,7 +80,7 @@ async fn setup(s: &Store, servers: usize, monitors_n: usize) -> (Vec<i64>, Vec<i
                     location: String::new(),
                     ip: format!("192.0.2.{}", m + 1).parse().unwrap(),
                     account_id: None,
-                    status: MonitorGlobalStatus::Active,
+                    status: GlobalStatus::Active,
                     key_hash: format!("{m:064}"),
                 },
                 T0,

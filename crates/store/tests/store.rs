@@ -65,7 +65,7 @@ fn monitor(name: &str, addr: &str) -> NewMonitor {
         location: "Test Lab".into(),
         ip: ip(addr),
         account_id: None,
-        status: MonitorGlobalStatus::Active,
+        status: GlobalStatus::Active,
         key_hash: format!("{:0>64}", name.len().to_string() + name),
     }
 }
@@ -217,7 +217,7 @@ async fn monitors_and_keys(db: &TestDb) {
     assert_eq!(m.name, "m1");
     assert_eq!(m.ip_version, 4);
     assert_eq!(m.account_id, Some(acct));
-    assert_eq!(m.status, MonitorGlobalStatus::Active);
+    assert_eq!(m.status, GlobalStatus::Active);
     assert_eq!(
         (m.last_seen, m.last_submit_batch, m.config.clone()),
         (None, None, None)
@@ -276,7 +276,7 @@ async fn monitors_and_keys(db: &TestDb) {
         m.id
     );
 
-    s.set_monitor_status("m1", MonitorGlobalStatus::Paused)
+    s.set_monitor_status("m1", GlobalStatus::Paused)
         .await
         .unwrap();
     s.touch_monitor(m.id, T0 + 5, Some("poolwatch/0.1.0"))
@@ -287,7 +287,7 @@ async fn monitors_and_keys(db: &TestDb) {
         .await
         .unwrap();
     let m = s.monitor_by_id(m.id).await.unwrap().unwrap();
-    assert_eq!(m.status, MonitorGlobalStatus::Paused);
+    assert_eq!(m.status, GlobalStatus::Paused);
     assert_eq!(m.last_seen, Some(T0 + 9));
     assert_eq!(m.client_version.as_deref(), Some("poolwatch/0.1.0"));
     assert_eq!(m.config.as_deref(), Some(r#"{"samples":4}"#));
@@ -296,8 +296,7 @@ async fn monitors_and_keys(db: &TestDb) {
         Err(StoreError::Invalid(_))
     ));
     assert!(matches!(
-        s.set_monitor_status("nope", MonitorGlobalStatus::Active)
-            .await,
+        s.set_monitor_status("nope", GlobalStatus::Active).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
@@ -312,8 +311,8 @@ async fn monitors_and_keys(db: &TestDb) {
         .map(|m| m.name)
         .collect();
     assert_eq!(names, vec!["m1", "m6"]);
-    assert_eq!("deleted".parse(), Ok(MonitorGlobalStatus::Deleted));
-    assert!("gone".parse::<MonitorGlobalStatus>().is_err());
+    assert_eq!("deleted".parse(), Ok(GlobalStatus::Deleted));
+    assert!("gone".parse::<GlobalStatus>().is_err());
 
     // A new key: the old hash finds nothing, the new one the monitor.
     s.set_monitor_key_hash("m1", &"ef".repeat(32))

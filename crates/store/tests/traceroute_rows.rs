@@ -21,7 +21,7 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn monitor(name: &str, addr: &str, status: MonitorGlobalStatus) -> NewMonitor {
+fn monitor(name: &str, addr: &str, status: GlobalStatus) -> NewMonitor {
     NewMonitor {
         name: name.into(),
         location: "Lab".into(),
@@ -41,9 +41,9 @@ async fn setup(s: &Store) -> (Vec<i64>, Vec<i64>) {
     }
     let mut monitors = Vec::new();
     for (n, a, st) in [
-        ("mon-a", "203.0.113.1", MonitorGlobalStatus::Active),
-        ("mon-b", "203.0.113.2", MonitorGlobalStatus::Active),
-        ("mon-c", "203.0.113.3", MonitorGlobalStatus::Testing),
+        ("mon-a", "203.0.113.1", GlobalStatus::Active),
+        ("mon-b", "203.0.113.2", GlobalStatus::Active),
+        ("mon-c", "203.0.113.3", GlobalStatus::Testing),
     ] {
         monitors.push(s.add_monitor(monitor(n, a, st), T0).await.unwrap().id);
     }
@@ -348,7 +348,7 @@ async fn good_monitor(db: &TestDb) {
         Some(mon[1])
     );
     // A paused monitor does not count.
-    s.set_monitor_status("mon-c", MonitorGlobalStatus::Paused)
+    s.set_monitor_status("mon-c", GlobalStatus::Paused)
         .await
         .unwrap();
     assert_eq!(

@@ -112,7 +112,7 @@ async fn failed_write_leaves_no_transaction_open(db: &TestDb) {
                 location: "Lab".into(),
                 ip: "203.0.113.5".parse().unwrap(),
                 account_id: None,
-                status: MonitorGlobalStatus::Active,
+                status: GlobalStatus::Active,
                 key_hash: format!("{:0>64}", 1),
             },
             T0,

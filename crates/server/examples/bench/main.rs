@@ -38,7 +38,7 @@ use server::{RateLimitConfig, ServerConfig};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use store::testing::StoreTesting as _;
-use store::{MonitorGlobalStatus, ResultIn, Store, WorkIntervals};
+use store::{GlobalStatus, ResultIn, Store, WorkIntervals};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -181,7 +181,7 @@ async fn populate(store: &Store, servers: usize, monitors: usize) -> Vec<String>
                 ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, m as u8 + 1)),
                 location: "bench".into(),
                 account: None,
-                status: MonitorGlobalStatus::Active,
+                status: GlobalStatus::Active,
             },
             now(),
         )

@@ -29,7 +29,7 @@ use server::admin::AddMonitor;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 use store::testing::StoreTesting as _;
-use store::{MonitorGlobalStatus, ResultIn};
+use store::{GlobalStatus, ResultIn};
 
 /// (VmRSS, VmHWM) in MB.
 fn rss() -> (f64, f64) {
@@ -136,7 +136,7 @@ pub async fn run(o: &Opts) {
                 ip,
                 location: "bench".into(),
                 account: Some(format!("acct-{}", m / 3)),
-                status: MonitorGlobalStatus::Active,
+                status: GlobalStatus::Active,
             },
             now(),
         )

@@ -22,7 +22,7 @@ use axum::response::Response;
 use html::{PageError, ago, minute, page, respond};
 use maud::{Markup, html};
 use std::collections::HashMap;
-use store::MonitorGlobalStatus;
+use store::GlobalStatus;
 
 /// A monitor seen this recently counts as online.
 const ONLINE_S: i64 = 600;
@@ -60,7 +60,7 @@ pub async fn index(State(st): State<AppState>) -> Result<Response, PageError> {
         .await?;
     let live: Vec<_> = monitors
         .iter()
-        .filter(|m| m.status != MonitorGlobalStatus::Deleted)
+        .filter(|m| m.status != GlobalStatus::Deleted)
         .collect();
     let online = live
         .iter()
@@ -279,7 +279,7 @@ pub async fn monitors(State(st): State<AppState>) -> Result<Response, PageError>
                 th { "version" } th.num { "checks, last hour" } th { "clock check" }
             } }
             tbody {
-                @for m in monitors.iter().filter(|m| m.status != MonitorGlobalStatus::Deleted) {
+                @for m in monitors.iter().filter(|m| m.status != GlobalStatus::Deleted) {
                     tr data-monitor=(m.id) {
                         td { (m.name) }
                         td { (m.location) }

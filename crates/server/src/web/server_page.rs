@@ -90,7 +90,7 @@ pub async fn server(
     let all_monitors = st.store().server_monitors(s.id).await?;
     let monitors: Vec<ServerMonitorRow> = all_monitors
         .iter()
-        .filter(|m| m.monitor_status != store::MonitorGlobalStatus::Deleted)
+        .filter(|m| m.monitor_status != store::GlobalStatus::Deleted)
         .cloned()
         .collect();
     let traces = st.store().latest_traceroutes(s.id).await?;

@@ -14,7 +14,7 @@ use serde_json::Value;
 use server::admin::{AddMonitor, AddServer};
 use server::{AppState, Clock, ServerConfig};
 use std::net::{IpAddr, SocketAddr};
-use store::{MonitorGlobalStatus, MonitorRow, ServerRow, Store};
+use store::{GlobalStatus, MonitorRow, ServerRow, Store};
 use tempfile::TempDir;
 use tower::ServiceExt;
 
@@ -226,11 +226,7 @@ impl TestApp {
             .expect("seed zones");
     }
 
-    pub async fn add_monitor(
-        &self,
-        name: &str,
-        status: MonitorGlobalStatus,
-    ) -> (MonitorRow, String) {
+    pub async fn add_monitor(&self, name: &str, status: GlobalStatus) -> (MonitorRow, String) {
         server::admin::add_monitor(
             self.store(),
             AddMonitor {

@@ -399,7 +399,7 @@ fn print_intro(api: SocketAddr, dns: SocketAddr, plan: &[DemoServer], dir: &std:
     println!("  the DENY server's log  http://{api}/scores/127.0.1.25/log?limit=20&monitor=*");
     println!("  JSON history           http://{api}/scores/127.0.1.1/json?monitor=*&limit=50");
     println!(
-        "  which monitors count    http://{api}/api/v1/servers/127.0.1.31/monitors  (Los Angeles is not active there)"
+        "  which monitors count  http://{api}/api/v1/servers/127.0.1.31/monitors  (Los Angeles is not active there)"
     );
     println!("  zones                  http://{api}/api/v1/zones");
     println!("  metrics                http://{api}/metrics");

@@ -5,28 +5,13 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
-use common::{Backend, CLIENT, good_results};
-use server::{DnsZoneConfig, ServerConfig};
+use common::{Backend, CLIENT, DNS_TOKEN, good_results, with_dns_zone, zone_a};
 use store::GlobalStatus;
-
-const TOKEN: &str = "dns-token-0123456789abcdef";
-
-fn with_zone(token: bool) -> ServerConfig {
-    ServerConfig {
-        dns_zone: Some(DnsZoneConfig {
-            origin: "pool.example.org".into(),
-            ns: vec!["ns1".into()],
-            ipv6_everywhere: false,
-            token_hash: token.then(|| server::keys::hash_key(TOKEN)),
-        }),
-        ..ServerConfig::default()
-    }
-}
 
 on_both_backends!(zone_needs_the_token, zone_holds_only_in_dns_servers);
 
 async fn zone_needs_the_token(backend: Backend) {
-    let t = app_or_skip!(backend, with_zone(true));
+    let t = app_or_skip!(backend, with_dns_zone(true));
     assert_eq!(
         t.get("/api/dns-zone").await.status,
         StatusCode::UNAUTHORIZED
@@ -43,13 +28,13 @@ async fn zone_needs_the_token(backend: Backend) {
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.json()["error"], "unauthorized");
     // Without a configured token the route stays closed for everyone.
-    let t = app_or_skip!(backend, with_zone(false));
+    let t = app_or_skip!(backend, with_dns_zone(false));
     let r = t
         .send_from(
             CLIENT,
             Method::GET,
             "/api/dns-zone",
-            &[("authorization", &format!("Bearer {TOKEN}"))],
+            &[("authorization", &format!("Bearer {DNS_TOKEN}"))],
             Body::empty(),
         )
         .await;
@@ -57,7 +42,7 @@ async fn zone_needs_the_token(backend: Backend) {
 }
 
 async fn zone_holds_only_in_dns_servers(backend: Backend) {
-    let t = app_or_skip!(backend, with_zone(true));
+    let t = app_or_skip!(backend, with_dns_zone(true));
     t.seed_zones().await;
     t.add_server("192.0.2.10").await;
     t.add_server("192.0.2.11").await;
@@ -75,30 +60,10 @@ async fn zone_holds_only_in_dns_servers(backend: Backend) {
         // Make both due again at once.
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
-    let auth = format!("Bearer {TOKEN}");
-    let r = t
-        .send_from(
-            CLIENT,
-            Method::GET,
-            "/api/dns-zone",
-            &[("authorization", &auth)],
-            Body::empty(),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let z = r.json();
+    let z = t.dns_zone().await;
     assert_eq!(z["ttl"], 150);
     assert_eq!(z["max_hosts"], 4);
-    let ips = |label: &str| -> Vec<String> {
-        z["data"][label]["a"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|p| p[0].as_str().unwrap().to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let ips = |label: &str| zone_a(&z, label);
     let scores: Vec<f64> = ["192.0.2.10", "192.0.2.11"]
         .iter()
         .map(|ip| futures_score(&t, ip))

@@ -5,32 +5,17 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Method, StatusCode};
-use common::{Backend, CLIENT, now};
+use axum::http::StatusCode;
+use common::{Backend, now, with_dns_zone, zone_a};
 use scoring::ZoneGuardConfig;
-use server::{DnsZoneConfig, ServerConfig};
 use store::GlobalStatus;
 
-const TOKEN: &str = "dns-token-0123456789abcdef";
 const DAY: i64 = 86_400;
-
-fn with_zone() -> ServerConfig {
-    ServerConfig {
-        dns_zone: Some(DnsZoneConfig {
-            origin: "pool.example.org".into(),
-            ns: vec!["ns1".into()],
-            ipv6_everywhere: false,
-            token_hash: Some(server::keys::hash_key(TOKEN)),
-        }),
-        ..ServerConfig::default()
-    }
-}
 
 on_both_backends!(held_servers_stay_in_dns_and_show);
 
 async fn held_servers_stay_in_dns_and_show(backend: Backend) {
-    let t = app_or_skip!(backend, with_zone());
+    let t = app_or_skip!(backend, with_dns_zone(true));
     t.seed_zones().await;
     let (near, _) = t.add_monitor("near", GlobalStatus::Active).await;
     let (far, _) = t.add_monitor("far", GlobalStatus::Active).await;
@@ -84,28 +69,8 @@ async fn held_servers_stay_in_dns_and_show(backend: Backend) {
     assert!(run.events.iter().any(|e| e.zone == "de"), "{run:?}");
 
     // The DNS zone holds the two held servers, not the dropped one.
-    let auth = format!("Bearer {TOKEN}");
-    let r = t
-        .send_from(
-            CLIENT,
-            Method::GET,
-            "/api/dns-zone",
-            &[("authorization", &auth)],
-            Body::empty(),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let z = r.json();
-    let listed = |label: &str| -> Vec<String> {
-        z["data"][label]["a"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|p| p[0].as_str().unwrap().to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let z = t.dns_zone().await;
+    let listed = |label: &str| zone_a(&z, label);
     for label in ["", "de"] {
         let ips = listed(label);
         assert_eq!(ips.len(), 9, "{label}: {ips:?}");

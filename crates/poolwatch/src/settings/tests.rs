@@ -91,6 +91,25 @@ struct Layered {
     want: [&'static str; 3],
 }
 
+/// `--log-format`, which every command has, layered and refused alike.
+const LOG_FORMAT_LAYERED: Layered = Layered {
+    key: "log_format",
+    flag: "--log-format",
+    env: "POOLWATCH_LOG_FORMAT",
+    file: "\"json\"",
+    env_text: "text",
+    flag_text: "json",
+    want: ["json", "text", "json"],
+};
+const LOG_FORMAT_BAD: Bad = Bad {
+    key: "log_format",
+    flag: "--log-format",
+    env: "POOLWATCH_LOG_FORMAT",
+    text: "jsn",
+    toml: "\"jsn\"",
+    why: "`jsn`",
+};
+
 /// `key = value` in its TOML section.
 fn toml_line(key: &str, value: &str) -> String {
     match key.split_once('.') {
@@ -216,15 +235,7 @@ fn serve_sources_win_in_order() {
                 flag_text: "7",
                 want: ["5", "6", "7"],
             },
-            Layered {
-                key: "log_format",
-                flag: "--log-format",
-                env: "POOLWATCH_LOG_FORMAT",
-                file: "\"json\"",
-                env_text: "text",
-                flag_text: "json",
-                want: ["json", "text", "json"],
-            },
+            LOG_FORMAT_LAYERED,
             Layered {
                 key: "public_url",
                 flag: "--public-url",
@@ -312,14 +323,7 @@ fn serve_refuses_bad_values_from_every_source() {
                 toml: "\"four\"",
                 why: "expected u32",
             },
-            Bad {
-                key: "log_format",
-                flag: "--log-format",
-                env: "POOLWATCH_LOG_FORMAT",
-                text: "jsn",
-                toml: "\"jsn\"",
-                why: "`jsn`",
-            },
+            LOG_FORMAT_BAD,
             Bad {
                 key: "selector.active",
                 flag: "--selector-active",
@@ -440,14 +444,7 @@ fn agent_refuses_bad_values_from_every_source() {
                 why: "between 1 and 64",
             },
             // The agent used to ignore a typo here in its file.
-            Bad {
-                key: "log_format",
-                flag: "--log-format",
-                env: "POOLWATCH_LOG_FORMAT",
-                text: "jsn",
-                toml: "\"jsn\"",
-                why: "`jsn`",
-            },
+            LOG_FORMAT_BAD,
             Bad {
                 key: "traceroute",
                 flag: "--traceroute",
@@ -485,15 +482,7 @@ fn dns_sources_win_in_order() {
                 flag_text: "30",
                 want: ["10", "0", "30"],
             },
-            Layered {
-                key: "log_format",
-                flag: "--log-format",
-                env: "POOLWATCH_LOG_FORMAT",
-                file: "\"json\"",
-                env_text: "text",
-                flag_text: "json",
-                want: ["json", "text", "json"],
-            },
+            LOG_FORMAT_LAYERED,
             Layered {
                 key: "geoip",
                 flag: "--geoip",
@@ -537,14 +526,7 @@ fn dns_refuses_bad_values_from_every_source() {
                 toml: "300",
                 why: "u8",
             },
-            Bad {
-                key: "log_format",
-                flag: "--log-format",
-                env: "POOLWATCH_LOG_FORMAT",
-                text: "jsn",
-                toml: "\"jsn\"",
-                why: "`jsn`",
-            },
+            LOG_FORMAT_BAD,
         ],
     );
     check_unknown_key::<DnsSettings>(&dns_cmd(), DNS);

@@ -196,7 +196,52 @@ pub struct TestApp {
 
 pub const CLIENT: &str = "198.51.100.7:40000";
 
+/// The token `poolwatch dns` presents in [`with_dns_zone`]'s service.
+pub const DNS_TOKEN: &str = "dns-token-0123456789abcdef";
+
+/// A service publishing `pool.example.org` (name server `ns1`), with
+/// [`DNS_TOKEN`] when `token`, else the zone route closed.
+pub fn with_dns_zone(token: bool) -> ServerConfig {
+    ServerConfig {
+        dns_zone: Some(server::DnsZoneConfig {
+            origin: "pool.example.org".into(),
+            ns: vec!["ns1".into()],
+            ipv6_everywhere: false,
+            token_hash: token.then(|| server::keys::hash_key(DNS_TOKEN)),
+        }),
+        ..ServerConfig::default()
+    }
+}
+
+/// The A addresses of `label` in zone JSON from `/api/dns-zone`.
+pub fn zone_a(zone: &Value, label: &str) -> Vec<String> {
+    zone["data"][label]["a"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| p[0].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl TestApp {
+    /// `GET /api/dns-zone` with [`DNS_TOKEN`]: the zone JSON (asserts 200).
+    pub async fn dns_zone(&self) -> Value {
+        let auth = format!("Bearer {DNS_TOKEN}");
+        let r = self
+            .send_from(
+                CLIENT,
+                Method::GET,
+                "/api/dns-zone",
+                &[("authorization", &auth)],
+                Body::empty(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        r.json()
+    }
+
     pub fn new(db: TestDb, cfg: ServerConfig) -> TestApp {
         let state = AppState::new(cfg, db.store.clone());
         let app = server::router(state.clone());

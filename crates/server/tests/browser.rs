@@ -158,7 +158,7 @@ async fn server_page_renders_in_chromium() {
     b.wait_for("document.getElementById('history')?.dataset.script === 'ok'")
         .await
         .unwrap();
-    let html = b
+    let dom = b
         .eval("document.documentElement.outerHTML")
         .await
         .unwrap()
@@ -193,8 +193,8 @@ async fn server_page_renders_in_chromium() {
     let _ = stop.send(());
     serving.await.unwrap().unwrap();
 
-    let html = &html;
-    // The inline script ran to its end and saw every monitor's group.
+    let html = dom.as_str();
+    // The page's script ran to its end and saw every monitor's group.
     let section = html.find("<section").expect("history section");
     assert_eq!(attr(html, section, "data-script"), Some("ok"), "{html}");
     assert_eq!(

@@ -5,6 +5,7 @@ use crate::alerts::settings::AlertConfig;
 use crate::dns_zone::settings::DnsZoneConfig;
 use crate::housekeeping_job::settings::HousekeepingSettings;
 use crate::http::{DEFAULT_LISTEN, HttpLimits};
+use crate::manage::settings::ManageSettings;
 use crate::selector_job::settings::SelectorSettings;
 use ipnet::IpNet;
 use std::net::SocketAddr;
@@ -54,6 +55,8 @@ pub struct ServerConfig {
     /// default here, so tests keep their data) turns it off. `serve` turns
     /// it on.
     pub housekeeping: Option<HousekeepingSettings>,
+    /// Operators' accounts, sessions and the servers they add.
+    pub manage: ManageSettings,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -76,6 +79,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("dns_zone", &self.dns_zone.as_ref().map(|z| &z.origin))
             .field("alerts", &self.alerts)
             .field("housekeeping", &self.housekeeping)
+            .field("manage", &self.manage)
             .finish()
     }
 }
@@ -101,6 +105,7 @@ impl Default for ServerConfig {
             selector: Some(SelectorSettings::default()),
             alerts: None,
             housekeeping: None,
+            manage: ManageSettings::default(),
         }
     }
 }

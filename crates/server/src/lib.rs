@@ -18,6 +18,7 @@ pub mod housekeeping_job;
 mod http;
 pub mod jobs;
 mod logfmt;
+pub mod manage;
 mod metrics;
 mod monitor_api;
 mod ratelimit;

@@ -170,6 +170,8 @@ fn release_check<C: sqlx::Connection>(
     })
 }
 
+mod audit;
+pub use audit::{AuditEntry, AuditRow};
 mod data;
 mod monitors;
 mod registry;

@@ -172,6 +172,17 @@ fn release_check<C: sqlx::Connection>(
 
 mod audit;
 pub use audit::{AuditEntry, AuditRow};
+mod accounts;
+pub use accounts::{
+    AccountInfo, LinkPurpose, MemberRow, MembershipRow, NewLink, Role, SignedIn, SignupPolicy,
+    UserRow, normalize_email,
+};
+mod sessions;
+pub use sessions::{SESSION_TOUCH_S, SessionLimits, SessionRow};
+mod tokens;
+pub use tokens::{TOKEN_NAME_MAX, TOKEN_TOUCH_S, TokenAuth, TokenRow};
+mod admin_rows;
+pub use admin_rows::{AccountHit, SEARCH_LIMIT, ServerHit};
 mod data;
 mod monitors;
 mod registry;

@@ -313,6 +313,33 @@ pub async fn set_account_contact(
         }))
 }
 
+/// Sets an account's pool-admin and disabled flags (`None` keeps one),
+/// from the command line (`admin:cli` in the audit log). Returns the
+/// account as stored.
+pub async fn set_account_flags(
+    store: &Store,
+    name: &str,
+    is_admin: Option<bool>,
+    disabled: Option<bool>,
+    now: i64,
+) -> Result<store::AccountInfo, AdminError> {
+    if is_admin.is_none() && disabled.is_none() {
+        return Err(usage("give --admin/--no-admin and/or --disabled/--enabled"));
+    }
+    store
+        .set_account_flags(name, is_admin, disabled, "admin:cli", now)
+        .await?;
+    let id = store
+        .account_by_name(name)
+        .await?
+        .ok_or_else(|| usage(format!("no account '{name}'")))?
+        .id;
+    store
+        .account_info(id)
+        .await?
+        .ok_or_else(|| usage(format!("no account '{name}'")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,7 @@ use store::{GlobalStatus, MonitorRow};
 pub struct AuthedMonitor(pub MonitorRow);
 
 /// The key from `Authorization: Bearer KEY`, if well-formed.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, key) = value.split_once(' ')?;
     let key = key.trim();

@@ -101,6 +101,15 @@ fn app(state: AppState, with_metrics: bool) -> Router {
         .route("/scores/{ip}", get(web::server))
         .route("/zones/{name}", get(web::zone))
         .route("/monitors", get(web::monitors))
+        .merge(manage::page_routes())
+        .merge(
+            manage::api_routes()
+                .layer(DefaultBodyLimit::max(state.cfg().max_body_bytes))
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    extract::refuse_declared_oversize,
+                )),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), rate_limit));
     let mut app = Router::new()
         .merge(monitor)

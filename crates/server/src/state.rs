@@ -57,6 +57,7 @@ struct Inner {
     tickets: TicketSigner,
     metrics: Metrics,
     limiter: RateLimiter,
+    signin_limiter: RateLimiter,
     clock: Clock,
     http: Arc<HttpStats>,
     jobs: Arc<JobStats>,
@@ -72,6 +73,7 @@ impl AppState {
     pub fn with_clock(cfg: ServerConfig, store: Store, clock: Clock) -> Self {
         let tickets = TicketSigner::new(&cfg.ticket_secret);
         let limiter = RateLimiter::new(&cfg.rate_limit);
+        let signin_limiter = RateLimiter::new(&crate::manage::signin::client_limit(&cfg));
         AppState {
             inner: Arc::new(Inner {
                 cfg,
@@ -79,6 +81,7 @@ impl AppState {
                 tickets,
                 metrics: Metrics::new(),
                 limiter,
+                signin_limiter,
                 clock,
                 http: Arc::default(),
                 jobs: Arc::default(),
@@ -107,6 +110,11 @@ impl AppState {
     }
 
     /// Connections of this app's listeners (open, refused by a cap).
+    /// Sign-in requests per client (see `manage::signin`).
+    pub fn signin_limiter(&self) -> &RateLimiter {
+        &self.inner.signin_limiter
+    }
+
     pub fn http_stats(&self) -> &Arc<HttpStats> {
         &self.inner.http
     }

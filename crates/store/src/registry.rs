@@ -240,6 +240,47 @@ impl Store {
             .collect()
     }
 
+    /// The servers of one account, by id, each with its in-DNS state
+    /// (`DnsMembership::for_server` decides with it): three reads however
+    /// many servers it has.
+    pub async fn account_servers(
+        &self,
+        account_id: i64,
+    ) -> Result<Vec<(ServerRow, Option<ServerDns>)>, StoreError> {
+        let (rows, zones, dns) = self
+            .read(async |c| {
+                let rows: Vec<ServerRead> = c
+                    .query(sql::SERVER_OF_ACCOUNT)
+                    .bind(account_id)
+                    .fetch_all()
+                    .await?;
+                let zones: Vec<ZoneName> = c
+                    .query(sql::SERVER_ZONES_OF_ACCOUNT)
+                    .bind(account_id)
+                    .fetch_all()
+                    .await?;
+                let dns: Vec<ServerDns> = c
+                    .query(sql::SERVER_DNS_OF_ACCOUNT)
+                    .bind(account_id)
+                    .fetch_all()
+                    .await?;
+                Ok((rows, zones, dns))
+            })
+            .await?;
+        let mut by_server: HashMap<i64, Vec<String>> = HashMap::new();
+        for z in zones {
+            by_server.entry(z.server_id).or_default().push(z.name);
+        }
+        let mut dns: HashMap<i64, ServerDns> = dns.into_iter().map(|d| (d.server_id, d)).collect();
+        rows.into_iter()
+            .map(|r| {
+                let z = by_server.remove(&r.id).unwrap_or_default();
+                let d = dns.remove(&r.id);
+                Ok((r.row(z)?, d))
+            })
+            .collect()
+    }
+
     /// Sets the DNS weight in kbit/s (0: monitored, never in DNS).
     pub async fn set_netspeed(&self, ip: IpAddr, kbit: i64) -> Result<(), StoreError> {
         if kbit < 0 {

@@ -217,6 +217,12 @@ macro_rules! server_cols {
 pub const SERVER_BY_IP: &str = concat!(server_cols!(), " WHERE ip = $1");
 pub const SERVER_BY_ID: &str = concat!(server_cols!(), " WHERE id = $1");
 pub const SERVER_ALL: &str = concat!(server_cols!(), " ORDER BY id");
+pub const SERVER_OF_ACCOUNT: &str = concat!(server_cols!(), " WHERE account_id = $1 ORDER BY id");
+pub const SERVER_ZONES_OF_ACCOUNT: &str = "SELECT sz.server_id, z.name FROM server_zones sz \
+     JOIN zones z ON z.id = sz.zone_id JOIN servers s ON s.id = sz.server_id \
+     WHERE s.account_id = $1 ORDER BY z.name";
+pub const SERVER_DNS_OF_ACCOUNT: &str = "SELECT d.server_id, d.in_dns, d.held, d.in_since, \
+     d.left_at FROM server_dns d JOIN servers s ON s.id = d.server_id WHERE s.account_id = $1";
 pub const SERVER_ZONES_OF: &str = "SELECT sz.server_id, z.name FROM server_zones sz \
      JOIN zones z ON z.id = sz.zone_id WHERE sz.server_id = $1 ORDER BY z.name";
 pub const SERVER_ZONES_ALL: &str = "SELECT sz.server_id, z.name FROM server_zones sz \

@@ -19,7 +19,7 @@ pub(crate) mod settings;
 
 pub use message::AlertMessage;
 pub use policy::{AlertPolicy, Decision, Input, after_sent, decide};
-pub use send::{Mailer, SmtpTls, SmtpUrl, parse_from};
+pub use send::{Mailer, SmtpTls, SmtpUrl, parse_from, post_webhook, webhook_client};
 pub use settings::AlertConfig;
 
 use crate::jobs::{Job, JobName};

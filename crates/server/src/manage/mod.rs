@@ -4,5 +4,78 @@
 //! the CSRF token (pages) or the bearer token (API) first, refuses another
 //! account's ids with 404, and writes the audit log in the same
 //! transaction.
+//!
+//! `auth` (who is asking: `Operator`, `ApiOperator`, `CsrfForm`),
+//! `signin` (links, sessions, the account picker), one file per page
+//! (`overview`, `members`, `tokens_page`, `contacts`, `audit_page`,
+//! `admin_pages`), `api` (the JSON API), `view` (the page frame).
 
 pub mod settings;
+
+mod admin_pages;
+mod api;
+mod audit_page;
+pub mod auth;
+mod contacts;
+mod members;
+pub mod overview;
+pub mod signin;
+mod tokens_page;
+pub mod view;
+
+use crate::state::AppState;
+use axum::Router;
+use axum::routing::{delete, get, post};
+
+/// The pages (the caller puts them behind the public rate limit).
+pub fn page_routes() -> Router<AppState> {
+    Router::new()
+        .route("/manage", get(signin::home))
+        .route("/manage/signin", post(signin::request_link))
+        .route(
+            "/manage/link/{token}",
+            get(signin::link_page).post(signin::use_link),
+        )
+        .route("/manage/signout", post(signin::sign_out))
+        .route("/manage/signout-all", post(signin::sign_out_everywhere))
+        .route("/manage/accounts", get(signin::accounts).post(signin::pick))
+        .route("/manage/members", get(members::members_page))
+        .route("/manage/members/invite", post(members::invite_post))
+        .route("/manage/members/remove", post(members::remove_post))
+        .route("/manage/members/role", post(members::role_post))
+        .route("/manage/leave", post(members::leave_post))
+        .route(
+            "/manage/tokens",
+            get(tokens_page::tokens_page).post(tokens_page::create_post),
+        )
+        .route("/manage/tokens/revoke", post(tokens_page::revoke_post))
+        .route(
+            "/manage/contacts",
+            get(contacts::contacts_page).post(contacts::save_post),
+        )
+        .route("/manage/contacts/test", post(contacts::test_post))
+        .route("/manage/audit", get(audit_page::audit_page))
+        .route("/manage/admin", get(admin_pages::admin_page))
+        .route("/manage/admin/account", post(admin_pages::account_post))
+        .route("/manage/admin/move", post(admin_pages::move_post))
+}
+
+/// The JSON API (the caller caps its bodies).
+pub fn api_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/manage/account", get(api::account))
+        .route(
+            "/api/v1/manage/members",
+            get(api::members).post(api::invite),
+        )
+        .route(
+            "/api/v1/manage/members/{user_id}",
+            delete(api::remove_member),
+        )
+        .route(
+            "/api/v1/manage/tokens",
+            get(api::tokens).post(api::create_token),
+        )
+        .route("/api/v1/manage/tokens/{id}", delete(api::revoke_token))
+        .route("/api/v1/manage/audit", get(api::audit))
+}

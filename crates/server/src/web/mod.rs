@@ -7,7 +7,7 @@
 
 mod alerts_page;
 mod chart;
-mod html;
+pub(crate) mod html;
 mod selection_page;
 mod server_page;
 mod traceroutes_page;

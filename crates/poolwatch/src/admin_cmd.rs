@@ -33,7 +33,8 @@ Examples:
   poolwatch admin server remove 81.2.69.142 --on 2030-01-31
   poolwatch admin zone list
   poolwatch admin account add acme
-  poolwatch admin account contact acme --email noc@acme.example --webhook https://hooks.acme.example/pool";
+  poolwatch admin account contact acme --email noc@acme.example --webhook https://hooks.acme.example/pool
+  poolwatch admin account set acme --admin";
 
 #[derive(Subcommand, Debug)]
 enum AdminCommand {
@@ -68,6 +69,19 @@ enum AccountCommand {
     },
     /// Show an account's contacts.
     Show { name: String },
+    /// Make an account a pool admin (its members may use /manage/admin)
+    /// or disable it (its servers leave DNS, its API tokens stop working).
+    Set {
+        name: String,
+        #[arg(long, conflicts_with = "no_admin")]
+        admin: bool,
+        #[arg(long)]
+        no_admin: bool,
+        #[arg(long, conflicts_with = "enabled")]
+        disabled: bool,
+        #[arg(long)]
+        enabled: bool,
+    },
 }
 
 fn parse_status(s: &str) -> Result<GlobalStatus, String> {
@@ -456,6 +470,27 @@ async fn account(store: &Store, c: AccountCommand) -> Result<()> {
                 .await
                 .map_err(admin_err)?;
             print_account(&a);
+        }
+        AccountCommand::Set {
+            name,
+            admin: on,
+            no_admin,
+            disabled,
+            enabled,
+        } => {
+            let flag = |yes: bool, no: bool| (yes || no).then_some(yes);
+            let a = admin::set_account_flags(
+                store,
+                &name,
+                flag(on, no_admin),
+                flag(disabled, enabled),
+                now(),
+            )
+            .await
+            .map_err(admin_err)?;
+            println!("account {}", a.name);
+            println!("  admin     {}", a.is_admin);
+            println!("  disabled  {}", a.disabled);
         }
         AccountCommand::Show { name } => match store.account_by_name(&name).await? {
             Some(a) => print_account(&a),

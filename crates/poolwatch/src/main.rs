@@ -8,6 +8,7 @@ mod check_cmd;
 mod demo_cmd;
 mod dns_cmd;
 mod http_args;
+mod manage_args;
 mod rrl_args;
 mod selector_args;
 mod serve_cmd;

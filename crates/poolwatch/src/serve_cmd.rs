@@ -135,6 +135,9 @@ pub struct Args {
     alerts: crate::alert_args::AlertArgs,
 
     #[command(flatten)]
+    manage: crate::manage_args::ManageArgs,
+
+    #[command(flatten)]
     http: crate::http_args::HttpArgs,
 
     #[command(flatten)]
@@ -345,6 +348,7 @@ fn build_config(l: &Loaded<ServeSettings>, setup: &StoreSetup) -> Result<ServerC
             ..Default::default()
         }),
         alerts: Some(alerts),
+        manage: s.manage_settings().map_err(invalid)?,
     })
 }
 
@@ -386,6 +390,7 @@ pub async fn run(cmd: &Command, m: &ArgMatches) -> Result<ExitCode> {
     let s = &loaded.settings;
     init_logging(s.log_format == LogFormat::Json);
     let mut cfg = build_config(&loaded, &setup)?;
+    server::manage::auth::log_signin_status(&cfg);
     let rrl = s.dns_rrl.config();
     if let Some(origin) = &s.zone {
         cfg.dns_zone = Some(dns_zone(&loaded, origin)?);

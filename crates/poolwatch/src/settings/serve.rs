@@ -55,6 +55,14 @@
 //! ipv6_prefix = 64
 //! size = 1000000
 //!
+//! [manage]                    # operators' accounts and servers (/manage)
+//! signup = "open"             # "closed": only members and invited addresses sign in
+//! session_idle = "2h"
+//! session_max_age = "7d"
+//! max_servers_per_account = 20
+//! max_unverified = 2
+//! allow_private = false       # true: accept private/loopback addresses (labs)
+//!
 //! [selector]
 //! enabled = true              # false: as --no-selector
 //! interval = "10m"
@@ -71,6 +79,7 @@ use scoring::{SelectorConfig, ZoneGuardConfig};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use server::alerts::{AlertConfig, AlertPolicy, SmtpUrl};
 use server::housekeeping_job::MIN_LOG_RETENTION;
+use server::manage::settings::{ManageSettings, Signup};
 use server::selector_job::SelectorSettings;
 use server::{HttpLimits, RateLimitConfig};
 use std::net::SocketAddr;
@@ -113,6 +122,34 @@ pub struct ServeSettings {
     pub alerts: AlertsSection,
     pub selector: SelectorSection,
     pub dns_rrl: RrlSection,
+    pub manage: ManageSection,
+}
+
+/// `[manage]`: operators' sign-in, sessions and the limits of their
+/// accounts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ManageSection {
+    pub signup: Signup,
+    pub session_idle: HumanDuration,
+    pub session_max_age: HumanDuration,
+    pub max_servers_per_account: u32,
+    pub max_unverified: u32,
+    pub allow_private: bool,
+}
+
+impl Default for ManageSection {
+    fn default() -> Self {
+        let d = ManageSettings::default();
+        ManageSection {
+            signup: d.signup,
+            session_idle: HumanDuration(d.session_idle),
+            session_max_age: HumanDuration(d.session_absolute),
+            max_servers_per_account: d.max_servers_per_account,
+            max_unverified: d.max_unverified,
+            allow_private: d.allow_private,
+        }
+    }
 }
 
 /// `[http]`: timeouts and connection caps of the HTTP listeners.
@@ -198,6 +235,7 @@ impl Default for ServeSettings {
             alerts: AlertsSection::default(),
             selector: SelectorSection::default(),
             dns_rrl: RrlSection::default(),
+            manage: ManageSection::default(),
         }
     }
 }
@@ -323,6 +361,7 @@ impl Settings for ServeSettings {
         self.trusted_proxies()?;
         self.selector_settings()?;
         self.dns_rrl.validate()?;
+        self.manage_settings()?;
         // Whether a CA is set is all `check` asks of it; it is read later.
         let ca = self.alerts.smtp_ca.as_ref().map(|_| Vec::new());
         self.alert_config(ca)?
@@ -408,6 +447,37 @@ impl ServeSettings {
             interval: s.interval.0,
             candidate_budget: s.candidate_budget,
         }))
+    }
+
+    /// The manage side's settings (link lifetimes are the pool's, fixed).
+    pub fn manage_settings(&self) -> Result<ManageSettings, Invalid> {
+        let m = &self.manage;
+        at_least(
+            "manage.session_idle",
+            m.session_idle,
+            Duration::from_secs(60),
+        )?;
+        if m.session_max_age.0 < m.session_idle.0 {
+            return Err(Invalid::new(
+                "manage.session_max_age",
+                "must be at least manage.session_idle",
+            ));
+        }
+        if m.max_servers_per_account == 0 {
+            return Err(Invalid::new(
+                "manage.max_servers_per_account",
+                "must be at least 1",
+            ));
+        }
+        Ok(ManageSettings {
+            signup: m.signup,
+            session_idle: m.session_idle.0,
+            session_absolute: m.session_max_age.0,
+            max_servers_per_account: m.max_servers_per_account,
+            max_unverified: m.max_unverified,
+            allow_private: m.allow_private,
+            ..ManageSettings::default()
+        })
     }
 
     /// The alerter's settings, with the CA's bytes read from `smtp_ca`.

@@ -281,7 +281,100 @@ fn serve_sources_win_in_order() {
                 flag_text: "forever",
                 want: ["90d", "2w", "forever"],
             },
+            Layered {
+                key: "manage.signup",
+                flag: "--signup",
+                env: "POOLWATCH_SIGNUP",
+                file: "\"closed\"",
+                env_text: "open",
+                flag_text: "closed",
+                want: ["closed", "open", "closed"],
+            },
+            Layered {
+                key: "manage.session_idle",
+                flag: "--session-idle",
+                env: "POOLWATCH_SESSION_IDLE",
+                file: "\"30m\"",
+                env_text: "1h",
+                flag_text: "90m",
+                want: ["30m", "1h", "90m"],
+            },
+            Layered {
+                key: "manage.session_max_age",
+                flag: "--session-max-age",
+                env: "POOLWATCH_SESSION_MAX_AGE",
+                file: "\"1d\"",
+                env_text: "2d",
+                flag_text: "12h",
+                want: ["1d", "2d", "12h"],
+            },
+            Layered {
+                key: "manage.max_servers_per_account",
+                flag: "--max-servers-per-account",
+                env: "POOLWATCH_MAX_SERVERS_PER_ACCOUNT",
+                file: "5",
+                env_text: "6",
+                flag_text: "7",
+                want: ["5", "6", "7"],
+            },
+            Layered {
+                key: "manage.max_unverified",
+                flag: "--max-unverified",
+                env: "POOLWATCH_MAX_UNVERIFIED",
+                file: "0",
+                env_text: "1",
+                flag_text: "3",
+                want: ["0", "1", "3"],
+            },
         ],
+    );
+}
+
+#[test]
+fn serve_manage_settings_reach_the_service() {
+    let l = load_with::<ServeSettings>(
+        &serve_cmd(),
+        &[
+            "--allow-private",
+            "--signup",
+            "closed",
+            "--session-idle",
+            "20m",
+        ],
+        &[],
+        Some("[manage]\nsession_max_age = \"1h\"\nmax_servers_per_account = 3\n"),
+    )
+    .unwrap();
+    let m = l.settings.manage_settings().unwrap();
+    assert!(m.allow_private);
+    assert_eq!(m.signup, server::manage::settings::Signup::Closed);
+    assert_eq!(m.session_idle, std::time::Duration::from_secs(1200));
+    assert_eq!(m.session_absolute, std::time::Duration::from_secs(3600));
+    assert_eq!(m.max_servers_per_account, 3);
+    let d = load_with::<ServeSettings>(
+        &serve_cmd(),
+        SERVE,
+        &[],
+        Some("[manage]\nallow_private = true\n"),
+    )
+    .unwrap();
+    assert!(d.settings.manage_settings().unwrap().allow_private);
+    let d = load_with::<ServeSettings>(&serve_cmd(), SERVE, &[], None).unwrap();
+    assert_eq!(
+        d.settings.manage_settings().unwrap(),
+        server::manage::settings::ManageSettings::default()
+    );
+    // The relation of the two lifetimes, whatever their sources.
+    let e = load_with::<ServeSettings>(
+        &serve_cmd(),
+        &["--session-idle", "3h"],
+        &[],
+        Some("[manage]\nsession_max_age = \"2h\"\n"),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("manage.session_max_age") && e.contains("at least manage.session_idle"),
+        "{e}"
     );
 }
 
@@ -347,6 +440,30 @@ fn serve_refuses_bad_values_from_every_source() {
                 text: "1d",
                 toml: "\"1d\"",
                 why: "too short: at least 2d",
+            },
+            Bad {
+                key: "manage.signup",
+                flag: "--signup",
+                env: "POOLWATCH_SIGNUP",
+                text: "maybe",
+                toml: "\"maybe\"",
+                why: "`maybe`",
+            },
+            Bad {
+                key: "manage.session_idle",
+                flag: "--session-idle",
+                env: "POOLWATCH_SESSION_IDLE",
+                text: "10s",
+                toml: "\"10s\"",
+                why: "too short: at least 1m",
+            },
+            Bad {
+                key: "manage.max_servers_per_account",
+                flag: "--max-servers-per-account",
+                env: "POOLWATCH_MAX_SERVERS_PER_ACCOUNT",
+                text: "0",
+                toml: "0",
+                why: "at least 1",
             },
             Bad {
                 key: "rate_limit.trusted_proxies",

@@ -130,7 +130,7 @@ fn app(state: AppState, with_metrics: bool) -> Router {
         .layer(middleware::map_response(security::headers))
         // Method, path and status at debug level; never headers, so the
         // Authorization header cannot reach a log.
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }
 
@@ -274,6 +274,17 @@ fn zone_counts_job(state: AppState) -> jobs::Job {
             }
         }
     })
+}
+
+/// The span of a request, as tower-http's default makes it, but with the
+/// secret in a sign-in link's path left out.
+fn request_span(req: &Request) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %req.method(),
+        uri = %manage::auth::loggable_path(req.uri()),
+        version = ?req.version(),
+    )
 }
 
 async fn not_found() -> ApiError {

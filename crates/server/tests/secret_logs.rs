@@ -6,6 +6,8 @@
 //! callsite caches "never" for it (tokio-rs/tracing#3611).
 
 mod common;
+#[path = "support/smtp_sink.rs"]
+mod smtp_sink;
 
 use axum::http::{Method, StatusCode};
 use common::{Backend, Capture, good_results};
@@ -56,6 +58,93 @@ async fn nothing_secret_in_logs(backend: Backend, cap: &Capture) {
     }
 }
 
+/// Sign-in links, session ids, CSRF tokens and API tokens never reach the
+/// log either.
+async fn no_manage_secret_in_logs(backend: Backend, cap: &Capture) {
+    use axum::body::Body;
+    cap.clear();
+    let sink = smtp_sink::SmtpSink::start().await;
+    let cfg = ServerConfig {
+        alerts: Some(server::alerts::AlertConfig {
+            smtp: Some(sink.url().parse().unwrap()),
+            from: Some("pool@pool.test".into()),
+            public_url: "http://pool.test".into(),
+            ..Default::default()
+        }),
+        ..ServerConfig::default()
+    };
+    let t = app_or_skip!(backend, cfg);
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let r = t
+        .send_from(
+            common::CLIENT,
+            Method::POST,
+            "/manage/signin",
+            &form,
+            Body::from("email=quiet@example.org"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let mail = sink.wait_for(1, std::time::Duration::from_secs(10)).await[0].text();
+    let at = mail.find("/manage/link/").unwrap();
+    let link = &mail[at..at + "/manage/link/pwl_".len() + 64];
+    assert_eq!(t.get(link).await.status, StatusCode::OK);
+    let r = t
+        .send_from(common::CLIENT, Method::POST, link, &[], Body::empty())
+        .await;
+    let cookie = r
+        .header("set-cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let session = cookie.trim_start_matches("poolwatch_session=").to_string();
+    let page = t
+        .send_from(
+            common::CLIENT,
+            Method::GET,
+            "/manage/tokens",
+            &[("cookie", &cookie)],
+            Body::empty(),
+        )
+        .await
+        .text();
+    let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+    let csrf = page[at..at + 64].to_string();
+    let created = t
+        .send_from(
+            common::CLIENT,
+            Method::POST,
+            "/manage/tokens",
+            &[("cookie", &cookie)],
+            Body::from(format!("csrf={csrf}&name=ci")),
+        )
+        .await
+        .text();
+    let at = created.find("pwt_").unwrap();
+    let token = created[at..at + 68].to_string();
+    let auth = format!("Bearer {token}");
+    let r = t
+        .send_from(
+            common::CLIENT,
+            Method::GET,
+            "/api/v1/manage/account",
+            &[("authorization", &auth)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let logged = cap.text();
+    assert!(
+        logged.contains("/manage/link/…"),
+        "the link's request is logged, without its token"
+    );
+    let link_token = link.trim_start_matches("/manage/link/");
+    for s in [link_token, &session, &csrf, &token, &token[4..]] {
+        assert!(!logged.contains(s), "a secret was logged:\n{logged}");
+    }
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn nothing_secret_in_logs_on_either_backend() {
     let cap = Capture::default();
@@ -68,4 +157,6 @@ async fn nothing_secret_in_logs_on_either_backend() {
     // One after the other: each run starts from an empty capture.
     nothing_secret_in_logs(Backend::Sqlite, &cap).await;
     nothing_secret_in_logs(Backend::Postgres, &cap).await;
+    no_manage_secret_in_logs(Backend::Sqlite, &cap).await;
+    no_manage_secret_in_logs(Backend::Postgres, &cap).await;
 }

@@ -393,6 +393,18 @@ pub async fn issue_signin_link(st: &AppState, email: &str) -> Result<String, Api
     Ok(link_url(st, &token))
 }
 
+/// The request's URI for logs: a link's token replaced by `…`.
+pub fn loggable_path(uri: &axum::http::Uri) -> std::borrow::Cow<'_, str> {
+    let path = uri.path();
+    match path.strip_prefix("/manage/link/") {
+        Some(rest) if !rest.is_empty() => "/manage/link/…".into(),
+        _ => match uri.path_and_query() {
+            Some(pq) => pq.as_str().into(),
+            None => path.into(),
+        },
+    }
+}
+
 pub(crate) fn link_url(st: &AppState, token: &str) -> String {
     format!("{}/manage/link/{token}", public_url(st))
 }

@@ -1,7 +1,8 @@
 //! Housekeeping in the running service: every [`HOUSEKEEPING_INTERVAL`]
 //! (and once at start) it prunes batches no agent can still submit and,
 //! with a log retention set, score log rows older than that
-//! (`Store::housekeep`). What each pass deleted goes to the log and to
+//! (`Store::housekeep`), and expired sessions and e-mailed links. What each
+//! pass deleted goes to the log and (batches, log rows) to
 //! `poolwatch_housekeeping_deleted_total{what}`.
 
 use crate::jobs::{Job, JobName};
@@ -28,6 +29,7 @@ pub async fn pass(
         .housekeep(now - BATCH_KEEP_S, log_before, HOUSEKEEPING_CHUNK)
         .await?;
     state.metrics().housekeeping(&done);
+    prune_sign_in(state, now).await?;
     if done != Housekeeping::default() {
         tracing::info!(
             batches = done.batches,
@@ -37,6 +39,22 @@ pub async fn pass(
         );
     }
     Ok(done)
+}
+
+/// Ends sessions past their limits and forgets e-mailed links a day
+/// after they expired (the per-address limit counts the last hour).
+async fn prune_sign_in(state: &AppState, now: i64) -> Result<(), StoreError> {
+    let limits = crate::manage::auth::session_limits(state);
+    let sessions = state.store().delete_expired_sessions(limits, now).await?;
+    let links = state.store().delete_old_links(now - 86_400).await?;
+    if sessions + links > 0 {
+        tracing::info!(
+            sessions,
+            links,
+            "housekeeping: deleted expired sessions and links"
+        );
+    }
+    Ok(())
 }
 
 /// Housekeeping as a background job of `serve`.

@@ -270,6 +270,31 @@ async fn used_and_expired_links_refused(backend: Backend) {
             .unwrap()
             .is_none()
     );
+    // Posted from another site (login CSRF): refused, the link still works.
+    ask_link(&t, "eve@example.org").await;
+    sink.wait_for(3, WAIT).await;
+    let link = link_in(&sink, "eve@example.org");
+    let r = t
+        .send_from(
+            CLIENT,
+            Method::POST,
+            &link,
+            &[("sec-fetch-site", "cross-site")],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.header("set-cookie").is_empty());
+    let r = t
+        .send_from(
+            CLIENT,
+            Method::POST,
+            &link,
+            &[("sec-fetch-site", "same-origin")],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
     // Not a link at all.
     assert_eq!(
         follow(&t, "/manage/link/pwl_zz", None).await.status,

@@ -172,6 +172,7 @@ const ACCOUNT_LOCK: Sql = Sql {
     sqlite: "SELECT id FROM accounts WHERE id = $1",
     pg: "SELECT id FROM accounts WHERE id = $1 FOR UPDATE",
 };
+const LINKS_DELETE_OLD: &str = "DELETE FROM email_links WHERE expires < $1";
 const ACCOUNT_SET_CONTACTS: &str = "UPDATE accounts SET email = $2, webhook = $3 WHERE id = $1";
 
 /// The one form an address is stored and compared in.
@@ -366,6 +367,14 @@ impl Store {
             })
         })
         .await
+    }
+
+    /// Deletes links that expired before `before` (housekeeping; kept a
+    /// while after expiry so the per-address rate limit still counts
+    /// them); how many.
+    pub async fn delete_old_links(&self, before: i64) -> Result<u64, StoreError> {
+        self.write(async |c| Ok(c.query(LINKS_DELETE_OLD).bind(before).execute().await?))
+            .await
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {

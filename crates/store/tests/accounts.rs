@@ -22,6 +22,7 @@ both_backends!(
     token_last_use_written_once_a_minute,
     link_rate_count,
     admin_flags_search_and_move,
+    housekeeping_deletes_expired_sessions_and_links,
 );
 
 fn h(s: &str) -> String {
@@ -557,4 +558,30 @@ async fn admin_flags_search_and_move(db: &TestDb) {
     assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
     let r = s.move_server(9999, "wes", "admin:x", T0).await;
     assert!(matches!(r, Err(StoreError::NotFound(_))), "{r:?}");
+}
+
+async fn housekeeping_deletes_expired_sessions_and_links(db: &TestDb) {
+    let s = &db.store;
+    let u = sign_in(s, "h1", "hal@example.org").await;
+    let lim = SessionLimits {
+        idle_s: 3600,
+        max_age_s: 7200,
+    };
+    s.create_session(&h("old"), &h("c"), u.user.id, None, T0)
+        .await
+        .unwrap();
+    s.create_session(&h("new"), &h("c"), u.user.id, None, T0 + 3000)
+        .await
+        .unwrap();
+    assert_eq!(s.delete_expired_sessions(lim, T0 + 3600).await.unwrap(), 1);
+    assert!(
+        s.session(&h("new"), lim, T0 + 3600)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    link(s, "h2", "hal@example.org", LinkPurpose::SignIn, T0 + 5000).await;
+    // "h1" expired at T0 + 900: deleted; "h2" not yet.
+    assert_eq!(s.delete_old_links(T0 + 4000).await.unwrap(), 1);
+    assert_eq!(s.count_links_since("hal@example.org", 0).await.unwrap(), 1);
 }

@@ -113,7 +113,8 @@ pub(crate) fn new_secret(prefix: &str) -> String {
     format!("{prefix}{}", hex::encode(bytes))
 }
 
-pub(crate) fn session_limits(st: &AppState) -> SessionLimits {
+/// The session lifetimes `serve` was given.
+pub fn session_limits(st: &AppState) -> SessionLimits {
     let m = &st.cfg().manage;
     SessionLimits {
         idle_s: m.session_idle.as_secs() as i64,

@@ -164,6 +164,14 @@ pub async fn use_link(
     if !link_token_ok(&token) {
         return Err(PageError::not_found("no such link"));
     }
+    // Another site's form must not sign a visitor in to the sender's
+    // account (login CSRF): browsers say where a POST comes from.
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+    {
+        return Err(ApiError::forbidden("sign in from the link's own page").into());
+    }
     let signup = match st.cfg().manage.signup {
         super::settings::Signup::Open => SignupPolicy::Open,
         super::settings::Signup::Closed => SignupPolicy::Closed,

@@ -28,6 +28,9 @@ on_both_backends!(
     sign_out_everywhere,
     admin_pages_for_admins_only,
     manage_api,
+    same_answer_known_or_not,
+    sign_in_off_without_smtp,
+    contacts_and_test_notification,
 );
 
 const T0: i64 = 1_800_000_000;
@@ -933,4 +936,162 @@ async fn manage_api(backend: Backend) {
             .status,
         StatusCode::PAYLOAD_TOO_LARGE
     );
+}
+
+async fn same_answer_known_or_not(backend: Backend) {
+    let sink = SmtpSink::start().await;
+    let Some(db) = TestDb::open(backend).await else {
+        return;
+    };
+    let mut cfg = config(&sink, "http://pool.test");
+    cfg.manage.signup = server::manage::settings::Signup::Closed;
+    let t = TestApp::new(db, cfg).with_clock(Clock::fixed(T0));
+    // Signup closed: a link of an unknown address is refused when used.
+    let l = server::manage::auth::issue_signin_link(&t.state, "zoe@example.org")
+        .await
+        .unwrap();
+    let path = &l[l.find("/manage/link/").unwrap()..];
+    assert_eq!(follow(&t, path, None).await.status, StatusCode::FORBIDDEN);
+    assert!(
+        t.store()
+            .user_by_email("zoe@example.org")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Zoe becomes a member (as if she had signed up while it was open).
+    let store = t.store();
+    let hash = server::keys::hash_key("pwl_z");
+    let link = store::NewLink {
+        token_hash: hash.clone(),
+        email: "zoe@example.org".into(),
+        purpose: store::LinkPurpose::SignIn,
+        expires: T0 + 60,
+    };
+    store.create_email_link(&link, T0).await.unwrap();
+    let zoe = store
+        .consume_email_link(&hash, store::SignupPolicy::Open, T0)
+        .await
+        .unwrap();
+    assert!(zoe.account_id.is_some());
+    // Known and unknown get the same page; only the known one gets mail.
+    let known = ask_link(&t, "zoe@example.org").await;
+    let unknown = ask_link(&t, "yan@example.org").await;
+    assert_eq!(
+        (known.status, unknown.status),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    assert_eq!(
+        known.text().replace("zoe@", "X@"),
+        unknown.text().replace("yan@", "X@"),
+        "the page does not tell"
+    );
+    let mails = sink.wait_for(1, WAIT).await;
+    assert_eq!(mails[0].header("To").unwrap(), "zoe@example.org");
+    assert_eq!(
+        store.count_links_since("yan@example.org", 0).await.unwrap(),
+        0
+    );
+}
+
+async fn sign_in_off_without_smtp(backend: Backend) {
+    let Some(db) = TestDb::open(backend).await else {
+        return;
+    };
+    let t = TestApp::new(db, ServerConfig::default());
+    assert_eq!(
+        server::manage::auth::signin_off_reason(t.state.cfg()),
+        Some("no alert settings: sign-in links go out through --smtp-url")
+    );
+    let page = t.get("/manage").await.text();
+    assert!(page.contains("Sign-in is off on this service"), "{page}");
+    assert!(!page.contains("name=\"email\""));
+    let r = ask_link(&t, "ann@example.org").await;
+    assert!(r.text().contains("Sign-in is off"));
+    assert_eq!(
+        t.store()
+            .count_links_since("ann@example.org", 0)
+            .await
+            .unwrap(),
+        0
+    );
+    // Alerts without SMTP: off too, saying why.
+    let cfg = ServerConfig {
+        alerts: Some(AlertConfig::default()),
+        ..ServerConfig::default()
+    };
+    assert_eq!(
+        server::manage::auth::signin_off_reason(&cfg),
+        Some("no --smtp-url: sign-in links are sent by e-mail")
+    );
+}
+
+async fn contacts_and_test_notification(backend: Backend) {
+    let (t, sink, _) = setup!(backend);
+    let b = sign_in(&t, &sink, "abe@example.org").await;
+    let acc = account_id(&t, "abe@example.org").await;
+    let r = b
+        .post(
+            &t,
+            "/manage/contacts",
+            "/manage/contacts",
+            &[("email", "not-mail"), ("webhook", "")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("not-mail"), "{}", r.text());
+    let r = b
+        .post(
+            &t,
+            "/manage/contacts",
+            "/manage/contacts",
+            &[("email", "noc@abe.test"), ("webhook", "ftp://x.test/")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        t.store().account_info(acc).await.unwrap().unwrap().email,
+        None,
+        "nothing stored"
+    );
+    // A webhook nobody listens on: its failure is shown, the e-mail goes.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hook = format!("http://{}/hook", dead.local_addr().unwrap());
+    drop(dead);
+    let r = b
+        .post(
+            &t,
+            "/manage/contacts",
+            "/manage/contacts",
+            &[("email", "NOC@abe.test"), ("webhook", &hook)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let info = t.store().account_info(acc).await.unwrap().unwrap();
+    assert_eq!(
+        (info.email.as_deref(), info.webhook.as_deref()),
+        (Some("noc@abe.test"), Some(hook.as_str()))
+    );
+    let before = sink.mails().len();
+    let r = b
+        .post(&t, "/manage/contacts", "/manage/contacts/test", &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let html = r.text();
+    assert!(html.contains("E-mail: <span class=\"ok\">sent"), "{html}");
+    assert!(
+        html.contains("Webhook: <span class=\"bad\">failed"),
+        "{html}"
+    );
+    let mails = sink.wait_for(before + 1, WAIT).await;
+    assert!(mails.last().unwrap().text().contains("test notification"));
+    let actions: Vec<_> = t
+        .store()
+        .audit_log(acc, 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["contacts.test", "account.contacts"]);
 }

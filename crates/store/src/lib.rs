@@ -173,10 +173,9 @@ fn release_check<C: sqlx::Connection>(
 mod audit;
 pub use audit::{AuditEntry, AuditRow};
 mod accounts;
-pub use accounts::{
-    AccountInfo, LinkPurpose, MemberRow, MembershipRow, NewLink, Role, SignedIn, SignupPolicy,
-    UserRow, normalize_email,
-};
+pub use accounts::{AccountInfo, MemberRow, MembershipRow, Role, UserRow, normalize_email};
+mod links;
+pub use links::{LinkPurpose, NewLink, SignedIn, SignupPolicy};
 mod sessions;
 pub use sessions::{SESSION_TOUCH_S, SessionLimits, SessionRow};
 mod tokens;

@@ -275,7 +275,9 @@ async fn sign_out_everywhere(backend: Backend) {
     );
     assert_eq!(two.get(&t, "/manage/members").await.status, StatusCode::OK);
     let three = sign_in(&t, &sink, "tom@example.org").await;
-    let r = two.post(&t, "/manage", "/manage/signout-all", &[]).await;
+    let r = two
+        .post(&t, "/manage/accounts", "/manage/signout-all", &[])
+        .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     for b in [&two, &three] {
         assert_eq!(

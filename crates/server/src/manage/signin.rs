@@ -259,6 +259,11 @@ pub async fn accounts(State(st): State<AppState>, s: SessionUser) -> Result<Resp
                 (csrf_input(&s.csrf))
                 button type="submit" { "Sign out" }
             }
+            form method="post" action="/manage/signout-all" {
+                (csrf_input(&s.csrf))
+                button type="submit" { "Sign out everywhere" }
+                " " span.muted { "(every browser where you are signed in)" }
+            }
         },
     ))
 }

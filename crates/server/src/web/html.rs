@@ -57,6 +57,7 @@ pub fn page(title: &str, head_extra: Markup, body: Markup) -> String {
                 header {
                     a.brand href="/" { "poolwatch" }
                     a href="/monitors" { "Monitors" }
+                    a href="/manage" { "Manage" }
                     form.lookup action="/scores" method="get" role="search" {
                         input name="ip" placeholder="Server IP address" aria-label="Server IP address"
                             style="min-width:10em;padding:.2em";

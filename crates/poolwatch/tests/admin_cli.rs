@@ -339,6 +339,53 @@ fn bad_input_exits_2_and_changes_nothing() {
 }
 
 #[test]
+fn account_set_admin_and_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["account", "add", "acme"]);
+    let out = ok(d, &["account", "set", "acme", "--admin", "--disabled"]);
+    assert!(
+        out.contains("admin     true") && out.contains("disabled  true"),
+        "{out}"
+    );
+    let out = ok(d, &["account", "set", "acme", "--enabled"]);
+    assert!(
+        out.contains("admin     true") && out.contains("disabled  false"),
+        "{out}"
+    );
+    for args in [
+        &["account", "set", "acme"][..],
+        &["account", "set", "nobody", "--admin"],
+        &["account", "set", "acme", "--admin", "--no-admin"],
+        &["account", "set", "acme", "--disabled", "--enabled"],
+    ] {
+        refused(d, args);
+    }
+    let out = ok(d, &["account", "set", "acme", "--no-admin"]);
+    assert!(out.contains("admin     false"), "{out}");
+    // Each change is in the account's audit log, by the command line.
+    rt().block_on(async {
+        let store = Store::open(None, d).await.unwrap();
+        let id = store.account_by_name("acme").await.unwrap().unwrap().id;
+        let log: Vec<_> = store
+            .audit_log(id, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.action, e.actor))
+            .collect();
+        let want = [
+            "account.unadmin",
+            "account.enable",
+            "account.disable",
+            "account.admin",
+        ];
+        assert_eq!(log.iter().map(|l| l.0.as_str()).collect::<Vec<_>>(), want);
+        assert!(log.iter().all(|l| l.1 == "admin:cli"));
+    });
+}
+
+#[test]
 fn help_explains_the_commands() {
     let out = Command::new(env!("CARGO_BIN_EXE_poolwatch"))
         .args(["admin", "server", "add", "--help"])

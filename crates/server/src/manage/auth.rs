@@ -36,7 +36,7 @@ pub const LINK_PREFIX: &str = "pwl_";
 pub const FORM_MAX_BYTES: usize = 16 * 1024;
 
 /// The person (or API token) acting for one account.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Operator {
     /// `None` for an API token.
     pub user_id: Option<i64>,
@@ -55,6 +55,28 @@ pub struct Operator {
     pub(crate) csrf: Option<String>,
 }
 
+// By hand: the CSRF token stays out of any log line.
+impl std::fmt::Debug for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operator")
+            .field("user_id", &self.user_id)
+            .field("account_id", &self.account_id)
+            .field("role", &self.role)
+            .field("is_admin", &self.is_admin)
+            .field("actor", &self.actor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SessionUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionUser")
+            .field("user_id", &self.user_id)
+            .field("account_id", &self.account_id)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Operator {
     /// 403 unless an owner: members and invitations are owners' business.
     pub fn require_owner(&self) -> Result<(), ApiError> {
@@ -69,7 +91,7 @@ impl Operator {
 }
 
 /// A signed-in person, whether or not they have picked an account yet.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionUser {
     pub user_id: i64,
     pub email: String,

@@ -14,8 +14,14 @@ use maud::html;
 use store::{LinkPurpose, NewLink};
 
 /// Invites `email` into `op`'s account as `role`: stores the link and
-/// mails it. Owners only; rate-limited per address like sign-in links.
-pub async fn invite(st: &AppState, op: &Operator, email: &str, role: Role) -> Result<(), ApiError> {
+/// mails it; the address as stored. Owners only; rate-limited per address
+/// like sign-in links.
+pub async fn invite(
+    st: &AppState,
+    op: &Operator,
+    email: &str,
+    role: Role,
+) -> Result<String, ApiError> {
     op.require_owner()?;
     let email = store::normalize_email(email)?;
     let now = st.now();
@@ -55,7 +61,8 @@ pub async fn invite(st: &AppState, op: &Operator, email: &str, role: Role) -> Re
         days = ttl / 86_400,
         url = auth::link_url(st, &token),
     );
-    auth::send_mail(st, &email, "An invitation to manage NTP servers", &text).await
+    auth::send_mail(st, &email, "An invitation to manage NTP servers", &text).await?;
+    Ok(email)
 }
 
 /// `GET /manage/members`.
@@ -131,13 +138,13 @@ pub async fn invite_post(
     State(st): State<AppState>,
     CsrfForm(op, f): CsrfForm<InviteForm>,
 ) -> Result<Response, PageError> {
-    invite(&st, &op, &f.email, f.role).await?;
+    let email = invite(&st, &op, &f.email, f.role).await?;
     Ok(page(
         "Invitation sent",
         Some(&op),
         html! {
             h1 { "Invitation sent" }
-            p { "An invitation went to " strong { (f.email.trim()) } "." }
+            p { "An invitation went to " strong { (email) } "." }
             p { a href="/manage/members" { "Back to the members" } }
         },
     ))

@@ -368,6 +368,17 @@ async fn sign_in_off_without_smtp(backend: Backend) {
             .unwrap(),
         0
     );
+    // The demo's way in: a link made and printed, not mailed, still works.
+    let url = server::manage::auth::issue_signin_link(&t.state, "demo@example.org")
+        .await
+        .unwrap();
+    let path = url
+        .strip_prefix(&format!("http://{}", t.state.cfg().listen))
+        .unwrap();
+    let r = follow(&t, path, None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let home = send(&t, Some(&session_cookie(&r)), Method::GET, "/manage", "").await;
+    assert!(home.text().contains("Account demo"), "{}", home.text());
     // Alerts without SMTP: off too, saying why.
     let cfg = ServerConfig {
         alerts: Some(AlertConfig::default()),

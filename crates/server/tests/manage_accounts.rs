@@ -400,6 +400,53 @@ async fn stored_text_is_escaped(backend: Backend) {
             .text()
             .contains("&lt;b&gt;x&lt;/b&gt;@example.org")
     );
+    // An account named with markup (the admin CLI takes any name), on the
+    // picker, its own pages and the admin search.
+    let evil_acc = t.store().ensure_account("<i>evil</i>").await.unwrap();
+    t.store()
+        .set_account_flags("<i>evil</i>", Some(true), None, "admin:cli", T0)
+        .await
+        .unwrap();
+    let ned = t
+        .store()
+        .user_by_email("ned@example.org")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let join = store::NewLink {
+        token_hash: server::keys::hash_key("pwl_join"),
+        email: "ned@example.org".into(),
+        purpose: store::LinkPurpose::Invite {
+            account_id: evil_acc,
+            role: store::Role::Owner,
+            invited_by: None,
+            actor: "admin:cli".into(),
+        },
+        expires: T0 + 600,
+    };
+    t.store().create_email_link(&join, T0).await.unwrap();
+    t.store()
+        .consume_email_link(&join.token_hash, store::SignupPolicy::Open, T0)
+        .await
+        .unwrap();
+    assert_eq!(t.store().memberships(ned).await.unwrap().len(), 2);
+    let picker = b.get(&t, "/manage/accounts").await.text();
+    assert!(picker.contains("&lt;i&gt;evil&lt;/i&gt;"), "{picker}");
+    let r = b
+        .post(
+            &t,
+            "/manage/accounts",
+            "/manage/accounts",
+            &[("account_id", &evil_acc.to_string())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    for page in ["/manage", "/manage/members", "/manage/admin?q=evil"] {
+        let html = b.get(&t, page).await.text();
+        assert!(html.contains("&lt;i&gt;evil&lt;/i&gt;"), "{page}: {html}");
+        assert!(!html.contains("<i>evil"), "{page}");
+    }
 }
 
 async fn admin_pages_for_admins_only(backend: Backend) {

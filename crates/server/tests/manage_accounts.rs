@@ -189,6 +189,7 @@ async fn disabled_or_revoked_token_is_401(backend: Backend) {
     let ok = call(&token).await;
     assert_eq!(ok.status, StatusCode::OK);
     assert_eq!(ok.json()["name"], "kay");
+    assert_eq!(ok.header("cache-control"), "private, no-store");
     assert_eq!(call("pwt_nope").await.status, StatusCode::UNAUTHORIZED);
     let none = t
         .send_from(
@@ -453,9 +454,12 @@ async fn admin_pages_for_admins_only(backend: Backend) {
     let (t, sink, _) = setup!(backend);
     let vic = sign_in(&t, &sink, "vic@example.org").await;
     let wyn = sign_in(&t, &sink, "wyn@example.org").await;
+    let r = wyn.get(&t, "/manage/admin?q=vic").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(
-        wyn.get(&t, "/manage/admin?q=vic").await.status,
-        StatusCode::NOT_FOUND
+        r.header("cache-control"),
+        "private, no-store",
+        "no proxy keeps it"
     );
     let r = wyn
         .post(

@@ -110,6 +110,7 @@ async fn used_and_expired_links_refused(backend: Backend) {
     assert_eq!(follow(&t, &used, None).await.status, StatusCode::SEE_OTHER);
     let again = follow(&t, &used, None).await;
     assert_eq!(again.status, StatusCode::GONE);
+    assert_eq!(again.header("cache-control"), "private, no-store");
     assert!(again.header("set-cookie").is_empty());
     // A link 15 minutes old is refused.
     ask_link(&t, "dora@example.org").await;

@@ -25,7 +25,21 @@ pub mod view;
 
 use crate::state::AppState;
 use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::middleware;
+use axum::response::Response;
 use axum::routing::{delete, get, post};
+
+/// Every manage answer is one person's or one account's, errors and
+/// redirects included: no shared cache may keep it (a cached 404 of the
+/// admin page would hide it from an admin behind the same proxy).
+async fn no_store(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    resp
+}
 
 /// The pages (the caller puts them behind the public rate limit).
 pub fn page_routes() -> Router<AppState> {
@@ -58,6 +72,7 @@ pub fn page_routes() -> Router<AppState> {
         .route("/manage/admin", get(admin_pages::admin_page))
         .route("/manage/admin/account", post(admin_pages::account_post))
         .route("/manage/admin/move", post(admin_pages::move_post))
+        .layer(middleware::map_response(no_store))
 }
 
 /// The JSON API (the caller caps its bodies).
@@ -78,4 +93,5 @@ pub fn api_routes() -> Router<AppState> {
         )
         .route("/api/v1/manage/tokens/{id}", delete(api::revoke_token))
         .route("/api/v1/manage/audit", get(api::audit))
+        .layer(middleware::map_response(no_store))
 }

@@ -1,9 +1,9 @@
-//! The frame of every manage page: the shared page with the manage menu,
-//! never cached (each page is one person's).
+//! The frame of every manage page: the shared page with the manage menu.
+//! (`manage::no_store` keeps every manage answer out of caches.)
 
 use super::auth::{Operator, csrf_field};
 use crate::web::html;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 
@@ -22,12 +22,7 @@ pub fn page_status(
         @if let Some(op) = op { (menu(op)) }
         (body)
     };
-    let mut resp = html::respond(status, 0, html::page(title, html! {}, body));
-    resp.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    resp
+    html::respond(status, 0, html::page(title, html! {}, body))
 }
 
 fn menu(op: &Operator) -> Markup {

@@ -72,6 +72,7 @@ pub fn page_routes() -> Router<AppState> {
         .route("/manage/admin", get(admin_pages::admin_page))
         .route("/manage/admin/account", post(admin_pages::account_post))
         .route("/manage/admin/move", post(admin_pages::move_post))
+        // Last: it covers only the routes above it.
         .layer(middleware::map_response(no_store))
 }
 
@@ -93,5 +94,6 @@ pub fn api_routes() -> Router<AppState> {
         )
         .route("/api/v1/manage/tokens/{id}", delete(api::revoke_token))
         .route("/api/v1/manage/audit", get(api::audit))
+        // Last: it covers only the routes above it.
         .layer(middleware::map_response(no_store))
 }

@@ -88,6 +88,18 @@ impl ApiError {
         e
     }
 
+    /// The same error saying `detail` instead (a rate limit that is not
+    /// per client address).
+    pub fn with_detail(mut self, detail: impl Into<Cow<'static, str>>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    /// Seconds a client should wait, for a 429 or 503.
+    pub fn retry_after_s(&self) -> Option<u64> {
+        self.retry_after_s
+    }
+
     /// 500. The cause is logged here; the client sees only a generic text.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");

@@ -209,6 +209,8 @@ async fn sign_in_rate_limits(backend: Backend) {
     let r = ask_link(&t, "OLI@example.org").await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(r.header("content-type").starts_with("text/html"));
+    assert_eq!(r.header("retry-after"), "3600");
+    assert!(r.text().contains("for this e-mail address"), "{}", r.text());
     sink.wait_for(5, WAIT).await;
     assert_eq!(sink.mails().len(), 5, "no sixth mail");
     // An hour later, again.

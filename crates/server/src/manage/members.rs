@@ -26,7 +26,9 @@ pub async fn invite(
     let email = store::normalize_email(email)?;
     let now = st.now();
     if st.store().count_links_since(&email, now - 3600).await? >= LINKS_PER_ADDRESS_HOUR {
-        return Err(ApiError::rate_limited(3600));
+        return Err(ApiError::rate_limited(3600).with_detail(
+            "too many links for this e-mail address in the last hour; try again later",
+        ));
     }
     if auth::signin_off_reason(st.cfg()).is_some() {
         return Err(ApiError::unavailable(

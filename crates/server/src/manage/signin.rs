@@ -99,7 +99,11 @@ pub async fn request_link(
     }
     let now = st.now();
     if st.store().count_links_since(&email, now - 3600).await? >= LINKS_PER_ADDRESS_HOUR {
-        return Err(ApiError::rate_limited(3600).into());
+        return Err(ApiError::rate_limited(3600)
+            .with_detail(
+                "too many sign-in links for this e-mail address in the last hour; try again later",
+            )
+            .into());
     }
     if may_sign_in(&st, &email).await? {
         let url = auth::issue_signin_link(&st, &email).await?;

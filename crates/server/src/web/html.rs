@@ -130,7 +130,12 @@ impl IntoResponse for PageError {
             p { a href="/" { "Back to the overview" } }
         };
         let max_age = if status.is_server_error() { 0 } else { 60 };
-        respond(status, max_age, page(title, html! {}, body))
+        let mut resp = respond(status, max_age, page(title, html! {}, body));
+        if let Some(s) = self.0.retry_after_s() {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        resp
     }
 }
 

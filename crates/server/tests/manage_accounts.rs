@@ -500,6 +500,42 @@ async fn admin_pages_for_admins_only(backend: Backend) {
         ("account.disable", "admin:vic@example.org")
     );
     assert!(wyn.get(&t, "/manage").await.text().contains("disabled"));
+    // Moving a server: found by address, given to wyn; wyn sees it.
+    t.seed_zones().await;
+    let srv = t.add_server("192.0.2.55").await;
+    let id = srv.id.to_string();
+    let r = wyn
+        .post(
+            &t,
+            "/manage",
+            "/manage/admin/move",
+            &[("server_id", &id), ("to", "wyn")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "not an admin");
+    let found = vic.get(&t, "/manage/admin?q=192.0.2.55").await.text();
+    assert!(found.contains("no account"), "{found}");
+    let r = vic
+        .post(
+            &t,
+            "/manage",
+            "/manage/admin/move",
+            &[("server_id", &id), ("to", "wyn")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let servers = t.store().account_servers(wyn_acc).await.unwrap();
+    assert_eq!(servers.len(), 1);
+    assert!(wyn.get(&t, "/manage").await.text().contains("192.0.2.55"));
+    let r = vic
+        .post(
+            &t,
+            "/manage",
+            "/manage/admin/move",
+            &[("server_id", &id), ("to", "nobody")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
 async fn manage_api(backend: Backend) {

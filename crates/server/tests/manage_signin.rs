@@ -152,6 +152,20 @@ async fn used_and_expired_links_refused(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
+    // Addresses mail cannot go to: 400 naming the field, no link made.
+    for bad in ["nobody", "<b>x</b>@example.org", "a@b"] {
+        let r = ask_link(&t, bad).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(r.text().contains("email"), "{}", r.text());
+        assert!(!r.text().contains("<b>x"), "escaped");
+    }
+    assert_eq!(
+        t.store()
+            .count_links_since("<b>x</b>@example.org", 0)
+            .await
+            .unwrap(),
+        0
+    );
     // Not a link at all.
     assert_eq!(
         follow(&t, "/manage/link/pwl_zz", None).await.status,

@@ -397,6 +397,17 @@ pub fn log_signin_status(cfg: &crate::ServerConfig) {
     }
 }
 
+/// An address a link can be sent to, as stored: the store's form
+/// (trimmed, lower-cased) that the mailer also accepts. 400 naming the
+/// field otherwise, before anything is stored.
+pub fn mail_address(email: &str) -> Result<String, ApiError> {
+    let e = store::normalize_email(email)?;
+    e.parse::<lettre::Address>().map_err(|_| {
+        ApiError::bad_request(format!("email {e:?}: not an address mail can go to"))
+    })?;
+    Ok(e)
+}
+
 /// Makes a sign-in link for `email` (stored hashed, 15 minutes) and
 /// returns its URL without sending it: the demo prints it.
 pub async fn issue_signin_link(st: &AppState, email: &str) -> Result<String, ApiError> {

@@ -23,7 +23,7 @@ pub async fn invite(
     role: Role,
 ) -> Result<String, ApiError> {
     op.require_owner()?;
-    let email = store::normalize_email(email)?;
+    let email = auth::mail_address(email)?;
     let now = st.now();
     if st.store().count_links_since(&email, now - 3600).await? >= LINKS_PER_ADDRESS_HOUR {
         return Err(ApiError::rate_limited(3600).with_detail(

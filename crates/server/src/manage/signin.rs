@@ -83,10 +83,10 @@ pub async fn request_link(
     if signin_off_reason(st.cfg()).is_some() {
         return Ok(signin_form(&st, None));
     }
-    let email = match store::normalize_email(&f.email) {
+    let email = match auth::mail_address(&f.email) {
         Ok(e) => e,
         Err(e) => {
-            let mut r = signin_form(&st, Some(&e.to_string()));
+            let mut r = signin_form(&st, Some(e.detail()));
             *r.status_mut() = StatusCode::BAD_REQUEST;
             return Ok(r);
         }

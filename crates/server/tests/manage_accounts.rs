@@ -248,6 +248,11 @@ async fn invite_accepted_and_last_owner_stays(backend: Backend) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     sink.wait_for(before + 1, WAIT).await;
     let invite = link_in(&sink, "mia@example.org");
+    let page = t.get(&invite).await.text();
+    assert!(
+        page.contains("Join lou") && page.contains("as member"),
+        "{page}"
+    );
     assert!(sink.mails().last().unwrap().text().contains("7 days"));
     let r = follow(&t, &invite, None).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);

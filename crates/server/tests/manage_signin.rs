@@ -108,6 +108,11 @@ async fn used_and_expired_links_refused(backend: Backend) {
     sink.wait_for(1, WAIT).await;
     let used = link_in(&sink, "carl@example.org");
     assert_eq!(follow(&t, &used, None).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        t.get(&used).await.status,
+        StatusCode::GONE,
+        "its page says so"
+    );
     let again = follow(&t, &used, None).await;
     assert_eq!(again.status, StatusCode::GONE);
     assert_eq!(again.header("cache-control"), "private, no-store");

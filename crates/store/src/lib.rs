@@ -175,7 +175,7 @@ pub use audit::{AuditEntry, AuditRow};
 mod accounts;
 pub use accounts::{AccountInfo, MemberRow, MembershipRow, Role, UserRow, normalize_email};
 mod links;
-pub use links::{LinkPurpose, NewLink, SignedIn, SignupPolicy};
+pub use links::{LinkInfo, LinkPurpose, NewLink, SignedIn, SignupPolicy};
 mod sessions;
 pub use sessions::{SESSION_TOUCH_S, SessionLimits, SessionRow};
 mod tokens;

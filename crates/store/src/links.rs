@@ -33,6 +33,18 @@ pub struct NewLink {
     pub expires: i64,
 }
 
+/// A usable link, as its page describes it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LinkInfo {
+    /// `signin` or `invite`.
+    pub purpose: String,
+    pub email: String,
+    /// The invited role.
+    pub role: Option<String>,
+    /// The account an invitation joins.
+    pub account_name: Option<String>,
+}
+
 /// Who a consumed link signed in, and where it leads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedIn {
@@ -56,6 +68,9 @@ const USER_LOGIN: &str = "UPDATE users SET last_login = $2 WHERE id = $1";
 const LINK_INSERT: &str = "INSERT INTO email_links \
      (token_hash, purpose, email, account_id, role, invited_by, created_on, expires) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+const LINK_PEEK: &str = "SELECT l.purpose, l.email, l.role, a.name AS account_name \
+     FROM email_links l LEFT JOIN accounts a ON a.id = l.account_id \
+     WHERE l.token_hash = $1 AND l.used_on IS NULL AND l.expires > $2";
 const LINK_COUNT: &str = "SELECT COUNT(*) FROM email_links WHERE email = $1 AND created_on > $2";
 /// Marks the link used only if it is unused and unexpired: one statement,
 /// so two requests racing for one link cannot both win.
@@ -115,6 +130,23 @@ impl Store {
                 .await
                 .map_err(|e| crate::constraint(e, || "link token".into(), || "account".into()))?;
             Ok(())
+        })
+        .await
+    }
+
+    /// What a usable link would do, without using it (the link's page says
+    /// it before the button); `None` when unknown, used or expired.
+    pub async fn peek_email_link(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<LinkInfo>, StoreError> {
+        self.read(async |c| {
+            Ok(c.query(LINK_PEEK)
+                .bind(token_hash)
+                .bind(now)
+                .fetch_optional()
+                .await?)
         })
         .await
     }

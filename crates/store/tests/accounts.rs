@@ -54,6 +54,19 @@ async fn sign_in(s: &Store, token: &str, email: &str) -> SignedIn {
 async fn first_signin_creates_account_and_link_is_single_use(db: &TestDb) {
     let s = &db.store;
     link(s, "a1", "Alice@Example.org", LinkPurpose::SignIn, T0 + 900).await;
+    // Looking at a link uses nothing.
+    for _ in 0..2 {
+        let info = s.peek_email_link(&h("a1"), T0 + 60).await.unwrap().unwrap();
+        assert_eq!(
+            (info.purpose.as_str(), info.email.as_str()),
+            ("signin", "alice@example.org")
+        );
+    }
+    assert_eq!(
+        s.peek_email_link(&h("a1"), T0 + 900).await.unwrap(),
+        None,
+        "expired"
+    );
     let got = s
         .consume_email_link(&h("a1"), SignupPolicy::Open, T0 + 60)
         .await
@@ -74,6 +87,11 @@ async fn first_signin_creates_account_and_link_is_single_use(db: &TestDb) {
     let again = s
         .consume_email_link(&h("a1"), SignupPolicy::Open, T0 + 61)
         .await;
+    assert_eq!(
+        s.peek_email_link(&h("a1"), T0 + 61).await.unwrap(),
+        None,
+        "used"
+    );
     assert!(matches!(again, Err(StoreError::NotFound(_))), "{again:?}");
     // The next sign-in finds the same user and account, makes no other.
     let second = sign_in(s, "a2", "alice@example.org").await;

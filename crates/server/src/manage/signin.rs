@@ -142,21 +142,51 @@ fn link_token_ok(token: &str) -> bool {
         .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
-/// `GET /manage/link/{token}`: one button that signs in (POST).
-pub async fn link_page(Path(token): Path<String>) -> Result<Response, PageError> {
+/// `GET /manage/link/{token}`: what the link does, and one button that
+/// does it (POST); fetching this page uses nothing.
+pub async fn link_page(
+    State(st): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response, PageError> {
     if !link_token_ok(&token) {
         return Err(PageError::not_found("no such link"));
     }
+    let Some(info) = st
+        .store()
+        .peek_email_link(&hash_key(&token), st.now())
+        .await?
+    else {
+        return Ok(link_gone());
+    };
     Ok(page(
         "Sign in",
         None,
         html! {
-            h1 { "Sign in" }
+            @if info.purpose == "invite" {
+                h1 { "Join " (info.account_name.as_deref().unwrap_or("an account")) }
+                p { "You are invited as " (info.role.as_deref().unwrap_or("member")) ", signing in as " strong { (info.email) } "." }
+            } @else {
+                h1 { "Sign in" }
+                p { "As " strong { (info.email) } "." }
+            }
             form method="post" action={ "/manage/link/" (token) } {
                 button type="submit" { "Sign in" }
             }
         },
     ))
+}
+
+/// The answer to a link that is unknown, expired or used.
+fn link_gone() -> Response {
+    page_status(
+        StatusCode::GONE,
+        "Link expired",
+        None,
+        html! {
+            h1 { "This link does not work any more" }
+            p { "It is unknown, expired or already used. " a href="/manage" { "Ask for a new one." } }
+        },
+    )
 }
 
 /// `POST /manage/link/{token}`: uses the link, starts a new session.
@@ -186,17 +216,7 @@ pub async fn use_link(
         .await
     {
         Ok(s) => s,
-        Err(StoreError::NotFound(_)) => {
-            return Ok(page_status(
-                StatusCode::GONE,
-                "Link expired",
-                None,
-                html! {
-                    h1 { "This link does not work any more" }
-                    p { "It is unknown, expired or already used. " a href="/manage" { "Ask for a new one." } }
-                },
-            ));
-        }
+        Err(StoreError::NotFound(_)) => return Ok(link_gone()),
         Err(StoreError::Invalid(why)) => return Err(ApiError::forbidden(why).into()),
         Err(e) => return Err(e.into()),
     };

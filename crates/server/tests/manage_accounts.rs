@@ -15,6 +15,7 @@ use manage_support::*;
 
 on_both_backends!(
     csrf_missing_or_wrong_changes_nothing,
+    every_post_needs_csrf,
     other_accounts_ids_are_404,
     disabled_or_revoked_token_is_401,
     invite_accepted_and_last_owner_stays,
@@ -686,4 +687,57 @@ async fn contacts_and_test_notification(backend: Backend) {
         .map(|e| e.action)
         .collect();
     assert_eq!(actions, ["contacts.test", "account.contacts"]);
+}
+
+/// Every state-changing form of the accounts side, sent without its CSRF
+/// token by a signed-in admin owner: 403 each time, nothing in the audit
+/// log, the session alive.
+async fn every_post_needs_csrf(backend: Backend) {
+    let (t, sink, _) = setup!(backend);
+    let b = sign_in(&t, &sink, "cat@example.org").await;
+    let acc = account_id(&t, "cat@example.org").await;
+    t.store()
+        .set_account_flags("cat", Some(true), None, "admin:cli", T0)
+        .await
+        .unwrap();
+    let me = t
+        .store()
+        .user_by_email("cat@example.org")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let before = t.store().audit_log(acc, 100).await.unwrap().len();
+    let a = acc.to_string();
+    let u = me.to_string();
+    let forms: &[(&str, String)] = &[
+        ("/manage/signout", String::new()),
+        ("/manage/signout-all", String::new()),
+        ("/manage/accounts", format!("account_id={a}")),
+        (
+            "/manage/members/invite",
+            "email=dan%40example.org&role=member".into(),
+        ),
+        ("/manage/members/remove", format!("user_id={u}")),
+        ("/manage/members/role", format!("user_id={u}&role=member")),
+        ("/manage/leave", String::new()),
+        ("/manage/tokens", "name=ci".into()),
+        ("/manage/tokens/revoke", "id=1".into()),
+        ("/manage/contacts", "email=x%40example.org&webhook=".into()),
+        ("/manage/contacts/test", String::new()),
+        ("/manage/admin/account", "name=cat&disabled=true".into()),
+        ("/manage/admin/move", "server_id=1&to=cat".into()),
+    ];
+    for (uri, form) in forms {
+        let r = send(&t, Some(&b.cookie), Method::POST, uri, form).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}");
+    }
+    assert_eq!(t.store().audit_log(acc, 100).await.unwrap().len(), before);
+    assert!(t.store().tokens(acc).await.unwrap().is_empty());
+    assert!(sink.mails().len() == 1, "no invitation went out");
+    assert_eq!(
+        b.get(&t, "/manage/members").await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
 }

@@ -79,8 +79,10 @@ const LINK_CONSUME: &str = "UPDATE email_links SET used_on = $2 \
      RETURNING purpose, email, account_id, role, invited_by";
 const LINK_PENDING_INVITE: &str = "SELECT COUNT(*) FROM email_links \
      WHERE email = $1 AND purpose = 'invite' AND used_on IS NULL AND expires > $2";
-const ACCOUNT_NAME_TAKEN: &str = "SELECT COUNT(*) FROM accounts WHERE name = $1";
-const ACCOUNT_CREATE: &str = "INSERT INTO accounts (name, created_on) VALUES ($1, $2) RETURNING id";
+/// No row when the name is taken: the caller tries the next one. One
+/// statement, so two first sign-ins racing for a name cannot both get it.
+const ACCOUNT_CREATE: &str = "INSERT INTO accounts (name, created_on) VALUES ($1, $2) \
+     ON CONFLICT (name) DO NOTHING RETURNING id";
 const LINKS_DELETE_OLD: &str = "DELETE FROM email_links WHERE expires < $1";
 
 impl Store {
@@ -295,12 +297,22 @@ struct LinkRead {
     invited_by: Option<i64>,
 }
 
+/// A new user. Two links of one new address used at the same moment:
+/// the second fails with `Conflict` and is rolled back, its link still
+/// usable, rather than making a second account.
 async fn insert_user(c: &mut Conn<'_>, email: &str, now: i64) -> Result<UserRow, StoreError> {
-    Ok(c.query(USER_INSERT)
+    c.query(USER_INSERT)
         .bind(email)
         .bind(now)
         .fetch_one()
-        .await?)
+        .await
+        .map_err(|e| {
+            crate::constraint(
+                e,
+                || "this address was signing in twice at once: use the link again".into(),
+                || "user".into(),
+            )
+        })
 }
 
 /// A new account for a first sign-in, named from the address's local part
@@ -309,20 +321,19 @@ async fn create_account_for(c: &mut Conn<'_>, user: &UserRow, now: i64) -> Resul
     let base = account_base_name(&user.email);
     let mut name = base.clone();
     let mut n = 1;
-    loop {
-        let (taken,): (i64,) = c.query(ACCOUNT_NAME_TAKEN).bind(&name).fetch_one().await?;
-        if taken == 0 {
-            break;
+    let id = loop {
+        let made: Option<(i64,)> = c
+            .query(ACCOUNT_CREATE)
+            .bind(&name)
+            .bind(now)
+            .fetch_optional()
+            .await?;
+        if let Some((id,)) = made {
+            break id;
         }
         n += 1;
         name = format!("{base}-{n}");
-    }
-    let (id,): (i64,) = c
-        .query(ACCOUNT_CREATE)
-        .bind(&name)
-        .bind(now)
-        .fetch_one()
-        .await?;
+    };
     c.query(MEMBER_INSERT)
         .bind(id)
         .bind(user.id)

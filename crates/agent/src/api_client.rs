@@ -3,8 +3,8 @@
 
 use crate::body;
 use api::{
-    Accepted, ClockReport, MAX_BATCH_SIZE, MonitorConfig, Submission, TracerouteSubmission, Work,
-    WorkRequest,
+    Accepted, ClockReport, LiveCheckReport, MAX_BATCH_SIZE, MonitorConfig, Submission,
+    TracerouteSubmission, Work, WorkRequest,
 };
 use std::time::Duration;
 
@@ -291,6 +291,17 @@ impl Api {
             .post(format!("{}{}", self.base, api::TRACEROUTE_PATH))
             .json(report);
         self.send_read("traceroute", SMALL_BODY_MAX, req)
+            .await
+            .map(drop)
+    }
+
+    /// Send back the answer to a live check the service asked for.
+    pub async fn submit_live_check(&self, report: &LiveCheckReport) -> Result<(), ApiError> {
+        let req = self
+            .http
+            .post(format!("{}{}", self.base, api::LIVE_CHECK_PATH))
+            .json(report);
+        self.send_read("live_check", SMALL_BODY_MAX, req)
             .await
             .map(drop)
     }

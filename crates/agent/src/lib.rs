@@ -9,6 +9,7 @@
 pub mod api_client;
 pub mod body;
 pub mod clock;
+mod live_check;
 pub mod spool;
 pub mod trace_runner;
 
@@ -195,6 +196,7 @@ pub struct Agent {
     last_config: Option<MonitorConfig>,
     clock: Option<(ClockVerdict, Instant)>,
     traces: Traces,
+    live: live_check::LiveChecks,
 }
 
 /// Requested traceroutes, run beside the checks (never in their way).
@@ -238,6 +240,7 @@ impl Agent {
             last_config: None,
             clock: None,
             traces: Traces::new(trace_runner::detect(TracerouteMode::Auto)),
+            live: live_check::LiveChecks::default(),
         })
     }
 
@@ -260,10 +263,13 @@ impl Agent {
     pub async fn run(mut self) -> Result<Tally, AgentError> {
         let res = self.run_loop().await;
         if self.cfg.once && !self.shutdown.is_cancelled() {
-            // One batch: let its traceroutes finish (each has a timeout).
+            // One batch: let its traceroutes and live checks finish (each
+            // has a timeout).
             while self.traces.tasks.join_next().await.is_some() {}
+            while self.live.tasks.join_next().await.is_some() {}
         } else {
             self.traces.tasks.abort_all();
+            self.live.tasks.abort_all();
         }
         let t = self.tally;
         info!(
@@ -375,6 +381,15 @@ impl Agent {
             .await
             .inspect_err(|_| self.monitor = None)?;
         self.start_traceroutes(&work.traceroutes);
+        let target = live_check::Target {
+            policy: self.cfg.policy,
+            port: self.cfg.ntp_port,
+            ipv4: self.cfg.ipv4,
+            ipv6: self.cfg.ipv6,
+        };
+        let cfg = check_config(&monitor, self.cfg.source);
+        self.live
+            .start(&self.api, target, &cfg, &work.live_checks, &self.shutdown);
         if work.servers.is_empty() {
             self.retry_after = Some(Duration::from_secs(work.retry_after_s));
             return Ok(None);

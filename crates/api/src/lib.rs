@@ -24,6 +24,8 @@ pub const RESULTS_PATH: &str = "/api/v1/monitor/results";
 pub const CLOCK_PATH: &str = "/api/v1/monitor/clock";
 /// `POST` a [`TracerouteSubmission`], answered with [`TracerouteStored`].
 pub const TRACEROUTE_PATH: &str = "/api/v1/monitor/traceroute";
+/// `POST` a [`LiveCheckReport`], answered with 204 and no body.
+pub const LIVE_CHECK_PATH: &str = "/api/v1/monitor/live-check";
 
 /// The most servers in one batch: the service never hands out more, and
 /// the agent sizes its read cap for `work` answers by at most this many.
@@ -61,6 +63,11 @@ pub struct Work {
     /// back as a [`TracerouteSubmission`].
     #[serde(default)]
     pub traceroutes: Vec<TraceRequest>,
+    /// Live checks of addresses an operator wants to add (also in idle
+    /// answers); each is checked once and goes back as a
+    /// [`LiveCheckReport`].
+    #[serde(default)]
+    pub live_checks: Vec<LiveCheckRequest>,
 }
 
 /// One server to check, with the ticket to return with its result.
@@ -75,6 +82,39 @@ pub struct WorkServer {
 pub struct TraceRequest {
     pub ip: String,
     pub reason: String,
+}
+
+/// A live check the service wants from this monitor: one check of `ip`,
+/// reported under `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveCheckRequest {
+    /// Opaque to the agent.
+    pub id: String,
+    pub ip: String,
+}
+
+/// `POST /api/v1/monitor/live-check` body: a [`CheckResult`] without a
+/// ticket, for the request `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveCheckReport {
+    pub id: String,
+    pub ip: IpAddr,
+    pub ts: i64,
+    #[serde(default)]
+    pub offset: Option<f64>,
+    #[serde(default)]
+    pub rtt: Option<f64>,
+    #[serde(default)]
+    pub stratum: Option<u8>,
+    #[serde(default)]
+    pub leap: Option<u8>,
+    #[serde(default)]
+    pub refid: Option<String>,
+    /// The KoD code or socket error.
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub no_response: bool,
 }
 
 /// `POST /api/v1/monitor/results` body; also the unit of the agent's spool.
@@ -171,6 +211,7 @@ mod tests {
             RESULTS_PATH,
             CLOCK_PATH,
             TRACEROUTE_PATH,
+            LIVE_CHECK_PATH,
         ] {
             let prefix = format!("/api/{API_VERSION}/monitor/");
             assert!(p.starts_with(&prefix), "{p}");

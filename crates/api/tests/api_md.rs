@@ -3,8 +3,8 @@
 //! (compared as JSON values, so spacing and key order do not matter).
 
 use api::{
-    Accepted, ClockReport, MonitorConfig, Submission, TracerouteStored, TracerouteSubmission, Work,
-    WorkRequest,
+    Accepted, ClockReport, LiveCheckReport, MonitorConfig, Submission, TracerouteStored,
+    TracerouteSubmission, Work, WorkRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -67,6 +67,7 @@ fn work() {
     let w: Work = round_trip(&ex[0]);
     assert_eq!(w.servers.len(), 1);
     assert_eq!(w.traceroutes.len(), 1);
+    assert_eq!(w.live_checks[0].ip, "198.51.100.7");
     // The request: `{}`, and written as `{}`.
     let r: WorkRequest = serde_json::from_str("{}").unwrap();
     assert_eq!(serde_json::to_string(&r).unwrap(), "{}");
@@ -77,6 +78,7 @@ fn work_without_traceroutes_is_read_as_none() {
     let w: Work =
         serde_json::from_str(r#"{"batch_id":"","servers":[],"retry_after_s":5}"#).unwrap();
     assert!(w.traceroutes.is_empty());
+    assert!(w.live_checks.is_empty());
 }
 
 #[test]
@@ -117,4 +119,11 @@ fn traceroute_and_answer() {
     assert_eq!((t.hops.len(), t.hops[1].ip), (2, None));
     let s: TracerouteStored = round_trip(&ex[1]);
     assert!(s.stored);
+}
+
+#[test]
+fn live_check_report() {
+    let ex = examples("Live checks");
+    let r: LiveCheckReport = round_trip(&ex[0]);
+    assert_eq!((r.id.as_str(), r.stratum), ("17", Some(2)));
 }

@@ -1,8 +1,9 @@
 //! Housekeeping in the running service: every [`HOUSEKEEPING_INTERVAL`]
 //! (and once at start) it prunes batches no agent can still submit and,
 //! with a log retention set, score log rows older than that
-//! (`Store::housekeep`), and expired sessions and e-mailed links. What each
-//! pass deleted goes to the log and (batches, log rows) to
+//! (`Store::housekeep`), expired sessions and e-mailed links, and live
+//! checks expired a day ago. What each pass deleted goes to the log and
+//! (batches, log rows, live checks) to
 //! `poolwatch_housekeeping_deleted_total{what}`.
 
 use crate::jobs::{Job, JobName};
@@ -24,16 +25,18 @@ pub async fn pass(
     let log_before = settings
         .log_retention
         .map(|d| now - i64::try_from(d.as_secs()).unwrap_or(i64::MAX).min(now));
-    let done = state
+    let mut done = state
         .store()
         .housekeep(now - BATCH_KEEP_S, log_before, HOUSEKEEPING_CHUNK)
         .await?;
+    done.live_checks = state.store().prune_live_checks(now).await?;
     state.metrics().housekeeping(&done);
     prune_sign_in(state, now).await?;
     if done != Housekeeping::default() {
         tracing::info!(
             batches = done.batches,
             log_rows = done.log_rows,
+            live_checks = done.live_checks,
             seconds = start.elapsed().as_secs_f64(),
             "housekeeping: deleted old rows"
         );

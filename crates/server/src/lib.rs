@@ -19,6 +19,7 @@ mod extract;
 pub mod housekeeping_job;
 mod http;
 pub mod jobs;
+mod live_checks;
 mod logfmt;
 pub mod manage;
 mod metrics;
@@ -83,6 +84,7 @@ fn app(state: AppState, with_metrics: bool) -> Router {
         .route(api::RESULTS_PATH, post(monitor_api::results))
         .route(api::CLOCK_PATH, post(monitor_api::clock))
         .route(api::TRACEROUTE_PATH, post(traceroute_requests::submit))
+        .route(api::LIVE_CHECK_PATH, post(live_checks::report))
         .layer(DefaultBodyLimit::max(state.cfg().max_body_bytes))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

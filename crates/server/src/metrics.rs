@@ -191,7 +191,7 @@ impl Metrics {
             );
             describe_counter!(
                 HOUSEKEEPING_DELETED,
-                "Rows deleted by housekeeping, by what: batches (past any agent's spool) and log_rows (past --log-retention)"
+                "Rows deleted by housekeeping, by what: batches (past any agent's spool), log_rows (past --log-retention) and live_checks (expired a day ago)"
             );
             describe_counter!(HOUSEKEEPING_PASSES, "Housekeeping passes completed");
             describe_counter!(
@@ -285,6 +285,7 @@ impl Metrics {
             counter!(HOUSEKEEPING_PASSES).increment(1);
             counter!(HOUSEKEEPING_DELETED, "what" => "batches").increment(h.batches);
             counter!(HOUSEKEEPING_DELETED, "what" => "log_rows").increment(h.log_rows);
+            counter!(HOUSEKEEPING_DELETED, "what" => "live_checks").increment(h.live_checks);
         });
     }
 

@@ -113,12 +113,14 @@ pub async fn work(
         .take_work_batch(m.id, intervals, i64::from(size), now)
         .await?;
     let traceroutes = crate::traceroute_requests::take_requests(&st, &m, now).await;
+    let live_checks = crate::live_checks::take_requests(&st, &m, now).await;
     if items.is_empty() {
         return Ok(Json(Work {
             batch_id: String::new(),
             servers: Vec::new(),
             retry_after_s: idle_retry(&intervals),
             traceroutes,
+            live_checks,
         }));
     }
     let batch_id = batch_id_text(seq);
@@ -134,13 +136,26 @@ pub async fn work(
         servers,
         retry_after_s: 0,
         traceroutes,
+        live_checks,
     }))
 }
 
-/// Field checks that need no database; the error names the field.
-fn check_fields(i: usize, r: &CheckResult, now: i64) -> Result<(), ApiError> {
-    let bad =
-        |field: &str, why: &str| ApiError::bad_request(format!("results[{i}].{field}: {why}"));
+/// The fields of one sample as a result or a live check report carries
+/// them, so both are judged by one function.
+pub(crate) struct SampleFields<'a> {
+    pub ts: i64,
+    pub offset: Option<f64>,
+    pub rtt: Option<f64>,
+    pub stratum: Option<u8>,
+    pub leap: Option<u8>,
+    pub refid: Option<&'a str>,
+    pub error: Option<&'a str>,
+}
+
+/// Field checks that need no database; the error names the field, after
+/// `prefix` (`results[3].` or empty).
+pub(crate) fn check_sample(prefix: &str, r: &SampleFields, now: i64) -> Result<(), ApiError> {
+    let bad = |field: &str, why: &str| ApiError::bad_request(format!("{prefix}{field}: {why}"));
     if r.ts < now - MAX_RESULT_AGE_S || r.ts > now + MAX_RESULT_FUTURE_S {
         return Err(bad(
             "ts",
@@ -161,13 +176,26 @@ fn check_fields(i: usize, r: &CheckResult, now: i64) -> Result<(), ApiError> {
     if r.leap.is_some_and(|l| l > 3) {
         return Err(bad("leap", "must be 0..=3"));
     }
-    if r.refid.as_ref().is_some_and(|s| s.len() > 64) {
+    if r.refid.is_some_and(|s| s.len() > 64) {
         return Err(bad("refid", "longer than 64 bytes"));
     }
-    if r.error.as_ref().is_some_and(|s| s.len() > 256) {
+    if r.error.is_some_and(|s| s.len() > 256) {
         return Err(bad("error", "longer than 256 bytes"));
     }
     Ok(())
+}
+
+fn check_fields(i: usize, r: &CheckResult, now: i64) -> Result<(), ApiError> {
+    let f = SampleFields {
+        ts: r.ts,
+        offset: r.offset,
+        rtt: r.rtt,
+        stratum: r.stratum,
+        leap: r.leap,
+        refid: r.refid.as_deref(),
+        error: r.error.as_deref(),
+    };
+    check_sample(&format!("results[{i}]."), &f, now)
 }
 
 pub async fn results(

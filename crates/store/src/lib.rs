@@ -208,6 +208,11 @@ pub use traceroute_rows::{
     TRACEROUTE_MAX_PENDING, TRACEROUTE_REQUEST_INTERVAL_S, TRACEROUTE_RETAKE_S, TRACEROUTE_STALE_S,
     TracerouteHop, TracerouteIn, TracerouteRow,
 };
+mod live_checks;
+pub use live_checks::{
+    LIVE_CHECK_KEEP_S, LIVE_CHECK_MONITORS, LIVE_CHECK_SEEN_S, LIVE_CHECK_TTL_S, LiveCheckAnswer,
+    LiveCheckMonitor, LiveCheckRow,
+};
 mod alerts;
 pub use alerts::{
     AlertChannel, AlertEvidence, AlertKind, AlertRow, AlertState, AlertTarget, MonitorEvidence,

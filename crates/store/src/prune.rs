@@ -23,6 +23,8 @@ pub const HOUSEKEEPING_CHUNK: i64 = 5_000;
 pub struct Housekeeping {
     pub batches: u64,
     pub log_rows: u64,
+    /// Live checks expired over a day ago ([`Store::prune_live_checks`]).
+    pub live_checks: u64,
 }
 
 const BATCHES_DELETE: &str = "DELETE FROM batches WHERE seq IN \
@@ -58,6 +60,7 @@ impl Store {
                 .delete_chunked(BATCHES_DELETE, None, batches_before, chunk)
                 .await?,
             log_rows: 0,
+            live_checks: 0,
         };
         if let Some(before) = log_before {
             let ids: Vec<(i64,)> = self

@@ -1,9 +1,10 @@
 //! Housekeeping in the running service: every [`HOUSEKEEPING_INTERVAL`]
 //! (and once at start) it prunes batches no agent can still submit and,
 //! with a log retention set, score log rows older than that
-//! (`Store::housekeep`), expired sessions and e-mailed links, and live
-//! checks expired a day ago. What each pass deleted goes to the log and
-//! (batches, log rows, live checks) to
+//! (`Store::housekeep`), expired sessions and e-mailed links, live checks
+//! expired a day ago, and servers whose deletion date has come. What each
+//! pass deleted goes to the log and (batches, log rows, live checks,
+//! servers) to
 //! `poolwatch_housekeeping_deleted_total{what}`.
 
 use crate::jobs::{Job, JobName};
@@ -30,6 +31,13 @@ pub async fn pass(
         .housekeep(now - BATCH_KEEP_S, log_before, HOUSEKEEPING_CHUNK)
         .await?;
     done.live_checks = state.store().prune_live_checks(now).await?;
+    // Work stopped handing them out on their date; now they go.
+    done.servers = state.store().remove_due_servers(now).await?;
+    // Spent and expired verification links (an hour each) are of no use.
+    state
+        .store()
+        .prune_server_verifications(now - 86_400)
+        .await?;
     state.metrics().housekeeping(&done);
     prune_sign_in(state, now).await?;
     if done != Housekeeping::default() {
@@ -37,6 +45,7 @@ pub async fn pass(
             batches = done.batches,
             log_rows = done.log_rows,
             live_checks = done.live_checks,
+            servers = done.servers,
             seconds = start.elapsed().as_secs_f64(),
             "housekeeping: deleted old rows"
         );

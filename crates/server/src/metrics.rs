@@ -191,7 +191,7 @@ impl Metrics {
             );
             describe_counter!(
                 HOUSEKEEPING_DELETED,
-                "Rows deleted by housekeeping, by what: batches (past any agent's spool), log_rows (past --log-retention) and live_checks (expired a day ago)"
+                "Rows deleted by housekeeping, by what: batches (past any agent's spool), log_rows (past --log-retention) live_checks (expired a day ago) and servers (deletion date reached)"
             );
             describe_counter!(HOUSEKEEPING_PASSES, "Housekeeping passes completed");
             describe_counter!(
@@ -286,6 +286,7 @@ impl Metrics {
             counter!(HOUSEKEEPING_DELETED, "what" => "batches").increment(h.batches);
             counter!(HOUSEKEEPING_DELETED, "what" => "log_rows").increment(h.log_rows);
             counter!(HOUSEKEEPING_DELETED, "what" => "live_checks").increment(h.live_checks);
+            counter!(HOUSEKEEPING_DELETED, "what" => "servers").increment(h.servers);
         });
     }
 

@@ -184,7 +184,8 @@ const TARGETS: &str = "SELECT s.id AS server_id, s.ip, s.score, s.score_ts, s.de
      (SELECT MAX(al.ts) FROM alerts al WHERE al.server_id = s.id) AS last_attempt_at \
      FROM servers s JOIN accounts a ON a.id = s.account_id \
      LEFT JOIN alert_state st ON st.server_id = s.id \
-     WHERE (a.email IS NOT NULL AND a.email <> '') OR (a.webhook IS NOT NULL AND a.webhook <> '') \
+     WHERE s.alerts_on AND ((a.email IS NOT NULL AND a.email <> '') \
+       OR (a.webhook IS NOT NULL AND a.webhook <> '')) \
      ORDER BY s.id";
 
 const STATE_UPSERT: &str = "INSERT INTO alert_state (server_id, down_since, last_sent_at, last_kind, reminders) \
@@ -286,7 +287,8 @@ fn status_rank(s: MonitorStatus) -> u8 {
 
 impl Store {
     /// Every server whose account has an e-mail address or a webhook, with
-    /// its score and alert state, by server id. Servers scheduled for
+    /// its score and alert state, by server id; not the servers whose
+    /// operator muted them (`alerts_on` false). Servers scheduled for
     /// deletion are included (`deletion_on`); the caller decides.
     pub async fn alert_targets(&self) -> Result<Vec<AlertTarget>, StoreError> {
         let rows: Vec<TargetRead> = self

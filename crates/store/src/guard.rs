@@ -74,8 +74,10 @@ impl DnsMembership {
         }
     }
 
+    /// A disabled account's server counts as netspeed 0: out of DNS.
     pub fn for_server(s: &ServerRow, stored: Option<&ServerDns>, now: i64) -> DnsMembership {
-        Self::of(s.score, s.netspeed, s.deletion_on, stored, now)
+        let netspeed = if s.account_disabled { 0 } else { s.netspeed };
+        Self::of(s.score, netspeed, s.deletion_on, stored, now)
     }
 }
 
@@ -204,8 +206,11 @@ struct EventRead {
     detail: String,
 }
 
-const SERVERS: &str =
-    "SELECT id, ip, score, netspeed, deletion_on, created_on FROM servers ORDER BY id";
+/// `netspeed` is 0 for a disabled account's servers: the guard never holds
+/// them in DNS.
+const SERVERS: &str = "SELECT s.id, s.ip, s.score, \
+     CASE WHEN a.disabled THEN 0 ELSE s.netspeed END AS netspeed, s.deletion_on, s.created_on \
+     FROM servers s LEFT JOIN accounts a ON a.id = s.account_id ORDER BY s.id";
 const MEMBERS: &str = "SELECT sz.server_id, z.id AS zone_id, z.name AS zone FROM server_zones sz \
      JOIN zones z ON z.id = sz.zone_id WHERE z.dns ORDER BY z.name, sz.server_id";
 const DNS_ALL: &str = "SELECT server_id, in_dns, held, in_since, left_at FROM server_dns";

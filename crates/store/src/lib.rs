@@ -208,6 +208,9 @@ pub use traceroute_rows::{
     TRACEROUTE_MAX_PENDING, TRACEROUTE_REQUEST_INTERVAL_S, TRACEROUTE_RETAKE_S, TRACEROUTE_STALE_S,
     TracerouteHop, TracerouteIn, TracerouteRow,
 };
+mod operator_servers;
+mod verification;
+pub use operator_servers::{AddCheck, AddLimits, Added, OperatorAdd};
 mod live_checks;
 pub use live_checks::{
     LIVE_CHECK_KEEP_S, LIVE_CHECK_MONITORS, LIVE_CHECK_SEEN_S, LIVE_CHECK_TTL_S, LiveCheckAnswer,

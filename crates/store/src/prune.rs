@@ -25,6 +25,8 @@ pub struct Housekeeping {
     pub log_rows: u64,
     /// Live checks expired over a day ago ([`Store::prune_live_checks`]).
     pub live_checks: u64,
+    /// Servers whose deletion date came ([`Store::remove_due_servers`]).
+    pub servers: u64,
 }
 
 const BATCHES_DELETE: &str = "DELETE FROM batches WHERE seq IN \
@@ -61,6 +63,7 @@ impl Store {
                 .await?,
             log_rows: 0,
             live_checks: 0,
+            servers: 0,
         };
         if let Some(before) = log_before {
             let ids: Vec<(i64,)> = self

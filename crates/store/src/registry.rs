@@ -159,46 +159,8 @@ impl Store {
                 new.netspeed
             )));
         }
-        let ip = new.ip.to_canonical();
-        let ip_text = ip.to_string();
-        let version = ip_version(ip);
         self.write(async |c| {
-            let mut zone_ids = Vec::with_capacity(new.zones.len());
-            for z in &new.zones {
-                let id: Option<(i64,)> = c.query(sql::ZONE_ID).bind(z).fetch_optional().await?;
-                match id {
-                    Some((id,)) => zone_ids.push(id),
-                    None => return Err(StoreError::Invalid(format!("unknown zone {z:?}"))),
-                }
-            }
-            let (id,): (i64,) = c
-                .query(sql::SERVER_INSERT)
-                .bind(&ip_text)
-                .bind(version)
-                .bind(new.account_id)
-                .bind(new.netspeed)
-                .bind(now)
-                .fetch_one()
-                .await
-                .map_err(|e| {
-                    constraint(
-                        e,
-                        || format!("server {ip_text} already exists"),
-                        || format!("account {:?} does not exist", new.account_id),
-                    )
-                })?;
-            for z in zone_ids {
-                c.query(sql::SERVER_ZONE_INSERT)
-                    .bind(id)
-                    .bind(z)
-                    .execute()
-                    .await?;
-            }
-            c.query(sql::SERVER_SCORES_FOR_SERVER)
-                .bind(id)
-                .bind(version)
-                .execute()
-                .await?;
+            let id = insert_server(c, &new, now).await?;
             let row = c.query(sql::SERVER_BY_ID).bind(id).fetch_one().await?;
             let row = with_zones(c, Some(row)).await?;
             row.ok_or_else(|| StoreError::Corrupt(format!("server {id} vanished")))
@@ -317,6 +279,55 @@ impl Store {
     }
 }
 
+/// Inserts a server in its zones, with every non-deleted monitor of its IP
+/// version as a candidate, inside the caller's transaction; its id.
+pub(crate) async fn insert_server(
+    c: &mut Conn<'_>,
+    new: &NewServer,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let ip = new.ip.to_canonical();
+    let ip_text = ip.to_string();
+    let version = ip_version(ip);
+    let mut zone_ids = Vec::with_capacity(new.zones.len());
+    for z in &new.zones {
+        let id: Option<(i64,)> = c.query(sql::ZONE_ID).bind(z).fetch_optional().await?;
+        match id {
+            Some((id,)) => zone_ids.push(id),
+            None => return Err(StoreError::Invalid(format!("unknown zone {z:?}"))),
+        }
+    }
+    let (id,): (i64,) = c
+        .query(sql::SERVER_INSERT)
+        .bind(&ip_text)
+        .bind(version)
+        .bind(new.account_id)
+        .bind(new.netspeed)
+        .bind(now)
+        .fetch_one()
+        .await
+        .map_err(|e| {
+            constraint(
+                e,
+                || format!("server {ip_text} already exists"),
+                || format!("account {:?} does not exist", new.account_id),
+            )
+        })?;
+    for z in zone_ids {
+        c.query(sql::SERVER_ZONE_INSERT)
+            .bind(id)
+            .bind(z)
+            .execute()
+            .await?;
+    }
+    c.query(sql::SERVER_SCORES_FOR_SERVER)
+        .bind(id)
+        .bind(version)
+        .execute()
+        .await?;
+    Ok(id)
+}
+
 /// A `servers` row as stored (`ServerRow` without its zones).
 #[derive(sqlx::FromRow)]
 pub(crate) struct ServerRead {
@@ -329,6 +340,11 @@ pub(crate) struct ServerRead {
     score_ts: Option<i64>,
     deletion_on: Option<i64>,
     created_on: i64,
+    hostname: Option<String>,
+    verified_on: Option<i64>,
+    note: String,
+    alerts_on: bool,
+    account_disabled: bool,
 }
 
 impl ServerRead {
@@ -344,6 +360,11 @@ impl ServerRead {
             deletion_on: self.deletion_on,
             created_on: self.created_on,
             zones,
+            hostname: self.hostname,
+            verified_on: self.verified_on,
+            note: self.note,
+            alerts_on: self.alerts_on,
+            account_disabled: self.account_disabled,
         })
     }
 }

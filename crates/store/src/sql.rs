@@ -188,8 +188,12 @@ pub const ZONE_ID: &str = "SELECT id FROM zones WHERE name = $1";
 pub const ZONE_SET_PARENT: &str = "UPDATE zones SET parent_id = $2 WHERE name = $1";
 pub const ZONE_LIST: &str = "SELECT z.id, z.name, p.name AS parent, z.description, z.dns \
      FROM zones z LEFT JOIN zones p ON p.id = z.parent_id ORDER BY z.name";
-pub const ZONE_MEMBERS: &str = "SELECT sz.zone_id, s.ip_version, s.score, s.netspeed, s.deletion_on, \
+/// `netspeed` is 0 for a disabled account's servers: out of DNS, as if
+/// monitoring only.
+pub const ZONE_MEMBERS: &str = "SELECT sz.zone_id, s.ip_version, s.score, \
+     CASE WHEN a.disabled THEN 0 ELSE s.netspeed END AS netspeed, s.deletion_on, \
      d.in_dns, d.held FROM server_zones sz JOIN servers s ON s.id = sz.server_id \
+     LEFT JOIN accounts a ON a.id = s.account_id \
      LEFT JOIN server_dns d ON d.server_id = s.id";
 
 pub const SERVER_INSERT: &str = "INSERT INTO servers \
@@ -208,16 +212,22 @@ pub const SERVER_SCORES_FOR_MONITOR: &str = "INSERT INTO server_scores \
      (monitor_id, server_id, status, score) \
      SELECT $1, id, 'candidate', 0 FROM servers WHERE ip_version = $2 \
      ON CONFLICT (server_id, monitor_id) DO NOTHING";
+/// A server with its operator's settings and whether its account is
+/// disabled (a disabled account's servers are out of DNS).
 macro_rules! server_cols {
     () => {
-        "SELECT id, ip, ip_version, account_id, netspeed, score, \
-         score_ts, deletion_on, created_on FROM servers"
+        "SELECT s.id, s.ip, s.ip_version, s.account_id, s.netspeed, s.score, \
+         s.score_ts, s.deletion_on, s.created_on, s.hostname, s.verified_on, s.note, \
+         s.alerts_on, COALESCE(a.disabled, FALSE) AS account_disabled \
+         FROM servers s LEFT JOIN accounts a ON a.id = s.account_id"
     };
 }
-pub const SERVER_BY_IP: &str = concat!(server_cols!(), " WHERE ip = $1");
-pub const SERVER_BY_ID: &str = concat!(server_cols!(), " WHERE id = $1");
-pub const SERVER_ALL: &str = concat!(server_cols!(), " ORDER BY id");
-pub const SERVER_OF_ACCOUNT: &str = concat!(server_cols!(), " WHERE account_id = $1 ORDER BY id");
+pub(crate) use server_cols;
+pub const SERVER_BY_IP: &str = concat!(server_cols!(), " WHERE s.ip = $1");
+pub const SERVER_BY_ID: &str = concat!(server_cols!(), " WHERE s.id = $1");
+pub const SERVER_ALL: &str = concat!(server_cols!(), " ORDER BY s.id");
+pub const SERVER_OF_ACCOUNT: &str =
+    concat!(server_cols!(), " WHERE s.account_id = $1 ORDER BY s.id");
 pub const SERVER_ZONES_OF_ACCOUNT: &str = "SELECT sz.server_id, z.name FROM server_zones sz \
      JOIN zones z ON z.id = sz.zone_id JOIN servers s ON s.id = sz.server_id \
      WHERE s.account_id = $1 ORDER BY z.name";

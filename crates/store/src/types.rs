@@ -61,6 +61,16 @@ pub struct ServerRow {
     pub created_on: i64,
     /// Zone names, sorted.
     pub zones: Vec<String>,
+    /// The name the operator added it by, if a hostname.
+    pub hostname: Option<String>,
+    /// When its operator proved it from its own address (`/verify`).
+    pub verified_on: Option<i64>,
+    /// The operator's own note (their pages only).
+    pub note: String,
+    /// False: alerts about this server are muted.
+    pub alerts_on: bool,
+    /// Its account is disabled: it is out of DNS (see `DnsMembership`).
+    pub account_disabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

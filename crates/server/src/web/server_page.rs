@@ -65,6 +65,9 @@ fn not_in_dns_reasons(s: &ServerRow, now: i64) -> Vec<String> {
             "it is scheduled for deletion on {day} (servers leave DNS 14 days before)"
         ));
     }
+    if s.account_disabled {
+        why.push("its account is disabled".into());
+    }
     why
 }
 
@@ -315,6 +318,11 @@ mod tests {
             deletion_on,
             created_on: 0,
             zones: vec![],
+            hostname: None,
+            verified_on: None,
+            note: String::new(),
+            alerts_on: true,
+            account_disabled: false,
         }
     }
 
@@ -328,5 +336,14 @@ mod tests {
         assert!(r[1].contains("netspeed is 0"));
         assert!(r[2].contains("scheduled for deletion"));
         assert!(not_in_dns_reasons(&server(15.0, 1000, Some(now + 30 * 86_400)), now).is_empty());
+        let disabled = ServerRow {
+            account_disabled: true,
+            ..server(15.0, 1000, None)
+        };
+        assert_eq!(
+            not_in_dns_reasons(&disabled, now),
+            ["its account is disabled"]
+        );
+        assert!(!store::DnsMembership::for_server(&disabled, None, now).in_dns);
     }
 }

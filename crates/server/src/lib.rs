@@ -48,13 +48,13 @@ pub use state::{AppState, Clock};
 pub use traceroute_requests::TRANSITIONS_TRACED_PER_SUBMISSION;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 use store::Store;
 use tokio::net::TcpListener;
@@ -352,16 +352,7 @@ async fn track_requests(State(st): State<AppState>, req: Request, next: Next) ->
 
 /// Token bucket per client on the public routes.
 async fn rate_limit(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let forwarded = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let client = ratelimit::client_addr(peer, forwarded, &st.cfg().rate_limit.trusted_proxies);
+    let client = ratelimit::request_client(&req, &st.cfg().rate_limit.trusted_proxies);
     match st.limiter().check(client, Instant::now()) {
         Ok(()) => next.run(req).await,
         Err(wait) => {

@@ -77,6 +77,21 @@ fn refill(b: &Bucket, now: Instant, rate: f64, burst: f64) -> f64 {
     (b.tokens + elapsed * rate).min(burst)
 }
 
+/// The client of a request: [`client_addr`] of its socket peer (from
+/// `ConnectInfo`; unspecified without one) and `X-Forwarded-For`.
+pub fn request_client(req: &axum::extract::Request, trusted: &[IpNet]) -> IpAddr {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    client_addr(peer, forwarded, trusted)
+}
+
 /// The client's address: the socket peer, unless the peer is a trusted
 /// proxy, in which case the right-most `X-Forwarded-For` entry that is not
 /// itself a trusted proxy (entries further left are the client's own claim).

@@ -10,6 +10,7 @@
 //! (`overview`, `members`, `tokens_page`, `contacts`, `audit_page`,
 //! `admin_pages`), `api` (the JSON API), `view` (the page frame).
 
+pub mod servers_ops;
 pub mod settings;
 
 mod admin_pages;
@@ -21,6 +22,7 @@ mod members;
 pub mod overview;
 pub mod signin;
 mod tokens_page;
+pub mod verify;
 pub mod view;
 
 use crate::state::AppState;
@@ -72,6 +74,8 @@ pub fn page_routes() -> Router<AppState> {
         .route("/manage/admin", get(admin_pages::admin_page))
         .route("/manage/admin/account", post(admin_pages::account_post))
         .route("/manage/admin/move", post(admin_pages::move_post))
+        // Ownership verification: curl'd from the server itself.
+        .route("/verify", get(verify::verify).post(verify::verify))
         // Last: it covers only the routes above it.
         .layer(middleware::map_response(no_store))
 }

@@ -18,16 +18,25 @@ struct Bucket {
     last: Instant,
 }
 
-/// Token buckets keyed by client (IPv4 address, or IPv6 /64).
+/// Token buckets keyed by client (IPv4 address, or IPv6 /64), or by
+/// another key (an account id for the manage side's adds).
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<K = IpAddr> {
     per_second: f64,
     burst: f64,
     max_clients: usize,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
-impl RateLimiter {
+impl RateLimiter<IpAddr> {
+    /// Take one token for `client` (IPv6 by /64); `Err(wait)` says how long
+    /// until one is available.
+    pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+        self.take(client_key(client), now)
+    }
+}
+
+impl<K: std::hash::Hash + Eq> RateLimiter<K> {
     pub fn new(cfg: &RateLimitConfig) -> Self {
         RateLimiter {
             per_second: cfg.per_second,
@@ -37,13 +46,12 @@ impl RateLimiter {
         }
     }
 
-    /// Take one token for `client`; `Err(wait)` says how long until one is
+    /// Take one token for `key`; `Err(wait)` says how long until one is
     /// available.
-    pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
+    pub fn take(&self, key: K, now: Instant) -> Result<(), Duration> {
         if self.per_second <= 0.0 {
             return Ok(());
         }
-        let key = client_key(client);
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         if buckets.len() >= self.max_clients && !buckets.contains_key(&key) {
             // Forget clients whose bucket has refilled: they lose nothing.

@@ -58,6 +58,8 @@ struct Inner {
     metrics: Metrics,
     limiter: RateLimiter,
     signin_limiter: RateLimiter,
+    /// Live checks (server adds) per account, see `manage::servers_ops`.
+    add_limiter: RateLimiter<i64>,
     clock: Clock,
     http: Arc<HttpStats>,
     jobs: Arc<JobStats>,
@@ -74,6 +76,7 @@ impl AppState {
         let tickets = TicketSigner::new(&cfg.ticket_secret);
         let limiter = RateLimiter::new(&cfg.rate_limit);
         let signin_limiter = RateLimiter::new(&crate::manage::signin::client_limit(&cfg));
+        let add_limiter = RateLimiter::new(&crate::manage::servers_ops::add_limit());
         AppState {
             inner: Arc::new(Inner {
                 cfg,
@@ -82,6 +85,7 @@ impl AppState {
                 metrics: Metrics::new(),
                 limiter,
                 signin_limiter,
+                add_limiter,
                 clock,
                 http: Arc::default(),
                 jobs: Arc::default(),
@@ -95,6 +99,11 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// Server adds (live checks) per account.
+    pub fn add_limiter(&self) -> &RateLimiter<i64> {
+        &self.inner.add_limiter
     }
 
     pub fn tickets(&self) -> &TicketSigner {

@@ -391,6 +391,14 @@ async fn settings_follow_the_pools_rules(backend: Backend) {
         (s.netspeed, s.note.as_str(), s.alerts_on),
         (512, "rack 4", false)
     );
+
+    // Adds are rate-limited per account: a burst, then 429 with a wait.
+    for _ in 0..ops::ADD_BURST as usize {
+        ops::check_add_rate(&t.state, a).unwrap();
+    }
+    let e = ops::check_add_rate(&t.state, a).unwrap_err();
+    assert_eq!(e.status(), StatusCode::TOO_MANY_REQUESTS);
+    ops::check_add_rate(&t.state, b).unwrap();
 }
 
 async fn verify_from_the_servers_own_address(backend: Backend) {

@@ -37,6 +37,31 @@ pub const MAX_NOTE_CHARS: usize = 500;
 /// expired (the operator may take a while to confirm).
 pub const LIVE_CHECK_USE_S: i64 = 3600;
 
+/// Live checks (each an add attempt) one account may start: a burst of
+/// [`ADD_BURST`], then one every [`ADD_EVERY_S`] seconds. Each asks three
+/// monitors for a check, so a script looping on adds would load the
+/// monitors, not only us.
+pub const ADD_BURST: f64 = 10.0;
+pub const ADD_EVERY_S: f64 = 120.0;
+
+/// The per-account limiter's settings.
+pub fn add_limit() -> crate::config::RateLimitConfig {
+    crate::config::RateLimitConfig {
+        per_second: 1.0 / ADD_EVERY_S,
+        burst: ADD_BURST,
+        trusted_proxies: Vec::new(),
+        max_clients: 100_000,
+    }
+}
+
+/// Take one add for `account_id`: 429 with `Retry-After` when it has used
+/// its burst.
+pub fn check_add_rate(st: &AppState, account_id: i64) -> Result<(), ApiError> {
+    st.add_limiter()
+        .take(account_id, std::time::Instant::now())
+        .map_err(|wait| ApiError::rate_limited(wait.as_secs_f64().ceil().max(1.0) as u64))
+}
+
 /// One address of what the operator typed, and what may be done with it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
@@ -107,7 +132,7 @@ pub async fn resolve(input: &str) -> Result<(Vec<IpAddr>, Option<String>), ApiEr
 }
 
 /// The country GeoIP gives `ip`, as a pool zone name.
-fn geo_country(st: &AppState, ip: IpAddr) -> Option<String> {
+pub fn geo_country(st: &AppState, ip: IpAddr) -> Option<String> {
     st.cfg()
         .geoip
         .as_ref()
@@ -310,6 +335,37 @@ pub async fn server(st: &AppState, account_id: i64, ip: IpAddr) -> Result<Server
         .ok_or_else(|| ApiError::not_found(format!("server {ip}")))
 }
 
+/// One of the pool's netspeed choices, else 400 listing them.
+pub fn check_netspeed(kbit: i64) -> Result<(), ApiError> {
+    if NETSPEED_CHOICES.contains(&kbit) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(format!(
+        "netspeed: {kbit} is not one of the pool's choices ({})",
+        NETSPEED_CHOICES.map(|n| n.to_string()).join(", ")
+    )))
+}
+
+/// A note as stored (trimmed): at most [`MAX_NOTE_CHARS`], no control
+/// characters but line breaks and tabs.
+pub fn check_note(note: &str) -> Result<&str, ApiError> {
+    let note = note.trim();
+    if note.chars().count() > MAX_NOTE_CHARS {
+        return Err(ApiError::bad_request(format!(
+            "note: longer than {MAX_NOTE_CHARS} characters"
+        )));
+    }
+    if note
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ApiError::bad_request(
+            "note: control characters not allowed",
+        ));
+    }
+    Ok(note)
+}
+
 /// Netspeed: one of the pool's choices; an unverified server not above
 /// [`DEFAULT_NETSPEED`].
 pub async fn set_netspeed(
@@ -319,12 +375,7 @@ pub async fn set_netspeed(
     ip: IpAddr,
     kbit: i64,
 ) -> Result<ServerRow, ApiError> {
-    if !NETSPEED_CHOICES.contains(&kbit) {
-        return Err(ApiError::bad_request(format!(
-            "netspeed: {kbit} is not one of the pool's choices ({})",
-            NETSPEED_CHOICES.map(|n| n.to_string()).join(", ")
-        )));
-    }
+    check_netspeed(kbit)?;
     Ok(st
         .store()
         .set_account_server_netspeed(account_id, ip, kbit, DEFAULT_NETSPEED, actor, st.now())
@@ -388,8 +439,7 @@ pub async fn set_alerts(
         .await?)
 }
 
-/// The operator's note: at most [`MAX_NOTE_CHARS`], no control characters
-/// but line breaks and tabs.
+/// The operator's note (see [`check_note`]).
 pub async fn set_note(
     st: &AppState,
     account_id: i64,
@@ -397,20 +447,7 @@ pub async fn set_note(
     ip: IpAddr,
     note: &str,
 ) -> Result<ServerRow, ApiError> {
-    let note = note.trim();
-    if note.chars().count() > MAX_NOTE_CHARS {
-        return Err(ApiError::bad_request(format!(
-            "note: longer than {MAX_NOTE_CHARS} characters"
-        )));
-    }
-    if note
-        .chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err(ApiError::bad_request(
-            "note: control characters not allowed",
-        ));
-    }
+    let note = check_note(note)?;
     Ok(st
         .store()
         .set_account_server_note(account_id, ip, note, actor, st.now())

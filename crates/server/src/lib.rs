@@ -352,7 +352,11 @@ async fn track_requests(State(st): State<AppState>, req: Request, next: Next) ->
 
 /// Token bucket per client on the public routes.
 async fn rate_limit(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    let client = ratelimit::request_client(&req, &st.cfg().rate_limit.trusted_proxies);
+    let client = ratelimit::request_client(
+        req.extensions(),
+        req.headers(),
+        &st.cfg().rate_limit.trusted_proxies,
+    );
     match st.limiter().check(client, Instant::now()) {
         Ok(()) => next.run(req).await,
         Err(wait) => {

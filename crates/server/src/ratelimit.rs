@@ -85,18 +85,18 @@ fn refill(b: &Bucket, now: Instant, rate: f64, burst: f64) -> f64 {
     (b.tokens + elapsed * rate).min(burst)
 }
 
-/// The client of a request: [`client_addr`] of its socket peer (from
-/// `ConnectInfo`; unspecified without one) and `X-Forwarded-For`.
-pub fn request_client(req: &axum::extract::Request, trusted: &[IpNet]) -> IpAddr {
-    let peer = req
-        .extensions()
+/// The client of a request from its parts: [`client_addr`] of its socket
+/// peer (`ConnectInfo`; unspecified without one) and `X-Forwarded-For`.
+pub fn request_client(
+    ext: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    trusted: &[IpNet],
+) -> IpAddr {
+    let peer = ext
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let forwarded = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
     client_addr(peer, forwarded, trusted)
 }
 

@@ -134,13 +134,73 @@ async fn no_manage_secret_in_logs(backend: Backend, cap: &Capture) {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
+    // A verification link, asked for from a server's address and opened.
+    t.seed_zones().await;
+    let user = t
+        .store()
+        .user_by_email("quiet@example.org")
+        .await
+        .unwrap()
+        .unwrap();
+    let account_id = t.store().memberships(user.id).await.unwrap()[0].account_id;
+    let add = store::OperatorAdd {
+        account_id,
+        ip: "81.2.69.142".parse().unwrap(),
+        hostname: None,
+        netspeed: 1500,
+        zones: vec!["@".into()],
+    };
+    let limits = store::AddLimits {
+        max_servers: 20,
+        max_unverified: 2,
+    };
+    t.store()
+        .add_operator_server(&add, limits, "user:quiet@example.org", 0)
+        .await
+        .unwrap();
+    let text = t
+        .send_from(
+            "81.2.69.142:999",
+            Method::GET,
+            "/verify",
+            &[],
+            Body::empty(),
+        )
+        .await
+        .text();
+    let at = text.find("/manage/verify/").expect("a verification link");
+    let verify_link = text[at..].lines().next().unwrap().to_string();
+    let r = t
+        .send_from(
+            common::CLIENT,
+            Method::GET,
+            &verify_link,
+            &[("cookie", &cookie)],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let verify_token = verify_link
+        .trim_start_matches("/manage/verify/")
+        .to_string();
     let logged = cap.text();
+    assert!(
+        logged.contains("/manage/verify/…"),
+        "logged without its token"
+    );
     assert!(
         logged.contains("/manage/link/…"),
         "the link's request is logged, without its token"
     );
     let link_token = link.trim_start_matches("/manage/link/");
-    for s in [link_token, &session, &csrf, &token, &token[4..]] {
+    for s in [
+        link_token,
+        &session,
+        &csrf,
+        &token,
+        &token[4..],
+        &verify_token,
+    ] {
         assert!(!logged.contains(s), "a secret was logged:\n{logged}");
     }
 }

@@ -15,13 +15,13 @@ use crate::error::ApiError;
 use crate::keys::hash_key;
 use crate::state::AppState;
 use crate::web::html::PageError;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::de::DeserializeOwned;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 use store::{SessionLimits, SessionRow};
 
 pub use store::Role;
@@ -347,16 +347,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for SessionForm<T> {
 
 /// The client's address, as the public rate limit sees it.
 pub(crate) fn client_ip(parts: &Parts, st: &AppState) -> IpAddr {
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-    let forwarded = parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    crate::ratelimit::client_addr(peer, forwarded, &st.cfg().rate_limit.trusted_proxies)
+    crate::ratelimit::request_client(
+        &parts.extensions,
+        &parts.headers,
+        &st.cfg().rate_limit.trusted_proxies,
+    )
 }
 
 /// Starts a session for `user_id` (acting for `account_id`, or its only
@@ -430,6 +425,13 @@ pub async fn issue_signin_link(st: &AppState, email: &str) -> Result<String, Api
 /// The request's URI for logs: a link's token replaced by `…`.
 pub fn loggable_path(uri: &axum::http::Uri) -> std::borrow::Cow<'_, str> {
     let path = uri.path();
+    // Sign-in links and verification links carry their token in the path.
+    if path
+        .strip_prefix("/manage/verify/")
+        .is_some_and(|t| !t.is_empty())
+    {
+        return "/manage/verify/…".into();
+    }
     match path.strip_prefix("/manage/link/") {
         Some(rest) if !rest.is_empty() => "/manage/link/…".into(),
         _ => match uri.path_and_query() {

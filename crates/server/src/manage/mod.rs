@@ -10,7 +10,9 @@
 //! (`overview`, `members`, `tokens_page`, `contacts`, `audit_page`,
 //! `admin_pages`), `api` (the JSON API), `view` (the page frame).
 
+pub mod servers_api;
 pub mod servers_ops;
+pub mod servers_pages;
 pub mod settings;
 
 mod admin_pages;
@@ -76,6 +78,35 @@ pub fn page_routes() -> Router<AppState> {
         .route("/manage/admin/move", post(admin_pages::move_post))
         // Ownership verification: curl'd from the server itself.
         .route("/verify", get(verify::verify).post(verify::verify))
+        .route(
+            "/manage/verify/{token}",
+            get(servers_pages::verify_page).post(servers_pages::verify_post),
+        )
+        .route(
+            "/manage/servers/add",
+            get(servers_pages::add_page).post(servers_pages::add_post),
+        )
+        .route("/manage/servers/check", post(servers_pages::check_post))
+        .route("/manage/servers/check/{id}", get(servers_pages::check_page))
+        .route("/manage/servers/added", post(servers_pages::added_post))
+        .route("/manage/servers/{ip}", get(servers_pages::server_page))
+        .route(
+            "/manage/servers/{ip}/netspeed",
+            post(servers_pages::netspeed_post),
+        )
+        .route(
+            "/manage/servers/{ip}/deletion",
+            post(servers_pages::deletion_post),
+        )
+        .route(
+            "/manage/servers/{ip}/deletion/cancel",
+            post(servers_pages::cancel_deletion_post),
+        )
+        .route(
+            "/manage/servers/{ip}/alerts",
+            post(servers_pages::alerts_post),
+        )
+        .route("/manage/servers/{ip}/note", post(servers_pages::note_post))
         // Last: it covers only the routes above it.
         .layer(middleware::map_response(no_store))
 }
@@ -98,6 +129,26 @@ pub fn api_routes() -> Router<AppState> {
         )
         .route("/api/v1/manage/tokens/{id}", delete(api::revoke_token))
         .route("/api/v1/manage/audit", get(api::audit))
+        .route(
+            "/api/v1/manage/servers",
+            get(servers_api::list).post(servers_api::add),
+        )
+        .route(
+            "/api/v1/manage/servers/candidates",
+            post(servers_api::candidates),
+        )
+        .route(
+            "/api/v1/manage/servers/checks",
+            post(servers_api::start_check),
+        )
+        .route(
+            "/api/v1/manage/servers/checks/{id}",
+            get(servers_api::get_check),
+        )
+        .route(
+            "/api/v1/manage/servers/{ip}",
+            get(servers_api::get).patch(servers_api::patch),
+        )
         // Last: it covers only the routes above it.
         .layer(middleware::map_response(no_store))
 }

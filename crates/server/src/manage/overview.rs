@@ -28,6 +28,7 @@ pub async fn render(st: &AppState, op: &Operator) -> Result<Response, PageError>
             h1 { "Account " (op.account_name) }
             h2 { "Servers" }
             (servers_table(&servers, now))
+            p { a href="/manage/servers/add" { "Add a server" } }
             h2 { "Members" }
             p {
                 (members.len()) " member(s): "
@@ -55,12 +56,12 @@ fn servers_table(servers: &[(store::ServerRow, Option<store::ServerDns>)], now: 
             p.muted { "No servers yet." }
         } @else {
             div.scroll { table {
-                thead { tr { th { "Address" } th { "Zones" } th.num { "Netspeed" } th.num { "Score" } th { "In DNS" } } }
+                thead { tr { th { "Address" } th { "Zones" } th.num { "Netspeed" } th.num { "Score" } th { "In DNS" } th { "Verified" } } }
                 tbody {
                     @for (s, dns) in servers {
                         @let m = DnsMembership::for_server(s, dns.as_ref(), now);
                         tr {
-                            td { a href={ "/scores/" (s.ip) } { (s.ip) } }
+                            td { a href={ "/manage/servers/" (s.ip) } { (s.ip) } " (" a href={ "/scores/" (s.ip) } { "score page" } ")" }
                             td { (s.zones.join(" ")) }
                             td.num { (s.netspeed) }
                             td.num { (format!("{:.1}", s.score)) }
@@ -69,6 +70,7 @@ fn servers_table(servers: &[(store::ServerRow, Option<store::ServerDns>)], now: 
                                 @else if m.in_dns { span.ok { "yes" } }
                                 @else { span.bad { "no" } }
                             }
+                            td { @if s.verified_on.is_some() { "yes" } @else { span.bad { "no" } } }
                         }
                     }
                 }

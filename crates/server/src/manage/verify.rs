@@ -20,14 +20,6 @@ pub const VERIFY_TTL_S: i64 = 3600;
 /// Where the one-time URL points, under the public URL.
 pub const CONFIRM_PATH: &str = "/manage/verify";
 
-/// The service's public base URL, without a trailing `/`.
-fn base_url(st: &AppState) -> String {
-    match &st.cfg().alerts {
-        Some(a) => a.public_url.trim_end_matches('/').to_string(),
-        None => format!("http://{}", st.cfg().listen),
-    }
-}
-
 /// A one-time verification URL for the unverified server at `client`;
 /// 403 (with what to do) when `client` is not one.
 pub async fn verification_url(st: &AppState, client: IpAddr) -> Result<String, ApiError> {
@@ -43,12 +35,15 @@ pub async fn verification_url(st: &AppState, client: IpAddr) -> Result<String, A
         )
         .await
     {
-        Ok(_) => Ok(format!("{}{CONFIRM_PATH}/{token}", base_url(st))),
+        Ok(_) => Ok(format!(
+            "{}{CONFIRM_PATH}/{token}",
+            super::auth::public_url(st)
+        )),
         Err(StoreError::NotFound(_)) => Err(ApiError::forbidden(format!(
             "{} is not a server waiting for verification. Send this request from the server's \
              own address (curl --interface ADDRESS {}/verify) after adding it.",
             client.to_canonical(),
-            base_url(st)
+            super::auth::public_url(st)
         ))),
         Err(e) => Err(e.into()),
     }
@@ -56,7 +51,11 @@ pub async fn verification_url(st: &AppState, client: IpAddr) -> Result<String, A
 
 /// `GET`/`POST /verify`: plain text, the one-time URL or why not.
 pub async fn verify(State(st): State<AppState>, req: Request) -> Response {
-    let client = crate::ratelimit::request_client(&req, &st.cfg().rate_limit.trusted_proxies);
+    let client = crate::ratelimit::request_client(
+        req.extensions(),
+        req.headers(),
+        &st.cfg().rate_limit.trusted_proxies,
+    );
     match verification_url(&st, client).await {
         Ok(url) => (
             StatusCode::OK,

@@ -107,15 +107,49 @@ async fn manage_pages_and_api(backend: Backend) {
     .await
     .unwrap();
     let cookie = format!("poolwatch_session={sid}");
+    // One of its servers, and a live check of another address asked of a
+    // monitor (one that has called), for the server pages.
+    let ip = s.account_servers(acc).await.unwrap()[0].0.ip;
+    let m = s
+        .add_monitor(
+            store::NewMonitor {
+                name: "perf".into(),
+                location: "Lab".into(),
+                ip: "192.0.2.1".parse().unwrap(),
+                account_id: None,
+                status: store::GlobalStatus::Active,
+                key_hash: "0".repeat(64),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    s.touch_monitor(m.id, now, None).await.unwrap();
+    let check = s
+        .create_live_check(acc, "192.0.2.77".parse().unwrap(), now)
+        .await
+        .unwrap();
+    let (server_page, server_api, check_page) = (
+        format!("/manage/servers/{ip}"),
+        format!("/api/v1/manage/servers/{ip}"),
+        format!("/manage/servers/check/{}", check.id),
+    );
+    let check_api = format!("/api/v1/manage/servers/checks/{}", check.id);
     let routes: &[(&str, &str, &str)] = &[
         ("/manage", "cookie", cookie.as_str()),
         ("/manage/members", "cookie", cookie.as_str()),
         ("/manage/tokens", "cookie", cookie.as_str()),
         ("/manage/audit", "cookie", cookie.as_str()),
+        ("/manage/servers/add", "cookie", cookie.as_str()),
+        (&server_page, "cookie", cookie.as_str()),
+        (&check_page, "cookie", cookie.as_str()),
         ("/api/v1/manage/account", "authorization", "Bearer pwt_perf"),
         ("/api/v1/manage/members", "authorization", "Bearer pwt_perf"),
         ("/api/v1/manage/tokens", "authorization", "Bearer pwt_perf"),
         ("/api/v1/manage/audit", "authorization", "Bearer pwt_perf"),
+        ("/api/v1/manage/servers", "authorization", "Bearer pwt_perf"),
+        (&server_api, "authorization", "Bearer pwt_perf"),
+        (&check_api, "authorization", "Bearer pwt_perf"),
     ];
     for (path, h, v) in routes {
         let mut ms = Vec::with_capacity(ROUNDS);
@@ -141,7 +175,7 @@ async fn manage_pages_and_api(backend: Backend) {
         .await
         .text();
     assert_eq!(
-        home.matches("<td><a href=\"/scores/").count(),
+        home.matches("<td><a href=\"/manage/servers/").count(),
         5,
         "its 5 servers"
     );

@@ -245,6 +245,22 @@ async fn add_through_the_pages(backend: Backend) {
     // Another account cannot see its check.
     let other = sign_in(&t, &sink, "eve@example.org").await;
     assert_eq!(other.get(&t, &check).await.status, StatusCode::NOT_FOUND);
+    // A disabled account adds nothing.
+    t.db.exec(&format!(
+        "UPDATE accounts SET disabled = TRUE WHERE id = {acct}"
+    ))
+    .await;
+    let r = b
+        .post(
+            &t,
+            "/manage/servers/add",
+            "/manage/servers/check",
+            &[("ip", "89.160.20.112")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert!(r.text().contains("disabled"), "{}", r.text());
+    assert!(t.work(&keys[0]).await.live_checks.is_empty());
 }
 
 async fn server_page_and_verify(backend: Backend) {

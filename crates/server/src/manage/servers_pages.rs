@@ -157,11 +157,23 @@ fn carried(country: Option<&str>, hostname: Option<&str>) -> Result<String, ApiE
     })
 }
 
+/// A disabled account adds nothing (its servers are out of DNS; its API
+/// tokens already stop at 401).
+fn refuse_disabled(op: &Operator) -> Result<(), ApiError> {
+    if op.disabled {
+        return Err(ApiError::forbidden(
+            "this account is disabled by the pool's admins: it cannot add servers",
+        ));
+    }
+    Ok(())
+}
+
 /// `POST /manage/servers/check`: ask the monitors, then watch the answers.
 pub async fn check_post(
     State(st): State<AppState>,
     CsrfForm(op, f): CsrfForm<CheckForm>,
 ) -> Result<Response, PageError> {
+    refuse_disabled(&op)?;
     let ip: IpAddr =
         f.ip.trim()
             .parse()
@@ -245,6 +257,7 @@ pub async fn added_post(
     State(st): State<AppState>,
     CsrfForm(op, f): CsrfForm<AddedForm>,
 ) -> Result<Response, PageError> {
+    refuse_disabled(&op)?;
     let added = ops::finish_add(
         &st,
         op.account_id,

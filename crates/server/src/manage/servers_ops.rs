@@ -219,35 +219,42 @@ pub async fn live_check(st: &AppState, account_id: i64, id: i64) -> Result<LiveC
         .ok_or_else(|| ApiError::not_found(format!("live check {id}")))
 }
 
-/// One monitor's answer as the operator reads it.
-pub fn answer_text(m: &store::LiveCheckMonitor) -> String {
-    match &m.answer {
-        None if m.handed_out.is_some() => format!("{}: checking…", m.monitor_name),
-        None => format!("{}: waiting for the monitor to call", m.monitor_name),
-        Some(a) => {
-            let mut t = format!("{}:", m.monitor_name);
-            if let Some(s) = a.stratum {
-                t.push_str(&format!(" stratum {s}"));
-            }
-            if let Some(o) = a.offset {
-                t.push_str(&format!(" offset {:+.1} ms", o * 1000.0));
-            }
-            match &a.error {
-                Some(e) => t.push_str(&format!(" error {e}")),
-                None if a.stratum.is_some_and(|s| !(1..=15).contains(&s)) => {
-                    t.push_str(" (not a usable stratum: 1–15)")
-                }
-                None => {}
-            }
-            t
-        }
+/// One monitor's answer as the operator reads it ("stratum 2 offset
+/// +1.2 ms", "error i/o timeout", "checking…"); `finished`: the check is
+/// over, so a missing answer is one that never came.
+pub fn answer_text(m: &store::LiveCheckMonitor, finished: bool) -> String {
+    let Some(a) = &m.answer else {
+        return match (finished, m.handed_out) {
+            (true, _) => "no answer before the check expired".into(),
+            (false, Some(_)) => "checking…".into(),
+            (false, None) => "waiting for the monitor to call".into(),
+        };
+    };
+    let mut t = Vec::new();
+    if let Some(s) = a.stratum {
+        t.push(format!("stratum {s}"));
     }
+    if let Some(o) = a.offset {
+        t.push(format!("offset {:+.1} ms", o * 1000.0));
+    }
+    match &a.error {
+        Some(e) => t.push(format!("error {e}")),
+        None if a.stratum.is_some_and(|s| !(1..=15).contains(&s)) => {
+            t.push("(not a usable stratum: 1–15)".into())
+        }
+        None => {}
+    }
+    t.join(" ")
 }
 
 /// Why a finished live check did not pass: every monitor's answer and the
 /// pool's advice.
 pub fn failed_check_text(c: &LiveCheckRow) -> String {
-    let answers: Vec<String> = c.monitors.iter().map(answer_text).collect();
+    let answers: Vec<String> = c
+        .monitors
+        .iter()
+        .map(|m| format!("{}: {}", m.monitor_name, answer_text(m, true)))
+        .collect();
     format!(
         "no monitor got a usable answer from {} (stratum 1–15): {}. {RESTART_ADVICE}",
         c.ip,
@@ -496,6 +503,44 @@ mod tests {
                 .detail()
                 .starts_with("date:")
         );
+    }
+
+    #[test]
+    fn answers_as_the_operator_reads_them() {
+        let mut m = store::LiveCheckMonitor {
+            monitor_id: 1,
+            monitor_name: "zrh".into(),
+            handed_out: None,
+            answer: None,
+        };
+        assert_eq!(answer_text(&m, false), "waiting for the monitor to call");
+        m.handed_out = Some(1);
+        assert_eq!(answer_text(&m, false), "checking…");
+        assert_eq!(answer_text(&m, true), "no answer before the check expired");
+        let a = store::LiveCheckAnswer {
+            ts: 1,
+            offset: Some(-0.0012),
+            rtt: Some(0.01),
+            stratum: Some(2),
+            leap: Some(0),
+            refid: None,
+            error: None,
+            no_response: false,
+        };
+        m.answer = Some(a.clone());
+        assert_eq!(answer_text(&m, true), "stratum 2 offset -1.2 ms");
+        m.answer = Some(store::LiveCheckAnswer {
+            stratum: Some(16),
+            ..a.clone()
+        });
+        assert!(answer_text(&m, true).ends_with("(not a usable stratum: 1–15)"));
+        m.answer = Some(store::LiveCheckAnswer {
+            stratum: Some(0),
+            offset: None,
+            error: Some("RATE".into()),
+            ..a
+        });
+        assert_eq!(answer_text(&m, true), "stratum 0 error RATE");
     }
 
     #[test]

@@ -205,7 +205,7 @@ pub async fn check_page(
     let finished = c.finished(now);
     let body = html! {
         h1 { "Live check of " (c.ip) }
-        (answers_table(&c))
+        (answers_table(&c, finished))
         @if !finished {
             p #check-running { "Waiting for the monitors (they take the check at their next work call, usually within a minute). This page reloads itself; "
                 a href=(format!("/manage/servers/check/{id}{}", carried(q.country.as_deref(), q.hostname.as_deref()).unwrap_or_default())) { "reload" } "." }
@@ -232,12 +232,12 @@ pub async fn check_page(
     Ok(resp)
 }
 
-fn answers_table(c: &LiveCheckRow) -> Markup {
+fn answers_table(c: &LiveCheckRow, finished: bool) -> Markup {
     html! {
         table #live-check {
             thead { tr { th { "Monitor" } th { "Answer" } } }
             tbody { @for m in &c.monitors {
-                tr { td { (m.monitor_name) } td { (ops::answer_text(m).split_once(": ").map(|x| x.1.to_string()).unwrap_or_default()) } }
+                tr { td { (m.monitor_name) } td { (ops::answer_text(m, finished)) } }
             } }
         }
     }

@@ -77,9 +77,10 @@ pub const ERROR_BODY_MAX: usize = 4 * 1024;
 /// `{"ip":"<≤ 45 chars>","ticket":"<64 hex>"}` (≈ 130 bytes each); 512
 /// leaves room for whitespace, escapes and fields a newer service may add.
 pub const WORK_BYTES_PER_SERVER: usize = 512;
-/// A `work` answer's fixed part: batch id, retry hint and at most 4
+/// A `work` answer's fixed part: batch id, retry hint, at most 4
 /// traceroute requests with reasons of at most 200 characters (≤ 1.2 KB
-/// each even fully escaped). 64 KiB also absorbs a service whose batch
+/// each even fully escaped) and at most 3 live checks (an id and an
+/// address each). 64 KiB also absorbs a service whose batch
 /// size grew since the config was read (the config is re-read after the
 /// refusal).
 pub const WORK_BODY_BASE: usize = 64 * 1024;

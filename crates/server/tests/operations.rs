@@ -206,7 +206,8 @@ async fn failed_jobs_in_metrics(backend: Backend) {
 }
 
 /// Housekeeping prunes batches no agent can submit any more, keeps the log
-/// unless a retention is set, and counts what it deleted in `/metrics`.
+/// unless a retention is set, prunes old live checks, removes servers on
+/// their deletion date, and counts what it deleted in `/metrics`.
 async fn housekeeping_pass(backend: Backend) {
     use server::housekeeping_job::{HousekeepingSettings, pass};
     const DAY: i64 = 86_400;
@@ -227,10 +228,38 @@ async fn housekeeping_pass(backend: Backend) {
         .unwrap();
     let rows = t.log_count().await;
     assert!(rows >= 1);
+    // An operator's server to be deleted in two days, and a live check.
+    let acct = t.store().ensure_account("op").await.unwrap();
+    let add = store::OperatorAdd {
+        account_id: acct,
+        ip: "81.2.69.142".parse().unwrap(),
+        hostname: None,
+        netspeed: 1500,
+        zones: vec!["@".into()],
+    };
+    let limits = store::AddLimits {
+        max_servers: 20,
+        max_unverified: 2,
+    };
+    t.store()
+        .add_operator_server(&add, limits, "user:op", common::now())
+        .await
+        .unwrap();
+    let day = common::now() - common::now().rem_euclid(DAY) + 2 * DAY;
+    t.store()
+        .set_account_server_deletion(acct, add.ip, Some(day), "user:op", common::now())
+        .await
+        .unwrap();
+    let check = t
+        .store()
+        .create_live_check(acct, add.ip, common::now())
+        .await
+        .unwrap();
 
     let keep_log = HousekeepingSettings::default();
     let done = pass(&t.state, &keep_log, common::now()).await.unwrap();
     assert_eq!((done.batches, done.log_rows), (1, 0));
+    assert_eq!((done.live_checks, done.servers), (0, 0));
     assert!(t.store().batch(stale).await.unwrap().is_none());
     assert_eq!(t.log_count().await, rows);
 
@@ -244,6 +273,9 @@ async fn housekeeping_pass(backend: Backend) {
         .await
         .unwrap();
     assert_eq!((done.batches, done.log_rows), (1, rows as u64));
+    assert_eq!((done.live_checks, done.servers), (1, 1));
+    assert!(t.store().live_check(check.id).await.unwrap().is_none());
+    assert!(t.store().server_by_ip(add.ip).await.unwrap().is_none());
     assert_eq!(t.log_count().await, 0);
     // The server keeps its score; only history went.
     let after = t.store().server_by_id(srv.id).await.unwrap().unwrap();
@@ -254,6 +286,8 @@ async fn housekeeping_pass(backend: Backend) {
         "poolwatch_housekeeping_passes_total 2".to_string(),
         r#"poolwatch_housekeeping_deleted_total{what="batches"} 2"#.to_string(),
         format!(r#"poolwatch_housekeeping_deleted_total{{what="log_rows"}} {rows}"#),
+        r#"poolwatch_housekeeping_deleted_total{what="live_checks"} 1"#.to_string(),
+        r#"poolwatch_housekeeping_deleted_total{what="servers"} 1"#.to_string(),
     ] {
         assert!(text.contains(&want), "missing {want:?} in\n{text}");
     }

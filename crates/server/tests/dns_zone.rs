@@ -8,7 +8,11 @@ use axum::http::{Method, StatusCode};
 use common::{Backend, CLIENT, DNS_TOKEN, good_results, with_dns_zone, zone_a};
 use store::GlobalStatus;
 
-on_both_backends!(zone_needs_the_token, zone_holds_only_in_dns_servers);
+on_both_backends!(
+    zone_needs_the_token,
+    zone_holds_only_in_dns_servers,
+    disabled_accounts_servers_leave_the_zone
+);
 
 async fn zone_needs_the_token(backend: Backend) {
     let t = app_or_skip!(backend, with_dns_zone(true));
@@ -86,4 +90,37 @@ fn futures_score(t: &common::TestApp, ip: &str) -> f64 {
         tokio::runtime::Handle::current()
             .block_on(async { store.server_by_ip(ip).await.unwrap().unwrap().score })
     })
+}
+
+/// A disabled account's servers leave the zone (and say so in the API);
+/// enabled again, they are back, their netspeed untouched.
+async fn disabled_accounts_servers_leave_the_zone(backend: Backend) {
+    let t = app_or_skip!(backend, with_dns_zone(true));
+    t.seed_zones().await;
+    t.add_server("192.0.2.10").await;
+    t.add_server("192.0.2.11").await;
+    let acct = t.store().ensure_account("op").await.unwrap();
+    t.db.exec(&format!(
+        "UPDATE servers SET score = 20; UPDATE servers SET account_id = {acct} WHERE ip = '192.0.2.11'"
+    ))
+    .await;
+    let apex = |z: &serde_json::Value| {
+        let mut v = zone_a(z, "");
+        v.sort();
+        v
+    };
+    assert_eq!(apex(&t.dns_zone().await), ["192.0.2.10", "192.0.2.11"]);
+    t.db.exec(&format!(
+        "UPDATE accounts SET disabled = TRUE WHERE id = {acct}"
+    ))
+    .await;
+    assert_eq!(apex(&t.dns_zone().await), ["192.0.2.10"]);
+    let s = t.get("/api/v1/servers/192.0.2.11").await.json();
+    assert_eq!(s["in_dns"], false, "{s}");
+    assert_eq!(s["netspeed"], 10_000, "{s}");
+    t.db.exec(&format!(
+        "UPDATE accounts SET disabled = FALSE WHERE id = {acct}"
+    ))
+    .await;
+    assert_eq!(apex(&t.dns_zone().await).len(), 2);
 }

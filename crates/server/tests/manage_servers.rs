@@ -402,7 +402,9 @@ async fn settings_follow_the_pools_rules(backend: Backend) {
 }
 
 async fn verify_from_the_servers_own_address(backend: Backend) {
-    let t = app_or_skip!(backend, cfg());
+    let mut c = cfg();
+    c.rate_limit.trusted_proxies = vec!["10.0.0.1/32".parse().unwrap()];
+    let t = app_or_skip!(backend, c);
     t.seed_zones().await;
     let a = t.store().ensure_account("a").await.unwrap();
     let b = t.store().ensure_account("b").await.unwrap();
@@ -442,6 +444,18 @@ async fn verify_from_the_servers_own_address(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+
+    // Through a trusted proxy, X-Forwarded-For names the client.
+    let r = t
+        .send_from(
+            "10.0.0.1:5000",
+            Method::GET,
+            "/verify",
+            &[("x-forwarded-for", "81.2.69.142")],
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 
     // From the server's own address: a one-time URL.
     let r = t

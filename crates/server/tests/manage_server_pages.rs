@@ -535,6 +535,25 @@ async fn servers_api(backend: Backend) {
             .await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
     }
+    // Live checks are rate-limited per account: one was made above, nine
+    // more fit the burst of ten, the next is 429 with a wait.
+    for i in 1..10 {
+        let r = call(
+            Method::POST,
+            "/api/v1/manage/servers/checks",
+            json!({"ip": "89.160.20.112"}),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "check {i}: {}", r.text());
+    }
+    let r = call(
+        Method::POST,
+        "/api/v1/manage/servers/checks",
+        json!({"ip": "89.160.20.112"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    assert!(r.header("retry-after").parse::<u64>().unwrap() >= 1);
     // No token: 401.
     let r = t
         .send_from(

@@ -1,14 +1,16 @@
 //! poolwatch's central service over HTTP: the monitor API (config, work,
 //! results, authenticated by key and ticket), the public data API (score
 //! logs as the pool's CSV and JSON, servers, zones), the public web pages,
-//! the operators' manage side (`manage`: sign-in, accounts, their pages and
-//! JSON API) and Prometheus metrics.
+//! the operators' manage side (`manage`: sign-in, accounts, their servers —
+//! added after a live check by monitors, verified through `/verify` — their
+//! pages and JSON API) and Prometheus metrics. It never sends an NTP
+//! packet itself: monitors check, even an address being added.
 //!
 //! Scoring arithmetic lives in `scoring` and every query in `store`; this
 //! crate only checks requests, calls them and renders answers. It must not
 //! log a monitor key, a ticket, the ticket secret, a sign-in link, a
-//! session id or an API token, and bad input must never change stored data
-//! or panic.
+//! verification link, a session id or an API token, and bad input must
+//! never change stored data or panic.
 
 pub mod alerts;
 pub mod clock_check;

@@ -68,6 +68,12 @@ const MONITORS: &[(&str, &str, &str, &str)] = &[
 ];
 const BROKEN_MONITOR: &str = "127.0.48.1";
 const DEMO_ZONE: &str = "pool.example.org";
+/// The demo's server operator: an account owning two of the simulated
+/// servers (a good one and one 50 ms off), entered through a printed
+/// invitation link (the demo sends no e-mail).
+const OPERATOR_ACCOUNT: &str = "demo-operator";
+const OPERATOR_EMAIL: &str = "you@demo.example";
+const OPERATOR_SERVERS: [&str; 2] = ["127.0.1.1", "127.0.1.21"];
 
 struct DemoServer {
     ip: &'static str,
@@ -250,7 +256,9 @@ pub async fn run(cmd: &clap::Command, m: &clap::ArgMatches) -> Result<ExitCode> 
                 ip: s.ip.parse()?,
                 zone: Some(s.zone.into()),
                 netspeed: 10_000,
-                account: None,
+                account: OPERATOR_SERVERS
+                    .contains(&s.ip)
+                    .then(|| OPERATOR_ACCOUNT.to_string()),
                 allow_private: true,
             },
             t,
@@ -301,6 +309,7 @@ pub async fn run(cmd: &clap::Command, m: &clap::ArgMatches) -> Result<ExitCode> 
         }
         .job(dns_listener)
     });
+    let operator_link = operator_link(&cfg, &store).await?;
     let server_stop = stop.clone();
     let server_task = tokio::spawn(server::serve_split_with(
         listener,
@@ -335,7 +344,7 @@ pub async fn run(cmd: &clap::Command, m: &clap::ArgMatches) -> Result<ExitCode> 
         agent_tasks.push(tokio::spawn(agent.run()));
     }
 
-    print_intro(api_addr, dns_addr, &plan, &dir);
+    print_intro(api_addr, dns_addr, &plan, &dir, &operator_link);
     let started = Instant::now();
     let deadline = args.duration.map(|d| started + d.0);
     let mut tick = tokio::time::interval(args.status_every.0);
@@ -370,7 +379,33 @@ pub async fn run(cmd: &clap::Command, m: &clap::ArgMatches) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_intro(api: SocketAddr, dns: SocketAddr, plan: &[DemoServer], dir: &std::path::Path) {
+/// The demo operator's way in: an invitation into its account, as its
+/// owner, printed instead of mailed (valid for the invitation's 7 days).
+async fn operator_link(cfg: &server::ServerConfig, store: &Store) -> Result<String> {
+    let account = store
+        .account_by_name(OPERATOR_ACCOUNT)
+        .await?
+        .context("the demo operator's account")?;
+    let st = server::AppState::new(cfg.clone(), store.clone());
+    server::manage::auth::issue_invite_link(
+        &st,
+        account.id,
+        OPERATOR_EMAIL,
+        store::Role::Owner,
+        None,
+        "system",
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot make the demo operator's link: {e}"))
+}
+
+fn print_intro(
+    api: SocketAddr,
+    dns: SocketAddr,
+    plan: &[DemoServer],
+    dir: &std::path::Path,
+    operator_link: &str,
+) {
     println!(
         "poolwatch demo — central service, {} simulated NTP servers, {} monitor agents",
         plan.len(),
@@ -394,6 +429,10 @@ fn print_intro(api: SocketAddr, dns: SocketAddr, plan: &[DemoServer], dir: &std:
     println!("  the pool at a glance   http://{api}/");
     println!("  a server's page        http://{api}/scores/127.0.1.31  (chart, monitors, errors)");
     println!("  the monitors           http://{api}/monitors");
+    println!(
+        "  manage as an operator  {operator_link}\n                         (you are {OPERATOR_EMAIL}, owner of {OPERATOR_ACCOUNT}: {} and {}; the demo sends no e-mail, so this link is printed)",
+        OPERATOR_SERVERS[0], OPERATOR_SERVERS[1]
+    );
     println!("  servers and scores     http://{api}/api/v1/servers");
     println!("  a server's CSV log     http://{api}/scores/127.0.1.31/log?limit=40&monitor=*");
     println!("  the DENY server's log  http://{api}/scores/127.0.1.25/log?limit=20&monitor=*");

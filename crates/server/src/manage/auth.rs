@@ -422,6 +422,38 @@ pub async fn issue_signin_link(st: &AppState, email: &str) -> Result<String, Api
     Ok(link_url(st, &token))
 }
 
+/// Makes a one-time invitation link into `account_id` as `role` for
+/// `email` (stored hashed, `invite_ttl`), written to the account's audit
+/// log by `actor`; its URL. `members::invite` mails it; the demo prints it.
+pub async fn issue_invite_link(
+    st: &AppState,
+    account_id: i64,
+    email: &str,
+    role: Role,
+    invited_by: Option<i64>,
+    actor: &str,
+) -> Result<String, ApiError> {
+    let token = new_secret(LINK_PREFIX);
+    let now = st.now();
+    st.store()
+        .create_email_link(
+            &store::NewLink {
+                token_hash: hash_key(&token),
+                email: email.into(),
+                purpose: store::LinkPurpose::Invite {
+                    account_id,
+                    role,
+                    invited_by,
+                    actor: actor.into(),
+                },
+                expires: now + st.cfg().manage.invite_ttl.as_secs() as i64,
+            },
+            now,
+        )
+        .await?;
+    Ok(link_url(st, &token))
+}
+
 /// The request's URI for logs: a link's token replaced by `…`.
 pub fn loggable_path(uri: &axum::http::Uri) -> std::borrow::Cow<'_, str> {
     let path = uri.path();

@@ -1,17 +1,15 @@
 //! Members of an account: invite by e-mail (a 7-day link), change a role,
 //! remove, leave. Owners manage members; an account always keeps one.
 
-use super::auth::{self, CsrfForm, LINK_PREFIX, Operator, Role, csrf_field, see_other};
+use super::auth::{self, CsrfForm, Operator, Role, csrf_field, see_other};
 use super::signin::{LINKS_PER_ADDRESS_HOUR, Nothing};
 use super::view::page;
 use crate::error::ApiError;
-use crate::keys::hash_key;
 use crate::state::AppState;
 use crate::web::html::{PageError, minute};
 use axum::extract::State;
 use axum::response::Response;
 use maud::html;
-use store::{LinkPurpose, NewLink};
 
 /// Invites `email` into `op`'s account as `role`: stores the link and
 /// mails it; the address as stored. Owners only; rate-limited per address
@@ -35,24 +33,8 @@ pub async fn invite(
             "e-mail is not configured on this service: invitations are sent by e-mail",
         ));
     }
-    let token = auth::new_secret(LINK_PREFIX);
-    let ttl = st.cfg().manage.invite_ttl.as_secs() as i64;
-    st.store()
-        .create_email_link(
-            &NewLink {
-                token_hash: hash_key(&token),
-                email: email.clone(),
-                purpose: LinkPurpose::Invite {
-                    account_id: op.account_id,
-                    role,
-                    invited_by: op.user_id,
-                    actor: op.actor.clone(),
-                },
-                expires: now + ttl,
-            },
-            now,
-        )
-        .await?;
+    let url =
+        auth::issue_invite_link(st, op.account_id, &email, role, op.user_id, &op.actor).await?;
     let text = format!(
         "{who} invites you to the account {acc} on {base} as {role}.\n\n\
          Open this link within {days} days to join (it works once):\n\n{url}\n",
@@ -60,8 +42,7 @@ pub async fn invite(
         acc = op.account_name,
         base = auth::public_url(st),
         role = role.as_str(),
-        days = ttl / 86_400,
-        url = auth::link_url(st, &token),
+        days = st.cfg().manage.invite_ttl.as_secs() / 86_400,
     );
     auth::send_mail(st, &email, "An invitation to manage NTP servers", &text).await?;
     Ok(email)

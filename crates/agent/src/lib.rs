@@ -9,6 +9,7 @@
 pub mod api_client;
 pub mod body;
 pub mod clock;
+pub mod credentials;
 mod live_check;
 pub mod spool;
 pub mod trace_runner;

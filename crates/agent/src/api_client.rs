@@ -1,12 +1,18 @@
-//! The agent's client for the monitor API: JSON over HTTP(S) with a bearer
-//! key. The messages themselves are the `api` crate's, shared with the service.
+//! The agent's client for the monitor API: JSON over HTTP(S). The
+//! long-lived key is sent only to `api::TOKEN_PATH`, for an access token of
+//! about an hour that every other call carries; the token is renewed when
+//! three quarters of its life are gone, or at once after a 401 (the call is
+//! then sent once more). A service without the token route (older than
+//! the agent) gets the key on every call, as before. The messages
+//! themselves are the `api` crate's, shared with the service.
 
 use crate::body;
 use api::{
-    Accepted, ClockReport, LiveCheckReport, MAX_BATCH_SIZE, MonitorConfig, Submission,
+    Accepted, AccessToken, ClockReport, LiveCheckReport, MAX_BATCH_SIZE, MonitorConfig, Submission,
     TracerouteSubmission, Work, WorkRequest,
 };
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// How a request failed, which decides what the agent does next.
 #[derive(Debug, thiserror::Error)]
@@ -93,13 +99,39 @@ pub fn work_body_max(batch_size: u32) -> usize {
     WORK_BODY_BASE + WORK_BYTES_PER_SERVER * batch_size.min(MAX_BATCH_SIZE) as usize
 }
 
+/// Labels of an agent series: `pairs`, and `family` ("4" or "6") when
+/// the process runs one loop per address family (`agent --state-dir`
+/// from credentials); a single `--key` agent has none, as before.
+pub fn labels(
+    family: Option<&'static str>,
+    pairs: &[(&'static str, &'static str)],
+) -> Vec<metrics::Label> {
+    let mut out: Vec<metrics::Label> = pairs
+        .iter()
+        .map(|(k, v)| metrics::Label::from_static_parts(k, v))
+        .collect();
+    if let Some(f) = family {
+        out.push(metrics::Label::from_static_parts("family", f));
+    }
+    out
+}
+
 /// Count and log an answer over its limit; `part` is "answer" or "error".
-fn too_large(kind: &'static str, part: &'static str, status: u16, limit: usize) {
+fn too_large(
+    family: Option<&'static str>,
+    kind: &'static str,
+    part: &'static str,
+    status: u16,
+    limit: usize,
+) {
     tracing::warn!(
         "the service's {kind} {part} body (status {status}) is over the agent's {limit}-byte limit; not read further"
     );
-    metrics::counter!("poolwatch_agent_api_body_too_large_total", "kind" => kind, "part" => part)
-        .increment(1);
+    metrics::counter!(
+        "poolwatch_agent_api_body_too_large_total",
+        labels(family, &[("kind", kind), ("part", part)])
+    )
+    .increment(1);
 }
 
 /// The `status` label of an API answer from a closed set: the codes the
@@ -135,12 +167,25 @@ pub fn status_label(status: u16) -> &'static str {
     }
 }
 
+/// What the client sends as its bearer: a token while it has a fresh one.
+#[derive(Default)]
+struct Auth {
+    /// The token and when to renew it (before it expires).
+    token: Option<(String, Instant)>,
+    /// The service has no token route: send the key itself.
+    key_only: bool,
+}
+
 /// A client for one service and one monitor key.
 #[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
     base: String,
     key: String,
+    /// Shared by every clone (traceroute and live check tasks), so one
+    /// token serves them all.
+    auth: Arc<tokio::sync::Mutex<Auth>>,
+    family: Option<&'static str>,
 }
 
 impl std::fmt::Debug for Api {
@@ -166,17 +211,96 @@ impl Api {
             http,
             base: base.trim_end_matches('/').to_string(),
             key: key.to_string(),
+            auth: Arc::default(),
+            family: None,
         })
     }
 
-    /// Send with the key; a non-2xx answer becomes an `ApiError`. Every
-    /// request is counted by kind and status.
+    /// Label this client's series with `family` ("4" or "6"), see [`labels`].
+    pub fn with_family(mut self, family: Option<&'static str>) -> Api {
+        self.family = family;
+        self
+    }
+
+    /// The bearer for the next call: the current token, a new one when it
+    /// is due for renewal, or the key for a service without tokens.
+    async fn bearer(&self) -> Result<(String, bool), ApiError> {
+        let mut auth = self.auth.lock().await;
+        if auth.key_only {
+            return Ok((self.key.clone(), false));
+        }
+        if let Some((token, renew)) = &auth.token
+            && Instant::now() < *renew
+        {
+            return Ok((token.clone(), true));
+        }
+        let req = self.http.post(format!("{}{}", self.base, api::TOKEN_PATH));
+        match self.send_as("token", req, &self.key).await {
+            Ok(r) => {
+                let (bytes, over) = body::read_capped(r, SMALL_BODY_MAX)
+                    .await
+                    .map_err(|e| ApiError::Unreachable(without_url(&e)))?;
+                if over {
+                    too_large(self.family, "token", "answer", 200, SMALL_BODY_MAX);
+                }
+                let t: AccessToken =
+                    serde_json::from_slice(&bytes).map_err(|e| ApiError::Server {
+                        status: 200,
+                        body: format!("unreadable token answer: {e}"),
+                        retry_after: None,
+                    })?;
+                // Renew with a quarter of its life left: clock skew and
+                // slow calls never make a call go out with a stale token.
+                let renew =
+                    Instant::now() + Duration::from_secs(t.expires_in.saturating_mul(3) / 4);
+                auth.token = Some((t.token.clone(), renew));
+                tracing::debug!("new access token, valid {} s", t.expires_in);
+                Ok((t.token, true))
+            }
+            Err(ApiError::Rejected {
+                status: 404 | 405, ..
+            }) => {
+                tracing::info!("the service has no access tokens; sending the monitor key");
+                auth.key_only = true;
+                Ok((self.key.clone(), false))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Send with an access token (or the key, see [`bearer`](Self::bearer));
+    /// a 401 on a token drops it and sends once more with a new one.
     async fn send(
         &self,
         kind: &'static str,
         req: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ApiError> {
-        let out = match req.bearer_auth(&self.key).send().await {
+        let (bearer, is_token) = self.bearer().await?;
+        let again = req.try_clone();
+        match self.send_as(kind, req, &bearer).await {
+            Err(ApiError::Rejected { status: 401, .. }) if is_token && again.is_some() => {
+                {
+                    let mut auth = self.auth.lock().await;
+                    if auth.token.as_ref().is_some_and(|(t, _)| *t == bearer) {
+                        auth.token = None;
+                    }
+                }
+                let (bearer, _) = self.bearer().await?;
+                self.send_as(kind, again.expect("checked"), &bearer).await
+            }
+            out => out,
+        }
+    }
+
+    /// Send with `bearer`; a non-2xx answer becomes an `ApiError`. Every
+    /// request is counted by kind and status.
+    async fn send_as(
+        &self,
+        kind: &'static str,
+        req: reqwest::RequestBuilder,
+        bearer: &str,
+    ) -> Result<reqwest::Response, ApiError> {
+        let out = match req.bearer_auth(bearer).send().await {
             Err(e) => Err(ApiError::Unreachable(without_url(&e))),
             Ok(r) if r.status().is_success() => Ok(r),
             Ok(r) => {
@@ -187,7 +311,7 @@ impl Api {
                     .await
                     .unwrap_or_default();
                 if over {
-                    too_large(kind, "error", status.as_u16(), ERROR_BODY_MAX);
+                    too_large(self.family, kind, "error", status.as_u16(), ERROR_BODY_MAX);
                 }
                 let body: String = String::from_utf8_lossy(&bytes).chars().take(500).collect();
                 if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
@@ -208,8 +332,11 @@ impl Api {
             Ok(r) => status_label(r.status().as_u16()),
             Err(e) => e.status_label(),
         };
-        metrics::counter!("poolwatch_agent_api_requests_total", "kind" => kind, "status" => label)
-            .increment(1);
+        metrics::counter!(
+            "poolwatch_agent_api_requests_total",
+            labels(self.family, &[("kind", kind), ("status", label)])
+        )
+        .increment(1);
         out
     }
 
@@ -227,7 +354,7 @@ impl Api {
             .map_err(|e| ApiError::Unreachable(without_url(&e)))?
         {
             (_, true) => {
-                too_large(kind, "answer", status, limit);
+                too_large(self.family, kind, "answer", status, limit);
                 Err(ApiError::TooLarge {
                     kind,
                     status,

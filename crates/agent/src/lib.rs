@@ -15,7 +15,7 @@ pub mod spool;
 pub mod trace_runner;
 
 use api::{MonitorConfig, Submission, TraceRequest, Work};
-use api_client::{Api, ApiError};
+use api_client::{Api, ApiError, labels};
 use clock::ClockVerdict;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
@@ -35,7 +35,9 @@ use tracing::{info, warn};
 
 /// Spooled batches older than this are dropped: their tickets have expired.
 pub const SPOOL_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
-const CONFIG_REFRESH: Duration = Duration::from_secs(3600);
+/// How often the config is read again unless told otherwise: admins'
+/// per-monitor settings reach the agent within this.
+pub const CONFIG_REFRESH: Duration = Duration::from_secs(300);
 const CLOCK_CACHE: Duration = Duration::from_secs(180);
 /// Traceroutes waiting or running at most; more are left for the service
 /// to hand out again.
@@ -66,6 +68,12 @@ pub struct AgentConfig {
     /// Backoff bounds when there is no work or the service fails.
     pub backoff_min: Duration,
     pub backoff_max: Duration,
+    /// How often the monitor's config is read again (the service's
+    /// per-monitor settings are taken up for the next batch after it).
+    pub config_refresh: Duration,
+    /// The `family` label ("4" or "6") of this agent's metrics when the
+    /// process runs one agent per address family; `None` for one `--key`.
+    pub family: Option<&'static str>,
 }
 
 /// Why the agent stopped with an error.
@@ -84,6 +92,38 @@ fn now_unix() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// What differs between two configs, e.g. `samples 4 → 2`, for the log.
+pub fn config_changes(old: &MonitorConfig, new: &MonitorConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut note = |what: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{what} {a} → {b}"));
+        }
+    };
+    note("samples", old.samples.to_string(), new.samples.to_string());
+    note(
+        "sample interval (ms)",
+        old.sample_interval_ms.to_string(),
+        new.sample_interval_ms.to_string(),
+    );
+    note(
+        "timeout (ms)",
+        old.timeout_ms.to_string(),
+        new.timeout_ms.to_string(),
+    );
+    note(
+        "batch size",
+        old.batch_size.to_string(),
+        new.batch_size.to_string(),
+    );
+    note(
+        "reference servers",
+        old.reference_servers.join(" "),
+        new.reference_servers.join(" "),
+    );
+    out
 }
 
 /// Exponential backoff with ±30 % jitter.
@@ -225,10 +265,11 @@ impl Traces {
 
 impl Agent {
     pub fn new(cfg: AgentConfig, shutdown: CancellationToken) -> Result<Agent, AgentError> {
-        let api = Api::new(&cfg.api, &cfg.key)?;
+        let api = Api::new(&cfg.api, &cfg.key)?.with_family(cfg.family);
         let spool =
             Spool::open(&cfg.state_dir).map_err(|e| AgentError::State(cfg.state_dir.clone(), e))?;
-        metrics::gauge!("poolwatch_agent_spool_depth").set(spool.depth() as f64);
+        metrics::gauge!("poolwatch_agent_spool_depth", labels(cfg.family, &[]))
+            .set(spool.depth() as f64);
         Ok(Agent {
             tally: Tally::default(),
             retry_after: None,
@@ -400,19 +441,28 @@ impl Agent {
 
     async fn monitor_config(&mut self) -> Result<MonitorConfig, AgentError> {
         if let Some((m, at)) = &self.monitor
-            && at.elapsed() < CONFIG_REFRESH
+            && at.elapsed() < self.cfg.config_refresh
         {
             return Ok(m.clone());
         }
         let m = self.api.config().await?;
-        info!(
-            "monitor {}: {} samples {} ms apart, batch size {}, {} reference server(s)",
-            m.name,
-            m.samples,
-            m.sample_interval_ms,
-            m.batch_size,
-            m.reference_servers.len()
-        );
+        match self.last_config.as_ref().map(|old| config_changes(old, &m)) {
+            None => info!(
+                "monitor {}: {} samples {} ms apart, timeout {} ms, batch size {}, {} reference server(s)",
+                m.name,
+                m.samples,
+                m.sample_interval_ms,
+                m.timeout_ms,
+                m.batch_size,
+                m.reference_servers.len()
+            ),
+            Some(changes) if !changes.is_empty() => info!(
+                "monitor {}: config changed: {}; taken up from the next batch",
+                m.name,
+                changes.join(", ")
+            ),
+            Some(_) => {}
+        }
         self.note_reference_servers(&m);
         self.monitor = Some((m.clone(), Instant::now()));
         Ok(m)
@@ -424,11 +474,11 @@ impl Agent {
     /// on every check.
     fn note_reference_servers(&mut self, m: &MonitorConfig) {
         let disabled = m.reference_servers.is_empty();
-        metrics::gauge!("poolwatch_agent_clock_check_disabled").set(if disabled {
-            1.0
-        } else {
-            0.0
-        });
+        metrics::gauge!(
+            "poolwatch_agent_clock_check_disabled",
+            labels(self.cfg.family, &[])
+        )
+        .set(if disabled { 1.0 } else { 0.0 });
         if self.last_config.as_ref() != Some(m) {
             if disabled {
                 warn!("{}", clock::DISABLED);
@@ -456,8 +506,16 @@ impl Agent {
             &cfg,
         )
         .await;
-        metrics::gauge!("poolwatch_agent_clock_ok").set(if v.ok { 1.0 } else { 0.0 });
-        metrics::gauge!("poolwatch_agent_clock_check_timestamp_seconds").set(now_unix() as f64);
+        metrics::gauge!("poolwatch_agent_clock_ok", labels(self.cfg.family, &[])).set(if v.ok {
+            1.0
+        } else {
+            0.0
+        });
+        metrics::gauge!(
+            "poolwatch_agent_clock_check_timestamp_seconds",
+            labels(self.cfg.family, &[])
+        )
+        .set(now_unix() as f64);
         let summary = v.summary();
         let ok = v.ok;
         // With nothing to check against, `note_reference_servers` warned.
@@ -481,11 +539,15 @@ impl Agent {
     /// their own so the checks never wait for them. Refused addresses are
     /// never traced.
     fn start_traceroutes(&mut self, requests: &[TraceRequest]) {
+        let family = self.cfg.family;
         for req in requests {
             let refused = |why: String| {
                 warn!("{why}; traceroute skipped");
-                metrics::counter!("poolwatch_agent_traceroutes_total", "result" => "refused")
-                    .increment(1);
+                metrics::counter!(
+                    "poolwatch_agent_traceroutes_total",
+                    labels(family, &[("result", "refused")])
+                )
+                .increment(1);
             };
             let target: IpAddr = match req.ip.parse() {
                 Ok(ip) => ip,
@@ -541,8 +603,11 @@ impl Agent {
                 )
                 .await;
                 drop(permit);
-                metrics::counter!("poolwatch_agent_traceroutes_total", "result" => outcome.label())
-                    .increment(1);
+                metrics::counter!(
+                    "poolwatch_agent_traceroutes_total",
+                    labels(family, &[("result", outcome.label())])
+                )
+                .increment(1);
                 let report = match outcome {
                     Outcome::Refused(why) => {
                         warn!("{why}; traceroute skipped");
@@ -599,31 +664,45 @@ impl Agent {
             };
             if let Err(e) = self.cfg.policy.check(ip) {
                 warn!("{e}; skipped");
-                metrics::counter!("poolwatch_agent_skipped_total", "reason" => "refused")
-                    .increment(1);
+                metrics::counter!(
+                    "poolwatch_agent_skipped_total",
+                    labels(self.cfg.family, &[("reason", "refused")])
+                )
+                .increment(1);
                 continue;
             }
             if !self.family_enabled(&ip) {
-                metrics::counter!("poolwatch_agent_skipped_total", "reason" => "family disabled")
-                    .increment(1);
+                metrics::counter!(
+                    "poolwatch_agent_skipped_total",
+                    labels(self.cfg.family, &[("reason", "family disabled")])
+                )
+                .increment(1);
                 continue;
             }
             jobs.push((s.clone(), ip, SocketAddr::new(ip, self.cfg.ntp_port)));
         }
-        let stop = self.shutdown.clone();
+        let (stop, family) = (self.shutdown.clone(), self.cfg.family);
         let checks = jobs.into_iter().map(move |(s, ip, addr)| {
             let stop = stop.clone();
             async move {
                 let r = ntp::check_until(s.ip.clone(), addr, &cfg, stop.cancelled_owned()).await;
                 let sent = r.samples.len() as u64;
                 let received = r.samples.iter().filter(|s| s.packet.is_some()).count() as u64;
-                metrics::counter!("poolwatch_agent_ntp_queries_total").increment(sent);
-                metrics::counter!("poolwatch_agent_ntp_bytes_sent_total").increment(sent * 48);
-                metrics::counter!("poolwatch_agent_ntp_bytes_received_total")
-                    .increment(received * 48);
+                metrics::counter!("poolwatch_agent_ntp_queries_total", labels(family, &[]))
+                    .increment(sent);
+                metrics::counter!("poolwatch_agent_ntp_bytes_sent_total", labels(family, &[]))
+                    .increment(sent * 48);
+                metrics::counter!(
+                    "poolwatch_agent_ntp_bytes_received_total",
+                    labels(family, &[])
+                )
+                .increment(received * 48);
                 let item = result_item(ip, &s.ticket, &r);
-                metrics::counter!("poolwatch_agent_checks_total", "outcome" => outcome(&item))
-                    .increment(1);
+                metrics::counter!(
+                    "poolwatch_agent_checks_total",
+                    labels(family, &[("outcome", outcome(&item))])
+                )
+                .increment(1);
                 item
             }
         });
@@ -652,8 +731,11 @@ impl Agent {
         match submitted {
             Ok(r) => {
                 self.tally.accepted += r.accepted;
-                metrics::gauge!("poolwatch_agent_last_submit_timestamp_seconds")
-                    .set(now_unix() as f64);
+                metrics::gauge!(
+                    "poolwatch_agent_last_submit_timestamp_seconds",
+                    labels(self.cfg.family, &[])
+                )
+                .set(now_unix() as f64);
                 info!(
                     "batch {}: {} result(s) accepted",
                     results.batch_id, r.accepted
@@ -677,17 +759,39 @@ impl Agent {
                         "batch {id}: {e}; and cannot spool: {io}; {n} result(s) lost"
                     ),
                 }
-                metrics::gauge!("poolwatch_agent_spool_depth").set(self.spool.depth() as f64);
+                metrics::gauge!("poolwatch_agent_spool_depth", labels(self.cfg.family, &[]))
+                    .set(self.spool.depth() as f64);
             }
-            Err(e) => self.drop_batch(&results, &e.to_string()),
+            Err(e) => {
+                self.stale_config(&e);
+                self.drop_batch(&results, &e.to_string())
+            }
+        }
+    }
+
+    /// A refusal that may come from settings changed since the config
+    /// was read (a batch too large, a conflict): read it again before the
+    /// next batch instead of waiting for the refresh.
+    fn stale_config(&mut self, e: &ApiError) {
+        if matches!(
+            e,
+            ApiError::Rejected {
+                status: 400 | 409,
+                ..
+            }
+        ) {
+            self.monitor = None;
         }
     }
 
     fn drop_batch(&mut self, results: &Submission, why: &str) {
         self.tally.dropped += results.results.len() as u64;
         warn!("batch {} dropped: {why}", results.batch_id);
-        metrics::counter!("poolwatch_agent_results_dropped_total")
-            .increment(results.results.len() as u64);
+        metrics::counter!(
+            "poolwatch_agent_results_dropped_total",
+            labels(self.cfg.family, &[])
+        )
+        .increment(results.results.len() as u64);
     }
 
     /// Submit spooled batches oldest first. Stops (with an error) at the first
@@ -709,8 +813,11 @@ impl Agent {
                 match self.api.submit(&first.results).await {
                     Ok(r) => {
                         self.tally.accepted += r.accepted;
-                        metrics::gauge!("poolwatch_agent_last_submit_timestamp_seconds")
-                            .set(now_unix() as f64);
+                        metrics::gauge!(
+                            "poolwatch_agent_last_submit_timestamp_seconds",
+                            labels(self.cfg.family, &[])
+                        )
+                        .set(now_unix() as f64);
                         info!(
                             "spooled batch {}: {} accepted{}",
                             first.results.batch_id,
@@ -730,7 +837,8 @@ impl Agent {
                 .rewrite(&pending)
                 .map_err(|e| AgentError::State(self.cfg.state_dir.clone(), e))?;
         }
-        metrics::gauge!("poolwatch_agent_spool_depth").set(pending.len() as f64);
+        metrics::gauge!("poolwatch_agent_spool_depth", labels(self.cfg.family, &[]))
+            .set(pending.len() as f64);
         result
     }
 }

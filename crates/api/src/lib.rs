@@ -26,6 +26,9 @@ pub const CLOCK_PATH: &str = "/api/v1/monitor/clock";
 pub const TRACEROUTE_PATH: &str = "/api/v1/monitor/traceroute";
 /// `POST` a [`LiveCheckReport`], answered with 204 and no body.
 pub const LIVE_CHECK_PATH: &str = "/api/v1/monitor/live-check";
+/// `POST` (no body) with the long-lived key, answered with an
+/// [`AccessToken`] for every other route.
+pub const TOKEN_PATH: &str = "/api/v1/monitor/token";
 
 /// The most servers in one batch: the service never hands out more, and
 /// the agent sizes its read cap for `work` answers by at most this many.
@@ -199,6 +202,15 @@ pub struct TracerouteStored {
     pub stored: bool,
 }
 
+/// `POST /api/v1/monitor/token` answer: a short-lived access token to
+/// send instead of the key (`Authorization: Bearer <token>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessToken {
+    pub token: String,
+    /// Seconds it stays valid from now.
+    pub expires_in: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +224,7 @@ mod tests {
             CLOCK_PATH,
             TRACEROUTE_PATH,
             LIVE_CHECK_PATH,
+            TOKEN_PATH,
         ] {
             let prefix = format!("/api/{API_VERSION}/monitor/");
             assert!(p.starts_with(&prefix), "{p}");

@@ -38,7 +38,7 @@ Examples:
 
 #[derive(Subcommand, Debug)]
 enum AdminCommand {
-    /// Add, list and pause monitors.
+    /// Add, list, pause, set up and revoke monitors.
     #[command(subcommand)]
     Monitor(MonitorCommand),
     /// Add, list, show, change and remove servers.
@@ -114,13 +114,40 @@ enum MonitorCommand {
     /// Give a monitor a new key (printed only this once); its old key
     /// stops working at once. For a key that leaked or was lost.
     RotateKey { name: String },
-    /// Change a monitor's status (e.g. pause it).
+    /// Change a monitor's status (e.g. pause it) and its own check
+    /// settings (over serve's; the agent takes them up at its next config
+    /// refresh, within 5 minutes). Out of range → exit 2, nothing stored.
+    #[command(arg_required_else_help = true)]
     Set {
         name: String,
         /// pending, testing, active, paused or deleted.
         #[arg(long, value_name = "STATUS", value_parser = parse_status)]
-        status: GlobalStatus,
+        status: Option<GlobalStatus>,
+        /// Queries per check, 1 to 16.
+        #[arg(long, value_name = "N")]
+        samples: Option<u32>,
+        /// Pause between a check's queries, at most 1m (e.g. 2s).
+        #[arg(long, value_name = "DURATION", value_parser = parse_ms)]
+        sample_interval: Option<u64>,
+        /// Wait for each answer, more than 0 and at most 1m (e.g. 3s).
+        #[arg(long, value_name = "DURATION", value_parser = parse_ms)]
+        timeout: Option<u64>,
+        /// Servers per batch, 1 to 1000.
+        #[arg(long, value_name = "N")]
+        batch_size: Option<u32>,
+        /// Drop the monitor's own check settings first (serve's apply).
+        #[arg(long)]
+        clear: bool,
     },
+    /// Revoke a monitor (status deleted): its key and access tokens are
+    /// refused (401) from its next call.
+    Revoke { name: String },
+}
+
+/// A duration flag in milliseconds.
+fn parse_ms(s: &str) -> Result<u64, String> {
+    crate::settings::HumanDuration::parse(s)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[derive(Subcommand, Debug)]
@@ -301,12 +328,53 @@ async fn monitor(store: &Store, c: MonitorCommand) -> Result<()> {
             println!("{key}");
             eprintln!("give it to the agent (--key-file) and restart it");
         }
-        MonitorCommand::Set { name, status } => {
+        MonitorCommand::Set {
+            name,
+            status,
+            samples,
+            sample_interval,
+            timeout,
+            batch_size,
+            clear,
+        } => {
+            let set = admin::MonitorSettings {
+                samples,
+                sample_interval_ms: sample_interval,
+                timeout_ms: timeout,
+                batch_size,
+            };
+            if status.is_none() && set.is_empty() && !clear {
+                return Err(usage("give --status, a setting (--samples, …) or --clear"));
+            }
+            // Every value is judged before anything is written.
+            set.check()
+                .map_err(|(field, why)| usage(format!("--{}: {why}", field.replace('_', "-"))))?;
+            if !set.is_empty() || clear {
+                let config =
+                    admin::set_monitor_settings(store, &name, set, clear, "admin:cli", now)
+                        .await
+                        .map_err(admin_err)?;
+                println!(
+                    "monitor {name} settings: {}",
+                    config.as_deref().unwrap_or("serve's defaults")
+                );
+            }
+            if let Some(status) = status {
+                store
+                    .set_monitor_status(&name, status)
+                    .await
+                    .map_err(|e| admin_err(e.into()))?;
+                println!("monitor {name} is now {status}");
+            }
+        }
+        MonitorCommand::Revoke { name } => {
             store
-                .set_monitor_status(&name, status)
+                .set_monitor_status(&name, GlobalStatus::Deleted)
                 .await
                 .map_err(|e| admin_err(e.into()))?;
-            println!("monitor {name} is now {status}");
+            println!(
+                "monitor {name} is revoked: its key and tokens are refused from its next call"
+            );
         }
     }
     Ok(())

@@ -339,6 +339,8 @@ pub async fn run(cmd: &clap::Command, m: &clap::ArgMatches) -> Result<ExitCode> 
             clock_retry: Duration::from_secs(10),
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(2),
+            config_refresh: agent::CONFIG_REFRESH,
+            family: None,
         };
         let agent = Agent::new(cfg, agents_stop.clone())?;
         agent_tasks.push(tokio::spawn(agent.run()));

@@ -186,6 +186,113 @@ pub async fn rotate_monitor_key(
     Ok((row, key))
 }
 
+/// A monitor's own check settings (`admin monitor set`, the admin
+/// pages), written into `monitors.config` over the service's defaults.
+/// `None` leaves a field as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MonitorSettings {
+    pub samples: Option<u32>,
+    pub sample_interval_ms: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub batch_size: Option<u32>,
+}
+
+/// Queries per check: as the agent clamps them.
+pub const SAMPLES: std::ops::RangeInclusive<u32> = 1..=16;
+/// Longest pause between queries and longest wait for an answer, in ms
+/// (the agent caps both at a minute).
+pub const CHECK_WAIT_MAX_MS: u64 = 60_000;
+
+impl MonitorSettings {
+    /// The first value out of range, as (field, why): the ranges of
+    /// `serve`'s own settings, so a monitor can be told nothing the
+    /// service could not be.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if let Some(n) = self.samples
+            && !SAMPLES.contains(&n)
+        {
+            return Err(("samples", format!("{n} is not between 1 and 16")));
+        }
+        if let Some(ms) = self.sample_interval_ms
+            && ms > CHECK_WAIT_MAX_MS
+        {
+            return Err(("sample_interval", format!("{ms} ms is over a minute")));
+        }
+        if let Some(ms) = self.timeout_ms
+            && !(1..=CHECK_WAIT_MAX_MS).contains(&ms)
+        {
+            return Err((
+                "timeout",
+                format!("{ms} ms is not more than 0 and at most a minute"),
+            ));
+        }
+        if let Some(n) = self.batch_size
+            && !(1..=api::MAX_BATCH_SIZE).contains(&n)
+        {
+            return Err((
+                "batch_size",
+                format!("{n} is not between 1 and {}", api::MAX_BATCH_SIZE),
+            ));
+        }
+        Ok(())
+    }
+
+    fn fields(&self) -> [(&'static str, Option<u64>); 4] {
+        [
+            ("samples", self.samples.map(u64::from)),
+            ("sample_interval_ms", self.sample_interval_ms),
+            ("timeout_ms", self.timeout_ms),
+            ("batch_size", self.batch_size.map(u64::from)),
+        ]
+    }
+
+    /// Whether no field is given.
+    pub fn is_empty(&self) -> bool {
+        self.fields().iter().all(|(_, v)| v.is_none())
+    }
+}
+
+/// Writes `set` into the monitor's config (after clearing the four check
+/// settings when `clear`), keeping its other keys, audited as `actor`.
+/// Returns the config now stored. Nothing is written when a value is out
+/// of range.
+pub async fn set_monitor_settings(
+    store: &Store,
+    name: &str,
+    set: MonitorSettings,
+    clear: bool,
+    actor: &str,
+    now: i64,
+) -> Result<Option<String>, AdminError> {
+    set.check()
+        .map_err(|(field, why)| usage(format!("{field}: {why}")))?;
+    let Some(row) = store.monitor_by_name(name).await? else {
+        return Err(usage(format!("no monitor named '{name}'")));
+    };
+    let mut obj = match row.config.as_deref().map(serde_json::from_str) {
+        Some(Ok(serde_json::Value::Object(o))) => o,
+        _ => serde_json::Map::new(),
+    };
+    let mut detail = Vec::new();
+    if clear {
+        for (k, _) in MonitorSettings::default().fields() {
+            obj.remove(k);
+        }
+        detail.push("cleared".to_string());
+    }
+    for (k, v) in set.fields() {
+        if let Some(v) = v {
+            obj.insert(k.into(), v.into());
+            detail.push(format!("{k} {v}"));
+        }
+    }
+    let config = (!obj.is_empty()).then(|| serde_json::Value::Object(obj).to_string());
+    store
+        .set_monitor_settings(name, config.as_deref(), actor, &detail.join(", "), now)
+        .await?;
+    Ok(config)
+}
+
 /// A server to add.
 #[derive(Debug, Clone)]
 pub struct AddServer {

@@ -2,7 +2,7 @@
 //! errors name the offending field. Both reject with [`ApiError`].
 
 use crate::error::ApiError;
-use crate::keys::hash_key;
+use crate::keys::{AccessTokens, TOKEN_PREFIX, hash_key};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -14,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use store::{GlobalStatus, MonitorRow};
 
-/// The monitor whose key is in `Authorization: Bearer KEY`, allowed to work
+/// The monitor whose key (`pwk_…`) or access token (`pwa_…`, see
+/// `keys::AccessTokens`) is in `Authorization: Bearer …`, allowed to work
 /// (status testing or active). Records last_seen and the client version.
 #[derive(Debug)]
 pub struct AuthedMonitor(pub MonitorRow);
@@ -43,40 +44,106 @@ impl FromRequestParts<AppState> for AuthedMonitor {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let key = bearer(&parts.headers).ok_or_else(|| {
-            ApiError::unauthorized("send the monitor key as 'Authorization: Bearer KEY'")
-        })?;
-        let monitor = state
+        authenticate(parts, state, true).await.map(AuthedMonitor)
+    }
+}
+
+/// Like [`AuthedMonitor`], but only the long-lived key is taken (not an
+/// access token): the token route, so a token cannot renew itself.
+#[derive(Debug)]
+pub struct KeyedMonitor(pub MonitorRow);
+
+impl FromRequestParts<AppState> for KeyedMonitor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(parts, state, false).await.map(KeyedMonitor)
+    }
+}
+
+/// The monitor row behind the bearer key or access token. Either way the
+/// row is read on every call, so a status change (paused, revoked) or a
+/// rotated key takes effect at the monitor's next call even while its
+/// token has time left.
+async fn monitor_for(
+    bearer: &str,
+    state: &AppState,
+    allow_token: bool,
+) -> Result<MonitorRow, ApiError> {
+    if !bearer.starts_with(TOKEN_PREFIX) {
+        return state
             .store()
-            .monitor_by_key_hash(&hash_key(key))
+            .monitor_by_key_hash(&hash_key(bearer))
             .await?
-            .ok_or_else(|| ApiError::unauthorized("unknown monitor key"))?;
-        let version = client_version(&parts.headers);
-        let now = state.now();
-        // last_seen has one-second resolution: a second call within the
-        // same second with the same version would write the same values.
-        // Best effort when the store can't write for now (disk full, lost
-        // connection): last_seen is bookkeeping, and refusing the call
-        // would also stop the reads (config) that need no write.
-        if monitor.last_seen != Some(now) || monitor.client_version != version {
-            match state
-                .store()
-                .touch_monitor(monitor.id, now, version.as_deref())
-                .await
-            {
-                Err(e) if e.is_transient() => {
-                    tracing::warn!(monitor = %monitor.name, error = %e, "cannot record last_seen now")
-                }
-                r => r?,
+            .ok_or_else(|| ApiError::unauthorized("unknown monitor key"));
+    }
+    if !allow_token {
+        return Err(ApiError::unauthorized(
+            "send the monitor key here, not an access token",
+        ));
+    }
+    let claims = AccessTokens::claims(bearer)
+        .ok_or_else(|| ApiError::unauthorized("malformed access token"))?;
+    if claims.expires <= state.now() {
+        return Err(ApiError::unauthorized(format!(
+            "access token expired; get a new one with the monitor key at {}",
+            api::TOKEN_PATH
+        )));
+    }
+    let refused =
+        || ApiError::unauthorized("invalid access token (or the monitor key was rotated)");
+    let monitor = state
+        .store()
+        .monitor_by_id(claims.monitor_id)
+        .await?
+        .ok_or_else(refused)?;
+    if !state.access_tokens().verify(bearer, &monitor.key_hash) {
+        return Err(refused());
+    }
+    Ok(monitor)
+}
+
+/// The monitor allowed to work (status testing or active); records
+/// last_seen and the client version. Revoked (deleted) → 401, pending or
+/// paused → 403.
+async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    allow_token: bool,
+) -> Result<MonitorRow, ApiError> {
+    let key = bearer(&parts.headers).ok_or_else(|| {
+        ApiError::unauthorized("send the monitor key as 'Authorization: Bearer KEY'")
+    })?;
+    let monitor = monitor_for(key, state, allow_token).await?;
+    let version = client_version(&parts.headers);
+    let now = state.now();
+    // last_seen has one-second resolution: a second call within the
+    // same second with the same version would write the same values.
+    // Best effort when the store can't write for now (disk full, lost
+    // connection): last_seen is bookkeeping, and refusing the call
+    // would also stop the reads (config) that need no write.
+    if monitor.last_seen != Some(now) || monitor.client_version != version {
+        match state
+            .store()
+            .touch_monitor(monitor.id, now, version.as_deref())
+            .await
+        {
+            Err(e) if e.is_transient() => {
+                tracing::warn!(monitor = %monitor.name, error = %e, "cannot record last_seen now")
             }
+            r => r?,
         }
-        match monitor.status {
-            GlobalStatus::Active | GlobalStatus::Testing => Ok(AuthedMonitor(monitor)),
-            other => Err(ApiError::forbidden(format!(
-                "monitor {} is {other}; the pool operator can set it to testing or active",
-                monitor.name
-            ))),
-        }
+    }
+    match monitor.status {
+        GlobalStatus::Active | GlobalStatus::Testing => Ok(monitor),
+        GlobalStatus::Deleted => Err(ApiError::unauthorized(format!(
+            "monitor {} is revoked; its key and tokens no longer work",
+            monitor.name
+        ))),
+        other => Err(ApiError::forbidden(format!(
+            "monitor {} is {other}; the pool operator can set it to testing or active",
+            monitor.name
+        ))),
     }
 }
 

@@ -120,6 +120,101 @@ impl TicketSigner {
     }
 }
 
+/// Access tokens start with this (keys with [`KEY_PREFIX`]): the
+/// extractor tells them apart by it.
+pub const TOKEN_PREFIX: &str = "pwa_";
+
+/// How long an access token is good for, in seconds: about an hour, as
+/// the pool's agent tokens. The agent renews before.
+pub const TOKEN_LIFETIME_S: i64 = 3600;
+
+/// Signs and checks access tokens: `pwa_<monitor id>_<expiry>_<mac>`,
+/// the mac a hex HMAC-SHA256 over (monitor id, expiry, the monitor's
+/// current key hash) with a key derived from the ticket secret.
+///
+/// Stateless, so every `serve` instance sharing the ticket secret accepts
+/// another's tokens; the key hash in the mac makes `rotate-key` void every
+/// token made from the old key without storing anything. The hash is not
+/// in the token itself, only mixed into its mac.
+#[derive(Clone)]
+pub struct AccessTokens {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for AccessTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessTokens(..)")
+    }
+}
+
+/// A token's readable part; its mac is checked by [`AccessTokens::verify`]
+/// once the monitor's row (and key hash) is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenClaims {
+    pub monitor_id: i64,
+    pub expires: i64,
+}
+
+impl AccessTokens {
+    /// Tokens under a key derived from `ticket_secret`, so a token's mac
+    /// never equals a ticket's.
+    pub fn new(ticket_secret: &[u8]) -> Self {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(ticket_secret).expect("HMAC accepts any key length");
+        mac.update(b"poolwatch access tokens v1");
+        AccessTokens {
+            key: mac.finalize().into_bytes().to_vec(),
+        }
+    }
+
+    fn mac(&self, c: TokenClaims, key_hash: &str) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(format!("{}|{}|{key_hash}", c.monitor_id, c.expires).as_bytes());
+        mac
+    }
+
+    /// A token for the monitor whose key hashes to `key_hash`, good until
+    /// `expires` (unix seconds).
+    pub fn sign(&self, monitor_id: i64, expires: i64, key_hash: &str) -> String {
+        let c = TokenClaims {
+            monitor_id,
+            expires,
+        };
+        let mac = hex::encode(self.mac(c, key_hash).finalize().into_bytes());
+        format!("{TOKEN_PREFIX}{monitor_id}_{expires}_{mac}")
+    }
+
+    /// The monitor id and expiry `token` claims, if it is shaped like a
+    /// token (nothing is trusted until [`verify`](Self::verify)).
+    pub fn claims(token: &str) -> Option<TokenClaims> {
+        let rest = token.strip_prefix(TOKEN_PREFIX)?;
+        let mut parts = rest.split('_');
+        let (id, exp, mac) = (parts.next()?, parts.next()?, parts.next()?);
+        let digits =
+            |s: &str| !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit());
+        if parts.next().is_some() || !digits(id) || !digits(exp) || mac.len() != 64 {
+            return None;
+        }
+        Some(TokenClaims {
+            monitor_id: id.parse().ok()?,
+            expires: exp.parse().ok()?,
+        })
+    }
+
+    /// Whether `token` was signed by [`sign`](Self::sign) for this
+    /// monitor's current `key_hash` (constant time); expiry is the
+    /// caller's to judge from the claims.
+    pub fn verify(&self, token: &str, key_hash: &str) -> bool {
+        let Some(c) = Self::claims(token) else {
+            return false;
+        };
+        let Some(mac) = token.rsplit('_').next().and_then(|m| hex::decode(m).ok()) else {
+            return false;
+        };
+        self.mac(c, key_hash).verify_slice(&mac).is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +273,38 @@ mod tests {
         let v6a: IpAddr = "2001:db8::1".parse().unwrap();
         let v6b: IpAddr = "2001:0db8:0::0001".parse().unwrap();
         assert_eq!(s.sign(1, "1", v6a), s.sign(1, "1", v6b));
+    }
+
+    #[test]
+    fn access_tokens_bind_monitor_expiry_and_key() {
+        let t = AccessTokens::new(b"ticket secret");
+        let tok = t.sign(7, 1_700_003_600, "hash-a");
+        assert!(tok.starts_with(TOKEN_PREFIX) && tok.len() < 256, "{tok}");
+        assert_eq!(
+            AccessTokens::claims(&tok),
+            Some(TokenClaims {
+                monitor_id: 7,
+                expires: 1_700_003_600
+            })
+        );
+        assert!(t.verify(&tok, "hash-a"));
+        // A rotated key (another hash), another secret, an altered claim.
+        assert!(!t.verify(&tok, "hash-b"));
+        assert!(!AccessTokens::new(b"other secret").verify(&tok, "hash-a"));
+        let mac = tok.rsplit('_').next().unwrap();
+        for forged in [
+            format!("pwa_8_1700003600_{mac}"),
+            format!("pwa_7_1800003600_{mac}"),
+            format!("pwa_7_1700003600_{}", "0".repeat(64)),
+            "pwa_7_1700003600".to_string(),
+            "pwa_x_1_2".to_string(),
+            format!("{tok}_1"),
+        ] {
+            assert!(!t.verify(&forged, "hash-a"), "{forged}");
+        }
+        // Not a ticket under the same secret either.
+        let ticket =
+            TicketSigner::new(b"ticket secret").sign(7, "1700003600", "192.0.2.1".parse().unwrap());
+        assert_ne!(mac, ticket);
     }
 }

@@ -87,6 +87,7 @@ fn app(state: AppState, with_metrics: bool) -> Router {
         .route(api::CLOCK_PATH, post(monitor_api::clock))
         .route(api::TRACEROUTE_PATH, post(traceroute_requests::submit))
         .route(api::LIVE_CHECK_PATH, post(live_checks::report))
+        .route(api::TOKEN_PATH, post(monitor_api::token))
         .layer(DefaultBodyLimit::max(state.cfg().max_body_bytes))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -6,12 +6,13 @@
 //! it, in one transaction.
 
 use crate::error::ApiError;
-use crate::extract::{AuthedMonitor, JsonBody, JsonBodyOrEmpty};
+use crate::extract::{AuthedMonitor, JsonBody, JsonBodyOrEmpty, KeyedMonitor};
+use crate::keys::TOKEN_LIFETIME_S;
 use crate::metrics::outcome;
 use crate::state::AppState;
 use api::{
-    Accepted, CheckResult, ClockReport, MAX_BATCH_SIZE, MonitorConfig, Submission, Work,
-    WorkRequest, WorkServer,
+    Accepted, AccessToken, CheckResult, ClockReport, MAX_BATCH_SIZE, MonitorConfig, Submission,
+    Work, WorkRequest, WorkServer,
 };
 use axum::Json;
 use axum::extract::State;
@@ -84,6 +85,16 @@ pub async fn config(
             .unwrap_or_else(|| cfg.reference_servers.clone()),
         batch_size,
     }))
+}
+
+/// A short-lived access token for the monitor whose long-lived key made
+/// the call (see `keys::AccessTokens`).
+pub async fn token(State(st): State<AppState>, KeyedMonitor(m): KeyedMonitor) -> Json<AccessToken> {
+    let expires = st.now() + TOKEN_LIFETIME_S;
+    Json(AccessToken {
+        token: st.access_tokens().sign(m.id, expires, &m.key_hash),
+        expires_in: TOKEN_LIFETIME_S as u64,
+    })
 }
 
 /// How long an agent with nothing to do should wait: a quarter of the

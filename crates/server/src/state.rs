@@ -3,7 +3,7 @@
 use crate::config::ServerConfig;
 use crate::http::HttpStats;
 use crate::jobs::JobStats;
-use crate::keys::TicketSigner;
+use crate::keys::{AccessTokens, TicketSigner};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use std::sync::Arc;
@@ -55,6 +55,7 @@ struct Inner {
     cfg: ServerConfig,
     store: Store,
     tickets: TicketSigner,
+    access_tokens: AccessTokens,
     metrics: Metrics,
     limiter: RateLimiter,
     signin_limiter: RateLimiter,
@@ -74,6 +75,7 @@ impl AppState {
     /// Like [`AppState::new`], reading the time from `clock`.
     pub fn with_clock(cfg: ServerConfig, store: Store, clock: Clock) -> Self {
         let tickets = TicketSigner::new(&cfg.ticket_secret);
+        let access_tokens = AccessTokens::new(&cfg.ticket_secret);
         let limiter = RateLimiter::new(&cfg.rate_limit);
         let signin_limiter = RateLimiter::new(&crate::manage::signin::client_limit(&cfg));
         let add_limiter = RateLimiter::new(&crate::manage::servers_ops::add_limit());
@@ -82,6 +84,7 @@ impl AppState {
                 cfg,
                 store,
                 tickets,
+                access_tokens,
                 metrics: Metrics::new(),
                 limiter,
                 signin_limiter,
@@ -108,6 +111,11 @@ impl AppState {
 
     pub fn tickets(&self) -> &TicketSigner {
         &self.inner.tickets
+    }
+
+    /// Signs and checks the monitors' access tokens.
+    pub fn access_tokens(&self) -> &AccessTokens {
+        &self.inner.access_tokens
     }
 
     pub fn metrics(&self) -> &Metrics {

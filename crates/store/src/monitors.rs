@@ -157,6 +157,56 @@ impl Store {
         .await
     }
 
+    /// Writes a monitor's own settings (`monitors.config`, JSON the
+    /// service reads over its defaults; `None` clears them) and an audit
+    /// entry (`monitor.settings`, in the monitor's account's log when it
+    /// has one) in one transaction. `NotFound` for an unknown name,
+    /// `Invalid` for text that is not a JSON object.
+    pub async fn set_monitor_settings(
+        &self,
+        name: &str,
+        config: Option<&str>,
+        actor: &str,
+        detail: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if let Some(text) = config
+            && !serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.is_object())
+        {
+            return Err(StoreError::Invalid(
+                "monitor config must be a JSON object".into(),
+            ));
+        }
+        self.write(async |c| {
+            let row: Option<MonitorRead> = c
+                .query(sql::MONITOR_BY_NAME)
+                .bind(name)
+                .fetch_optional()
+                .await?;
+            let Some(row) = row else {
+                return Err(StoreError::NotFound(format!("monitor {name:?}")));
+            };
+            c.query(sql::MONITOR_SET_CONFIG)
+                .bind(name)
+                .bind(config)
+                .execute()
+                .await?;
+            crate::audit::record(
+                c,
+                &crate::AuditEntry {
+                    account_id: row.account_id,
+                    actor: actor.into(),
+                    action: "monitor.settings",
+                    subject: name.into(),
+                    detail: detail.into(),
+                },
+                now,
+            )
+            .await
+        })
+        .await
+    }
+
     /// Records that the monitor was seen now (and its client version).
     pub async fn touch_monitor(
         &self,

@@ -10,7 +10,12 @@
 //! concurrency = 100
 //! log_format = "json"
 //! traceroute = "auto"
+//! config_refresh = "5m"
 //! ```
+//!
+//! Without `key` and `key_file` the agent reads `credentials.json` in
+//! `state_dir` (written by `agent setup`) and runs one loop per identity
+//! in it, its `api` included unless `api` is set here.
 
 use super::dns::http_url;
 use super::{HumanDuration, Invalid, LogFormat, Settings, at_least};
@@ -43,6 +48,7 @@ pub struct AgentSettings {
     pub backoff_min: HumanDuration,
     pub backoff_max: HumanDuration,
     pub traceroute: TraceTool,
+    pub config_refresh: HumanDuration,
 }
 
 /// `--traceroute`: which tool answers the service's traceroute requests.
@@ -87,25 +93,23 @@ impl Default for AgentSettings {
             backoff_min: HumanDuration::secs(3),
             backoff_max: HumanDuration::secs(120),
             traceroute: TraceTool::Auto,
+            config_refresh: HumanDuration(agent::CONFIG_REFRESH),
         }
     }
 }
 
 impl Settings for AgentSettings {
     fn validate(&self) -> Result<(), Invalid> {
+        let keyed = self.key.is_some() || self.key_file.is_some();
         match &self.api {
-            None => return Err(Invalid::new("api", "no --api URL given")),
+            // Credentials from `agent setup` name their service.
+            None if keyed => return Err(Invalid::new("api", "no --api URL given")),
+            None => {}
             Some(api) => http_url("api", api)?,
         }
         match (&self.key, &self.key_file) {
             (Some(_), Some(_)) => {
                 return Err(Invalid::new("key", "give --key or --key-file, not both"));
-            }
-            (None, None) => {
-                return Err(Invalid::new(
-                    "key",
-                    "no monitor key: pass --key or --key-file",
-                ));
             }
             (Some(k), None) if k.trim().is_empty() => {
                 return Err(Invalid::new("key", "the monitor key is empty"));
@@ -120,6 +124,11 @@ impl Settings for AgentSettings {
         }
         at_least("clock_retry", self.clock_retry, Duration::from_millis(100))?;
         at_least("backoff_min", self.backoff_min, Duration::from_millis(10))?;
+        at_least(
+            "config_refresh",
+            self.config_refresh,
+            Duration::from_millis(100),
+        )?;
         Ok(())
     }
 }

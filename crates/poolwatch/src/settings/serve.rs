@@ -303,18 +303,16 @@ impl Settings for ServeSettings {
         ] {
             at_least(key, d, Duration::from_secs(1))?;
         }
-        if !(1..=16).contains(&self.samples) {
-            return Err(Invalid::new("samples", "must be between 1 and 16"));
+        // The same ranges as a monitor's own settings (`admin monitor set`).
+        let ms = |d: HumanDuration| u64::try_from(d.0.as_millis()).unwrap_or(u64::MAX);
+        server::admin::MonitorSettings {
+            samples: Some(self.samples),
+            sample_interval_ms: Some(ms(self.sample_interval)),
+            timeout_ms: Some(ms(self.timeout)),
+            batch_size: Some(self.batch_size),
         }
-        if !(1..=server::MAX_BATCH_SIZE).contains(&self.batch_size) {
-            return Err(Invalid::new(
-                "batch_size",
-                format!("must be between 1 and {}", server::MAX_BATCH_SIZE),
-            ));
-        }
-        if self.timeout.0.is_zero() {
-            return Err(Invalid::new("timeout", "must be more than 0"));
-        }
+        .check()
+        .map_err(|(key, why)| Invalid::new(key, format!("must be in range: {why}")))?;
         at_least("dns_refresh", self.dns_refresh, Duration::from_millis(100))?;
         if self.dns_listen.is_some() && self.zone.is_none() {
             return Err(Invalid::new(

@@ -16,6 +16,7 @@ use manage_support::*;
 
 on_both_backends!(
     admin_pages_for_admins_only,
+    admin_sets_monitor_settings,
     manage_api,
     contacts_and_test_notification,
 );
@@ -251,4 +252,95 @@ async fn contacts_and_test_notification(backend: Backend) {
         .map(|e| e.action)
         .collect();
     assert_eq!(actions, ["contacts.test", "account.contacts"]);
+}
+
+/// The admin page's monitor form: admins only, CSRF-checked, validated
+/// with serve's ranges, audited, and read by the monitor's next config.
+async fn admin_sets_monitor_settings(backend: Backend) {
+    let (t, sink, _) = setup!(backend);
+    let vic = sign_in(&t, &sink, "vic@example.org").await;
+    let wyn = sign_in(&t, &sink, "wyn@example.org").await;
+    server::admin::set_account_flags(t.store(), "vic", Some(true), None, T0)
+        .await
+        .unwrap();
+    let (_, key) = t.add_monitor("zrh9", store::GlobalStatus::Active).await;
+    let samples = async || {
+        let r = t
+            .monitor_call(Method::GET, api::CONFIG_PATH, Some(&key), None)
+            .await;
+        r.json()["samples"].as_u64().unwrap()
+    };
+    let page = vic.get(&t, "/manage/admin?q=zrh").await.text();
+    assert!(
+        page.contains("/manage/admin/monitor") && page.contains(">zrh9<"),
+        "{page}"
+    );
+    // Not an admin: 404. No or a wrong CSRF token: 403. Out of range or
+    // not a number: 400 naming the field. Nothing changes.
+    let r = wyn
+        .post(
+            &t,
+            "/manage",
+            "/manage/admin/monitor",
+            &[("name", "zrh9"), ("samples", "2")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    for form in ["name=zrh9&samples=2", "csrf=00&name=zrh9&samples=2"] {
+        let r = send(
+            &t,
+            Some(&vic.cookie),
+            Method::POST,
+            "/manage/admin/monitor",
+            form,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{form}");
+    }
+    for (field, value) in [("samples", "17"), ("timeout_ms", "0"), ("batch_size", "x")] {
+        let r = vic
+            .post(
+                &t,
+                "/manage/admin?q=zrh",
+                "/manage/admin/monitor",
+                &[("name", "zrh9"), (field, value)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{field}={value}");
+        // Named as in `admin monitor set` (timeout, without the unit).
+        let name = field.trim_end_matches("_ms");
+        assert!(r.text().contains(&format!("{name}: ")), "{}", r.text());
+    }
+    assert_eq!(samples().await, 4);
+    let r = vic
+        .post(
+            &t,
+            "/manage/admin?q=zrh",
+            "/manage/admin/monitor",
+            &[("name", "zrh9"), ("samples", "2")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(samples().await, 2);
+    let page = vic.get(&t, "/manage/admin?q=zrh").await.text();
+    assert!(page.contains("&quot;samples&quot;:2"), "{page}");
+    let r = vic
+        .post(
+            &t,
+            "/manage/admin?q=zrh",
+            "/manage/admin/monitor",
+            &[("name", "zrh9"), ("clear", "true")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(samples().await, 4);
+    let r = vic
+        .post(
+            &t,
+            "/manage/admin?q=zrh",
+            "/manage/admin/monitor",
+            &[("name", "nope"), ("samples", "2")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

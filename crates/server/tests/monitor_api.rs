@@ -61,7 +61,7 @@ async fn keys_and_statuses(backend: Backend) {
         (GlobalStatus::Testing, StatusCode::OK),
         (GlobalStatus::Pending, StatusCode::FORBIDDEN),
         (GlobalStatus::Paused, StatusCode::FORBIDDEN),
-        (GlobalStatus::Deleted, StatusCode::FORBIDDEN),
+        (GlobalStatus::Deleted, StatusCode::UNAUTHORIZED),
     ]
     .into_iter()
     .enumerate()

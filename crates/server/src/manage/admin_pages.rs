@@ -1,6 +1,7 @@
 //! `/manage/admin`: for members of an admin account only (everyone else
 //! gets 404, as if there were no such page): search servers and
-//! accounts, disable or enable an account, move a server.
+//! accounts, disable or enable an account, move a server, set a
+//! monitor's check settings (`admin_monitors`).
 
 use super::auth::{CsrfForm, Operator, csrf_field};
 use super::view::page;
@@ -10,7 +11,7 @@ use axum::extract::{Query, State};
 use axum::response::Response;
 use maud::html;
 
-fn admin_only(op: &Operator) -> Result<(), PageError> {
+pub(super) fn admin_only(op: &Operator) -> Result<(), PageError> {
     if op.is_admin {
         Ok(())
     } else {
@@ -19,7 +20,7 @@ fn admin_only(op: &Operator) -> Result<(), PageError> {
 }
 
 /// The actor of an admin action in the audit log.
-fn admin_actor(op: &Operator) -> String {
+pub(super) fn admin_actor(op: &Operator) -> String {
     format!("admin:{}", op.email.as_deref().unwrap_or(&op.actor))
 }
 
@@ -36,12 +37,13 @@ pub async fn admin_page(
 ) -> Result<Response, PageError> {
     admin_only(&op)?;
     let q = s.q.trim();
-    let (accounts, servers) = if q.is_empty() {
-        (Vec::new(), Vec::new())
+    let (accounts, servers, monitors) = if q.is_empty() {
+        (Vec::new(), Vec::new(), html! {})
     } else {
         (
             st.store().search_accounts(q).await?,
             st.store().search_servers(q).await?,
+            super::admin_monitors::section(&st, &op, q).await?,
         )
     };
     Ok(page(
@@ -97,6 +99,7 @@ pub async fn admin_page(
                         }
                     }
                 } }
+                (monitors)
             }
         },
     ))

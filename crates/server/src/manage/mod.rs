@@ -15,6 +15,7 @@ pub mod servers_ops;
 pub mod servers_pages;
 pub mod settings;
 
+mod admin_monitors;
 mod admin_pages;
 mod api;
 mod audit_page;
@@ -76,6 +77,7 @@ pub fn page_routes() -> Router<AppState> {
         .route("/manage/admin", get(admin_pages::admin_page))
         .route("/manage/admin/account", post(admin_pages::account_post))
         .route("/manage/admin/move", post(admin_pages::move_post))
+        .route("/manage/admin/monitor", post(admin_monitors::monitor_post))
         // Ownership verification: curl'd from the server itself.
         .route("/verify", get(verify::verify).post(verify::verify))
         .route(

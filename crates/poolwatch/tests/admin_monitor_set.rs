@@ -47,12 +47,31 @@ fn set_stores_settings_within_serves_ranges() {
     ok(d, &["monitor", "add", "zrh1", "--ip", "192.0.2.10"]);
     let out = ok(
         d,
-        &["monitor", "set", "zrh1", "--samples", "2", "--timeout", "1500ms"],
+        &[
+            "monitor",
+            "set",
+            "zrh1",
+            "--samples",
+            "2",
+            "--timeout",
+            "1500ms",
+        ],
     );
     assert!(out.contains("\"samples\":2"), "{out}");
     let cfg: serde_json::Value = serde_json::from_str(&row(d, "zrh1").config.unwrap()).unwrap();
     assert_eq!(cfg, serde_json::json!({"samples": 2, "timeout_ms": 1500}));
-    ok(d, &["monitor", "set", "zrh1", "--batch-size", "5", "--sample-interval", "1s"]);
+    ok(
+        d,
+        &[
+            "monitor",
+            "set",
+            "zrh1",
+            "--batch-size",
+            "5",
+            "--sample-interval",
+            "1s",
+        ],
+    );
     let cfg: serde_json::Value = serde_json::from_str(&row(d, "zrh1").config.unwrap()).unwrap();
     assert_eq!(
         cfg,
@@ -93,5 +112,8 @@ fn set_stores_settings_within_serves_ranges() {
     let out = ok(d, &["monitor", "revoke", "zrh1"]);
     assert!(out.contains("revoked"), "{out}");
     assert_eq!(row(d, "zrh1").status, GlobalStatus::Deleted);
-    assert_eq!(run(d, &["monitor", "revoke", "nobody"]).status.code(), Some(2));
+    assert_eq!(
+        run(d, &["monitor", "revoke", "nobody"]).status.code(),
+        Some(2)
+    );
 }

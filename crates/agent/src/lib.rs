@@ -842,3 +842,31 @@ impl Agent {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_changes_name_each_field() {
+        let old = MonitorConfig {
+            name: "m".into(),
+            ip: "192.0.2.1".into(),
+            samples: 4,
+            sample_interval_ms: 2000,
+            timeout_ms: 3000,
+            reference_servers: vec!["a".into()],
+            batch_size: 10,
+        };
+        assert!(config_changes(&old, &old).is_empty());
+        let new = MonitorConfig {
+            samples: 2,
+            batch_size: 3,
+            ..old.clone()
+        };
+        assert_eq!(
+            config_changes(&old, &new),
+            ["samples 4 → 2", "batch size 10 → 3"]
+        );
+    }
+}

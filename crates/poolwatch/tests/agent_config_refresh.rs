@@ -30,7 +30,10 @@ fn agent_takes_up_new_settings_at_its_refresh() {
     let _sim = Sim::start(&format!("[[server]]\naddr = \"{SERVER}:{ntp}\"\n"));
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
-    admin(dir, &["server", "add", SERVER, "--zone", "de", "--allow-private"]);
+    admin(
+        dir,
+        &["server", "add", SERVER, "--zone", "de", "--allow-private"],
+    );
     let key = add_monitor_key(dir, "tuned", "127.0.8.1");
     // serve checks with 3 samples.
     let _serve = Proc::spawn(&busy_serve_args(&format!("127.0.0.1:{http}"), dir, &[]));
@@ -58,9 +61,11 @@ fn agent_takes_up_new_settings_at_its_refresh() {
     assert!(agent.log().contains("3 samples"), "{}", agent.log());
 
     admin(dir, &["monitor", "set", "tuned", "--samples", "2"]);
-    wait_until("the agent to log the change", Duration::from_secs(30), || {
-        agent.log().contains("config changed: samples 3 → 2")
-    });
+    wait_until(
+        "the agent to log the change",
+        Duration::from_secs(30),
+        || agent.log().contains("config changed: samples 3 → 2"),
+    );
     // From the batch after the change on, 2 queries per check (the one in
     // flight at the change may still send 3).
     let (q0, c0) = (
@@ -75,5 +80,8 @@ fn agent_takes_up_new_settings_at_its_refresh() {
         metric(mport, "poolwatch_agent_checks_total"),
     );
     let per_check = (q1 - q0) / (c1 - c0);
-    assert!(per_check <= 2.0 + 1.0 / (c1 - c0), "{per_check} queries per check");
+    assert!(
+        per_check <= 2.0 + 1.0 / (c1 - c0),
+        "{per_check} queries per check"
+    );
 }

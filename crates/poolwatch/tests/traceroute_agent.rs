@@ -94,6 +94,8 @@ async fn agent_runs_requested_traceroutes() {
         clock_retry: Duration::from_secs(1),
         backoff_min: Duration::from_millis(100),
         backoff_max: Duration::from_secs(1),
+        config_refresh: agent::CONFIG_REFRESH,
+        family: None,
     };
     let agent = Agent::new(cfg, CancellationToken::new())
         .unwrap()

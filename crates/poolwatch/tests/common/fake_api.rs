@@ -28,7 +28,7 @@ pub enum Reply {
 
 pub const HUGE: u64 = 300_000_000;
 
-/// A fake monitor API: every request is answered by `route(path, n)`, `n`
+/// A fake monitor API: every request but the token route is answered by `route(path, n)`, `n`
 /// counting that path's calls from 0. Records each call's path and time,
 /// and the body bytes it managed to push.
 pub struct FakeApi {
@@ -106,7 +106,14 @@ fn answer(
         c.push((path.clone(), Instant::now()));
         n
     };
-    let (status, framing, limit) = match route(&path, n) {
+    // Every fake service hands out access tokens (it checks no bearer),
+    // so the tests' routes need not know about them.
+    let reply = if path.ends_with("/monitor/token") {
+        Reply::Json(r#"{"token":"pwa_1_1_fake","expires_in":3600}"#.into())
+    } else {
+        route(&path, n)
+    };
+    let (status, framing, limit) = match reply {
         Reply::Json(body) => {
             let _ = write!(
                 s,

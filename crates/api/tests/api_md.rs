@@ -3,7 +3,7 @@
 //! (compared as JSON values, so spacing and key order do not matter).
 
 use api::{
-    Accepted, ClockReport, LiveCheckReport, MonitorConfig, Submission, TracerouteStored,
+    AccessToken, Accepted, ClockReport, LiveCheckReport, MonitorConfig, Submission, TracerouteStored,
     TracerouteSubmission, Work, WorkRequest,
 };
 use serde::Serialize;
@@ -52,6 +52,14 @@ fn round_trip<T: Serialize + DeserializeOwned + std::fmt::Debug>(example: &Value
     let back = serde_json::to_value(&typed).unwrap();
     assert_eq!(&back, example, "{typed:?}");
     typed
+}
+
+#[test]
+fn token() {
+    let ex = examples("`POST /api/v1/monitor/token`");
+    let t: AccessToken = round_trip(&ex[0]);
+    assert_eq!(t.expires_in, 3600);
+    assert!(t.token.starts_with("pwa_"));
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! No key, key fragment or ticket ever reaches the service's log, on SQLite
+//! No key, key fragment, access token or ticket ever reaches the service's log, on SQLite
 //! and PostgreSQL. Its own test binary with the capturing subscriber as the
 //! process's global one. As a thread-local subscriber beside other tests'
 //! threads it once captured nothing in CI: while it is the only dispatch
@@ -47,6 +47,27 @@ async fn nothing_secret_in_logs(backend: Backend, cap: &Capture) {
         Some(&serde_json::json!({"batch_id": work.batch_id, "results": [{"ticket": work.servers[0].ticket}]})),
     )
     .await;
+
+    // Access tokens: a good one, an altered one, one after revocation.
+    let r = t
+        .monitor_call(Method::POST, api::TOKEN_PATH, Some(&key), None)
+        .await;
+    let token = r.json()["token"].as_str().unwrap().to_string();
+    let mac = token.rsplit('_').next().unwrap().to_string();
+    let altered = format!("{}0", &token[..token.len() - 1]);
+    for bearer in [&token, &altered] {
+        t.monitor_call(Method::GET, api::CONFIG_PATH, Some(bearer), None)
+            .await;
+    }
+    secrets.extend([token.clone(), mac]);
+    t.store()
+        .set_monitor_status("quiet", GlobalStatus::Deleted)
+        .await
+        .unwrap();
+    let r = t
+        .monitor_call(Method::GET, api::CONFIG_PATH, Some(&token), None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
     let logged = cap.text();
     assert!(!logged.is_empty(), "the capture works");

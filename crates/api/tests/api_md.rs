@@ -3,8 +3,8 @@
 //! (compared as JSON values, so spacing and key order do not matter).
 
 use api::{
-    AccessToken, Accepted, ClockReport, LiveCheckReport, MonitorConfig, Submission, TracerouteStored,
-    TracerouteSubmission, Work, WorkRequest,
+    Accepted, AccessToken, ClockReport, LiveCheckReport, MonitorConfig, Submission,
+    TracerouteStored, TracerouteSubmission, Work, WorkRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -119,7 +119,7 @@ fn build(
     l: &Loaded<AgentSettings>,
     once: bool,
     env: settings::Env,
-) -> Result<(Vec<AgentConfig>, Option<SocketAddr>, bool, TracerouteMode)> {
+) -> Result<(Vec<AgentConfig>, Option<SocketAddr>, TracerouteMode)> {
     let s = &l.settings;
     let policy = match (s.lab, s.allow_private) {
         (true, _) => TargetPolicy::Lab,
@@ -164,8 +164,7 @@ fn build(
         Some(key) => vec![AgentConfig { key, ..base }],
         None => identities(l, base, &state_dir)?,
     };
-    let json = s.log_format == LogFormat::Json;
-    Ok((cfgs, s.metrics_listen, json, s.traceroute.into()))
+    Ok((cfgs, s.metrics_listen, s.traceroute.into()))
 }
 
 /// One agent per identity in `dir`'s credentials: each checks only its
@@ -238,7 +237,7 @@ fn identities(
 pub async fn run(args: Args, cmd: &Command, m: &ArgMatches) -> Result<ExitCode> {
     let loaded = settings::load::<AgentSettings>(cmd, m, &settings::process_env)?;
     init_logging(loaded.settings.log_format == LogFormat::Json);
-    let (cfgs, metrics, _, traceroute) = build(&loaded, args.once, &settings::process_env)?;
+    let (cfgs, metrics, traceroute) = build(&loaded, args.once, &settings::process_env)?;
     let shutdown = CancellationToken::new();
     if let Some(addr) = metrics {
         crate::util::serve_metrics(addr, shutdown.clone()).await?;

@@ -518,6 +518,15 @@ fn agent_sources_win_in_order() {
                 want: ["mtr", "off", "traceroute"],
             },
             Layered {
+                key: "config_refresh",
+                flag: "--config-refresh",
+                env: "POOLWATCH_CONFIG_REFRESH",
+                file: "\"10m\"",
+                env_text: "1m",
+                flag_text: "30s",
+                want: ["10m", "1m", "30s"],
+            },
+            Layered {
                 key: "state_dir",
                 flag: "--state-dir",
                 env: "POOLWATCH_STATE_DIR",
@@ -559,6 +568,14 @@ fn agent_refuses_bad_values_from_every_source() {
                 text: "65",
                 toml: "65",
                 why: "between 1 and 64",
+            },
+            Bad {
+                key: "config_refresh",
+                flag: "--config-refresh",
+                env: "POOLWATCH_CONFIG_REFRESH",
+                text: "10ms",
+                toml: "\"10ms\"",
+                why: "at least 100ms",
             },
             // The agent used to ignore a typo here in its file.
             LOG_FORMAT_BAD,

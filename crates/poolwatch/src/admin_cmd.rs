@@ -144,6 +144,21 @@ enum MonitorCommand {
     Revoke { name: String },
 }
 
+/// `monitor set`'s check settings from its flags.
+fn monitor_settings(
+    samples: Option<u32>,
+    sample_interval_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    batch_size: Option<u32>,
+) -> admin::MonitorSettings {
+    admin::MonitorSettings {
+        samples,
+        sample_interval_ms,
+        timeout_ms,
+        batch_size,
+    }
+}
+
 /// A duration flag in milliseconds.
 fn parse_ms(s: &str) -> Result<u64, String> {
     crate::settings::HumanDuration::parse(s)
@@ -241,6 +256,16 @@ pub async fn run(args: Args, cmd: &clap::Command, m: &clap::ArgMatches) -> Resul
             admin::check_monitor_name(name).map_err(admin_err)?;
             ip_arg(ip)?;
         }
+        AdminCommand::Monitor(MonitorCommand::Set {
+            samples,
+            sample_interval,
+            timeout,
+            batch_size,
+            ..
+        }) => monitor_settings(*samples, *sample_interval, *timeout, *batch_size)
+            .check()
+            .map_err(|(field, why)| usage(format!("--{}: {why}", field.replace('_', "-"))))
+            .map(drop)?,
         AdminCommand::Account(AccountCommand::Contact { email, webhook, .. }) => {
             admin::check_contact(email.as_deref(), webhook.as_deref()).map_err(admin_err)?;
         }
@@ -337,18 +362,11 @@ async fn monitor(store: &Store, c: MonitorCommand) -> Result<()> {
             batch_size,
             clear,
         } => {
-            let set = admin::MonitorSettings {
-                samples,
-                sample_interval_ms: sample_interval,
-                timeout_ms: timeout,
-                batch_size,
-            };
+            // Every value was judged before the store was opened.
+            let set = monitor_settings(samples, sample_interval, timeout, batch_size);
             if status.is_none() && set.is_empty() && !clear {
                 return Err(usage("give --status, a setting (--samples, …) or --clear"));
             }
-            // Every value is judged before anything is written.
-            set.check()
-                .map_err(|(field, why)| usage(format!("--{}: {why}", field.replace('_', "-"))))?;
             if !set.is_empty() || clear {
                 let config =
                     admin::set_monitor_settings(store, &name, set, clear, "admin:cli", now)

@@ -97,6 +97,11 @@ fn set_stores_settings_within_serves_ranges() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(named), "{args:?}: {err}");
     }
+    // Judged before the store is even opened.
+    let fresh = d.join("fresh");
+    let out = run(&fresh, &["monitor", "set", "zrh1", "--samples", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!fresh.exists(), "no store made for a refused command");
     let out = run(d, &["monitor", "set", "nobody", "--samples", "2"]);
     assert_eq!(out.status.code(), Some(2));
     let cfg: serde_json::Value = serde_json::from_str(&row(d, "zrh1").config.unwrap()).unwrap();

@@ -11,26 +11,26 @@ pub mod body;
 pub mod clock;
 pub mod credentials;
 mod live_check;
+mod monitor_config;
 pub mod spool;
 pub mod trace_runner;
+mod traces;
 
-use api::{MonitorConfig, Submission, TraceRequest, Work};
+pub use monitor_config::config_changes;
+
+use api::{MonitorConfig, Submission, Work};
 use api_client::{Api, ApiError, labels};
 use clock::ClockVerdict;
 use futures::StreamExt;
 use futures::stream::FuturesOrdered;
 use ntp::{CheckConfig, CheckResult, ErrorCode, TargetPolicy};
 use spool::{Spool, Spooled};
-use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use trace_runner::{Outcome, Tracer, TracerouteMode};
+use trace_runner::{Tracer, TracerouteMode};
+use traces::Traces;
 use tracing::{info, warn};
 
 /// Spooled batches older than this are dropped: their tickets have expired.
@@ -39,9 +39,6 @@ pub const SPOOL_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// per-monitor settings reach the agent within this.
 pub const CONFIG_REFRESH: Duration = Duration::from_secs(300);
 const CLOCK_CACHE: Duration = Duration::from_secs(180);
-/// Traceroutes waiting or running at most; more are left for the service
-/// to hand out again.
-const TRACES_QUEUED: usize = 16;
 
 /// Everything the agent needs to run.
 #[derive(Debug, Clone)]
@@ -92,38 +89,6 @@ fn now_unix() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// What differs between two configs, e.g. `samples 4 → 2`, for the log.
-pub fn config_changes(old: &MonitorConfig, new: &MonitorConfig) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut note = |what: &str, a: String, b: String| {
-        if a != b {
-            out.push(format!("{what} {a} → {b}"));
-        }
-    };
-    note("samples", old.samples.to_string(), new.samples.to_string());
-    note(
-        "sample interval (ms)",
-        old.sample_interval_ms.to_string(),
-        new.sample_interval_ms.to_string(),
-    );
-    note(
-        "timeout (ms)",
-        old.timeout_ms.to_string(),
-        new.timeout_ms.to_string(),
-    );
-    note(
-        "batch size",
-        old.batch_size.to_string(),
-        new.batch_size.to_string(),
-    );
-    note(
-        "reference servers",
-        old.reference_servers.join(" "),
-        new.reference_servers.join(" "),
-    );
-    out
 }
 
 /// Exponential backoff with ±30 % jitter.
@@ -238,29 +203,6 @@ pub struct Agent {
     clock: Option<(ClockVerdict, Instant)>,
     traces: Traces,
     live: live_check::LiveChecks,
-}
-
-/// Requested traceroutes, run beside the checks (never in their way).
-struct Traces {
-    tracer: Tracer,
-    tasks: JoinSet<()>,
-    slots: Arc<Semaphore>,
-    /// Targets being traced, so a request handed out again is not doubled.
-    busy: Arc<Mutex<HashSet<IpAddr>>>,
-    /// The "no tool" line was logged.
-    warned: Arc<AtomicBool>,
-}
-
-impl Traces {
-    fn new(tracer: Tracer) -> Traces {
-        Traces {
-            tracer,
-            tasks: JoinSet::new(),
-            slots: Arc::new(Semaphore::new(trace_runner::TRACE_CONCURRENCY)),
-            busy: Arc::default(),
-            warned: Arc::default(),
-        }
-    }
 }
 
 impl Agent {
@@ -439,54 +381,6 @@ impl Agent {
         Ok(Some(self.check_batch(&monitor, &work)))
     }
 
-    async fn monitor_config(&mut self) -> Result<MonitorConfig, AgentError> {
-        if let Some((m, at)) = &self.monitor
-            && at.elapsed() < self.cfg.config_refresh
-        {
-            return Ok(m.clone());
-        }
-        let m = self.api.config().await?;
-        match self.last_config.as_ref().map(|old| config_changes(old, &m)) {
-            None => info!(
-                "monitor {}: {} samples {} ms apart, timeout {} ms, batch size {}, {} reference server(s)",
-                m.name,
-                m.samples,
-                m.sample_interval_ms,
-                m.timeout_ms,
-                m.batch_size,
-                m.reference_servers.len()
-            ),
-            Some(changes) if !changes.is_empty() => info!(
-                "monitor {}: config changed: {}; taken up from the next batch",
-                m.name,
-                changes.join(", ")
-            ),
-            Some(_) => {}
-        }
-        self.note_reference_servers(&m);
-        self.monitor = Some((m.clone(), Instant::now()));
-        Ok(m)
-    }
-
-    /// With no reference servers the clock check is off and this agent
-    /// submits whatever its clock says: a gauge always, and a warning for
-    /// each new config (at start, and when the service changes it), never
-    /// on every check.
-    fn note_reference_servers(&mut self, m: &MonitorConfig) {
-        let disabled = m.reference_servers.is_empty();
-        metrics::gauge!(
-            "poolwatch_agent_clock_check_disabled",
-            labels(self.cfg.family, &[])
-        )
-        .set(if disabled { 1.0 } else { 0.0 });
-        if self.last_config.as_ref() != Some(m) {
-            if disabled {
-                warn!("{}", clock::DISABLED);
-            }
-            self.last_config = Some(m.clone());
-        }
-    }
-
     async fn clock_check(&mut self, m: &MonitorConfig) -> Result<(), AgentError> {
         if let Some((v, at)) = &self.clock
             && at.elapsed() < CLOCK_CACHE
@@ -531,116 +425,6 @@ impl Agent {
             Ok(())
         } else {
             Err(AgentError::Clock(format!("not submitting: {summary}")))
-        }
-    }
-
-    /// Start the traceroutes the service asked for: at most
-    /// `TRACE_CONCURRENCY` at once, each within `TRACE_TIMEOUT`, in tasks of
-    /// their own so the checks never wait for them. Refused addresses are
-    /// never traced.
-    fn start_traceroutes(&mut self, requests: &[TraceRequest]) {
-        let family = self.cfg.family;
-        for req in requests {
-            let refused = |why: String| {
-                warn!("{why}; traceroute skipped");
-                metrics::counter!(
-                    "poolwatch_agent_traceroutes_total",
-                    labels(family, &[("result", "refused")])
-                )
-                .increment(1);
-            };
-            let target: IpAddr = match req.ip.parse() {
-                Ok(ip) => ip,
-                Err(_) => {
-                    refused(format!("unreadable traceroute target {:?}", req.ip));
-                    continue;
-                }
-            };
-            if let Err(e) = self.cfg.policy.check(target) {
-                refused(format!("no traceroute: {e}"));
-                continue;
-            }
-            if !self.family_enabled(&target) {
-                refused(format!(
-                    "no traceroute to {target}: its address family is turned off"
-                ));
-                continue;
-            }
-            if self.traces.tasks.len() >= TRACES_QUEUED
-                || !self
-                    .traces
-                    .busy
-                    .lock()
-                    .expect("not poisoned")
-                    .insert(target)
-            {
-                tracing::debug!("traceroute to {target} already queued or too many queued");
-                continue;
-            }
-            info!("traceroute to {target} requested: {}", req.reason);
-            let t = &self.traces;
-            let (tracer, slots, busy, warned) = (
-                t.tracer.clone(),
-                t.slots.clone(),
-                t.busy.clone(),
-                t.warned.clone(),
-            );
-            let (api, policy, source, ip) = (
-                self.api.clone(),
-                self.cfg.policy,
-                self.cfg.source,
-                req.ip.clone(),
-            );
-            self.traces.tasks.spawn(async move {
-                let permit = slots.acquire_owned().await;
-                let outcome = trace_runner::trace_one(
-                    &tracer,
-                    policy,
-                    source,
-                    &ip,
-                    trace_runner::TRACE_TIMEOUT,
-                    now_unix,
-                )
-                .await;
-                drop(permit);
-                metrics::counter!(
-                    "poolwatch_agent_traceroutes_total",
-                    labels(family, &[("result", outcome.label())])
-                )
-                .increment(1);
-                let report = match outcome {
-                    Outcome::Refused(why) => {
-                        warn!("{why}; traceroute skipped");
-                        None
-                    }
-                    Outcome::Ok(r) => {
-                        info!(
-                            "traceroute to {ip} with {}: {} hop(s)",
-                            r.tool,
-                            r.hops.len()
-                        );
-                        Some(r)
-                    }
-                    Outcome::Error(r) => {
-                        let why = r.error.clone().unwrap_or_default();
-                        match &tracer {
-                            Tracer::Unavailable(_) => {
-                                if !warned.swap(true, Ordering::Relaxed) {
-                                    warn!("{why}");
-                                }
-                            }
-                            Tracer::Tools(_) => warn!("traceroute to {ip} failed: {why}"),
-                        }
-                        Some(r)
-                    }
-                };
-                if let Some(r) = report
-                    && let Err(e) = api.submit_traceroute(&r).await
-                {
-                    warn!("cannot send the traceroute to {ip}: {e}");
-                }
-                busy.lock().expect("not poisoned").remove(&target);
-            });
         }
     }
 
@@ -769,21 +553,6 @@ impl Agent {
         }
     }
 
-    /// A refusal that may come from settings changed since the config
-    /// was read (a batch too large, a conflict): read it again before the
-    /// next batch instead of waiting for the refresh.
-    fn stale_config(&mut self, e: &ApiError) {
-        if matches!(
-            e,
-            ApiError::Rejected {
-                status: 400 | 409,
-                ..
-            }
-        ) {
-            self.monitor = None;
-        }
-    }
-
     fn drop_batch(&mut self, results: &Submission, why: &str) {
         self.tally.dropped += results.results.len() as u64;
         warn!("batch {} dropped: {why}", results.batch_id);
@@ -840,33 +609,5 @@ impl Agent {
         metrics::gauge!("poolwatch_agent_spool_depth", labels(self.cfg.family, &[]))
             .set(pending.len() as f64);
         result
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn config_changes_name_each_field() {
-        let old = MonitorConfig {
-            name: "m".into(),
-            ip: "192.0.2.1".into(),
-            samples: 4,
-            sample_interval_ms: 2000,
-            timeout_ms: 3000,
-            reference_servers: vec!["a".into()],
-            batch_size: 10,
-        };
-        assert!(config_changes(&old, &old).is_empty());
-        let new = MonitorConfig {
-            samples: 2,
-            batch_size: 3,
-            ..old.clone()
-        };
-        assert_eq!(
-            config_changes(&old, &new),
-            ["samples 4 → 2", "batch size 10 → 3"]
-        );
     }
 }

@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 /// file; each flag shows its variable and key).
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Example:\n  poolwatch agent --api https://pool.example.org --key-file /etc/poolwatch/agent.key \\\n      --state-dir /var/lib/poolwatch-agent --metrics-listen 127.0.0.1:9123"
+    after_help = "Examples:\n  poolwatch agent --state-dir /var/lib/poolwatch-agent --metrics-listen 127.0.0.1:9123\n      (both families, with the credentials `poolwatch agent setup` stored there)\n  poolwatch agent --api https://pool.example.org --key-file /etc/poolwatch/agent.key \\\n      --state-dir /var/lib/poolwatch-agent --metrics-listen 127.0.0.1:9123"
 )]
 #[allow(dead_code)] // declares flags; settings::load reads them by id
 pub struct Args {

@@ -242,6 +242,11 @@ impl Api {
                     .map_err(|e| ApiError::Unreachable(without_url(&e)))?;
                 if over {
                     too_large(self.family, "token", "answer", 200, SMALL_BODY_MAX);
+                    return Err(ApiError::TooLarge {
+                        kind: "token",
+                        status: 200,
+                        limit: SMALL_BODY_MAX,
+                    });
                 }
                 let t: AccessToken =
                     serde_json::from_slice(&bytes).map_err(|e| ApiError::Server {

@@ -194,6 +194,8 @@ mod zone_history;
 pub use zone_history::ZoneCountRow;
 mod monitor_clock;
 pub use monitor_clock::MonitorClock;
+mod monitor_view;
+pub use monitor_view::{BlindSpot, MonitorTraceroute};
 mod guard;
 pub use guard::{
     DnsMembership, GUARD_WINDOW_S, GuardDetail, GuardEventRow, GuardRun, HeldServer, MonitorSaw,

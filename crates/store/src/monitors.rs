@@ -230,7 +230,7 @@ impl Store {
 
 /// A `monitors` row as stored.
 #[derive(sqlx::FromRow)]
-struct MonitorRead {
+pub(crate) struct MonitorRead {
     id: i64,
     name: String,
     location: String,
@@ -247,7 +247,7 @@ struct MonitorRead {
 }
 
 impl MonitorRead {
-    fn row(self) -> Result<MonitorRow, StoreError> {
+    pub(crate) fn row(self) -> Result<MonitorRow, StoreError> {
         Ok(MonitorRow {
             id: self.id,
             name: self.name,

@@ -253,8 +253,10 @@ pub const MONITOR_BY_KEY: &str = concat!(monitor_cols!(), " WHERE key_hash = $1"
 pub const MONITOR_BY_NAME: &str = concat!(monitor_cols!(), " WHERE name = $1");
 pub const MONITOR_BY_ID: &str = concat!(monitor_cols!(), " WHERE id = $1");
 pub const MONITOR_ALL: &str = concat!(monitor_cols!(), " ORDER BY id");
+/// An admin's status change also ends a volunteer's pause (see
+/// `Store::set_account_monitor_paused`): the admin's word is the last.
 pub const MONITOR_SET_STATUS: &str =
-    "UPDATE monitors SET status = $2 WHERE name = $1 RETURNING id, ip_version";
+    "UPDATE monitors SET status = $2, paused_from = NULL WHERE name = $1 RETURNING id, ip_version";
 pub const MONITOR_SET_CONFIG: &str = "UPDATE monitors SET config = $2 WHERE name = $1";
 pub const MONITOR_SET_KEY: &str = "UPDATE monitors SET key_hash = $2 WHERE name = $1";
 pub const MONITOR_TOUCH: &str = "UPDATE monitors SET last_seen = $2, \

@@ -121,6 +121,26 @@ impl Store {
             .filter(|m| m.account_id == Some(account_id)))
     }
 
+    /// The status a volunteer's pause keeps for resuming; `None` when the
+    /// monitor is not paused by its volunteer.
+    pub async fn monitor_paused_from(
+        &self,
+        monitor_id: i64,
+    ) -> Result<Option<GlobalStatus>, StoreError> {
+        let from: Option<(Option<String>,)> = self
+            .read(async |c| {
+                Ok(c.query(PAUSED_FROM)
+                    .bind(monitor_id)
+                    .fetch_optional()
+                    .await?)
+            })
+            .await?;
+        Ok(from
+            .and_then(|(f,)| f)
+            .and_then(|f| f.parse::<GlobalStatus>().ok())
+            .filter(|s| s.measures()))
+    }
+
     /// The monitor's last reported clock check, if any.
     pub async fn monitor_clock(&self, monitor_id: i64) -> Result<Option<MonitorClock>, StoreError> {
         self.read(async |c| Ok(c.query(CLOCK_ONE).bind(monitor_id).fetch_optional().await?))

@@ -212,12 +212,14 @@ async fn pause_and_resume_restore_the_status(db: &TestDb) {
             .await
             .unwrap();
         assert_eq!(m.status, GlobalStatus::Paused);
+        assert_eq!(s.monitor_paused_from(m.id).await.unwrap(), Some(was));
         assert_eq!(status_of(s, name).await, GlobalStatus::Paused);
         let m = s
             .set_account_monitor_paused(a, name, false, "user:v@example.net", T0 + 1)
             .await
             .unwrap();
         assert_eq!(m.status, was);
+        assert_eq!(s.monitor_paused_from(m.id).await.unwrap(), None);
         assert_eq!(status_of(s, name).await, was);
     }
     let log = s.audit_log(a, 10).await.unwrap();
@@ -276,6 +278,8 @@ async fn pause_refused_for_the_wrong_status_or_account(db: &TestDb) {
     s.set_monitor_status("act", GlobalStatus::Paused)
         .await
         .unwrap();
+    let act = s.monitor_by_name("act").await.unwrap().unwrap().id;
+    assert_eq!(s.monitor_paused_from(act).await.unwrap(), None);
     invalid(
         s.set_account_monitor_paused(a, "act", false, who, T0).await,
         "pool's admins",

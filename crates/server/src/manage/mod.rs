@@ -8,7 +8,7 @@
 //! `auth` (who is asking: `Operator`, `ApiOperator`, `CsrfForm`),
 //! `signin` (links, sessions, the account picker), one file per page
 //! (`overview`, `members`, `tokens_page`, `contacts`, `audit_page`,
-//! `admin_pages`), `api` (the JSON API), `view` (the page frame).
+//! `monitors_page`, `admin_pages`), `api` (the JSON API), `view` (the page frame).
 
 pub mod servers_api;
 pub mod servers_ops;
@@ -22,6 +22,7 @@ mod audit_page;
 pub mod auth;
 mod contacts;
 mod members;
+mod monitors_page;
 pub mod overview;
 pub mod signin;
 mod tokens_page;
@@ -74,6 +75,16 @@ pub fn page_routes() -> Router<AppState> {
         )
         .route("/manage/contacts/test", post(contacts::test_post))
         .route("/manage/audit", get(audit_page::audit_page))
+        .route("/manage/monitors", get(monitors_page::list_page))
+        .route("/manage/monitors/{name}", get(monitors_page::monitor_page))
+        .route(
+            "/manage/monitors/{name}/pause",
+            post(monitors_page::pause_post),
+        )
+        .route(
+            "/manage/monitors/{name}/resume",
+            post(monitors_page::resume_post),
+        )
         .route("/manage/admin", get(admin_pages::admin_page))
         .route("/manage/admin/account", post(admin_pages::account_post))
         .route("/manage/admin/move", post(admin_pages::move_post))

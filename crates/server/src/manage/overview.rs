@@ -1,5 +1,5 @@
 //! `/manage`: the account at a glance — its servers with score and
-//! in-DNS state, members, tokens and alert contacts.
+//! in-DNS state, its monitors, members, tokens and alert contacts.
 
 use super::auth::Operator;
 use super::view::page;
@@ -16,6 +16,7 @@ pub async fn render(st: &AppState, op: &Operator) -> Result<Response, PageError>
     let servers = store.account_servers(op.account_id).await?;
     let members = store.members(op.account_id).await?;
     let tokens = store.tokens(op.account_id).await?;
+    let monitors = store.account_monitors(op.account_id).await?;
     let account = store
         .account_info(op.account_id)
         .await?
@@ -29,6 +30,15 @@ pub async fn render(st: &AppState, op: &Operator) -> Result<Response, PageError>
             h2 { "Servers" }
             (servers_table(&servers, now))
             p { a href="/manage/servers/add" { "Add a server" } }
+            h2 { "Monitors" }
+            p #monitors-summary {
+                @if monitors.is_empty() { "No monitors yet" } @else {
+                    (monitors.len()) " monitor(s)"
+                    @let pending = monitors.iter().filter(|m| m.status == store::GlobalStatus::Pending).count();
+                    @if pending > 0 { ", " (pending) " awaiting approval" }
+                }
+                " · " a href="/manage/monitors" { "your monitors" }
+            }
             h2 { "Members" }
             p {
                 (members.len()) " member(s): "

@@ -31,6 +31,7 @@ fn menu(op: &Operator) -> Markup {
             strong { (op.account_name) }
             " · " a href="/manage" { "Overview" }
             " · " a href="/manage/servers/add" { "Add a server" }
+            " · " a href="/manage/monitors" { "Monitors" }
             " · " a href="/manage/members" { "Members" }
             " · " a href="/manage/tokens" { "API tokens" }
             " · " a href="/manage/contacts" { "Alert contacts" }

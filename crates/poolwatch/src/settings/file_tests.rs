@@ -238,3 +238,54 @@ fn every_flag_names_a_setting() {
     keys_exist::<super::dns::DnsSettings>(&dns_cmd());
     keys_exist::<super::demo::DemoSettings>(&demo_cmd());
 }
+
+/// `text` with every commented-out `# key = value` line taken in; how many.
+fn uncommented(text: &str) -> (String, usize) {
+    let mut n = 0;
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(kv)
+                if kv.split_once(" = ").is_some_and(|(k, _)| {
+                    k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                }) =>
+            {
+                n += 1;
+                kv
+            }
+            _ => l,
+        })
+        .collect();
+    (lines.join("\n"), n)
+}
+
+/// The example settings the .deb installs in /etc/poolwatch/ (dist/):
+/// accepted as shipped, and with every key in them uncommented, so none
+/// names a key or value the commands would refuse.
+#[test]
+fn packaged_examples_load_as_shipped_and_uncommented() {
+    let agent = include_str!("../../../../dist/agent.toml");
+    let serve = include_str!("../../../../dist/serve.toml");
+    let flags = ["--api", "https://pool.example.org", "--key", "pwk_test"];
+    for (text, keys) in [(agent.to_string(), 0), uncommented(agent)] {
+        let a = load_with::<super::agent::AgentSettings>(&agent_cmd(), &flags, &[], Some(&text))
+            .unwrap_or_else(|e| panic!("dist/agent.toml ({keys} keys uncommented): {e}"));
+        if keys > 0 {
+            assert_eq!(
+                a.settings.metrics_listen.unwrap().to_string(),
+                "127.0.0.1:9123"
+            );
+        }
+    }
+    for (text, keys) in [(serve.to_string(), 0), uncommented(serve)] {
+        let s = load_with::<ServeSettings>(&serve_cmd(), &[], &[], Some(&text))
+            .unwrap_or_else(|e| panic!("dist/serve.toml ({keys} keys uncommented): {e}"));
+        if keys > 0 {
+            assert_eq!(
+                s.settings.public_url.as_deref(),
+                Some("https://pool.example.org")
+            );
+        }
+    }
+    assert!(uncommented(agent).1 >= 5 && uncommented(serve).1 >= 6);
+}

@@ -3,7 +3,8 @@
 //! the mouse, the link caught at a local SMTP sink opened and its button
 //! clicked, the overview seen with the cookie the browser kept (HttpOnly,
 //! SameSite=Lax), a token made and revoked through the forms (CSRF in a
-//! hidden field, no script), signed out. Screenshots under
+//! hidden field, no script), a monitor of the account paused and resumed
+//! on its page, signed out. Screenshots under
 //! `target/tmp/browser/manage-*.png`. The whole operator flow (servers,
 //! verification, invitations) is the lead's test.
 
@@ -124,6 +125,46 @@ async fn sign_in_and_tokens_in_chromium() {
         .unwrap();
     let state = b.eval("document.body.innerText").await.unwrap();
     assert!(state.as_str().unwrap().contains("revoked"), "{state}");
+
+    // A monitor of the account: listed, its page, paused and resumed with
+    // the mouse.
+    server::admin::add_monitor(
+        &db.store,
+        server::admin::AddMonitor {
+            name: "zrh1".into(),
+            ip: "198.51.100.7".parse().unwrap(),
+            location: "Zurich <CH>".into(),
+            account: Some("operator".into()),
+            status: store::GlobalStatus::Active,
+        },
+        0,
+    )
+    .await
+    .unwrap();
+    b.goto(&format!("{base}/manage/monitors")).await.unwrap();
+    b.click_and_wait("a[href='/manage/monitors/zrh1']")
+        .await
+        .unwrap();
+    b.click_and_wait("form[action='/manage/monitors/zrh1/pause'] button")
+        .await
+        .unwrap();
+    let status = b
+        .eval("document.getElementById('status').innerText")
+        .await
+        .unwrap();
+    assert!(
+        status.as_str().unwrap().starts_with("paused by you"),
+        "{status}"
+    );
+    b.screenshot(&out.join("manage-monitor.png")).await.unwrap();
+    b.click_and_wait("form[action='/manage/monitors/zrh1/resume'] button")
+        .await
+        .unwrap();
+    let status = b
+        .eval("document.getElementById('status').innerText")
+        .await
+        .unwrap();
+    assert!(status.as_str().unwrap().starts_with("active"), "{status}");
 
     // Signed out: the cookie is gone and /manage asks for an address.
     b.click_and_wait("nav form[action='/manage/signout'] button")

@@ -53,25 +53,24 @@ const TRACEROUTES_OF: &str = "SELECT t.id, s.ip, t.ts, t.reason, t.tool, t.hops,
      FROM traceroutes t JOIN servers s ON s.id = t.server_id \
      WHERE t.monitor_id = $1 ORDER BY t.ts DESC, t.id DESC LIMIT $2";
 /// The monitor's own pairs below the threshold (through the
-/// `(monitor_id, …)` index), each compared with the other pairs of its
-/// server (through `(server_id, monitor_id)`): one statement, no pass over
-/// every server. Per-server paused pairs and pairs never checked say
-/// nothing and are left out on both sides.
-const BLIND_SPOTS: &str = "SELECT server_id, ip, score, score_ts, last_error, others, others_healthy FROM ( \
-     SELECT s.id AS server_id, s.ip, mine.score, mine.score_ts, \
-       COALESCE(mine.last_error, '') AS last_error, \
-       (SELECT COUNT(*) FROM server_scores p JOIN monitors m ON m.id = p.monitor_id \
-        WHERE p.server_id = mine.server_id AND p.monitor_id <> mine.monitor_id \
-        AND p.status <> 'candidate' AND p.status <> 'paused' AND p.score_ts IS NOT NULL \
-        AND m.status IN ('active', 'testing')) AS others, \
-       (SELECT COUNT(*) FROM server_scores p JOIN monitors m ON m.id = p.monitor_id \
-        WHERE p.server_id = mine.server_id AND p.monitor_id <> mine.monitor_id \
-        AND p.status <> 'candidate' AND p.status <> 'paused' AND p.score_ts IS NOT NULL \
-        AND m.status IN ('active', 'testing') AND p.score >= $2) AS others_healthy \
-     FROM server_scores mine JOIN servers s ON s.id = mine.server_id \
+/// `(monitor_id, …)` index), each joined to the other pairs of its server
+/// that count (through `server_scores_counted`): one statement, one index
+/// range per server it sees unhealthy, no pass over every server.
+/// Per-server paused pairs and pairs never checked say nothing and are
+/// left out on both sides.
+const BLIND_SPOTS: &str = "SELECT mine.server_id, s.ip, mine.score, mine.score_ts, \
+     COALESCE(mine.last_error, '') AS last_error, COUNT(*) AS others, \
+     SUM(CASE WHEN p.score >= $2 THEN 1 ELSE 0 END) AS others_healthy \
+     FROM server_scores mine \
+     JOIN servers s ON s.id = mine.server_id \
+     JOIN server_scores p ON p.server_id = mine.server_id AND p.monitor_id <> mine.monitor_id \
+       AND p.status <> 'candidate' AND p.status <> 'paused' AND p.score_ts IS NOT NULL \
+     JOIN monitors m ON m.id = p.monitor_id AND m.status IN ('active', 'testing') \
      WHERE mine.monitor_id = $1 AND mine.status <> 'paused' \
      AND mine.score_ts IS NOT NULL AND mine.score < $2 \
-     ) v WHERE 2 * others_healthy > others ORDER BY others_healthy DESC, ip LIMIT $3";
+     GROUP BY mine.server_id, s.ip, mine.score, mine.score_ts, mine.last_error \
+     HAVING 2 * SUM(CASE WHEN p.score >= $2 THEN 1 ELSE 0 END) > COUNT(*) \
+     ORDER BY others_healthy DESC, s.ip LIMIT $3";
 const PAUSE: &str = "UPDATE monitors SET status = 'paused', paused_from = $2 WHERE id = $1";
 const RESUME: &str = "UPDATE monitors SET status = paused_from, paused_from = NULL WHERE id = $1";
 const PAUSED_FROM: &str = "SELECT paused_from FROM monitors WHERE id = $1";

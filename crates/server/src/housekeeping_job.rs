@@ -38,6 +38,8 @@ pub async fn pass(
         .store()
         .prune_server_verifications(now - 86_400)
         .await?;
+    // Monitor registrations never accepted: an hour each, then a day's grace.
+    state.store().prune_registrations(now - 86_400).await?;
     state.metrics().housekeeping(&done);
     prune_sign_in(state, now).await?;
     if done != Housekeeping::default() {

@@ -211,8 +211,10 @@ pub use traceroute_rows::{
     TracerouteHop, TracerouteIn, TracerouteRow,
 };
 mod operator_servers;
+mod registrations;
 mod verification;
 pub use operator_servers::{AddCheck, AddLimits, Added, OperatorAdd};
+pub use registrations::{Acceptance, Collected, NewRegistration, Registered, RegistrationRow};
 mod live_checks;
 pub use live_checks::{
     LIVE_CHECK_KEEP_S, LIVE_CHECK_MONITORS, LIVE_CHECK_SEEN_S, LIVE_CHECK_TTL_S, LiveCheckAnswer,

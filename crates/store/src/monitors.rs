@@ -1,5 +1,6 @@
 //! Monitors: registration, status, keys, configuration.
 
+use crate::conn::Conn;
 use crate::{
     GlobalStatus, MonitorRow, NewMonitor, Store, StoreError, constraint, ip_version, non_empty,
     parse_global, parse_ip, sql, touched,
@@ -11,46 +12,8 @@ impl Store {
     pub async fn add_monitor(&self, new: NewMonitor, now: i64) -> Result<MonitorRow, StoreError> {
         non_empty("monitor name", &new.name)?;
         non_empty("key hash", &new.key_hash)?;
-        let ip = new.ip.to_canonical();
-        let version = ip_version(ip);
         self.write(async |c| {
-            let exists: Option<MonitorRead> = c
-                .query(sql::MONITOR_BY_NAME)
-                .bind(&new.name)
-                .fetch_optional()
-                .await?;
-            if exists.is_some() {
-                return Err(StoreError::Conflict(format!(
-                    "monitor {:?} already exists",
-                    new.name
-                )));
-            }
-            let (id,): (i64,) = c
-                .query(sql::MONITOR_INSERT)
-                .bind(&new.name)
-                .bind(&new.location)
-                .bind(ip.to_string())
-                .bind(version)
-                .bind(new.account_id)
-                .bind(new.status.as_str())
-                .bind(&new.key_hash)
-                .bind(now)
-                .fetch_one()
-                .await
-                .map_err(|e| {
-                    constraint(
-                        e,
-                        || "monitor key already in use".to_string(),
-                        || format!("account {:?} does not exist", new.account_id),
-                    )
-                })?;
-            if new.status != GlobalStatus::Deleted {
-                c.query(sql::SERVER_SCORES_FOR_MONITOR)
-                    .bind(id)
-                    .bind(version)
-                    .execute()
-                    .await?;
-            }
+            let id = insert_monitor(c, &new, None, now).await?;
             let row: MonitorRead = c.query(sql::MONITOR_BY_ID).bind(id).fetch_one().await?;
             row.row()
         })
@@ -226,6 +189,58 @@ impl Store {
         })
         .await
     }
+}
+
+/// Inserts `new` (from `registration_id` when it came from `agent
+/// setup`) with its per-server rows, inside the caller's transaction; its
+/// id. `Conflict` on a duplicate name or key hash.
+pub(crate) async fn insert_monitor(
+    c: &mut Conn<'_>,
+    new: &NewMonitor,
+    registration_id: Option<i64>,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let ip = new.ip.to_canonical();
+    let version = ip_version(ip);
+    let exists: Option<MonitorRead> = c
+        .query(sql::MONITOR_BY_NAME)
+        .bind(&new.name)
+        .fetch_optional()
+        .await?;
+    if exists.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "monitor {:?} already exists",
+            new.name
+        )));
+    }
+    let (id,): (i64,) = c
+        .query(sql::MONITOR_INSERT)
+        .bind(&new.name)
+        .bind(&new.location)
+        .bind(ip.to_string())
+        .bind(version)
+        .bind(new.account_id)
+        .bind(new.status.as_str())
+        .bind(&new.key_hash)
+        .bind(now)
+        .bind(registration_id)
+        .fetch_one()
+        .await
+        .map_err(|e| {
+            constraint(
+                e,
+                || "monitor key already in use".to_string(),
+                || format!("account {:?} does not exist", new.account_id),
+            )
+        })?;
+    if new.status != GlobalStatus::Deleted {
+        c.query(sql::SERVER_SCORES_FOR_MONITOR)
+            .bind(id)
+            .bind(version)
+            .execute()
+            .await?;
+    }
+    Ok(id)
 }
 
 /// A `monitors` row as stored.

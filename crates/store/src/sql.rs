@@ -241,8 +241,8 @@ pub const SERVER_SET_NETSPEED: &str = "UPDATE servers SET netspeed = $2 WHERE ip
 pub const SERVER_SET_DELETION: &str = "UPDATE servers SET deletion_on = $2 WHERE ip = $1";
 
 pub const MONITOR_INSERT: &str = "INSERT INTO monitors \
-     (name, location, ip, ip_version, account_id, status, key_hash, created_on) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+     (name, location, ip, ip_version, account_id, status, key_hash, created_on, registration_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
 macro_rules! monitor_cols {
     () => {
         "SELECT id, name, location, ip, ip_version, account_id, status, key_hash, config, \

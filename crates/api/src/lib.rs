@@ -30,6 +30,13 @@ pub const LIVE_CHECK_PATH: &str = "/api/v1/monitor/live-check";
 /// [`AccessToken`] for every other route.
 pub const TOKEN_PATH: &str = "/api/v1/monitor/token";
 
+/// `POST` a [`Registration`] (no key), answered with [`Registered`]:
+/// `agent setup`, once from each address family.
+pub const REGISTER_PATH: &str = "/api/v1/monitor/register";
+/// `POST` a [`RegistrationPoll`] (no key), answered with
+/// [`RegistrationStatus`].
+pub const REGISTER_STATUS_PATH: &str = "/api/v1/monitor/register/status";
+
 /// The most servers in one batch: the service never hands out more, and
 /// the agent sizes its read cap for `work` answers by at most this many.
 pub const MAX_BATCH_SIZE: u32 = 1000;
@@ -211,6 +218,80 @@ pub struct AccessToken {
     pub expires_in: u64,
 }
 
+/// `POST /api/v1/monitor/register` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registration {
+    /// The agent's random 256-bit registration secret, 64 hex digits; the
+    /// same for both families. It polls with it; never shown to people.
+    pub secret: String,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub client_version: String,
+    /// The name the agent suggests (`agent setup --name`); may be empty.
+    #[serde(default)]
+    pub name_hint: String,
+}
+
+/// `POST /api/v1/monitor/register` answer: the same for both families.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registered {
+    /// The short code the volunteer opens (in `url`) or types.
+    pub code: String,
+    /// Where the volunteer accepts the registration, signed in.
+    pub url: String,
+    /// Seconds until the registration can no longer be accepted.
+    pub expires_in: u64,
+}
+
+/// `POST /api/v1/monitor/register/status` body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistrationPoll {
+    pub secret: String,
+}
+
+/// Where a registration stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationState {
+    /// Not accepted yet: poll again in a few seconds.
+    Waiting,
+    /// Accepted: the credentials are in this answer, and never again.
+    Accepted,
+    /// The credentials were collected by an earlier poll.
+    Delivered,
+    /// Not accepted in time: run setup again.
+    Expired,
+}
+
+/// `POST /api/v1/monitor/register/status` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistrationStatus {
+    pub state: RegistrationState,
+    /// Only in the one `accepted` answer: one per address family.
+    #[serde(default)]
+    pub credentials: Vec<MonitorCredential>,
+}
+
+/// One monitor's key, as delivered once to `agent setup`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorCredential {
+    /// 4 or 6.
+    pub family: u8,
+    pub name: String,
+    pub key: String,
+}
+
+/// Never prints the key.
+impl std::fmt::Debug for MonitorCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MonitorCredential")
+            .field("family", &self.family)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +306,8 @@ mod tests {
             TRACEROUTE_PATH,
             LIVE_CHECK_PATH,
             TOKEN_PATH,
+            REGISTER_PATH,
+            REGISTER_STATUS_PATH,
         ] {
             let prefix = format!("/api/{API_VERSION}/monitor/");
             assert!(p.starts_with(&prefix), "{p}");

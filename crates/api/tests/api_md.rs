@@ -3,8 +3,9 @@
 //! (compared as JSON values, so spacing and key order do not matter).
 
 use api::{
-    Accepted, AccessToken, ClockReport, LiveCheckReport, MonitorConfig, Submission,
-    TracerouteStored, TracerouteSubmission, Work, WorkRequest,
+    AccessToken, Accepted, ClockReport, LiveCheckReport, MonitorConfig, Registered, Registration,
+    RegistrationPoll, RegistrationState, RegistrationStatus, Submission, TracerouteStored,
+    TracerouteSubmission, Work, WorkRequest,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -134,4 +135,39 @@ fn live_check_report() {
     let ex = examples("Live checks");
     let r: LiveCheckReport = round_trip(&ex[0]);
     assert_eq!((r.id.as_str(), r.stratum), ("17", Some(2)));
+}
+
+#[test]
+fn registration_and_answer() {
+    let ex = examples("Monitor registration");
+    let r: Registration = round_trip(&ex[0]);
+    assert_eq!(r.secret.len(), 64);
+    assert_eq!(r.name_hint, "zrh1");
+    let a: Registered = round_trip(&ex[1]);
+    assert!(a.url.ends_with(&a.code), "{a:?}");
+    assert_eq!(a.expires_in, 3600);
+    // Only the secret is required.
+    let bare: Registration =
+        serde_json::from_value(serde_json::json!({"secret": r.secret})).unwrap();
+    assert_eq!(bare.hostname, "");
+}
+
+#[test]
+fn registration_status() {
+    let ex = examples("`POST /api/v1/monitor/register/status`");
+    let p: RegistrationPoll = round_trip(&ex[0]);
+    assert_eq!(p.secret.len(), 64);
+    let s: RegistrationStatus = round_trip(&ex[1]);
+    assert_eq!(s.state, RegistrationState::Accepted);
+    let names: Vec<_> = s
+        .credentials
+        .iter()
+        .map(|c| (c.family, c.name.as_str()))
+        .collect();
+    assert_eq!(names, [(4, "zrh1"), (6, "zrh1-v6")]);
+    // The key stays out of Debug output.
+    assert!(!format!("{s:?}").contains("pwk_"));
+    let later: RegistrationStatus = round_trip(&ex[2]);
+    assert_eq!(later.state, RegistrationState::Delivered);
+    assert!(later.credentials.is_empty());
 }

@@ -28,6 +28,7 @@ pub struct Args {
 const ADMIN_EXAMPLES: &str = "\
 Examples:
   poolwatch admin monitor add defra1 --ip 192.0.2.10 --location 'Frankfurt, DE'
+  poolwatch admin monitor approve zrh1      # a volunteer's, after agent setup
   poolwatch admin server add 81.2.69.142 --geoip GeoLite2-Country.mmdb
   poolwatch admin server add 2001:db8::123 --zone de --netspeed 100000
   poolwatch admin server remove 81.2.69.142 --on 2030-01-31
@@ -38,7 +39,7 @@ Examples:
 
 #[derive(Subcommand, Debug)]
 enum AdminCommand {
-    /// Add, list, pause, set up and revoke monitors.
+    /// Add, list, approve, pause, set up and revoke monitors.
     #[command(subcommand)]
     Monitor(MonitorCommand),
     /// Add, list, show, change and remove servers.
@@ -114,6 +115,10 @@ enum MonitorCommand {
     /// Give a monitor a new key (printed only this once); its old key
     /// stops working at once. For a key that leaked or was lost.
     RotateKey { name: String },
+    /// Approve a pending monitor: pending → testing (the selector promotes
+    /// it to active). A monitor from `agent setup` has a row per address
+    /// family (NAME and NAME-v6): approving either name approves both.
+    Approve { name: String },
     /// Change a monitor's status (e.g. pause it) and its own check
     /// settings (over serve's; the agent takes them up at its next config
     /// refresh, within 5 minutes). Out of range → exit 2, nothing stored.
@@ -352,6 +357,13 @@ async fn monitor(store: &Store, c: MonitorCommand) -> Result<()> {
             );
             println!("{key}");
             eprintln!("give it to the agent (--key-file) and restart it");
+        }
+        MonitorCommand::Approve { name } => {
+            let names = store
+                .approve_monitor(&name, "admin:cli", now)
+                .await
+                .map_err(|e| admin_err(e.into()))?;
+            println!("approved: {} (now testing)", names.join(", "));
         }
         MonitorCommand::Set {
             name,

@@ -54,8 +54,19 @@ pub struct ManageArgs {
     )]
     max_unverified: Option<String>,
 
-    /// Let operators add loopback, private and documentation addresses
-    /// (labs and the demo only).
+    /// Monitors one account may have: each `agent setup` accepted for it
+    /// is one, with its IPv4 and IPv6 rows; an account's own limit
+    /// (accounts.max_monitors) overrides it [default: 3].
+    #[arg(
+        long,
+        id = "manage.max_monitors_per_account",
+        value_name = "N",
+        env = "POOLWATCH_MAX_MONITORS_PER_ACCOUNT"
+    )]
+    max_monitors_per_account: Option<String>,
+
+    /// Let operators add loopback, private and documentation addresses,
+    /// and monitors register from them (labs and the demo only).
     #[arg(
         long,
         id = "manage.allow_private",

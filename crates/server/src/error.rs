@@ -69,6 +69,11 @@ impl ApiError {
     }
 
     /// 413: the body is over the limit.
+    /// 410: it existed but is spent (a code used or expired).
+    pub fn gone(detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::GONE, "gone", detail)
+    }
+
     pub fn too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -140,6 +140,10 @@ async fn authenticate(
             "monitor {} is revoked; its key and tokens no longer work",
             monitor.name
         ))),
+        GlobalStatus::Pending => Err(ApiError::forbidden(format!(
+            "monitor {} is awaiting approval by the pool's admins; it gets work once approved",
+            monitor.name
+        ))),
         other => Err(ApiError::forbidden(format!(
             "monitor {} is {other}; the pool operator can set it to testing or active",
             monitor.name

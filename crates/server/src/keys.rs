@@ -85,7 +85,52 @@ impl std::fmt::Debug for TicketSigner {
     }
 }
 
+/// The short code's letters: none a person confuses with another when
+/// reading or typing it (no 0/O, no 1/I).
+pub const CODE_ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+/// Characters in a registration code: 5 bits each, 50 bits in all.
+pub const CODE_LEN: usize = 10;
+
+/// A code as typed (any case, dashes and spaces) in its stored form, or
+/// `None` when it cannot be a code.
+pub fn normalize_code(typed: &str) -> Option<String> {
+    let code: String = typed
+        .chars()
+        .filter(|c| !matches!(c, '-' | ' '))
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    (code.len() == CODE_LEN && code.bytes().all(|b| CODE_ALPHABET.contains(&b))).then_some(code)
+}
+
+/// A code as people read it: `ABCDE-FGHJK`.
+pub fn display_code(code: &str) -> String {
+    match code.split_at_checked(CODE_LEN / 2) {
+        Some((a, b)) => format!("{a}-{b}"),
+        None => code.to_string(),
+    }
+}
+
 impl TicketSigner {
+    /// The registration code of an agent's registration `secret`: the
+    /// same secret always gets the same code (so the agent's second
+    /// family finds its registration), and without the service's secret
+    /// nobody can tell one from the other.
+    pub fn registration_code(&self, secret: &str) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC accepts any key length");
+        // Not "id|batch|ip": no ticket message starts with a word.
+        mac.update(format!("registration-code|{secret}").as_bytes());
+        let bytes = mac.finalize().into_bytes();
+        let mut bits = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
+        (0..CODE_LEN)
+            .map(|_| {
+                let c = CODE_ALPHABET[(bits >> 59) as usize] as char;
+                bits <<= 5;
+                c
+            })
+            .collect()
+    }
+
     /// A signer over `secret` (any length; 32 random bytes is plenty).
     pub fn new(secret: &[u8]) -> Self {
         TicketSigner {
@@ -218,6 +263,37 @@ impl AccessTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registration_codes() {
+        let t = TicketSigner::new(b"0123456789abcdef");
+        let a = t.registration_code(&"a".repeat(64));
+        assert_eq!(a, t.registration_code(&"a".repeat(64)));
+        assert_ne!(a, t.registration_code(&"b".repeat(64)));
+        assert_ne!(
+            a,
+            TicketSigner::new(b"another secret!!").registration_code(&"a".repeat(64))
+        );
+        assert_eq!(a.len(), CODE_LEN);
+        assert!(a.bytes().all(|b| CODE_ALPHABET.contains(&b)), "{a}");
+        let shown = display_code(&a);
+        assert_eq!(shown.len(), CODE_LEN + 1);
+        assert_eq!(
+            normalize_code(&shown.to_lowercase()).as_deref(),
+            Some(a.as_str())
+        );
+        assert_eq!(
+            normalize_code(" ABCDE FGHJK ").as_deref(),
+            Some("ABCDEFGHJK")
+        );
+        for bad in ["", "ABCDE", "ABCDE-FGHJ0", "ABCDE-FGHJKL", "ÄBCDE-FGHJK"] {
+            assert_eq!(normalize_code(bad), None, "{bad}");
+        }
+        // 32 letters, none confusable.
+        let set: std::collections::BTreeSet<u8> = CODE_ALPHABET.iter().copied().collect();
+        assert_eq!(set.len(), 32);
+        assert!(!b"01IO".iter().any(|b| set.contains(b)));
+    }
 
     #[test]
     fn keys_are_random_and_hash_stably() {

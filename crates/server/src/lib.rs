@@ -27,6 +27,7 @@ pub mod manage;
 mod metrics;
 mod monitor_api;
 mod ratelimit;
+mod registration;
 mod registry;
 mod scores;
 mod security;
@@ -93,7 +94,18 @@ fn app(state: AppState, with_metrics: bool) -> Router {
             state.clone(),
             extract::refuse_declared_oversize,
         ));
+    // No key (an agent before it has one): capped like the monitor API,
+    // rate-limited per client like the public routes.
+    let enrol = Router::new()
+        .route(api::REGISTER_PATH, post(registration::register))
+        .route(api::REGISTER_STATUS_PATH, post(registration::status))
+        .layer(DefaultBodyLimit::max(state.cfg().max_body_bytes))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            extract::refuse_declared_oversize,
+        ));
     let public = Router::new()
+        .merge(enrol)
         .route("/scores/{ip}/log", get(scores::log_csv))
         .route("/scores/{ip}/json", get(scores::log_json))
         .route("/api/v1/servers", get(registry::list_servers))

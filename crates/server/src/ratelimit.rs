@@ -34,6 +34,11 @@ impl RateLimiter<IpAddr> {
     pub fn check(&self, client: IpAddr, now: Instant) -> Result<(), Duration> {
         self.take(client_key(client), now)
     }
+
+    /// Gives back the token [`check`](Self::check) took for `client`.
+    pub fn refund(&self, client: IpAddr) {
+        self.give_back(client_key(client))
+    }
 }
 
 impl<K: std::hash::Hash + Eq> RateLimiter<K> {
@@ -76,6 +81,18 @@ impl<K: std::hash::Hash + Eq> RateLimiter<K> {
             b.tokens = tokens;
             b.last = now;
             Err(Duration::from_secs_f64((1.0 - tokens) / self.per_second))
+        }
+    }
+}
+
+impl<K: std::hash::Hash + Eq> RateLimiter<K> {
+    /// Gives back a token taken for `key` (up to the burst): for limits
+    /// that count only failures, taken before the attempt so that an
+    /// empty bucket refuses it, given back when it succeeded.
+    pub fn give_back(&self, key: K) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = buckets.get_mut(&key) {
+            b.tokens = (b.tokens + 1.0).min(self.burst);
         }
     }
 }

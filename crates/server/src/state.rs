@@ -61,6 +61,12 @@ struct Inner {
     signin_limiter: RateLimiter,
     /// Live checks (server adds) per account, see `manage::servers_ops`.
     add_limiter: RateLimiter<i64>,
+    /// Monitor registrations per client (`registration`).
+    register_limiter: RateLimiter,
+    /// Registration-code look-ups per client and per account
+    /// (`manage::monitor_enrol`): guessing is slow.
+    code_limiter: RateLimiter,
+    code_account_limiter: RateLimiter<i64>,
     clock: Clock,
     http: Arc<HttpStats>,
     jobs: Arc<JobStats>,
@@ -79,6 +85,9 @@ impl AppState {
         let limiter = RateLimiter::new(&cfg.rate_limit);
         let signin_limiter = RateLimiter::new(&crate::manage::signin::client_limit(&cfg));
         let add_limiter = RateLimiter::new(&crate::manage::servers_ops::add_limit());
+        let register_limiter = RateLimiter::new(&crate::registration::register_limit());
+        let code_limiter = RateLimiter::new(&crate::registration::code_limit());
+        let code_account_limiter = RateLimiter::new(&crate::registration::code_limit());
         AppState {
             inner: Arc::new(Inner {
                 cfg,
@@ -89,6 +98,9 @@ impl AppState {
                 limiter,
                 signin_limiter,
                 add_limiter,
+                register_limiter,
+                code_limiter,
+                code_account_limiter,
                 clock,
                 http: Arc::default(),
                 jobs: Arc::default(),
@@ -107,6 +119,21 @@ impl AppState {
     /// Server adds (live checks) per account.
     pub fn add_limiter(&self) -> &RateLimiter<i64> {
         &self.inner.add_limiter
+    }
+
+    /// Monitor registrations per client.
+    pub fn register_limiter(&self) -> &RateLimiter {
+        &self.inner.register_limiter
+    }
+
+    /// Registration-code look-ups per client.
+    pub fn code_limiter(&self) -> &RateLimiter {
+        &self.inner.code_limiter
+    }
+
+    /// Registration-code look-ups per account.
+    pub fn code_account_limiter(&self) -> &RateLimiter<i64> {
+        &self.inner.code_account_limiter
     }
 
     pub fn tickets(&self) -> &TicketSigner {

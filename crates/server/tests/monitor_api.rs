@@ -55,7 +55,8 @@ async fn keys_and_statuses(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    // Every status: only testing and active may work.
+    // Every status: only testing and active may work; a deleted (revoked)
+    // monitor's key no longer authenticates.
     for (i, (status, want)) in [
         (GlobalStatus::Active, StatusCode::OK),
         (GlobalStatus::Testing, StatusCode::OK),

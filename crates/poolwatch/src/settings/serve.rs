@@ -61,6 +61,7 @@
 //! session_max_age = "7d"
 //! max_servers_per_account = 20
 //! max_unverified = 2
+//! max_monitors_per_account = 3  # agents (IPv4 + IPv6 rows each); accounts.max_monitors overrides
 //! allow_private = false       # true: accept private/loopback addresses (labs)
 //!
 //! [selector]
@@ -135,6 +136,7 @@ pub struct ManageSection {
     pub session_max_age: HumanDuration,
     pub max_servers_per_account: u32,
     pub max_unverified: u32,
+    pub max_monitors_per_account: u32,
     pub allow_private: bool,
 }
 
@@ -147,6 +149,7 @@ impl Default for ManageSection {
             session_max_age: HumanDuration(d.session_absolute),
             max_servers_per_account: d.max_servers_per_account,
             max_unverified: d.max_unverified,
+            max_monitors_per_account: d.max_monitors_per_account,
             allow_private: d.allow_private,
         }
     }
@@ -467,12 +470,19 @@ impl ServeSettings {
                 "must be at least 1",
             ));
         }
+        if m.max_monitors_per_account == 0 {
+            return Err(Invalid::new(
+                "manage.max_monitors_per_account",
+                "must be at least 1",
+            ));
+        }
         Ok(ManageSettings {
             signup: m.signup,
             session_idle: m.session_idle.0,
             session_absolute: m.session_max_age.0,
             max_servers_per_account: m.max_servers_per_account,
             max_unverified: m.max_unverified,
+            max_monitors_per_account: m.max_monitors_per_account,
             allow_private: m.allow_private,
             ..ManageSettings::default()
         })

@@ -318,6 +318,15 @@ fn serve_sources_win_in_order() {
                 want: ["5", "6", "7"],
             },
             Layered {
+                key: "manage.max_monitors_per_account",
+                flag: "--max-monitors-per-account",
+                env: "POOLWATCH_MAX_MONITORS_PER_ACCOUNT",
+                file: "4",
+                env_text: "5",
+                flag_text: "9",
+                want: ["4", "5", "9"],
+            },
+            Layered {
                 key: "manage.max_unverified",
                 flag: "--max-unverified",
                 env: "POOLWATCH_MAX_UNVERIFIED",
@@ -342,10 +351,11 @@ fn serve_manage_settings_reach_the_service() {
             "20m",
         ],
         &[],
-        Some("[manage]\nsession_max_age = \"1h\"\nmax_servers_per_account = 3\n"),
+        Some("[manage]\nsession_max_age = \"1h\"\nmax_servers_per_account = 3\nmax_monitors_per_account = 7\n"),
     )
     .unwrap();
     let m = l.settings.manage_settings().unwrap();
+    assert_eq!(m.max_monitors_per_account, 7);
     assert!(m.allow_private);
     assert_eq!(m.signup, server::manage::settings::Signup::Closed);
     assert_eq!(m.session_idle, std::time::Duration::from_secs(1200));
@@ -461,6 +471,14 @@ fn serve_refuses_bad_values_from_every_source() {
                 key: "manage.max_servers_per_account",
                 flag: "--max-servers-per-account",
                 env: "POOLWATCH_MAX_SERVERS_PER_ACCOUNT",
+                text: "0",
+                toml: "0",
+                why: "at least 1",
+            },
+            Bad {
+                key: "manage.max_monitors_per_account",
+                flag: "--max-monitors-per-account",
+                env: "POOLWATCH_MAX_MONITORS_PER_ACCOUNT",
                 text: "0",
                 toml: "0",
                 why: "at least 1",

@@ -1,7 +1,7 @@
 //! `/manage/admin`: for members of an admin account only (everyone else
-//! gets 404, as if there were no such page): search servers and
-//! accounts, disable or enable an account, move a server, set a
-//! monitor's check settings (`admin_monitors`).
+//! gets 404, as if there were no such page): approve pending monitors,
+//! search servers and accounts, disable or enable an account, move a
+//! server, set a monitor's check settings (`admin_monitors`).
 
 use super::auth::{CsrfForm, Operator, csrf_field};
 use super::view::page;
@@ -37,6 +37,13 @@ pub async fn admin_page(
 ) -> Result<Response, PageError> {
     admin_only(&op)?;
     let q = s.q.trim();
+    let pending: Vec<_> = st
+        .store()
+        .list_monitors()
+        .await?
+        .into_iter()
+        .filter(|m| m.status == store::GlobalStatus::Pending)
+        .collect();
     let (accounts, servers, monitors) = if q.is_empty() {
         (Vec::new(), Vec::new(), html! {})
     } else {
@@ -51,6 +58,29 @@ pub async fn admin_page(
         Some(&op),
         html! {
             h1 { "Pool admin" }
+            h2 { "Monitors awaiting approval" }
+            @if pending.is_empty() { p.muted { "None." } } @else {
+                p.muted { "Approving one name approves the other address family's row of the same agent too." }
+                div.scroll { table {
+                    thead { tr { th { "Name" } th { "Address" } th { "Location" } th { "Client" } th { "Accepted" } th {} } }
+                    tbody { @for m in &pending {
+                        tr {
+                            td { (m.name) }
+                            td { (m.ip) }
+                            td { (m.location) }
+                            td { (m.client_version.as_deref().unwrap_or("")) }
+                            td { (crate::web::html::minute(m.created_on)) }
+                            td {
+                                form method="post" action="/manage/admin/monitors/approve" {
+                                    (csrf_field(&op))
+                                    input type="hidden" name="name" value=(m.name);
+                                    button type="submit" { "Approve" }
+                                }
+                            }
+                        }
+                    } }
+                } }
+            }
             form.lookup method="get" action="/manage/admin" {
                 input name="q" value=(q) placeholder="account, e-mail, address or hostname" aria-label="Search";
                 button type="submit" { "Search" }
@@ -143,4 +173,22 @@ pub async fn move_post(
         "/manage/admin?q={}",
         percent_encoding::utf8_percent_encode(f.to.trim(), percent_encoding::NON_ALPHANUMERIC)
     )))
+}
+
+#[derive(serde::Deserialize)]
+pub struct ApproveForm {
+    name: String,
+}
+
+/// `POST /manage/admin/monitors/approve`: pending → testing (both rows of
+/// an `agent setup` registration), audited.
+pub async fn approve_post(
+    State(st): State<AppState>,
+    CsrfForm(op, f): CsrfForm<ApproveForm>,
+) -> Result<Response, PageError> {
+    admin_only(&op)?;
+    st.store()
+        .approve_monitor(f.name.trim(), &admin_actor(&op), st.now())
+        .await?;
+    Ok(super::auth::see_other("/manage/admin"))
 }

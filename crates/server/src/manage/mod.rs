@@ -8,7 +8,8 @@
 //! `auth` (who is asking: `Operator`, `ApiOperator`, `CsrfForm`),
 //! `signin` (links, sessions, the account picker), one file per page
 //! (`overview`, `members`, `tokens_page`, `contacts`, `audit_page`,
-//! `monitors_page`, `admin_pages`), `api` (the JSON API), `view` (the page frame).
+//! `monitors_page`, `admin_pages`, `monitor_enrol`: accepting an `agent
+//! setup` registration), `api` (the JSON API), `view` (the page frame).
 
 pub mod servers_api;
 pub mod servers_ops;
@@ -22,6 +23,7 @@ mod audit_page;
 pub mod auth;
 mod contacts;
 mod members;
+pub mod monitor_enrol;
 mod monitors_page;
 pub mod overview;
 pub mod signin;
@@ -89,6 +91,15 @@ pub fn page_routes() -> Router<AppState> {
         .route("/manage/admin/account", post(admin_pages::account_post))
         .route("/manage/admin/move", post(admin_pages::move_post))
         .route("/manage/admin/monitor", post(admin_monitors::monitor_post))
+        .route(
+            "/manage/admin/monitors/approve",
+            post(admin_pages::approve_post),
+        )
+        // Monitor volunteers: the URL `agent setup` prints.
+        .route(
+            crate::registration::ACCEPT_PATH,
+            get(monitor_enrol::accept_page).post(monitor_enrol::accept_post),
+        )
         // Ownership verification: curl'd from the server itself.
         .route("/verify", get(verify::verify).post(verify::verify))
         .route(

@@ -29,8 +29,12 @@ pub struct ManageSettings {
     pub max_servers_per_account: u32,
     /// Unverified servers an account may have before it must verify.
     pub max_unverified: u32,
-    /// Accept loopback, private and documentation addresses (labs, demo).
+    /// Accept loopback, private and documentation addresses (labs, demo):
+    /// for servers operators add and for monitors that register.
     pub allow_private: bool,
+    /// Monitors (agents, each with its IPv4 and IPv6 rows) one account may
+    /// have, unless the account has its own limit (`accounts.max_monitors`).
+    pub max_monitors_per_account: u32,
 }
 
 impl Default for ManageSettings {
@@ -44,6 +48,7 @@ impl Default for ManageSettings {
             max_servers_per_account: 20,
             max_unverified: 2,
             allow_private: false,
+            max_monitors_per_account: 3,
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod credentials;
 mod live_check;
 mod monitor_config;
+pub mod setup;
 pub mod spool;
 pub mod trace_runner;
 mod traces;

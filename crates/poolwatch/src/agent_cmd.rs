@@ -23,6 +23,9 @@ use tokio_util::sync::CancellationToken;
 /// disagree. Results the service cannot take are spooled in `--state-dir`
 /// and replayed in order later; nothing is lost across restarts.
 ///
+/// A new monitor starts with `poolwatch agent setup --api URL`, which
+/// registers the host and saves its credentials (see `agent setup --help`).
+///
 /// Without `--key` or `--key-file` it reads the credentials `poolwatch
 /// agent setup` stored in `--state-dir` and runs one loop per address
 /// family in this one process (each its own monitor, spool in
@@ -111,6 +114,14 @@ pub struct Args {
     /// TOML file with any of the settings above.
     #[arg(long, env = "POOLWATCH_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<AgentCommand>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum AgentCommand {
+    // Its help is `SetupArgs`' doc.
+    Setup(crate::agent_setup_cmd::SetupArgs),
 }
 
 /// The agents' configurations from the settings: one for `--key`, or
@@ -235,6 +246,9 @@ fn identities(
 }
 
 pub async fn run(args: Args, cmd: &Command, m: &ArgMatches) -> Result<ExitCode> {
+    if let Some(AgentCommand::Setup(s)) = args.command {
+        return crate::agent_setup_cmd::run(s).await;
+    }
     let loaded = settings::load::<AgentSettings>(cmd, m, &settings::process_env)?;
     init_logging(loaded.settings.log_format == LogFormat::Json);
     let (cfgs, metrics, traceroute) = build(&loaded, args.once, &settings::process_env)?;

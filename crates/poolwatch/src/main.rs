@@ -3,6 +3,7 @@
 
 mod admin_cmd;
 mod agent_cmd;
+mod agent_setup_cmd;
 mod alert_args;
 mod check_cmd;
 mod demo_cmd;

@@ -226,6 +226,78 @@ async fn no_manage_secret_in_logs(backend: Backend, cap: &Capture) {
     }
 }
 
+/// A monitor registration's secret, its code and the keys it collects
+/// never reach the log.
+async fn no_registration_secret_in_logs(backend: Backend, cap: &Capture) {
+    use axum::body::Body;
+    cap.clear();
+    let t = app_or_skip!(backend, ServerConfig::default());
+    let secret = "5e".repeat(32);
+    let json = [("content-type", "application/json")];
+    let body = || Body::from(serde_json::json!({"secret": secret}).to_string());
+    let mut code = String::new();
+    for from in ["81.2.69.142:999", "[2a02:d180::1]:999", common::CLIENT] {
+        let r = t
+            .send_from(
+                from,
+                Method::POST,
+                "/api/v1/monitor/register",
+                &json,
+                body(),
+            )
+            .await;
+        if from != common::CLIENT {
+            assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+            code = r.json()["code"].as_str().unwrap().to_string();
+        }
+    }
+    let acc = t.store().ensure_account("quiet").await.unwrap();
+    let code_hash = server::keys::hash_key(&code.replace('-', ""));
+    let accept = store::Acceptance {
+        code_hash: &code_hash,
+        account_id: acc,
+        user_id: None,
+        actor: "user:quiet@example.org",
+        name: "quiet",
+        location: "",
+        default_limit: 3,
+        collect_ttl: 3600,
+    };
+    t.store()
+        .accept_registration(accept, common::now())
+        .await
+        .unwrap();
+    // The page's request carries the code in its query.
+    t.get(&format!("/manage/monitors/accept?code={code}")).await;
+    let r = t
+        .send_from(
+            common::CLIENT,
+            Method::POST,
+            "/api/v1/monitor/register/status",
+            &json,
+            body(),
+        )
+        .await;
+    assert_eq!(r.json()["state"], "accepted", "{}", r.text());
+    let logged = cap.text();
+    assert!(
+        logged.contains("monitor keys collected"),
+        "the capture works:\n{logged}"
+    );
+    let mut secrets = vec![secret.clone(), code.clone(), code.replace('-', "")];
+    for c in r.json()["credentials"].as_array().unwrap() {
+        let key = c["key"].as_str().unwrap();
+        secrets.push(key.to_string());
+        secrets.push(key[4..].to_string());
+    }
+    for s in &secrets {
+        assert!(
+            !logged.contains(s.as_str()),
+            "a secret was logged:\n{logged}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn nothing_secret_in_logs_on_either_backend() {
     let cap = Capture::default();
@@ -240,4 +312,6 @@ async fn nothing_secret_in_logs_on_either_backend() {
     nothing_secret_in_logs(Backend::Postgres, &cap).await;
     no_manage_secret_in_logs(Backend::Sqlite, &cap).await;
     no_manage_secret_in_logs(Backend::Postgres, &cap).await;
+    no_registration_secret_in_logs(Backend::Sqlite, &cap).await;
+    no_registration_secret_in_logs(Backend::Postgres, &cap).await;
 }

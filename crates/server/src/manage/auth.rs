@@ -454,9 +454,14 @@ pub async fn issue_invite_link(
     Ok(link_url(st, &token))
 }
 
-/// The request's URI for logs: a link's token replaced by `…`.
+/// The request's URI for logs: a link's token (or a monitor
+/// registration's code) replaced by `…`.
 pub fn loggable_path(uri: &axum::http::Uri) -> std::borrow::Cow<'_, str> {
     let path = uri.path();
+    // Whoever has the code can accept the agent into their own account.
+    if path == crate::registration::ACCEPT_PATH && uri.query().is_some() {
+        return "/manage/monitors/accept?…".into();
+    }
     // Sign-in links and verification links carry their token in the path.
     if path
         .strip_prefix("/manage/verify/")

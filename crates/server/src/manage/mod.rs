@@ -154,6 +154,10 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/v1/manage/tokens/{id}", delete(api::revoke_token))
         .route("/api/v1/manage/audit", get(api::audit))
         .route(
+            "/api/v1/manage/monitors/accept",
+            post(monitor_enrol::accept_api),
+        )
+        .route(
             "/api/v1/manage/servers",
             get(servers_api::list).post(servers_api::add),
         )

@@ -11,21 +11,23 @@
 //! bucket refuses even a right code, and given back when the code was
 //! found), an unknown code is 404, a spent one (accepted or expired) 410.
 
-use super::auth::{CsrfForm, Operator, csrf_field};
+use super::auth::{ApiOperator, CsrfForm, Operator, csrf_field};
 use super::view::{page, page_status};
 use crate::admin::check_monitor_name;
 use crate::error::ApiError;
-use crate::extract::forbidden_char;
+use crate::extract::{JsonBody, forbidden_char};
 use crate::keys::{display_code, hash_key, normalize_code};
 use crate::registration::{ACCEPT_PATH, REGISTRATION_TTL_S};
 use crate::state::AppState;
 use crate::web::html::{PageError, minute};
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::Response;
 use maud::html;
+use serde_json::{Value, json};
 use std::time::Instant;
-use store::{Acceptance, RegistrationRow, StoreError};
+use store::{Acceptance, MonitorRow, RegistrationRow, StoreError};
 
 /// Longest location text.
 pub const LOCATION_MAX: usize = 100;
@@ -190,18 +192,18 @@ fn check_form(f: &AcceptForm, r: &RegistrationRow) -> Result<(String, String), A
     Ok((name, location))
 }
 
-/// `POST /manage/monitors/accept`: the rows are made for the account.
-pub async fn accept_post(
-    State(st): State<AppState>,
-    ext: Extensions,
-    headers: HeaderMap,
-    CsrfForm(op, f): CsrfForm<AcceptForm>,
-) -> Result<Response, PageError> {
-    let (code, r) = lookup(&st, &op, &ext, &headers, &f.code).await?;
-    let (name, location) = check_form(&f, &r)?;
-    let limits = &st.cfg().manage;
-    let rows = st
-        .store()
+/// Accepts the registration with `f.code` for `op`'s account: the rules
+/// of the page and the API alike.
+async fn accept(
+    st: &AppState,
+    op: &Operator,
+    ext: &Extensions,
+    headers: &HeaderMap,
+    f: &AcceptForm,
+) -> Result<Vec<MonitorRow>, ApiError> {
+    let (code, r) = lookup(st, op, ext, headers, &f.code).await?;
+    let (name, location) = check_form(f, &r)?;
+    st.store()
         .accept_registration(
             Acceptance {
                 code_hash: &hash_key(&code),
@@ -210,7 +212,7 @@ pub async fn accept_post(
                 actor: &op.actor,
                 name: &name,
                 location: &location,
-                default_limit: limits.max_monitors_per_account,
+                default_limit: st.cfg().manage.max_monitors_per_account,
                 collect_ttl: REGISTRATION_TTL_S,
             },
             st.now(),
@@ -220,7 +222,17 @@ pub async fn accept_post(
             // Lost a race with another acceptance of the same code.
             StoreError::NotFound(_) => ApiError::gone("this registration code was used already"),
             e => e.into(),
-        })?;
+        })
+}
+
+/// `POST /manage/monitors/accept`: the rows are made for the account.
+pub async fn accept_post(
+    State(st): State<AppState>,
+    ext: Extensions,
+    headers: HeaderMap,
+    CsrfForm(op, f): CsrfForm<AcceptForm>,
+) -> Result<Response, PageError> {
+    let rows = accept(&st, &op, &ext, &headers, &f).await?;
     Ok(page_status(
         StatusCode::OK,
         "Monitor accepted",
@@ -235,4 +247,24 @@ pub async fn accept_post(
                 code { "poolwatch agent --state-dir DIR" } "." }
         },
     ))
+}
+
+/// `POST /api/v1/manage/monitors/accept` (`{code, name, location}`, an
+/// account's API token): as the page's form; 201 with the monitors.
+pub async fn accept_api(
+    State(st): State<AppState>,
+    ext: Extensions,
+    headers: HeaderMap,
+    ApiOperator(op): ApiOperator,
+    JsonBody(f): JsonBody<AcceptForm>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let rows = accept(&st, &op, &ext, &headers, &f).await?;
+    let monitors: Vec<Value> = rows
+        .iter()
+        .map(|m| {
+            json!({"name": m.name, "family": m.ip_version, "ip": m.ip.to_string(),
+                   "status": m.status.as_str(), "location": m.location})
+        })
+        .collect();
+    Ok((StatusCode::CREATED, Json(json!({ "monitors": monitors }))))
 }

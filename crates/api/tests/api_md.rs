@@ -3,7 +3,7 @@
 //! (compared as JSON values, so spacing and key order do not matter).
 
 use api::{
-    AccessToken, Accepted, ClockReport, LiveCheckReport, MonitorConfig, Registered, Registration,
+    Accepted, AccessToken, ClockReport, LiveCheckReport, MonitorConfig, Registered, Registration,
     RegistrationPoll, RegistrationState, RegistrationStatus, Submission, TracerouteStored,
     TracerouteSubmission, Work, WorkRequest,
 };

@@ -532,3 +532,46 @@ fn serve_refuses_bad_smtp_settings() {
         assert!(!err.contains("hunter2"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn monitor_approve_takes_pending_monitors_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let err = refused(d, &["monitor", "approve", "nope"]);
+    assert!(err.contains("not found"), "{err}");
+    ok(
+        d,
+        &[
+            "monitor",
+            "add",
+            "new1",
+            "--ip",
+            "192.0.2.11",
+            "--status",
+            "pending",
+        ],
+    );
+    ok(d, &["monitor", "add", "old1", "--ip", "192.0.2.12"]);
+    let out = ok(d, &["monitor", "approve", "new1"]);
+    assert_eq!(out.trim(), "approved: new1 (now testing)");
+    for name in ["new1", "old1"] {
+        let err = refused(d, &["monitor", "approve", name]);
+        assert!(err.contains("not pending"), "{err}");
+    }
+    let store = rt().block_on(Store::open(None, d)).unwrap();
+    let m = rt()
+        .block_on(store.monitor_by_name("new1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.status, store::GlobalStatus::Testing);
+    let m = rt()
+        .block_on(store.monitor_by_name("old1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.status, store::GlobalStatus::Active);
+    let help = ok(d, &["monitor", "approve", "--help"]);
+    assert!(
+        help.contains("approving either name approves both"),
+        "{help}"
+    );
+}

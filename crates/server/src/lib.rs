@@ -1,5 +1,6 @@
 //! poolwatch's central service over HTTP: the monitor API (config, work,
-//! results, authenticated by key and ticket), the public data API (score
+//! results, authenticated by key and ticket; registration for `agent
+//! setup`, accepted on the manage pages), the public data API (score
 //! logs as the pool's CSV and JSON, servers, zones), the public web pages,
 //! the operators' manage side (`manage`: sign-in, accounts, their servers —
 //! added after a live check by monitors, verified through `/verify` — their
@@ -8,9 +9,9 @@
 //!
 //! Scoring arithmetic lives in `scoring` and every query in `store`; this
 //! crate only checks requests, calls them and renders answers. It must not
-//! log a monitor key, a ticket, the ticket secret, a sign-in link, a
-//! verification link, a session id or an API token, and bad input must
-//! never change stored data or panic.
+//! log a monitor key, a ticket, the ticket secret, a registration secret
+//! or code, a sign-in link, a verification link, a session id or an API
+//! token, and bad input must never change stored data or panic.
 
 pub mod alerts;
 pub mod clock_check;

@@ -402,6 +402,34 @@ async fn csrf_and_other_accounts(backend: Backend) {
     let r = eve.get(&t, &accept_page(&code)).await;
     assert_eq!(r.status, StatusCode::GONE);
     assert!(!r.text().contains("81.2.69.142"), "{}", r.text());
+    // The API wants an account token; a session cookie is not one.
+    let fresh = registered(&t, &secret('b')).await;
+    let body = json!({"code": fresh, "name": "zrh2"}).to_string();
+    let cookie = format!("poolwatch_session={}", eve.cookie);
+    for headers in [
+        vec![],
+        vec![("cookie", cookie.as_str())],
+        vec![("authorization", "Bearer pwt_nope")],
+    ] {
+        let mut h = headers.clone();
+        h.push(("content-type", "application/json"));
+        let r = t
+            .send_from(
+                common::CLIENT,
+                Method::POST,
+                "/api/v1/manage/monitors/accept",
+                &h,
+                Body::from(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNAUTHORIZED,
+            "{headers:?}: {}",
+            r.text()
+        );
+    }
+    assert!(t.store().monitor_by_name("zrh2").await.unwrap().is_none());
     let eve_acc = account_id(&t, "eve@example.org").await;
     assert!(
         t.store()

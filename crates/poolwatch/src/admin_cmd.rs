@@ -70,8 +70,9 @@ enum AccountCommand {
     },
     /// Show an account's contacts.
     Show { name: String },
-    /// Make an account a pool admin (its members may use /manage/admin)
-    /// or disable it (its servers leave DNS, its API tokens stop working).
+    /// Make an account a pool admin (its members may use /manage/admin),
+    /// disable it (its servers leave DNS, its API tokens stop working), or
+    /// give it its own monitor limit.
     Set {
         name: String,
         #[arg(long, conflicts_with = "no_admin")]
@@ -82,7 +83,25 @@ enum AccountCommand {
         disabled: bool,
         #[arg(long)]
         enabled: bool,
+        /// Monitors (`agent setup` registrations) the account may have,
+        /// over serve's --max-monitors-per-account; `default` goes back to it.
+        #[arg(long, value_name = "N|default", value_parser = parse_max_monitors)]
+        max_monitors: Option<MaxMonitors>,
     },
+}
+
+/// An account's own monitor limit; `None`: serve's default.
+#[derive(Debug, Clone, Copy)]
+struct MaxMonitors(Option<u32>);
+
+fn parse_max_monitors(s: &str) -> Result<MaxMonitors, String> {
+    match s.trim() {
+        "default" => Ok(MaxMonitors(None)),
+        n => match n.parse::<u32>() {
+            Ok(n) if (1..=10_000).contains(&n) => Ok(MaxMonitors(Some(n))),
+            _ => Err(format!("'{s}' is not 1 to 10000 or 'default'")),
+        },
+    }
 }
 
 fn parse_status(s: &str) -> Result<GlobalStatus, String> {
@@ -575,8 +594,20 @@ async fn account(store: &Store, c: AccountCommand) -> Result<()> {
             no_admin,
             disabled,
             enabled,
+            max_monitors,
         } => {
             let flag = |yes: bool, no: bool| (yes || no).then_some(yes);
+            if let Some(MaxMonitors(max)) = max_monitors {
+                store
+                    .set_account_max_monitors(&name, max)
+                    .await
+                    .map_err(|e| admin_err(e.into()))?;
+                let shown = max.map_or("serve's default".to_string(), |n| n.to_string());
+                println!("account {name}: at most {shown} monitors");
+                if !(on || no_admin || disabled || enabled) {
+                    return Ok(());
+                }
+            }
             let a = admin::set_account_flags(
                 store,
                 &name,

@@ -575,3 +575,20 @@ fn monitor_approve_takes_pending_monitors_only() {
         "{help}"
     );
 }
+
+#[test]
+fn account_monitor_limit_is_set_and_cleared() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(d, &["account", "add", "vol"]);
+    let out = ok(d, &["account", "set", "vol", "--max-monitors", "5"]);
+    assert!(out.contains("at most 5 monitors"), "{out}");
+    for bad in ["0", "x", "10001"] {
+        let err = refused(d, &["account", "set", "vol", "--max-monitors", bad]);
+        assert!(err.contains("--max-monitors"), "{err}");
+    }
+    let err = refused(d, &["account", "set", "nobody", "--max-monitors", "2"]);
+    assert!(err.contains("not found"), "{err}");
+    let out = ok(d, &["account", "set", "vol", "--max-monitors", "default"]);
+    assert!(out.contains("serve's default"), "{out}");
+}

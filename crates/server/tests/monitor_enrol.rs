@@ -362,6 +362,15 @@ async fn account_monitor_limit_refuses(backend: Backend) {
         accept(&t, &vol, &second, "zrh2").await.status,
         StatusCode::OK
     );
+    // A disabled account takes no new monitors.
+    let third = registered(&t, &secret('c')).await;
+    server::admin::set_account_flags(t.store(), "vol", None, Some(true), T0)
+        .await
+        .unwrap();
+    let r = accept(&t, &vol, &third, "zrh3").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert!(r.text().contains("disabled"), "{}", r.text());
+    assert!(t.store().monitor_by_name("zrh3").await.unwrap().is_none());
 }
 
 async fn csrf_and_other_accounts(backend: Backend) {

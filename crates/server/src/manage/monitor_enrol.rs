@@ -201,6 +201,11 @@ async fn accept(
     headers: &HeaderMap,
     f: &AcceptForm,
 ) -> Result<Vec<MonitorRow>, ApiError> {
+    if op.disabled {
+        return Err(ApiError::forbidden(
+            "this account is disabled by the pool's admins; it cannot take new monitors",
+        ));
+    }
     let (code, r) = lookup(st, op, ext, headers, &f.code).await?;
     let (name, location) = check_form(f, &r)?;
     st.store()

@@ -3,7 +3,8 @@
 //! http://localhost:PORT` registering over 127.0.0.1 and ::1, acceptance
 //! through the manage API (an account's token), credentials.json (0600)
 //! with both identities, the monitors pending until `admin monitor
-//! approve`. And the refusals: credentials already there (without
+//! approve`, then `agent --state-dir` running both from it. And the
+//! refusals: credentials already there (without
 //! --force), a service that refuses private sources.
 
 mod common;
@@ -269,6 +270,25 @@ fn setup_registers_both_families_and_saves_credentials_once_accepted() {
         monitor_status(data.path(), "lab1-v6"),
         GlobalStatus::Testing
     );
+    // The agent runs from what setup saved (no --api, no --key): both
+    // monitors call with its User-Agent.
+    let agent = Proc::spawn(&[
+        "agent".to_string(),
+        "--state-dir".to_string(),
+        dir_arg.clone(),
+        "--lab".to_string(),
+    ]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(Store::open(None, data.path())).unwrap();
+    wait_until("both identities to call", Duration::from_secs(60), || {
+        ["lab1", "lab1-v6"].iter().all(|n| {
+            let m = rt.block_on(store.monitor_by_name(n)).unwrap().unwrap();
+            m.client_version
+                .is_some_and(|v| v.starts_with("poolwatch-agent/"))
+        })
+    });
+    rt.block_on(store.close());
+    drop(agent);
 
     // Set up already: refused without --force, the file unchanged.
     let before = std::fs::read(&file).unwrap();

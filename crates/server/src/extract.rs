@@ -141,7 +141,7 @@ async fn authenticate(
             monitor.name
         ))),
         GlobalStatus::Pending => Err(ApiError::forbidden(format!(
-            "monitor {} is awaiting approval by the pool's admins; it gets work once approved",
+            "monitor {} is pending, awaiting approval by the pool's admins; it gets work once approved",
             monitor.name
         ))),
         other => Err(ApiError::forbidden(format!(

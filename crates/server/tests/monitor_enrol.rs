@@ -353,7 +353,7 @@ async fn account_monitor_limit_refuses(backend: Backend) {
         .unwrap();
     // Bad names are refused naming the field, nothing stored (61
     // characters fit, but NAME-v6 would not).
-    for bad in ["", "a_b", "123", &"x".repeat(61)] {
+    for bad in ["", "a_b", "123", "accept", &"x".repeat(61)] {
         let r = accept(&t, &vol, &second, bad).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad:?}");
         assert!(r.text().contains("name:"), "{}", r.text());

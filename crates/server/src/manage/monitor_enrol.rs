@@ -174,6 +174,12 @@ fn check_form(f: &AcceptForm, r: &RegistrationRow) -> Result<(String, String), A
     let name = f.name.trim().to_string();
     let field = |e: crate::admin::AdminError| ApiError::bad_request(format!("name: {e}"));
     check_monitor_name(&name).map_err(field)?;
+    // /manage/monitors/NAME is the monitor's page; this one is taken.
+    if name.eq_ignore_ascii_case("accept") {
+        return Err(ApiError::bad_request(
+            "name: 'accept' is taken by the page you are on; pick another",
+        ));
+    }
     if r.ipv6.is_some() {
         check_monitor_name(&format!("{name}-v6")).map_err(field)?;
     }

@@ -324,3 +324,57 @@ fn a_service_without_allow_private_refuses_loopback_registrations() {
     assert!(out.contains("not a public address"), "{out}");
     assert!(!state.path().join("agent").join("credentials.json").exists());
 }
+
+#[test]
+fn a_family_the_service_lacks_is_skipped_and_ctrl_c_stops_the_wait() {
+    let (_serve, data, http) = service(&["--allow-private"]);
+    let state = tempfile::tempdir().unwrap();
+    let dir_arg = state.path().join("agent").display().to_string();
+    // An IPv4 literal: the service has no IPv6 address here.
+    let api = format!("http://127.0.0.1:{http}");
+    let mut setup = Setup::start(&["--api", &api, "--state-dir", &dir_arg]);
+    wait_until("agent setup to wait", Duration::from_secs(30), || {
+        setup.out().contains("Waiting for the acceptance")
+    });
+    let out = setup.out();
+    assert!(out.contains("IPv4: registered"), "{out}");
+    assert!(
+        out.contains("IPv6: skipped, the service has no IPv6 address"),
+        "{out}"
+    );
+    let kill = Command::new("kill")
+        .args(["-s", "INT", &setup.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    assert_eq!(
+        setup.wait(Duration::from_secs(30)),
+        Some(130),
+        "{}",
+        setup.out()
+    );
+    assert!(
+        setup.out().contains("the registration expires by itself"),
+        "{}",
+        setup.out()
+    );
+    assert!(!state.path().join("agent").join("credentials.json").exists());
+    // Registered from IPv4 only: the service saw no IPv6 address.
+    let at = out.find("accept?code=").unwrap() + 12;
+    let code = out[at..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .replace('-', "");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(Store::open(None, data.path())).unwrap();
+    let r = rt
+        .block_on(store.registration_by_code(&server::keys::hash_key(&code)))
+        .unwrap()
+        .expect("the registration");
+    assert_eq!(
+        (r.ipv4.as_deref(), r.ipv6.as_deref()),
+        (Some("127.0.0.1"), None)
+    );
+    rt.block_on(store.close());
+}

@@ -4,7 +4,8 @@
 //! clicked, the overview seen with the cookie the browser kept (HttpOnly,
 //! SameSite=Lax), a token made and revoked through the forms (CSRF in a
 //! hidden field, no script), a monitor of the account paused and resumed
-//! on its page, signed out. Screenshots under
+//! on its page, a monitor volunteer's registration accepted on the page
+//! its URL opens, signed out. Screenshots under
 //! `target/tmp/browser/manage-*.png`. The whole operator flow (servers,
 //! verification, invitations) is the lead's test.
 
@@ -45,6 +46,9 @@ async fn sign_in_and_tokens_in_chromium() {
         }),
         ..ServerConfig::default()
     };
+    // `agent setup` below registers from loopback.
+    let mut cfg = cfg;
+    cfg.manage.allow_private = true;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(server::serve_on(listener, cfg, db.store.clone(), async {
         let _ = stopped.await;
@@ -165,6 +169,52 @@ async fn sign_in_and_tokens_in_chromium() {
         .await
         .unwrap();
     assert!(status.as_str().unwrap().starts_with("active"), "{status}");
+
+    // A monitor volunteer's registration (as `agent setup` sends it),
+    // accepted on the page its URL opens.
+    let reg: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/api/v1/monitor/register"))
+        .json(&serde_json::json!({"secret": "ab".repeat(32), "hostname": "lab.example.net"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    b.goto(reg["url"].as_str().unwrap()).await.unwrap();
+    let shown = b.eval("document.body.innerText").await.unwrap();
+    assert!(shown.as_str().unwrap().contains("127.0.0.1"), "{shown}");
+    assert!(
+        shown.as_str().unwrap().contains("lab.example.net"),
+        "{shown}"
+    );
+    // The name offered is the host's ("lab"); the volunteer picks another.
+    let offered = b
+        .eval("document.querySelector('input[name=name]').value")
+        .await
+        .unwrap();
+    assert_eq!(offered, "lab");
+    b.eval("document.querySelector('input[name=name]').value = ''")
+        .await
+        .unwrap();
+    b.type_text("input[name=name]", "lab1").await.unwrap();
+    b.type_text("input[name=location]", "Zürich, CH")
+        .await
+        .unwrap();
+    b.screenshot(&out.join("manage-accept-monitor.png"))
+        .await
+        .unwrap();
+    b.click_and_wait("form[action='/manage/monitors/accept'] button")
+        .await
+        .unwrap();
+    let done = b.eval("document.body.innerText").await.unwrap();
+    assert!(
+        done.as_str().unwrap().contains("Monitor accepted"),
+        "{done}"
+    );
+    let m = db.store.monitor_by_name("lab1").await.unwrap().unwrap();
+    assert_eq!(m.status, store::GlobalStatus::Pending);
+    assert_eq!(m.location, "Zürich, CH");
 
     // Signed out: the cookie is gone and /manage asks for an address.
     b.click_and_wait("nav form[action='/manage/signout'] button")

@@ -9,13 +9,10 @@
 
 mod common;
 
-use common::BIN;
-use common::e2e::{Proc, free_tcp_port, get, request, wait_until};
+use common::e2e::{Proc, Setup, free_tcp_port, get, request, wait_until};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::Duration;
 use store::{GlobalStatus, Store};
 
@@ -26,68 +23,6 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-/// `agent setup` with its stdout and stderr collected; killed on drop.
-struct Setup {
-    child: Child,
-    out: Arc<Mutex<String>>,
-}
-
-impl Setup {
-    fn start(args: &[&str]) -> Setup {
-        let mut child = Command::new(BIN)
-            .args(["agent", "setup"])
-            .args(args)
-            .env_remove("POOLWATCH_STATE_DIR")
-            .env_remove("STATE_DIRECTORY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn poolwatch");
-        let out = Arc::new(Mutex::new(String::new()));
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let sink = out.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let mut o = sink.lock().unwrap();
-                    o.push_str(&line);
-                    o.push('\n');
-                }
-            });
-        }
-        Setup { child, out }
-    }
-
-    fn out(&self) -> String {
-        self.out.lock().unwrap().clone()
-    }
-
-    /// The exit code, waiting at most `limit`.
-    fn wait(&mut self, limit: Duration) -> Option<i32> {
-        let mut code = None;
-        wait_until("agent setup to exit", limit, || {
-            code = self
-                .child
-                .try_wait()
-                .unwrap()
-                .map(|s| s.code().unwrap_or(-1));
-            code.is_some()
-        });
-        std::thread::sleep(Duration::from_millis(200)); // let the readers drain
-        code
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A service on `[::]:PORT` (both families on loopback), its data dir,
@@ -343,7 +278,7 @@ fn a_family_the_service_lacks_is_skipped_and_ctrl_c_stops_the_wait() {
         "{out}"
     );
     let kill = Command::new("kill")
-        .args(["-s", "INT", &setup.child.id().to_string()])
+        .args(["-s", "INT", &setup.pid().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());

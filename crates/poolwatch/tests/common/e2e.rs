@@ -509,3 +509,69 @@ fn serve_args_with(flags: &[&str], listen: &str, dir: &Path, reference: &[String
     }
     a
 }
+
+/// `agent setup` with its stdout and stderr collected; killed on drop.
+pub struct Setup {
+    child: Child,
+    out: Arc<Mutex<String>>,
+}
+
+impl Setup {
+    pub fn start(args: &[&str]) -> Setup {
+        let mut child = Command::new(BIN)
+            .args(["agent", "setup"])
+            .args(args)
+            .env_remove("POOLWATCH_STATE_DIR")
+            .env_remove("STATE_DIRECTORY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn poolwatch");
+        let out = Arc::new(Mutex::new(String::new()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let sink = out.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let mut o = sink.lock().unwrap();
+                    o.push_str(&line);
+                    o.push('\n');
+                }
+            });
+        }
+        Setup { child, out }
+    }
+
+    pub fn out(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit code, waiting at most `limit`.
+    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+        let mut code = None;
+        wait_until("agent setup to exit", limit, || {
+            code = self
+                .child
+                .try_wait()
+                .unwrap()
+                .map(|s| s.code().unwrap_or(-1));
+            code.is_some()
+        });
+        std::thread::sleep(Duration::from_millis(200)); // let the readers drain
+        code
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

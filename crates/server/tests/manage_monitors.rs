@@ -205,6 +205,11 @@ async fn pages_show_a_blind_link(backend: Backend) {
     assert!(table.contains("awaiting approval"));
     assert!(!table.contains("other-1"), "{table}");
     assert!(list.contains("poolwatch agent setup --api http://pool.test"));
+    assert!(list.contains("href=\"/manage/monitors/accept\""));
+    assert_eq!(
+        me.get(&t, "/manage/monitors/accept").await.status,
+        StatusCode::OK
+    );
     // Escaped, never markup.
     assert!(table.contains("&lt;b&gt;Zürich&lt;/b&gt;"), "{table}");
     assert!(!list.contains("<b>Zürich"));

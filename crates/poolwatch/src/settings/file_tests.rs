@@ -285,7 +285,8 @@ fn packaged_examples_load_as_shipped_and_uncommented() {
                 s.settings.public_url.as_deref(),
                 Some("https://pool.example.org")
             );
+            assert_eq!(s.settings.manage.max_monitors_per_account, 3);
         }
     }
-    assert!(uncommented(agent).1 >= 5 && uncommented(serve).1 >= 6);
+    assert!(uncommented(agent).1 >= 5 && uncommented(serve).1 >= 8);
 }

@@ -77,6 +77,7 @@ pub async fn list_page(State(st): State<AppState>, op: Operator) -> Result<Respo
                 "The pool's admins approve it before it takes part."
             }
             pre { code #setup-command { "poolwatch agent setup --api " (api) " --state-dir /var/lib/poolwatch-agent" } }
+            p { "Have a code it printed instead? " a href=(crate::registration::ACCEPT_PATH) { "Accept a monitor by its code" } "." }
             @if monitors.is_empty() {
                 p.muted #no-monitors { "No monitors yet." }
             } @else {

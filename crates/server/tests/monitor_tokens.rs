@@ -40,7 +40,10 @@ async fn status(t: &common::TestApp, method: Method, path: &str, bearer: &str) -
 }
 
 async fn token_works_until_it_expires(backend: Backend) {
-    let clock = Clock::fixed(now());
+    // One instant for the whole test: the token is made at t0 on the
+    // fixed clock, so its expiry is t0 + lifetime whatever the wall clock.
+    let t0 = now();
+    let clock = Clock::fixed(t0);
     let t = app_or_skip!(backend, ServerConfig::default()).with_clock(clock.clone());
     let (_, key) = t.add_monitor("tok-mon", GlobalStatus::Active).await;
     let tok = token(&t, &key).await;
@@ -53,9 +56,9 @@ async fn token_works_until_it_expires(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
     // One second before expiry it still works; at expiry it does not.
-    clock.set(now() + server::keys::TOKEN_LIFETIME_S - 1);
+    clock.set(t0 + server::keys::TOKEN_LIFETIME_S - 1);
     assert_eq!(status(&t, Method::GET, CONFIG, &tok).await, StatusCode::OK);
-    clock.set(now() + server::keys::TOKEN_LIFETIME_S);
+    clock.set(t0 + server::keys::TOKEN_LIFETIME_S);
     let r = t.monitor_call(Method::GET, CONFIG, Some(&tok), None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert!(r.error_detail().contains("expired"), "{}", r.text());

@@ -305,7 +305,11 @@ async fn invite_accepted_and_last_owner_stays(backend: Backend) {
     // Lou's session no longer reaches the account.
     let r = lou.get(&t, "/manage/members").await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    assert_eq!(r.header("location"), "/manage/accounts");
+    // The picker, which brings Lou back to the page after a pick.
+    assert_eq!(
+        r.header("location"),
+        "/manage/accounts?next=%2Fmanage%2Fmembers"
+    );
     let actions: Vec<_> = t
         .store()
         .audit_log(acc, 10)

@@ -26,6 +26,8 @@ on_both_backends!(
     sign_out_everywhere,
     same_answer_known_or_not,
     sign_in_off_without_smtp,
+    back_to_the_opened_page_after_sign_in,
+    unsafe_next_is_ignored,
 );
 
 async fn sign_in_end_to_end(backend: Backend) {
@@ -275,7 +277,7 @@ async fn idle_and_absolute_expiry(backend: Backend) {
     let r = b.get(&t, "/manage/members").await;
     assert_eq!(
         (r.status, r.header("location")),
-        (StatusCode::SEE_OTHER, "/manage")
+        (StatusCode::SEE_OTHER, "/manage?next=%2Fmanage%2Fmembers")
     );
     // Unused for an hour: over.
     let c = sign_in(&t, &sink, "sol@example.org").await;
@@ -410,4 +412,133 @@ async fn sign_in_off_without_smtp(backend: Backend) {
         server::manage::auth::signin_off_reason(&cfg),
         Some("no --smtp-url: sign-in links are sent by e-mail")
     );
+}
+
+/// The whole sign-in link (with its query) in the newest mail to `to`.
+fn full_link_in(sink: &SmtpSink, to: &str) -> String {
+    let mail = sink
+        .mails()
+        .into_iter()
+        .rev()
+        .find(|m| m.header("To").is_some_and(|h| h.contains(to)))
+        .unwrap_or_else(|| panic!("no mail to {to}"));
+    let text = mail.text();
+    let at = text.find("/manage/link/").expect("a link in the mail");
+    text[at..].lines().next().unwrap().trim().to_string()
+}
+
+async fn ask_link_to(t: &TestApp, email: &str, next: &str) -> Resp {
+    send(
+        t,
+        None,
+        Method::POST,
+        "/manage/signin",
+        &format!("email={}&next={}", enc(email), enc(next)),
+    )
+    .await
+}
+
+async fn back_to_the_opened_page_after_sign_in(backend: Backend) {
+    let (t, sink, _) = setup!(backend);
+    // The URL `agent setup` prints, opened signed out: to the sign-in
+    // form, which carries it.
+    let accept = "/manage/monitors/accept?code=ABCDE-FGHJK";
+    let r = t.get(accept).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let form_url = r.header("location").to_string();
+    assert_eq!(form_url, format!("/manage?next={}", enc(accept)));
+    let form = t.get(&form_url).await.text();
+    assert!(
+        form.contains(&format!("name=\"next\" value=\"{accept}\"")),
+        "{form}"
+    );
+    // The form's post: the mailed link carries it on.
+    assert_eq!(
+        ask_link_to(&t, "vera@example.org", accept).await.status,
+        StatusCode::OK
+    );
+    sink.wait_for(1, WAIT).await;
+    let link = full_link_in(&sink, "vera@example.org");
+    assert_eq!(
+        link,
+        format!(
+            "{}?next={}",
+            link_in(&sink, "vera@example.org"),
+            enc(accept)
+        )
+    );
+    // Its page's button posts it on; the post lands on the accept page.
+    let page = t.get(&link).await.text();
+    assert!(page.contains(&format!("action=\"{link}\"")), "{page}");
+    let r = follow(&t, &link, None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(r.header("location"), accept);
+    let b = Browser {
+        cookie: session_cookie(&r),
+    };
+    let landed = b.get(&t, accept).await;
+    assert_eq!(landed.status, StatusCode::NOT_FOUND, "an unknown code");
+    assert!(
+        landed.text().contains("no registration with this code"),
+        "{}",
+        landed.text()
+    );
+    // A verification link opened signed out comes back the same way.
+    let verify = format!("/manage/verify/pwv_{}", "ab".repeat(32));
+    let r = t.get(&verify).await;
+    assert_eq!(
+        r.header("location"),
+        format!("/manage?next={}", enc(&verify))
+    );
+    // A POST is not replayed: plain /manage.
+    let r = send(&t, None, Method::POST, "/manage/servers/add", "").await;
+    assert_eq!(r.header("location"), "/manage");
+}
+
+async fn unsafe_next_is_ignored(backend: Backend) {
+    let (t, sink, _) = setup!(backend);
+    let bad = [
+        "https://evil.example",
+        "//evil.example",
+        "/\\evil",
+        "/scores",
+        "/manage/../scores",
+        "/manage/%2e%2e/scores",
+        "/manage//evil.example",
+        "/manage/x\r\nSet-Cookie: a=b",
+    ];
+    for (i, next) in bad.iter().enumerate() {
+        // Not on the form…
+        let form = t.get(&format!("/manage?next={}", enc(next))).await;
+        assert_eq!(form.status, StatusCode::OK);
+        assert!(
+            !form.text().contains("name=\"next\""),
+            "{next}: {}",
+            form.text()
+        );
+        // …nor on the mailed link…
+        let email = format!("n{i}@example.org");
+        assert_eq!(ask_link_to(&t, &email, next).await.status, StatusCode::OK);
+        sink.wait_for(i + 1, WAIT).await;
+        let link = full_link_in(&sink, &email);
+        assert!(!link.contains('?'), "{next}: {link}");
+        // …and a link given one by hand leads to /manage.
+        let r = follow(&t, &format!("{link}?next={}", enc(next)), None).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{next}: {}", r.text());
+        assert_eq!(r.header("location"), "/manage", "{next}");
+        // Nor through the account picker.
+        let b = Browser {
+            cookie: session_cookie(&r),
+        };
+        let id = account_id(&t, &email).await.to_string();
+        let r = b
+            .post(
+                &t,
+                "/manage/accounts",
+                "/manage/accounts",
+                &[("account_id", &id), ("next", next)],
+            )
+            .await;
+        assert_eq!(r.header("location"), "/manage", "{next}");
+    }
 }

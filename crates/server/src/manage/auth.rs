@@ -211,13 +211,55 @@ pub(crate) fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
 }
 
+/// Longest `next` a sign-in carries (an accept URL with its code, or a
+/// verification link, are well below).
+pub const NEXT_MAX: usize = 512;
+
+/// `next` when it is a page of the manage side to return to after signing
+/// in, else `None`. It becomes a `Location`, so only a local path under
+/// `/manage/` passes: no scheme or host, no `//` (scheme-relative), no
+/// `\` (browsers read it as `/`), no `..` (which would climb out of
+/// `/manage/`), no `%` (`%2e%2e` is `..` to a browser), nothing outside
+/// printable ASCII.
+pub fn safe_next(next: &str) -> Option<&str> {
+    let ok = next.len() <= NEXT_MAX
+        && next.starts_with("/manage/")
+        && !next.contains("//")
+        && !next.contains("..")
+        && next
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-_.~?=&+:@".contains(&b));
+    ok.then_some(next)
+}
+
+/// `/manage`, carrying `next` when it is safe (see [`safe_next`]).
+pub(crate) fn signin_url(next: Option<&str>) -> String {
+    match next.and_then(safe_next) {
+        Some(n) => format!("/manage?{}", next_query(n)),
+        None => "/manage".into(),
+    }
+}
+
+/// `next=…`, encoded for a URL's query.
+pub(crate) fn next_query(next: &str) -> String {
+    serde_urlencoded::to_string([("next", next)]).expect("a string pair encodes")
+}
+
+/// The page a GET asked for, to come back to after signing in or
+/// picking an account (a POST's form is not replayed).
+fn opened(parts: &Parts) -> Option<&str> {
+    (parts.method == axum::http::Method::GET)
+        .then(|| parts.uri.path_and_query().map(|pq| pq.as_str()))
+        .flatten()
+}
+
 impl FromRequestParts<AppState> for SessionUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, Response> {
         match session_of(&parts.headers, st).await {
             Ok(Some(s)) => Ok(s),
-            Ok(None) => Err(see_other("/manage")),
+            Ok(None) => Err(see_other(&signin_url(opened(parts)))),
             Err(e) => Err(PageError(e).into_response()),
         }
     }
@@ -231,7 +273,7 @@ impl FromRequestParts<AppState> for Operator {
         operator_of(st, s)
             .await
             .map_err(|e| PageError(e).into_response())?
-            .ok_or_else(|| see_other("/manage/accounts"))
+            .ok_or_else(|| see_other(&super::signin::accounts_url(opened(parts))))
     }
 }
 
@@ -406,6 +448,16 @@ pub fn mail_address(email: &str) -> Result<String, ApiError> {
 /// Makes a sign-in link for `email` (stored hashed, 15 minutes) and
 /// returns its URL without sending it: the demo prints it.
 pub async fn issue_signin_link(st: &AppState, email: &str) -> Result<String, ApiError> {
+    issue_signin_link_to(st, email, None).await
+}
+
+/// [`issue_signin_link`] whose use leads to `next` (when it is safe, see
+/// [`safe_next`]): carried as the link's query, judged again when used.
+pub async fn issue_signin_link_to(
+    st: &AppState,
+    email: &str,
+    next: Option<&str>,
+) -> Result<String, ApiError> {
     let token = new_secret(LINK_PREFIX);
     let now = st.now();
     st.store()
@@ -419,7 +471,11 @@ pub async fn issue_signin_link(st: &AppState, email: &str) -> Result<String, Api
             now,
         )
         .await?;
-    Ok(link_url(st, &token))
+    let url = link_url(st, &token);
+    Ok(match next.and_then(safe_next) {
+        Some(n) => format!("{url}?{}", next_query(n)),
+        None => url,
+    })
 }
 
 /// Makes a one-time invitation link into `account_id` as `role` for
@@ -461,6 +517,10 @@ pub fn loggable_path(uri: &axum::http::Uri) -> std::borrow::Cow<'_, str> {
     // Whoever has the code can accept the agent into their own account.
     if path == crate::registration::ACCEPT_PATH && uri.query().is_some() {
         return "/manage/monitors/accept?…".into();
+    }
+    // The sign-in form's `next` may be such a URL (a code, a token).
+    if path == "/manage" && uri.query().is_some() {
+        return "/manage?…".into();
     }
     // Sign-in links and verification links carry their token in the path.
     if path
@@ -506,4 +566,24 @@ pub(crate) async fn send_mail(
         tracing::warn!(error = %e, "cannot send manage e-mail");
         ApiError::unavailable("the mail server did not take the message; try again later")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_hide_codes_and_tokens_also_in_next() {
+        for (uri, logged) in [
+            ("/manage?next=%2Fmanage%2Fverify%2Fpwv_ab", "/manage?…"),
+            (
+                "/manage/monitors/accept?code=ABCDE-FGHJK",
+                "/manage/monitors/accept?…",
+            ),
+            ("/manage/link/pwl_ab?next=%2Fmanage", "/manage/link/…"),
+            ("/manage/servers/add", "/manage/servers/add"),
+        ] {
+            assert_eq!(loggable_path(&uri.parse().unwrap()), logged, "{uri}");
+        }
+    }
 }

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::keys::hash_key;
 use crate::state::AppState;
 use crate::web::html::PageError;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
@@ -37,18 +37,44 @@ pub fn client_limit(cfg: &ServerConfig) -> RateLimitConfig {
     }
 }
 
+/// Where to go after signing in (`?next=`, a form field, a link's query):
+/// only ever used through [`auth::safe_next`].
+#[derive(serde::Deserialize, Default)]
+pub struct Next {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+impl Next {
+    fn safe(&self) -> Option<&str> {
+        self.next.as_deref().and_then(auth::safe_next)
+    }
+}
+
 /// `GET /manage`: the overview when signed in, else the sign-in form.
-pub async fn home(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
+pub async fn home(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(next): Query<Next>,
+) -> Result<Response, PageError> {
     if let Some(s) = session_of(&headers, &st).await? {
         return match auth::operator_of(&st, s).await? {
             Some(op) => super::overview::render(&st, &op).await,
-            None => Ok(see_other("/manage/accounts")),
+            None => Ok(see_other(&accounts_url(next.safe()))),
         };
     }
-    Ok(signin_form(&st, None))
+    Ok(signin_form(&st, None, next.safe()))
 }
 
-fn signin_form(st: &AppState, note: Option<&str>) -> Response {
+/// The account picker, carrying `next` on.
+pub(crate) fn accounts_url(next: Option<&str>) -> String {
+    match next.and_then(auth::safe_next) {
+        Some(n) => format!("/manage/accounts?{}", auth::next_query(n)),
+        None => "/manage/accounts".into(),
+    }
+}
+
+fn signin_form(st: &AppState, note: Option<&str>, next: Option<&str>) -> Response {
     let off = signin_off_reason(st.cfg());
     page(
         "Sign in",
@@ -62,6 +88,7 @@ fn signin_form(st: &AppState, note: Option<&str>) -> Response {
                 @if let Some(n) = note { p.bad { (n) } }
                 form.lookup method="post" action="/manage/signin" {
                     input type="email" name="email" required placeholder="you@example.org" aria-label="E-mail address";
+                    @if let Some(n) = next { input type="hidden" name="next" value=(n); }
                     button type="submit" { "Send me a sign-in link" }
                 }
             }
@@ -72,6 +99,8 @@ fn signin_form(st: &AppState, note: Option<&str>) -> Response {
 #[derive(serde::Deserialize)]
 pub struct EmailForm {
     email: String,
+    #[serde(default)]
+    next: Option<String>,
 }
 
 /// `POST /manage/signin`: mails a sign-in link.
@@ -80,13 +109,14 @@ pub async fn request_link(
     parts: Parts,
     axum::Form(f): axum::Form<EmailForm>,
 ) -> Result<Response, PageError> {
+    let next = f.next.as_deref().and_then(auth::safe_next);
     if signin_off_reason(st.cfg()).is_some() {
-        return Ok(signin_form(&st, None));
+        return Ok(signin_form(&st, None, next));
     }
     let email = match auth::mail_address(&f.email) {
         Ok(e) => e,
         Err(e) => {
-            let mut r = signin_form(&st, Some(e.detail()));
+            let mut r = signin_form(&st, Some(e.detail()), next);
             *r.status_mut() = StatusCode::BAD_REQUEST;
             return Ok(r);
         }
@@ -106,7 +136,7 @@ pub async fn request_link(
             .into());
     }
     if may_sign_in(&st, &email).await? {
-        let url = auth::issue_signin_link(&st, &email).await?;
+        let url = auth::issue_signin_link_to(&st, &email, next).await?;
         let mins = st.cfg().manage.signin_link_ttl.as_secs() / 60;
         let text = format!(
             "Someone (hopefully you) asked to sign in to {base}.\n\n\
@@ -147,6 +177,7 @@ fn link_token_ok(token: &str) -> bool {
 pub async fn link_page(
     State(st): State<AppState>,
     Path(token): Path<String>,
+    Query(next): Query<Next>,
 ) -> Result<Response, PageError> {
     if !link_token_ok(&token) {
         return Err(PageError::not_found("no such link"));
@@ -157,6 +188,10 @@ pub async fn link_page(
         .await?
     else {
         return Ok(link_gone());
+    };
+    let action = match next.safe() {
+        Some(n) => format!("/manage/link/{token}?{}", auth::next_query(n)),
+        None => format!("/manage/link/{token}"),
     };
     Ok(page(
         "Sign in",
@@ -169,7 +204,7 @@ pub async fn link_page(
                 h1 { "Sign in" }
                 p { "As " strong { (info.email) } "." }
             }
-            form method="post" action={ "/manage/link/" (token) } {
+            form method="post" action=(action) {
                 button type="submit" { "Sign in" }
             }
         },
@@ -194,6 +229,7 @@ pub async fn use_link(
     State(st): State<AppState>,
     headers: HeaderMap,
     Path(token): Path<String>,
+    Query(next): Query<Next>,
 ) -> Result<Response, PageError> {
     if !link_token_ok(&token) {
         return Err(PageError::not_found("no such link"));
@@ -225,7 +261,9 @@ pub async fn use_link(
         st.store().delete_session(&old.id_hash).await?;
     }
     let cookie = auth::start_session(&st, signed.user.id, signed.account_id).await?;
-    let mut resp = see_other("/manage");
+    // Back to the page that sent the person here (with several accounts
+    // and none picked, `Operator` sends them through the picker first).
+    let mut resp = see_other(next.safe().unwrap_or("/manage"));
     resp.headers_mut().insert(header::SET_COOKIE, cookie);
     Ok(resp)
 }
@@ -259,7 +297,11 @@ fn signed_out() -> Response {
 }
 
 /// `GET /manage/accounts`: the accounts of the signed-in person.
-pub async fn accounts(State(st): State<AppState>, s: SessionUser) -> Result<Response, PageError> {
+pub async fn accounts(
+    State(st): State<AppState>,
+    s: SessionUser,
+    Query(next): Query<Next>,
+) -> Result<Response, PageError> {
     let mine = st.store().memberships(s.user_id).await?;
     Ok(page(
         "Your accounts",
@@ -274,6 +316,7 @@ pub async fn accounts(State(st): State<AppState>, s: SessionUser) -> Result<Resp
                 form method="post" action="/manage/accounts" {
                     (csrf_input(&s.csrf))
                     input type="hidden" name="account_id" value=(m.account_id);
+                    @if let Some(n) = next.safe() { input type="hidden" name="next" value=(n); }
                     button type="submit" { (m.account_name) }
                     " " span.muted { (m.role) @if m.disabled { ", disabled" } }
                     @if s.account_id == Some(m.account_id) { " (current)" }
@@ -295,6 +338,8 @@ pub async fn accounts(State(st): State<AppState>, s: SessionUser) -> Result<Resp
 #[derive(serde::Deserialize)]
 pub struct Pick {
     account_id: i64,
+    #[serde(default)]
+    next: Option<String>,
 }
 
 /// `POST /manage/accounts`: act for one of my accounts (404 for others).
@@ -303,5 +348,10 @@ pub async fn pick(
     SessionForm(s, p): SessionForm<Pick>,
 ) -> Result<Response, PageError> {
     st.store().pick_account(&s.id_hash, p.account_id).await?;
-    Ok(see_other("/manage"))
+    Ok(see_other(
+        p.next
+            .as_deref()
+            .and_then(auth::safe_next)
+            .unwrap_or("/manage"),
+    ))
 }

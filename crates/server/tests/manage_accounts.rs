@@ -460,14 +460,73 @@ async fn stored_text_is_escaped(backend: Backend) {
 /// Every state-changing form of the accounts side, sent without its CSRF
 /// token by a signed-in admin owner: 403 each time, nothing in the audit
 /// log, the session alive.
+/// The POST routes of `manage::page_routes`, read from its source: a
+/// route added there without a row in the table below fails the test.
+fn page_post_routes() -> Vec<String> {
+    let src = include_str!("../src/manage/mod.rs");
+    let pages =
+        &src[src.find("pub fn page_routes").unwrap()..src.find("pub fn api_routes").unwrap()];
+    pages
+        .split(".route(")
+        .skip(1)
+        .filter(|r| r.contains("post("))
+        .map(|r| {
+            let r = r.trim_start();
+            match r.strip_prefix('"') {
+                Some(rest) => rest[..rest.find('"').unwrap()].to_string(),
+                None => {
+                    assert!(r.starts_with("crate::registration::ACCEPT_PATH"), "{r}");
+                    "/manage/monitors/accept".to_string()
+                }
+            }
+        })
+        .collect()
+}
+
 async fn every_post_needs_csrf(backend: Backend) {
-    let (t, sink, _) = setup!(backend);
+    // Some thirty posts from one client: no public rate limit.
+    let sink = smtp_sink::SmtpSink::start().await;
+    let Some(db) = common::TestDb::open(backend).await else {
+        return;
+    };
+    let mut cfg = config(&sink, "http://pool.test");
+    cfg.rate_limit.per_second = 0.0;
+    let t = common::TestApp::new(db, cfg).with_clock(server::Clock::fixed(T0));
+    t.seed_zones().await;
     let b = sign_in(&t, &sink, "cat@example.org").await;
     let acc = account_id(&t, "cat@example.org").await;
     t.store()
         .set_account_flags("cat", Some(true), None, "admin:cli", T0)
         .await
         .unwrap();
+    // Something of the account's behind every id in a path.
+    let srv = server::admin::add_server(
+        t.store(),
+        None,
+        server::admin::AddServer {
+            ip: "192.0.2.9".parse().unwrap(),
+            zone: Some("de".into()),
+            netspeed: 1000,
+            account: Some("cat".into()),
+            allow_private: true,
+        },
+        T0,
+    )
+    .await
+    .unwrap();
+    server::admin::add_monitor(
+        t.store(),
+        server::admin::AddMonitor {
+            name: "zrh1".into(),
+            ip: "198.51.100.7".parse().unwrap(),
+            location: "Zürich".into(),
+            account: Some("cat".into()),
+            status: store::GlobalStatus::Active,
+        },
+        T0,
+    )
+    .await
+    .unwrap();
     let me = t
         .store()
         .user_by_email("cat@example.org")
@@ -475,33 +534,168 @@ async fn every_post_needs_csrf(backend: Backend) {
         .unwrap()
         .unwrap()
         .id;
-    let before = t.store().audit_log(acc, 100).await.unwrap().len();
+    let state = async || {
+        (
+            t.store().audit_log(acc, 100).await.unwrap().len(),
+            t.store().tokens(acc).await.unwrap().len(),
+            t.store().account_servers(acc).await.unwrap(),
+            t.store().monitor_by_name("zrh1").await.unwrap(),
+            t.store().account_info(acc).await.unwrap(),
+        )
+    };
+    let before = state().await;
     let a = acc.to_string();
     let u = me.to_string();
-    let forms: &[(&str, String)] = &[
-        ("/manage/signout", String::new()),
-        ("/manage/signout-all", String::new()),
-        ("/manage/accounts", format!("account_id={a}")),
+    let s = srv.id.to_string();
+    // Route → a URI to post to, a form without `csrf` that would change
+    // something with one.
+    let forms: Vec<(&str, String, String)> = vec![
+        ("/manage/signout", "/manage/signout".into(), String::new()),
+        (
+            "/manage/signout-all",
+            "/manage/signout-all".into(),
+            String::new(),
+        ),
+        (
+            "/manage/accounts",
+            "/manage/accounts".into(),
+            format!("account_id={a}"),
+        ),
         (
             "/manage/members/invite",
+            "/manage/members/invite".into(),
             "email=dan%40example.org&role=member".into(),
         ),
-        ("/manage/members/remove", format!("user_id={u}")),
-        ("/manage/members/role", format!("user_id={u}&role=member")),
-        ("/manage/leave", String::new()),
-        ("/manage/tokens", "name=ci".into()),
-        ("/manage/tokens/revoke", "id=1".into()),
-        ("/manage/contacts", "email=x%40example.org&webhook=".into()),
-        ("/manage/contacts/test", String::new()),
-        ("/manage/admin/account", "name=cat&disabled=true".into()),
-        ("/manage/admin/move", "server_id=1&to=cat".into()),
+        (
+            "/manage/members/remove",
+            "/manage/members/remove".into(),
+            format!("user_id={u}"),
+        ),
+        (
+            "/manage/members/role",
+            "/manage/members/role".into(),
+            format!("user_id={u}&role=member"),
+        ),
+        ("/manage/leave", "/manage/leave".into(), String::new()),
+        ("/manage/tokens", "/manage/tokens".into(), "name=ci".into()),
+        (
+            "/manage/tokens/revoke",
+            "/manage/tokens/revoke".into(),
+            "id=1".into(),
+        ),
+        (
+            "/manage/contacts",
+            "/manage/contacts".into(),
+            "email=x%40example.org&webhook=".into(),
+        ),
+        (
+            "/manage/contacts/test",
+            "/manage/contacts/test".into(),
+            String::new(),
+        ),
+        (
+            "/manage/monitors/{name}/pause",
+            "/manage/monitors/zrh1/pause".into(),
+            String::new(),
+        ),
+        (
+            "/manage/monitors/{name}/resume",
+            "/manage/monitors/zrh1/resume".into(),
+            String::new(),
+        ),
+        (
+            "/manage/admin/account",
+            "/manage/admin/account".into(),
+            "name=cat&disabled=true".into(),
+        ),
+        (
+            "/manage/admin/move",
+            "/manage/admin/move".into(),
+            format!("server_id={s}&to=cat"),
+        ),
+        (
+            "/manage/admin/monitor",
+            "/manage/admin/monitor".into(),
+            "name=zrh1&samples=2".into(),
+        ),
+        (
+            "/manage/admin/monitors/approve",
+            "/manage/admin/monitors/approve".into(),
+            "name=zrh1".into(),
+        ),
+        (
+            "/manage/monitors/accept",
+            "/manage/monitors/accept".into(),
+            "code=ABCDE-FGHJK&name=new1".into(),
+        ),
+        (
+            "/manage/verify/{token}",
+            format!("/manage/verify/pwv_{}", "ab".repeat(32)),
+            String::new(),
+        ),
+        (
+            "/manage/servers/add",
+            "/manage/servers/add".into(),
+            "address=192.0.2.10".into(),
+        ),
+        (
+            "/manage/servers/check",
+            "/manage/servers/check".into(),
+            "ip=192.0.2.10&country=de".into(),
+        ),
+        (
+            "/manage/servers/added",
+            "/manage/servers/added".into(),
+            "check_id=1".into(),
+        ),
+        (
+            "/manage/servers/{ip}/netspeed",
+            "/manage/servers/192.0.2.9/netspeed".into(),
+            "netspeed=512".into(),
+        ),
+        (
+            "/manage/servers/{ip}/deletion",
+            "/manage/servers/192.0.2.9/deletion".into(),
+            "date=2030-01-01".into(),
+        ),
+        (
+            "/manage/servers/{ip}/deletion/cancel",
+            "/manage/servers/192.0.2.9/deletion/cancel".into(),
+            String::new(),
+        ),
+        (
+            "/manage/servers/{ip}/alerts",
+            "/manage/servers/192.0.2.9/alerts".into(),
+            "on=false".into(),
+        ),
+        (
+            "/manage/servers/{ip}/note",
+            "/manage/servers/192.0.2.9/note".into(),
+            "note=x".into(),
+        ),
     ];
-    for (uri, form) in forms {
-        let r = send(&t, Some(&b.cookie), Method::POST, uri, form).await;
-        assert_eq!(r.status, StatusCode::FORBIDDEN, "{uri}");
+    // Not behind a session's CSRF token: the sign-in form and the link
+    // (login CSRF: `sec-fetch-site`, manage_signin.rs), and `/verify`
+    // (curl'd from the server, no session; verify.rs).
+    let own_guard = ["/manage/signin", "/manage/link/{token}", "/verify"];
+    let mut routes = page_post_routes();
+    routes.retain(|r| !own_guard.contains(&r.as_str()));
+    routes.sort();
+    let mut covered: Vec<String> = forms.iter().map(|(r, _, _)| r.to_string()).collect();
+    covered.sort();
+    assert_eq!(routes, covered, "every POST page route has a row");
+    for (_, uri, form) in &forms {
+        for body in [form.clone(), format!("{form}&csrf={}", "0".repeat(64))] {
+            let r = send(&t, Some(&b.cookie), Method::POST, uri, &body).await;
+            assert_eq!(
+                r.status,
+                StatusCode::FORBIDDEN,
+                "{uri} {body}: {}",
+                r.text()
+            );
+        }
     }
-    assert_eq!(t.store().audit_log(acc, 100).await.unwrap().len(), before);
-    assert!(t.store().tokens(acc).await.unwrap().is_empty());
+    assert_eq!(state().await, before, "nothing changed");
     assert!(sink.mails().len() == 1, "no invitation went out");
     assert_eq!(
         b.get(&t, "/manage/members").await.status,

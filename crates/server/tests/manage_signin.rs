@@ -28,6 +28,7 @@ on_both_backends!(
     sign_in_off_without_smtp,
     back_to_the_opened_page_after_sign_in,
     unsafe_next_is_ignored,
+    sign_in_form_body_is_capped,
 );
 
 async fn sign_in_end_to_end(backend: Backend) {
@@ -541,4 +542,17 @@ async fn unsafe_next_is_ignored(backend: Backend) {
             .await;
         assert_eq!(r.header("location"), "/manage", "{next}");
     }
+}
+
+async fn sign_in_form_body_is_capped(backend: Backend) {
+    let (t, sink, _) = setup!(backend);
+    // As large as the manage forms take (16 KiB): over it, 413, no mail.
+    let big = format!("email=big%40example.org&next={}", "a".repeat(20 * 1024));
+    let r = send(&t, None, Method::POST, "/manage/signin", &big).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
+    let small = "email=big%40example.org&next=/manage/x";
+    let r = send(&t, None, Method::POST, "/manage/signin", small).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    sink.wait_for(1, WAIT).await;
+    assert_eq!(sink.mails().len(), 1, "only the small one's mail");
 }

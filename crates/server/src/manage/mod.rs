@@ -33,6 +33,7 @@ pub mod view;
 
 use crate::state::AppState;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, header};
 use axum::middleware;
 use axum::response::Response;
@@ -131,6 +132,9 @@ pub fn page_routes() -> Router<AppState> {
             post(servers_pages::alerts_post),
         )
         .route("/manage/servers/{ip}/note", post(servers_pages::note_post))
+        // `CsrfForm` reads at most this much; the sign-in form (an
+        // `axum::Form`, before any session) would take axum's 2 MiB.
+        .layer(DefaultBodyLimit::max(auth::FORM_MAX_BYTES))
         // Last: it covers only the routes above it.
         .layer(middleware::map_response(no_store))
 }

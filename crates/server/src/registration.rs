@@ -84,6 +84,15 @@ fn bounded(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     Ok(v.to_string())
 }
 
+/// 400 naming `field` unless every byte of `value` passes `ok`.
+fn only(field: &str, value: &str, allowed: &str, ok: impl Fn(u8) -> bool) -> Result<(), ApiError> {
+    if value.bytes().all(ok) {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!("{field}: only {allowed}")))
+    }
+}
+
 /// `POST /api/v1/monitor/register`.
 pub async fn register(
     State(st): State<AppState>,
@@ -98,6 +107,22 @@ pub async fn register(
     let hostname = bounded("hostname", &r.hostname, 253)?;
     let client_version = bounded("client_version", &r.client_version, 100)?;
     let name_hint = bounded("name_hint", &r.name_hint, 63)?;
+    // Anyone can register, and the volunteer is asked to trust what the
+    // accept page shows: no words, markup or look-alike letters there.
+    only(
+        "hostname",
+        &hostname,
+        "letters, digits, '.', '-' and '_'",
+        |b| b.is_ascii_alphanumeric() || b"._-".contains(&b),
+    )?;
+    for (field, v) in [
+        ("client_version", &client_version),
+        ("name_hint", &name_hint),
+    ] {
+        only(field, v, "printable ASCII", |b| {
+            b.is_ascii_graphic() || b == b' '
+        })?;
+    }
     if !st.cfg().manage.allow_private && !is_public(client) {
         return Err(ApiError::forbidden(format!(
             "this registration comes from {client}, not a public address: a monitor checks \

@@ -251,6 +251,27 @@ async fn non_public_source_and_bad_fields_are_refused(backend: Backend) {
             json!({"secret": secret('c'), "client_version": "v\u{0}"}),
             "client_version",
         ),
+        // Shown to the volunteer who decides on it: no markup or words.
+        (
+            json!({"secret": secret('c'), "hostname": "<b>host</b>"}),
+            "hostname: only",
+        ),
+        (
+            json!({"secret": secret('c'), "hostname": "ok.example verified by the pool"}),
+            "hostname: only",
+        ),
+        (
+            json!({"secret": secret('c'), "hostname": "\u{0440}ool.example"}),
+            "hostname: only",
+        ),
+        (
+            json!({"secret": secret('c'), "client_version": "poolwatch-agent/1.0 \u{2705}"}),
+            "client_version: only",
+        ),
+        (
+            json!({"secret": secret('c'), "name_hint": "zrh\u{e9}"}),
+            "name_hint: only",
+        ),
     ] {
         let r = post_json(&t, V4, REGISTER, body.clone()).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");

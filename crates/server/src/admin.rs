@@ -369,14 +369,29 @@ pub async fn add_server(
         .await?)
 }
 
+/// Longest contact address, as the longest sign-in address.
+pub const CONTACT_EMAIL_MAX: usize = 254;
+/// Longest webhook URL.
+pub const WEBHOOK_MAX: usize = 2000;
+
 /// Check an account's alert contacts as the operator typed them: an
-/// e-mail address, an http(s) webhook URL. `""` (clear) passes.
+/// e-mail address, an http(s) webhook URL. `""` (clear) passes. One rule
+/// for the contacts page and `admin account contact`.
 pub fn check_contact(email: Option<&str>, webhook: Option<&str>) -> Result<(), AdminError> {
     if let Some(e) = email.map(str::trim).filter(|e| !e.is_empty()) {
+        // As sign-in addresses (store::normalize_email); lettre takes longer.
+        if e.chars().count() > CONTACT_EMAIL_MAX {
+            return Err(usage(format!(
+                "e-mail address: at most {CONTACT_EMAIL_MAX} characters"
+            )));
+        }
         e.parse::<lettre::Address>()
             .map_err(|_| usage(format!("'{e}' is not an e-mail address")))?;
     }
     if let Some(w) = webhook.map(str::trim).filter(|w| !w.is_empty()) {
+        if w.chars().count() > WEBHOOK_MAX {
+            return Err(usage(format!("webhook: at most {WEBHOOK_MAX} characters")));
+        }
         let ok = reqwest::Url::parse(w)
             .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
         if !ok {

@@ -207,6 +207,24 @@ async fn contacts_and_test_notification(backend: Backend) {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Too long, each named (the page, the API and the CLI share the rule).
+    let long_mail = format!("{}@abe.test", "n".repeat(250));
+    let long_hook = format!("https://abe.test/{}", "h".repeat(2000));
+    for (email, hook, says) in [
+        (long_mail.as_str(), "", "e-mail address: at most 254"),
+        ("noc@abe.test", long_hook.as_str(), "webhook: at most 2000"),
+    ] {
+        let r = b
+            .post(
+                &t,
+                "/manage/contacts",
+                "/manage/contacts",
+                &[("email", email), ("webhook", hook)],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.text().contains(says), "{says}: {}", r.text());
+    }
     assert_eq!(
         t.store().account_info(acc).await.unwrap().unwrap().email,
         None,

@@ -59,9 +59,6 @@ pub async fn save_post(
     let webhook = Some(f.webhook.trim()).filter(|w| !w.is_empty());
     crate::admin::check_contact(email, webhook)
         .map_err(|e| ApiError::bad_request(format!("contacts: {e}")))?;
-    if webhook.is_some_and(|w| w.len() > 2000) {
-        return Err(ApiError::bad_request("webhook: at most 2000 characters").into());
-    }
     st.store()
         .set_contacts(op.account_id, email, webhook, &op.actor, st.now())
         .await?;

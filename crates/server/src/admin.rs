@@ -144,6 +144,7 @@ pub async fn add_monitor(
     now: i64,
 ) -> Result<(MonitorRow, String), AdminError> {
     check_monitor_name(&m.name)?;
+    let location = check_location(&m.location)?;
     if store.monitor_by_name(&m.name).await?.is_some() {
         return Err(usage(format!(
             "a monitor named '{}' already exists",
@@ -159,7 +160,7 @@ pub async fn add_monitor(
         .add_monitor(
             NewMonitor {
                 name: m.name,
-                location: m.location,
+                location,
                 ip: m.ip,
                 account_id,
                 status: m.status,
@@ -169,6 +170,28 @@ pub async fn add_monitor(
         )
         .await?;
     Ok((row, key))
+}
+
+/// Longest monitor location.
+pub const LOCATION_MAX: usize = 100;
+
+/// A monitor's location as stored (trimmed): at most [`LOCATION_MAX`]
+/// characters, none of [`crate::extract::forbidden_char`]. One rule for
+/// `admin monitor add` and a volunteer's accept form.
+pub fn check_location(location: &str) -> Result<String, AdminError> {
+    let l = location.trim();
+    if l.chars().count() > LOCATION_MAX {
+        return Err(usage(format!(
+            "location: at most {LOCATION_MAX} characters"
+        )));
+    }
+    if let Some(c) = crate::extract::forbidden_char(l) {
+        return Err(usage(format!(
+            "location: character U+{:04X} not allowed",
+            c as u32
+        )));
+    }
+    Ok(l.to_string())
 }
 
 /// Gives the monitor a new key and returns it; the old key stops working
@@ -465,6 +488,19 @@ pub async fn set_account_flags(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locations() {
+        assert_eq!(check_location(" Zürich, CH ").unwrap(), "Zürich, CH");
+        for (bad, says) in [
+            ("x".repeat(101), "at most 100"),
+            ("Zürich\u{202E}HC".into(), "U+202E"),
+            ("a\nb".into(), "U+000A"),
+        ] {
+            let e = check_location(&bad).unwrap_err().to_string();
+            assert!(e.starts_with("location: ") && e.contains(says), "{e}");
+        }
+    }
 
     #[test]
     fn contacts() {

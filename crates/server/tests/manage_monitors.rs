@@ -20,7 +20,8 @@ use store::{GlobalStatus, MonitorClock, MonitorStatus, ResultIn, SelectorChange,
 on_both_backends!(
     pages_show_a_blind_link,
     pause_and_resume,
-    refused_without_csrf_or_for_another_account
+    refused_without_csrf_or_for_another_account,
+    admin_add_checks_the_location
 );
 
 const ME: &str = "vol@example.net";
@@ -377,4 +378,30 @@ async fn refused_without_csrf_or_for_another_account(backend: Backend) {
     assert_eq!(status(&t, "pool-1").await, GlobalStatus::Active);
     let list = them.get(&t, "/manage/monitors").await.text();
     assert!(list.contains("id=\"no-monitors\"") && !list.contains("zrh1"));
+}
+
+/// `admin monitor add` takes the location under the accept form's rule
+/// (it is shown on the volunteer's and the public pages).
+async fn admin_add_checks_the_location(backend: Backend) {
+    let (t, _sink, _clock) = setup!(backend);
+    for bad in ["x".repeat(101), "Lab\u{202E}BAL".into()] {
+        let r = server::admin::add_monitor(
+            t.store(),
+            AddMonitor {
+                name: "loc1".into(),
+                ip: "198.51.100.7".parse().unwrap(),
+                location: bad.clone(),
+                account: None,
+                status: GlobalStatus::Active,
+            },
+            T0,
+        )
+        .await;
+        let e = r
+            .err()
+            .unwrap_or_else(|| panic!("{bad:?} taken"))
+            .to_string();
+        assert!(e.starts_with("location: "), "{e}");
+    }
+    assert!(t.store().monitor_by_name("loc1").await.unwrap().is_none());
 }

@@ -13,9 +13,9 @@
 
 use super::auth::{ApiOperator, CsrfForm, Operator, csrf_field};
 use super::view::{page, page_status};
-use crate::admin::check_monitor_name;
+use crate::admin::{LOCATION_MAX, check_location, check_monitor_name};
 use crate::error::ApiError;
-use crate::extract::{JsonBody, forbidden_char};
+use crate::extract::JsonBody;
 use crate::keys::{display_code, hash_key, normalize_code};
 use crate::registration::{ACCEPT_PATH, REGISTRATION_TTL_S};
 use crate::state::AppState;
@@ -28,9 +28,6 @@ use maud::html;
 use serde_json::{Value, json};
 use std::time::Instant;
 use store::{Acceptance, MonitorRow, RegistrationRow, StoreError};
-
-/// Longest location text.
-pub const LOCATION_MAX: usize = 100;
 
 #[derive(serde::Deserialize, Default)]
 pub struct CodeQuery {
@@ -183,18 +180,7 @@ fn check_form(f: &AcceptForm, r: &RegistrationRow) -> Result<(String, String), A
     if r.ipv6.is_some() {
         check_monitor_name(&format!("{name}-v6")).map_err(field)?;
     }
-    let location = f.location.trim().to_string();
-    if location.chars().count() > LOCATION_MAX {
-        return Err(ApiError::bad_request(format!(
-            "location: at most {LOCATION_MAX} characters"
-        )));
-    }
-    if let Some(c) = forbidden_char(&location) {
-        return Err(ApiError::bad_request(format!(
-            "location: character U+{:04X} not allowed",
-            c as u32
-        )));
-    }
+    let location = check_location(&f.location).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok((name, location))
 }
 

@@ -185,6 +185,7 @@ pub use admin_rows::{AccountHit, SEARCH_LIMIT, ServerHit};
 mod data;
 mod monitors;
 mod registry;
+pub use registry::ACCOUNT_NAME_MAX;
 #[doc(hidden)]
 pub mod testing;
 mod web;

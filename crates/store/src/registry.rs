@@ -8,10 +8,20 @@ use crate::{
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+/// Longest account name.
+pub const ACCOUNT_NAME_MAX: usize = 100;
+
 impl Store {
-    /// The id of the account `name`, created if missing.
+    /// The id of the account `name`, created if missing. A name is at
+    /// most [`ACCOUNT_NAME_MAX`] characters without control characters
+    /// (it is shown on every manage page and in the audit log).
     pub async fn ensure_account(&self, name: &str) -> Result<i64, StoreError> {
         let name = non_empty("account name", name)?;
+        if name.chars().count() > ACCOUNT_NAME_MAX || name.chars().any(char::is_control) {
+            return Err(StoreError::Invalid(format!(
+                "account name: 1 to {ACCOUNT_NAME_MAX} characters, no control characters"
+            )));
+        }
         self.write(async |c| {
             c.query(sql::ACCOUNT_INSERT).bind(name).execute().await?;
             let (id,): (i64,) = c.query(sql::ACCOUNT_ID).bind(name).fetch_one().await?;

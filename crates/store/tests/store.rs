@@ -1001,6 +1001,13 @@ async fn accounts(db: &TestDb) {
         s.ensure_account("  ").await,
         Err(StoreError::Invalid(_))
     ));
+    for bad in ["a".repeat(101), "ali\nce".into()] {
+        assert!(
+            matches!(s.ensure_account(&bad).await, Err(StoreError::Invalid(ref m)) if m.starts_with("account name")),
+            "{bad:?}"
+        );
+        assert!(s.account_by_name(&bad).await.unwrap().is_none());
+    }
     s.seed_zones(&zones()).await.unwrap();
     let srv = s
         .add_server(

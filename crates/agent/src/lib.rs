@@ -142,6 +142,7 @@ fn check_config(m: &MonitorConfig, source: Option<IpAddr>) -> CheckConfig {
 /// The best sample of a check as the service wants it.
 pub fn result_item(ip: IpAddr, ticket: &str, r: &CheckResult) -> api::CheckResult {
     let ts = now_unix();
+    let samples = sample_items(r);
     match r.best_sample() {
         Some(s) => api::CheckResult {
             ip,
@@ -154,6 +155,7 @@ pub fn result_item(ip: IpAddr, ticket: &str, r: &CheckResult) -> api::CheckResul
             refid: s.refid.clone(),
             error: s.error.as_ref().map(|e| e.to_string()),
             no_response: s.no_response,
+            samples,
         },
         None => api::CheckResult {
             ip,
@@ -166,8 +168,31 @@ pub fn result_item(ip: IpAddr, ticket: &str, r: &CheckResult) -> api::CheckResul
             refid: None,
             error: Some(ErrorCode::Timeout.to_string()),
             no_response: true,
+            samples,
         },
     }
+}
+
+/// Every sample of the check, as sent (issue 15): the evidence behind the
+/// best one, so the service can tell rate limiting from loss. The service
+/// takes at most 16; a check never has more than `samples` (≤ 16).
+pub fn sample_items(r: &CheckResult) -> Vec<api::Sample> {
+    let first = r.samples.first().map(|s| s.ts).unwrap_or(0.0);
+    r.samples
+        .iter()
+        .take(16)
+        .enumerate()
+        .map(|(i, s)| api::Sample {
+            position: i as u8,
+            send_ms: ((s.ts - first).max(0.0) * 1000.0).round().min(60_000.0) as u32,
+            answered: !s.no_response,
+            rtt: s.rtt,
+            offset: s.offset,
+            stratum: s.stratum,
+            leap: s.leap,
+            error: s.error.as_ref().map(|e| e.to_string()),
+        })
+        .collect()
 }
 
 /// A batch being checked; resolves to its results.

@@ -130,6 +130,7 @@ mod tests {
                     refid: None,
                     error: None,
                     no_response: false,
+                    samples: vec![],
                 }],
             },
         }

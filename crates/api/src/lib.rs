@@ -156,6 +156,34 @@ pub struct CheckResult {
     pub error: Option<String>,
     #[serde(default)]
     pub no_response: bool,
+    /// Every sample of the check, in the order sent (issue 15). Absent
+    /// from older agents; the service then stores the result alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<Sample>,
+}
+
+/// One query of a check (`CheckResult::samples`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// 0-based, consecutive: the n-th query sent.
+    pub position: u8,
+    /// When the query was sent, milliseconds after the check's first query.
+    pub send_ms: u32,
+    /// A reply came (a KoD reply counts as answered).
+    pub answered: bool,
+    /// Seconds.
+    #[serde(default)]
+    pub rtt: Option<f64>,
+    /// Server clock minus ours, seconds.
+    #[serde(default)]
+    pub offset: Option<f64>,
+    #[serde(default)]
+    pub stratum: Option<u8>,
+    #[serde(default)]
+    pub leap: Option<u8>,
+    /// The KoD code or socket error, as in `CheckResult::error`.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// `POST /api/v1/monitor/results` answer.

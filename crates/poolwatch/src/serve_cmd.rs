@@ -273,6 +273,12 @@ pub struct Args {
     /// 90d, 2w, 72h [default: forever].
     #[arg(long, value_name = "forever|DURATION", env = "POOLWATCH_LOG_RETENTION")]
     log_retention: Option<String>,
+
+    /// How long to keep every sample of each check (the evidence for
+    /// rate limiting vs loss, issue 15): older samples are deleted by the
+    /// hourly housekeeping; at least 1h [default: 15d].
+    #[arg(long, value_name = "DURATION", env = "POOLWATCH_SAMPLE_RETENTION")]
+    sample_retention: Option<String>,
 }
 
 const SERVE_EXAMPLES: &str = "\
@@ -345,6 +351,7 @@ fn build_config(l: &Loaded<ServeSettings>, setup: &StoreSetup) -> Result<ServerC
         selector: s.selector_settings().map_err(invalid)?,
         housekeeping: Some(server::housekeeping_job::HousekeepingSettings {
             log_retention: s.log_retention.0,
+            sample_retention: s.sample_retention.0,
             ..Default::default()
         }),
         alerts: Some(alerts),

@@ -1,7 +1,8 @@
 //! Housekeeping in the running service: every [`HOUSEKEEPING_INTERVAL`]
 //! (and once at start) it prunes batches no agent can still submit and,
 //! with a log retention set, score log rows older than that
-//! (`Store::housekeep`), expired sessions and e-mailed links, live checks
+//! (`Store::housekeep`), checks' samples older than the sample retention
+//! (`Store::prune_samples`), expired sessions and e-mailed links, live checks
 //! expired a day ago, and servers whose deletion date has come. What each
 //! pass deleted goes to the log and (batches, log rows, live checks,
 //! servers) to
@@ -14,7 +15,9 @@ use store::{BATCH_KEEP_S, HOUSEKEEPING_CHUNK, Housekeeping, StoreError};
 use tokio_util::sync::CancellationToken;
 
 pub(crate) mod settings;
-pub use settings::{HOUSEKEEPING_INTERVAL, HousekeepingSettings, MIN_LOG_RETENTION};
+pub use settings::{
+    DEFAULT_SAMPLE_RETENTION, HOUSEKEEPING_INTERVAL, HousekeepingSettings, MIN_LOG_RETENTION,
+};
 
 /// One pass at `now` (unix seconds): deletes, logs, counts.
 pub async fn pass(
@@ -29,6 +32,14 @@ pub async fn pass(
     let mut done = state
         .store()
         .housekeep(now - BATCH_KEEP_S, log_before, HOUSEKEEPING_CHUNK)
+        .await?;
+    let samples_before = now
+        - i64::try_from(settings.sample_retention.as_secs())
+            .unwrap_or(i64::MAX)
+            .min(now);
+    done.samples = state
+        .store()
+        .prune_samples(samples_before, HOUSEKEEPING_CHUNK)
         .await?;
     done.live_checks = state.store().prune_live_checks(now).await?;
     // Work stopped handing them out on their date; now they go.
@@ -48,6 +59,7 @@ pub async fn pass(
             log_rows = done.log_rows,
             live_checks = done.live_checks,
             servers = done.servers,
+            check_samples = done.samples,
             seconds = start.elapsed().as_secs_f64(),
             "housekeeping: deleted old rows"
         );

@@ -287,6 +287,7 @@ impl Metrics {
             counter!(HOUSEKEEPING_DELETED, "what" => "log_rows").increment(h.log_rows);
             counter!(HOUSEKEEPING_DELETED, "what" => "live_checks").increment(h.live_checks);
             counter!(HOUSEKEEPING_DELETED, "what" => "servers").increment(h.servers);
+            counter!(HOUSEKEEPING_DELETED, "what" => "check_samples").increment(h.samples);
         });
     }
 

@@ -206,7 +206,64 @@ fn check_fields(i: usize, r: &CheckResult, now: i64) -> Result<(), ApiError> {
         refid: r.refid.as_deref(),
         error: r.error.as_deref(),
     };
-    check_sample(&format!("results[{i}]."), &f, now)
+    check_sample(&format!("results[{i}]."), &f, now)?;
+    check_samples(i, &r.samples)
+}
+
+/// The samples of result `i` (issue 15): at most
+/// [`store::MAX_SAMPLES`], positions 0, 1, … in order, each field in the
+/// range a result's is; the error names `results[i].samples[j].field`.
+fn check_samples(i: usize, samples: &[api::Sample]) -> Result<(), ApiError> {
+    if samples.len() > store::MAX_SAMPLES {
+        return Err(ApiError::bad_request(format!(
+            "results[{i}].samples: {} given, at most {}",
+            samples.len(),
+            store::MAX_SAMPLES
+        )));
+    }
+    for (j, s) in samples.iter().enumerate() {
+        let bad = |field: &str, why: &str| {
+            ApiError::bad_request(format!("results[{i}].samples[{j}].{field}: {why}"))
+        };
+        if s.position as usize != j {
+            return Err(bad("position", "must be 0, 1, … in order"));
+        }
+        if s.send_ms > 60_000 {
+            return Err(bad("send_ms", "must be 0..=60000"));
+        }
+        if s.offset.is_some_and(|o| !o.is_finite() || o.abs() > 1e9) {
+            return Err(bad("offset", "not a plausible number of seconds"));
+        }
+        if s.rtt
+            .is_some_and(|v| !v.is_finite() || !(0.0..=60.0).contains(&v))
+        {
+            return Err(bad("rtt", "must be between 0 and 60 seconds"));
+        }
+        if s.stratum.is_some_and(|v| v > 16) {
+            return Err(bad("stratum", "must be 0..=16"));
+        }
+        if s.leap.is_some_and(|l| l > 3) {
+            return Err(bad("leap", "must be 0..=3"));
+        }
+        if s.error.as_ref().is_some_and(|e| e.len() > 255) {
+            return Err(bad("error", "longer than 255 bytes"));
+        }
+    }
+    Ok(())
+}
+
+/// A checked sample as the store keeps it.
+fn sample_row(s: &api::Sample) -> store::SampleRow {
+    store::SampleRow {
+        position: s.position,
+        send_ms: s.send_ms as u16,
+        answered: s.answered,
+        rtt_us: s.rtt.map(|r| (r * 1e6).round() as u32),
+        offset: s.offset,
+        stratum: s.stratum,
+        leap: s.leap,
+        error: s.error.clone().filter(|e| !e.is_empty()),
+    }
 }
 
 pub async fn results(
@@ -252,6 +309,7 @@ pub async fn results(
         )));
     }
     let mut rows = Vec::with_capacity(sub.results.len());
+    let mut samples: Vec<Vec<store::SampleRow>> = Vec::with_capacity(sub.results.len());
     for (i, r) in sub.results.iter().enumerate() {
         // The batch row knows which addresses it was issued for.
         let found = batch
@@ -279,8 +337,12 @@ pub async fn results(
             error: r.error.clone().filter(|s| !s.is_empty()),
             no_response: r.no_response,
         });
+        samples.push(r.samples.iter().map(sample_row).collect());
     }
-    let out = st.store().submit_results(m.id, seq, &rows, now).await?;
+    let out = st
+        .store()
+        .submit_results_with_samples(m.id, seq, &rows, &samples, now)
+        .await?;
     crate::traceroute_requests::request_for_transitions(&st, &m, &out.transitions, now).await;
     if out.duplicate {
         st.metrics().batch(&m.name, "duplicate");

@@ -115,6 +115,7 @@ async fn transition_to_page(backend: Backend) {
             refid: None,
             error: Some("connection refused".into()),
             no_response: false,
+            samples: vec![],
         }],
     };
     let resp = t.submit(&key_a, &refused).await;

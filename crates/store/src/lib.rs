@@ -203,7 +203,12 @@ pub use guard::{
     SEEN_GOOD_WITHIN_S, ServerDns, ZoneGuardStat,
 };
 mod prune;
+mod samples;
 pub use prune::{BATCH_KEEP_S, HOUSEKEEPING_CHUNK, Housekeeping};
+pub use samples::{
+    CheckSamples, ERRORS as SAMPLE_ERRORS, MAX_SAMPLES, SampleRow, decode as decode_samples,
+    encode as encode_samples,
+};
 mod selector_rows;
 pub use selector_rows::{SelectorChange, SelectorInput, SelectorLogRow, SelectorPair};
 mod traceroute_rows;
@@ -399,6 +404,38 @@ impl Store {
         results: &[ResultIn],
         now: i64,
     ) -> Result<SubmitOutcome, StoreError> {
+        self.submit_results_with_samples(monitor_id, batch_seq, results, &[], now)
+            .await
+    }
+
+    /// [`submit_results`](Self::submit_results) that also stores every
+    /// sample of each check, in the same transaction: `samples[i]` goes
+    /// with `results[i]` (missing or empty: none, as from an older agent).
+    pub async fn submit_results_with_samples(
+        &self,
+        monitor_id: i64,
+        batch_seq: i64,
+        results: &[ResultIn],
+        samples: &[Vec<SampleRow>],
+        now: i64,
+    ) -> Result<SubmitOutcome, StoreError> {
+        // Encoded (and checked) before the transaction: a bad sample
+        // stores nothing and holds no lock.
+        let mut packed = Vec::new();
+        for (i, (r, s)) in results.iter().zip(samples).enumerate() {
+            if s.is_empty() {
+                continue;
+            }
+            let data = samples::encode(s).map_err(|e| match e {
+                StoreError::Invalid(m) => StoreError::Invalid(format!("results[{i}].{m}")),
+                e => e,
+            })?;
+            packed.push(samples::SampleWrite {
+                server_id: r.server_id,
+                ts: r.ts,
+                data,
+            });
+        }
         let mut touched: Vec<i64> = results.iter().map(|r| r.server_id).collect();
         touched.sort_unstable();
         touched.dedup();
@@ -454,6 +491,7 @@ impl Store {
                     .map_err(|e| StoreError::Invalid(e.to_string()))?;
                 bulk::upsert_scores(c, monitor_id, &writes.scores).await?;
                 bulk::insert_logs(c, &writes.logs).await?;
+                samples::insert(c, monitor_id, &packed).await?;
                 bulk::set_server_scores(c, now, &writes.aggregates).await?;
             }
             c.query(sql::BATCH_MARK)

@@ -27,6 +27,9 @@ pub struct Housekeeping {
     pub live_checks: u64,
     /// Servers whose deletion date came ([`Store::remove_due_servers`]).
     pub servers: u64,
+    /// Checks whose samples passed the sample retention
+    /// ([`Store::prune_samples`]).
+    pub samples: u64,
 }
 
 const BATCHES_DELETE: &str = "DELETE FROM batches WHERE seq IN \
@@ -64,6 +67,7 @@ impl Store {
             log_rows: 0,
             live_checks: 0,
             servers: 0,
+            samples: 0,
         };
         if let Some(before) = log_before {
             let ids: Vec<(i64,)> = self

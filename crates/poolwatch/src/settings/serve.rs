@@ -19,6 +19,7 @@
 //! ticket_secret_file = "/etc/poolwatch/ticket-secret"
 //! zone_guard = 0.1            # or "off", or "10%"
 //! log_retention = "forever"  # or "90d": older score log rows are deleted
+//! sample_retention = "15d"   # every sample of each check, kept this long
 //! public_url = "https://pool.example.org"
 //! zone = "pool.example.org"
 //! dns_listen = "0.0.0.0:53"
@@ -111,6 +112,7 @@ pub struct ServeSettings {
     pub ticket_secret_file: Option<PathBuf>,
     pub zone_guard: ZoneGuard,
     pub log_retention: LogRetention,
+    pub sample_retention: HumanDuration,
     pub public_url: Option<String>,
     pub zone: Option<String>,
     pub dns_listen: Option<SocketAddr>,
@@ -226,6 +228,7 @@ impl Default for ServeSettings {
             ticket_secret_file: None,
             zone_guard: ZoneGuard(ZoneGuardConfig::default()),
             log_retention: LogRetention(None),
+            sample_retention: HumanDuration(server::housekeeping_job::DEFAULT_SAMPLE_RETENTION),
             public_url: None,
             zone: None,
             dns_listen: None,
@@ -317,6 +320,12 @@ impl Settings for ServeSettings {
         .check()
         .map_err(|(key, why)| Invalid::new(key, format!("must be in range: {why}")))?;
         at_least("dns_refresh", self.dns_refresh, Duration::from_millis(100))?;
+        // A check's samples must outlive the hour between housekeeping passes.
+        at_least(
+            "sample_retention",
+            self.sample_retention,
+            Duration::from_secs(3600),
+        )?;
         if self.dns_listen.is_some() && self.zone.is_none() {
             return Err(Invalid::new(
                 "dns_listen",

@@ -282,6 +282,15 @@ fn serve_sources_win_in_order() {
                 want: ["90d", "2w", "forever"],
             },
             Layered {
+                key: "sample_retention",
+                flag: "--sample-retention",
+                env: "POOLWATCH_SAMPLE_RETENTION",
+                file: "\"30d\"",
+                env_text: "2d",
+                flag_text: "12h",
+                want: ["30d", "2d", "12h"],
+            },
+            Layered {
                 key: "manage.signup",
                 flag: "--signup",
                 env: "POOLWATCH_SIGNUP",

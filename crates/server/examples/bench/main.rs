@@ -333,6 +333,7 @@ async fn ingest(o: &Opts) {
                             refid: Some("GPS".into()),
                             error: None,
                             no_response: i.is_multiple_of(50),
+                            samples: bench_samples(i),
                         })
                         .collect(),
                 };
@@ -666,4 +667,21 @@ async fn main() {
         "selector" => selector_bench::run(&o).await,
         other => panic!("mode {other}: ingest, query, probe, page or selector"),
     }
+}
+
+/// Four samples per result, as a 4-sample agent sends them (issue 15):
+/// the ingest benchmark measures storing them too.
+fn bench_samples(i: usize) -> Vec<api::Sample> {
+    (0..4u8)
+        .map(|p| api::Sample {
+            position: p,
+            send_ms: 2000 * p as u32,
+            answered: !i.is_multiple_of(50),
+            rtt: Some(0.012 + 0.001 * p as f64),
+            offset: Some(0.0005 * (i % 7) as f64),
+            stratum: Some(2),
+            leap: Some(0),
+            error: None,
+        })
+        .collect()
 }

@@ -11,6 +11,10 @@ pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(3600);
 /// last day. (The selector's 24 h statistics live on the pairs, not here.)
 pub const MIN_LOG_RETENTION: Duration = Duration::from_secs(2 * 86_400);
 
+/// How long every sample of a check is kept by default (issue 15): the
+/// window the per-position analysis and `policy replay` read.
+pub const DEFAULT_SAMPLE_RETENTION: Duration = Duration::from_secs(15 * 86_400);
+
 /// What housekeeping keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HousekeepingSettings {
@@ -18,6 +22,8 @@ pub struct HousekeepingSettings {
     pub interval: Duration,
     /// Score log rows older than this are deleted; `None` keeps them all.
     pub log_retention: Option<Duration>,
+    /// Checks' samples older than this are deleted.
+    pub sample_retention: Duration,
 }
 
 impl Default for HousekeepingSettings {
@@ -25,6 +31,7 @@ impl Default for HousekeepingSettings {
         HousekeepingSettings {
             interval: HOUSEKEEPING_INTERVAL,
             log_retention: None,
+            sample_retention: DEFAULT_SAMPLE_RETENTION,
         }
     }
 }

@@ -396,6 +396,7 @@ pub fn good_results(work: &Work) -> Submission {
                 refid: Some("GPS".into()),
                 error: None,
                 no_response: false,
+                samples: vec![],
             })
             .collect(),
     }

@@ -88,6 +88,29 @@ impl TestDb {
         }
     }
 
+    /// One integer from raw SQL on the test database (sizes, counts).
+    pub async fn scalar_i64(&self, sql: &str) -> i64 {
+        let q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_string()));
+        match &self.url {
+            Some(url) => {
+                let mut c = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+                    .await
+                    .unwrap();
+                q.fetch_one(&mut c).await.unwrap()
+            }
+            None => {
+                let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(self.dir.path().join("poolwatch.db"))
+                    .busy_timeout(std::time::Duration::from_secs(10));
+                let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&opts)
+                    .await
+                    .unwrap();
+                let q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_string()));
+                q.fetch_one(&mut c).await.unwrap()
+            }
+        }
+    }
+
     /// Opens the same database again (running migrations again).
     pub async fn reopen(&self) -> Store {
         Store::open(self.url.as_deref(), self.dir.path())

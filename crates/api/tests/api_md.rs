@@ -95,6 +95,10 @@ fn results_and_answer() {
     let ex = examples("`POST /api/v1/monitor/results`");
     let s: Submission = round_trip(&ex[0]);
     assert_eq!(s.results[0].ip.to_string(), "192.0.2.1");
+    let samples = &s.results[0].samples;
+    assert_eq!(samples.len(), 3);
+    assert_eq!(samples[1].error.as_deref(), Some("RATE"));
+    assert!(!samples[2].answered);
     // `{"accepted": n, …}` is prose; the duplicate answer is an example.
     let a: Accepted = round_trip(&ex[1]);
     assert!(a.duplicate);
@@ -112,6 +116,13 @@ fn results_may_omit_what_api_md_says_is_optional() {
         (r.offset, r.error.as_deref(), r.no_response),
         (None, None, false)
     );
+    // An older agent's result: no samples, and none written back.
+    assert!(r.samples.is_empty());
+    assert!(serde_json::to_value(r).unwrap().get("samples").is_none());
+    // A sample's optional fields may be omitted too.
+    let s: api::Sample =
+        serde_json::from_str(r#"{"position":0,"send_ms":0,"answered":false}"#).unwrap();
+    assert_eq!((s.rtt, s.error), (None, None));
 }
 
 #[test]

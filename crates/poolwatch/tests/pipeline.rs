@@ -202,4 +202,63 @@ fn pipeline_scores_fairly_survives_an_outage_and_loses_nothing() {
         spooled_any > 0,
         "the outage should have made some agent spool: {logs}"
     );
+    every_sample_stored(dir, http);
+}
+
+/// Every check's samples are in the store beside its log row (issue 15),
+/// spooled ones too: 3 per check (`--samples 3`) from a good server, the
+/// one DENY after which an agent stops, and the half-blind server's
+/// timeouts at lax.
+fn every_sample_stored(dir: &Path, http: u16) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = store::Store::open(None, dir).await.expect("open the store");
+        for ip in [GOOD, DENY, BROKEN] {
+            let id = store
+                .server_by_ip(ip.parse().unwrap())
+                .await
+                .unwrap()
+                .unwrap()
+                .id;
+            let checks = store.samples(id, None, 0, i64::MAX).await.unwrap();
+            let rows: usize = AGENTS.iter().map(|(n, _)| csv(http, ip, n).len()).sum();
+            assert_eq!(checks.len(), rows, "{ip}: one stored check per log row");
+            for c in &checks {
+                let s = &c.samples;
+                let pos: Vec<u8> = s.iter().map(|x| x.position).collect();
+                assert_eq!(pos, (0..s.len() as u8).collect::<Vec<_>>(), "{ip}: {c:?}");
+                match ip {
+                    DENY => {
+                        assert_eq!(s.len(), 1, "{c:?}");
+                        assert!(s[0].answered && s[0].error.as_deref() == Some("DENY"));
+                    }
+                    GOOD => {
+                        assert!(s.iter().all(|x| x.answered && x.error.is_none()));
+                        assert!(s.iter().all(|x| x.rtt_us.is_some() && x.stratum.is_some()));
+                        // Sent a second apart (--sample-interval 1s).
+                        assert!(s.windows(2).all(|w| w[1].send_ms >= w[0].send_ms + 900));
+                    }
+                    _ => {}
+                }
+                assert!(!s.is_empty() && s.len() <= 3, "{ip}: {c:?}");
+            }
+            // All 3 samples, but for a check an agent's SIGTERM cut short
+            // (at most one per agent: it starts no further sample).
+            let full = checks.iter().filter(|c| c.samples.len() == 3).count();
+            if ip != DENY {
+                assert!(full + AGENTS.len() >= checks.len(), "{ip}: {checks:?}");
+            }
+            if ip == BROKEN {
+                assert!(checks.iter().any(|c| {
+                    c.samples
+                        .iter()
+                        .all(|x| !x.answered && x.error.as_deref() == Some("i/o timeout"))
+                }));
+            }
+        }
+        store.close().await;
+    });
 }

@@ -23,7 +23,9 @@
 //! reporting bytes per response.
 //!
 //! Options (after the backend): `--monitors N` (4), `--servers N` (2000),
-//! `--seconds N` (20), `--rows N` (1000000), `--requests N` (300).
+//! `--seconds N` (20), `--rows N` (1000000), `--requests N` (300),
+//! `--samples N` (4: samples sent with each `ingest` result; 0 sends none,
+//! as agents before issue 15 did).
 //!
 //! `selector`: the monitor selector and ingest at 50,000 servers × 300
 //! monitors, see `selector_bench.rs`; also `--passes N` (3), `--rate N` results/s
@@ -54,6 +56,7 @@ struct Opts {
     rate: usize,
     batch: usize,
     budget: usize,
+    samples: usize,
 }
 
 fn opts() -> Opts {
@@ -78,6 +81,7 @@ fn opts() -> Opts {
         rate: get("--rate", 2000),
         batch: get("--batch", 10),
         budget: get("--budget", server::selector_job::CANDIDATE_BUDGET),
+        samples: get("--samples", 4),
         mode,
     }
 }
@@ -302,6 +306,7 @@ async fn ingest(o: &Opts) {
     let (addr, stop, task) = start(store.clone(), unlimited()).await;
     let deadline = Instant::now() + Duration::from_secs(o.seconds);
     let mut tasks = Vec::new();
+    let n_samples = o.samples;
     for key in keys {
         tasks.push(tokio::spawn(async move {
             let mut c = Conn::new(addr).await;
@@ -333,7 +338,7 @@ async fn ingest(o: &Opts) {
                             refid: Some("GPS".into()),
                             error: None,
                             no_response: i.is_multiple_of(50),
-                            samples: bench_samples(i),
+                            samples: bench_samples(i, n_samples),
                         })
                         .collect(),
                 };
@@ -669,10 +674,10 @@ async fn main() {
     }
 }
 
-/// Four samples per result, as a 4-sample agent sends them (issue 15):
+/// `n` samples per result, as an `n`-sample agent sends them (issue 15):
 /// the ingest benchmark measures storing them too.
-fn bench_samples(i: usize) -> Vec<api::Sample> {
-    (0..4u8)
+fn bench_samples(i: usize, n: usize) -> Vec<api::Sample> {
+    (0..n as u8)
         .map(|p| api::Sample {
             position: p,
             send_ms: 2000 * p as u32,

@@ -404,6 +404,13 @@ mod tests {
         while let Some(s) = set.join_next().await {
             assert_eq!(s.unwrap().error, None);
         }
-        assert_eq!(f.totals().answered, addrs.iter().step_by(7).count() as u64);
+        // A reply is counted once `send_to` returned, which may be just
+        // after the client read it: wait for the count to catch up.
+        let want = addrs.iter().step_by(7).count() as u64;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        while f.totals().answered < want && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(f.totals().answered, want);
     }
 }

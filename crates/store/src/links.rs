@@ -55,10 +55,15 @@ pub struct SignedIn {
     pub new_user: bool,
 }
 
-/// Whether an unknown address may sign in and get an account of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether an unknown address may sign in and get an account of its own
+/// (`serve --signup open|closed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SignupPolicy {
+    /// First sign-in of an unknown address creates an account (the pool's way).
+    #[default]
     Open,
+    /// Only addresses already members of an account (or invited) may sign in.
     Closed,
 }
 

@@ -2,16 +2,9 @@
 
 use std::time::Duration;
 
-/// Whether an unknown address that signs in gets a new account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Signup {
-    /// First sign-in of an unknown address creates an account (the pool's way).
-    #[default]
-    Open,
-    /// Only addresses already members of an account (or invited) may sign in.
-    Closed,
-}
+/// Whether an unknown address that signs in gets a new account: the
+/// store's policy, which it applies when a link is used.
+pub use store::SignupPolicy as Signup;
 
 /// Limits and lifetimes of accounts, sessions and operator-added servers.
 #[derive(Debug, Clone, PartialEq)]

@@ -23,7 +23,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use maud::html;
 use std::time::Instant;
-use store::{SignupPolicy, StoreError};
+use store::StoreError;
 
 /// Links one address may be sent per hour.
 pub const LINKS_PER_ADDRESS_HOUR: i64 = 5;
@@ -242,10 +242,7 @@ pub async fn use_link(
     {
         return Err(ApiError::forbidden("sign in from the link's own page").into());
     }
-    let signup = match st.cfg().manage.signup {
-        super::settings::Signup::Open => SignupPolicy::Open,
-        super::settings::Signup::Closed => SignupPolicy::Closed,
-    };
+    let signup = st.cfg().manage.signup;
     let signed = match st
         .store()
         .consume_email_link(&hash_key(&token), signup, st.now())

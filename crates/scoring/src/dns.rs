@@ -9,9 +9,20 @@ const DELETION_GRACE_SECS: i64 = 14 * 86_400;
 /// DNS inclusion rule: score ≥ 10, netspeed > 0 and no deletion scheduled
 /// within the next 14 days (`deletion_on` in unix seconds).
 pub fn in_dns(score: f64, netspeed: i64, deletion_on: Option<i64>, now: i64) -> bool {
+    in_dns_from(IN_DNS_THRESHOLD, score, netspeed, deletion_on, now)
+}
+
+/// [`in_dns`] with another score threshold (a policy's).
+pub(crate) fn in_dns_from(
+    threshold: f64,
+    score: f64,
+    netspeed: i64,
+    deletion_on: Option<i64>,
+    now: i64,
+) -> bool {
     // The pool keeps a server only while deletion_on > now + 14 days, so a
     // deletion exactly 14 days away already removes it.
-    score >= IN_DNS_THRESHOLD
+    score >= threshold
         && netspeed > 0
         && deletion_on.is_none_or(|d| d > now.saturating_add(DELETION_GRACE_SECS))
 }

@@ -9,6 +9,8 @@
 mod aggregate;
 mod dns;
 pub mod monitor_selection;
+pub mod policy;
+mod sample;
 mod status;
 mod step;
 pub mod submission;
@@ -23,8 +25,10 @@ pub use monitor_selection::{
     Change, MonitorStats, Reason, SelectorConfig, SelectorMonitor, SelectorServer, select,
     select_with,
 };
+pub use policy::{Combine, Policy, PolicyError};
+pub use sample::{Sample, best_index};
 pub use status::{GlobalStatus, MonitorStatus, ParseGlobalStatusError, ParseMonitorStatusError};
-pub use step::{Observation, Step, step, update};
+pub use step::{Observation, Step, StepTable, step, step_with, update};
 pub use window::PairWindow;
 pub use zone_guard_rules::{GuardDecision, GuardEvent, ZoneGuardConfig, ZoneServer, guard};
 

@@ -22,7 +22,8 @@ pub struct Observation {
 
 /// The step an observation earns, and the ceiling the score is clamped to
 /// afterwards when the case has one.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Step {
     pub step: f64,
     pub cap: Option<f64>,
@@ -53,20 +54,70 @@ fn is_kiss_code(e: &str) -> bool {
     (1..=4).contains(&e.len()) && e.bytes().all(|c| (0x21..=0x7e).contains(&c))
 }
 
+/// The fixed rows of the step table (DESIGN.md "Scores"); the offset curve
+/// between 0 and 0.75 s is not a row. A policy (`crate::policy`) may
+/// replace any of them to ask "what if".
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StepTable {
+    pub no_response: Step,
+    /// KoD `RATE`.
+    pub rate: Step,
+    /// KoD `DENY` or `RSTR`.
+    pub deny: Step,
+    /// Stratum 0 without a kiss code: unsynchronised but answering.
+    pub unsynchronised: Step,
+    /// Any other error (or no offset).
+    pub error: Step,
+    /// |offset| > 3 s.
+    pub offset_over_3s: Step,
+    /// Stratum ≥ 8.
+    pub high_stratum: Step,
+    /// |offset| > 0.75 s.
+    pub offset_over_750ms: Step,
+}
+
+impl StepTable {
+    /// The pool's current table.
+    pub const POOL: StepTable = StepTable {
+        no_response: plain(-5.0),
+        rate: plain(-3.5),
+        // Access refused: sink fast and far so it takes long to come back.
+        deny: capped(-10.0, -50.0),
+        // Never good enough for DNS.
+        unsynchronised: capped(-2.0, 5.0),
+        error: plain(-4.0),
+        // A clock this wrong would actively harm clients: keep it well down.
+        offset_over_3s: capped(-4.0, -20.0),
+        high_stratum: plain(-4.0),
+        offset_over_750ms: plain(-2.0),
+    };
+}
+
+impl Default for StepTable {
+    fn default() -> Self {
+        Self::POOL
+    }
+}
+
 /// The step table (DESIGN.md "Scores"): the first matching row wins.
 pub fn step(obs: &Observation) -> Step {
+    step_with(&StepTable::POOL, obs)
+}
+
+/// [`step`] with other fixed rows.
+pub fn step_with(t: &StepTable, obs: &Observation) -> Step {
     // An empty string is how some encoders spell "no error".
     let error = obs.error.as_deref().filter(|e| !e.is_empty());
     // NaN or infinite offsets are meaningless measurements, not huge ones.
     let offset = obs.offset.filter(|o| o.is_finite());
 
     if obs.no_response {
-        return plain(-5.0);
+        return t.no_response;
     }
     match error {
-        Some("RATE") => return plain(-3.5),
-        // Access refused: sink fast and far so it takes long to come back.
-        Some("DENY" | "RSTR") => return capped(-10.0, -50.0),
+        Some("RATE") => return t.rate,
+        Some("DENY" | "RSTR") => return t.deny,
         _ => {}
     }
     let stratum0_no_code = match error {
@@ -75,22 +126,20 @@ pub fn step(obs: &Observation) -> Step {
         None => obs.stratum == Some(0),
     };
     if stratum0_no_code {
-        // Unsynchronised but answering: never good enough for DNS.
-        return capped(-2.0, 5.0);
+        return t.unsynchronised;
     }
     let Some(offset) = offset.filter(|_| error.is_none()) else {
-        return plain(-4.0);
+        return t.error;
     };
     let s = offset.abs();
     if s > 3.0 {
-        // A clock this wrong would actively harm clients: keep it well down.
-        return capped(-4.0, -20.0);
+        return t.offset_over_3s;
     }
     if obs.stratum.is_some_and(|st| st >= 8) {
-        return plain(-4.0);
+        return t.high_stratum;
     }
     if s > 0.75 {
-        return plain(-2.0);
+        return t.offset_over_750ms;
     }
     // The rounded coefficients overshoot 1 just above 25 ms; without the
     // clamp a steady 26 ms would settle above MAX_SCORE.

@@ -57,23 +57,8 @@ const NO_STRATUM: u64 = 31;
 /// The most samples one check may carry (the service checks it first).
 pub const MAX_SAMPLES: usize = 16;
 
-/// One query of a check, as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SampleRow {
-    /// 0-based position in the check; stored by order.
-    pub position: u8,
-    /// Milliseconds after the check's first query (at most 65 535).
-    pub send_ms: u16,
-    pub answered: bool,
-    /// Microseconds.
-    pub rtt_us: Option<u32>,
-    /// Seconds (stored as f32).
-    pub offset: Option<f64>,
-    pub stratum: Option<u8>,
-    pub leap: Option<u8>,
-    /// KoD code or socket error, as the log row's `error`.
-    pub error: Option<String>,
-}
+/// One query of a check, as stored: the scoring crate's pure type.
+pub use scoring::Sample as SampleRow;
 
 /// The samples of one check.
 #[derive(Debug, Clone, PartialEq)]

@@ -52,9 +52,11 @@
 
 pub mod behaviour;
 pub mod fleet;
+pub mod rate_limit;
 pub mod reply;
 pub mod udp_edge;
 
 pub use behaviour::{Behaviour, Malformed, ReplyFrom};
 pub use fleet::{Fleet, FleetError, Generate, ServerSpec};
+pub use rate_limit::{Decision, Limiter, RateLimit};
 pub use udp_edge::{RunningFleet, RunningServer, SpawnError, Stats};

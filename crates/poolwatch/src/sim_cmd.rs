@@ -13,7 +13,7 @@ Fleet file:
   [[server]]
   addr = \"127.0.0.1:11123\"                   # port 0 = any free port
   behaviour = \"good\"                         # or silent, malformed, wrong-origin,
-                                             #    other-address
+                                             #    other-address, rate-limited
   [[server]]
   addr = \"[::1]:11123\"
   behaviour = { offset = 0.25, loss = 0.5, delay_ms = 100 }
@@ -23,7 +23,9 @@ Fleet file:
   port = 11123
 Behaviour fields (combinable): offset, drift_ppm, stratum, leap, refid, kod,
 silent, loss, drop_first, drop_from, delay_ms, malformed, wrong_origin,
-reply_from.
+reply_from, rate_limit = { average = 8, minimum = 2, burst = 1, kod = true }
+(like ntpd's `discard average 3 minimum 2` + `restrict ... kod limited`: a
+check of 4 queries 2 s apart gets only its first answered).
 See examples/fleet.toml.
 
 Examples:

@@ -1,6 +1,7 @@
 //! What a simulated server does with a request: the `behaviour` value of the
 //! fleet file, its validation and its one-line description.
 
+use crate::rate_limit::RateLimit;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use std::fmt;
@@ -44,6 +45,9 @@ pub struct Behaviour {
     pub wrong_origin: bool,
     /// Send the reply from a second socket on another address.
     pub reply_from: Option<ReplyFrom>,
+    /// Refuse clients that ask too often (RATE kiss-o'-death or silence),
+    /// like ntpd's `discard` with `restrict … limited`.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for Behaviour {
@@ -63,6 +67,7 @@ impl Default for Behaviour {
             malformed: None,
             wrong_origin: false,
             reply_from: None,
+            rate_limit: None,
         }
     }
 }
@@ -112,6 +117,7 @@ pub const PRESETS: &[&str] = &[
     "malformed",
     "wrong-origin",
     "other-address",
+    "rate-limited",
 ];
 
 impl Behaviour {
@@ -134,6 +140,11 @@ impl Behaviour {
             },
             "other-address" => Behaviour {
                 reply_from: Some(ReplyFrom::Other),
+                ..good
+            },
+            // ntpd's `discard average 3 minimum 2` with `restrict … kod limited`.
+            "rate-limited" => Behaviour {
+                rate_limit: Some(RateLimit::default()),
                 ..good
             },
             _ => return None,
@@ -203,6 +214,7 @@ struct Table {
     malformed: Option<Malformed>,
     wrong_origin: Option<bool>,
     reply_from: Option<String>,
+    rate_limit: Option<RateLimit>,
 }
 
 impl TryFrom<Table> for Behaviour {
@@ -246,6 +258,9 @@ impl TryFrom<Table> for Behaviour {
                 format!("reply_from '{s}' is neither \"other\" nor an IP address")
             })?)),
         };
+        if let Some(l) = &t.rate_limit {
+            l.validate()?;
+        }
         let drop_from = t
             .drop_from
             .unwrap_or_default()
@@ -270,6 +285,7 @@ impl TryFrom<Table> for Behaviour {
             malformed: t.malformed,
             wrong_origin: t.wrong_origin.unwrap_or(false),
             reply_from,
+            rate_limit: t.rate_limit,
         })
     }
 }
@@ -317,6 +333,15 @@ impl fmt::Display for Behaviour {
         }
         if let Some(code) = &self.kod {
             parts.push(format!("kod {code}"));
+        }
+        if let Some(l) = &self.rate_limit {
+            parts.push(format!(
+                "rate-limited (average {} s, minimum {} s, burst {}, {})",
+                l.average,
+                l.minimum,
+                l.burst,
+                if l.kod { "RATE" } else { "silent" }
+            ));
         }
         if self.offset != 0.0 {
             parts.push(format!("offset {:+.3} s", self.offset));

@@ -384,7 +384,8 @@ behaviour = { kod = "RATE" }
     fn the_example_fleet_parses() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/fleet.toml");
         let f = Fleet::load(Path::new(path)).unwrap();
-        assert_eq!(f.servers.len(), 37);
+        assert_eq!(f.servers.len(), 38);
+        assert!(f.servers.iter().any(|s| s.behaviour.rate_limit.is_some()));
     }
 
     #[test]
@@ -467,6 +468,14 @@ behaviour = "silent"
             ),
             ("[[server]\naddr = 1", "line 1"),
             ("sed = 1", "unknown field `sed`"),
+            (
+                "[[server]]\naddr = \"127.0.0.1:1\"\nbehaviour = { rate_limit = { average = 0 } }",
+                "rate_limit.average: seconds, more than 0",
+            ),
+            (
+                "[[server]]\naddr = \"127.0.0.1:1\"\nbehaviour = { rate_limit = { every = 8 } }",
+                "unknown field `every`",
+            ),
             ("[generate]\ncount = 0", "count 0 is out of range"),
             (
                 "[generate]\ncount = 10\nbase = \"127.255.255.250\"",

@@ -31,7 +31,7 @@
 //! ```
 //!
 //! Presets: `good`, `silent`, `malformed` (a 20-byte reply), `wrong-origin`,
-//! `other-address`. Table fields, all optional and combinable:
+//! `other-address`, `rate-limited` (`rate_limit` with its defaults). Table fields, all optional and combinable:
 //!
 //! | field | meaning |
 //! |---|---|
@@ -49,6 +49,7 @@
 //! | `malformed` | `"short"` (20 bytes), `"garbage"` (48 random bytes), `"empty"` |
 //! | `wrong_origin` | origin timestamp that is not the request's |
 //! | `reply_from` | `"other"` or an IP: reply from a second socket there |
+//! | `rate_limit` | `{ average = 8, minimum = 2, burst = 1, kod = true }` (each optional): per client, one answer per `average` s, none sooner than `minimum` s after its last request; refused with `RATE` (or silence without `kod`) — ntpd's `discard average 3 minimum 2` with `restrict … kod limited` |
 
 pub mod behaviour;
 pub mod fleet;

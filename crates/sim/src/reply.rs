@@ -3,6 +3,7 @@
 //! bytes and a decision come out.
 
 use crate::behaviour::{Behaviour, Malformed};
+use crate::rate_limit::{Decision, Limiter};
 use ntp::packet::{HEADER_LEN, mode};
 use ntp::{NtpTimestamp, Packet};
 use rand::rngs::SmallRng;
@@ -37,6 +38,7 @@ pub struct Responder {
     behaviour: Behaviour,
     requests: u64,
     rng: Option<SmallRng>,
+    limiter: Option<Limiter>,
 }
 
 /// Move a timestamp by a signed number of seconds.
@@ -61,10 +63,12 @@ impl Responder {
     /// keep a generator.
     pub fn new(behaviour: Behaviour, seed: u64) -> Responder {
         let rng = behaviour.needs_rng().then(|| SmallRng::seed_from_u64(seed));
+        let limiter = behaviour.rate_limit.map(Limiter::new);
         Responder {
             behaviour,
             requests: 0,
             rng,
+            limiter,
         }
     }
 
@@ -96,6 +100,19 @@ impl Responder {
         {
             return Action::Drop;
         }
+        // Only requests that arrive count against the client, as in ntpd.
+        let limited = match self.limiter.as_mut() {
+            Some(l) => l.check(client, elapsed.as_secs_f64()) == Decision::Limited,
+            None => false,
+        };
+        if limited && !b.rate_limit.is_some_and(|l| l.kod) {
+            return Action::Drop;
+        }
+        let kod = if limited {
+            Some("RATE")
+        } else {
+            b.kod.as_deref()
+        };
         // The server's clock reads the true time plus its offset; with an
         // added delay it stamps the packet half-way, like a symmetric path.
         let half_delay = b.delay.as_secs_f64() / 2.0;
@@ -119,7 +136,7 @@ impl Responder {
             receive_ts: receive,
             transmit_ts: transmit,
         };
-        if let Some(code) = &b.kod {
+        if let Some(code) = kod {
             let mut id = [0u8; 4];
             id[..code.len()].copy_from_slice(code.as_bytes());
             p.leap = b.leap.unwrap_or(3);
@@ -395,6 +412,44 @@ mod tests {
             ..Behaviour::default()
         });
         assert_eq!(p.unwrap().leap, 0);
+    }
+
+    /// The announcement's case: a check of 4 queries 2 s apart gets one
+    /// answer; the rest are RATE (or nothing without `kod`), per client.
+    #[test]
+    fn rate_limited_answers_the_first_of_a_check() {
+        let now = SystemTime::now();
+        let other = IpAddr::V4(Ipv4Addr::new(127, 0, 4, 3));
+        let kinds = |r: &mut Responder, client: IpAddr, t0: u64| -> Vec<String> {
+            (0..4)
+                .map(|i| {
+                    match r.respond(&request(4), client, now, Duration::from_secs(t0 + 2 * i)) {
+                        Action::Reply { bytes, .. } => match_reply(&bytes, NONCE)
+                            .map(|p| {
+                                if p.stratum == 0 {
+                                    p.refid_string()
+                                } else {
+                                    "ok".into()
+                                }
+                            })
+                            .unwrap_or_else(|e| e.to_string()),
+                        Action::Drop => "drop".into(),
+                        other => format!("{other:?}"),
+                    }
+                })
+                .collect()
+        };
+        let mut r = Responder::new(Behaviour::preset("rate-limited").unwrap(), 1);
+        assert_eq!(kinds(&mut r, LO, 100), ["ok", "RATE", "RATE", "RATE"]);
+        assert_eq!(kinds(&mut r, other, 101), ["ok", "RATE", "RATE", "RATE"]);
+        assert_eq!(kinds(&mut r, LO, 700), ["ok", "RATE", "RATE", "RATE"]);
+        let silent: Behaviour =
+            toml::from_str::<toml::Table>("b = { rate_limit = { kod = false } }").unwrap()["b"]
+                .clone()
+                .try_into()
+                .unwrap();
+        let mut r = Responder::new(silent, 1);
+        assert_eq!(kinds(&mut r, LO, 100), ["ok", "drop", "drop", "drop"]);
     }
 
     #[test]

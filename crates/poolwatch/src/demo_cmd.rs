@@ -146,6 +146,23 @@ fn fleet_plan() -> Vec<DemoServer> {
         what: "loses half its packets",
         behaviour: with(|b| b.loss = 0.5),
     });
+    v.push(DemoServer {
+        ip: "127.0.1.28",
+        zone: "se",
+        what: "rate-limited like ntpd: only a check's first query answered",
+        // ntpd's `discard average 3 minimum 2` scaled to the demo's pace
+        // (a check every 3 s, queries 0.5 s apart): RATE for all but the
+        // first query of each check.
+        behaviour: Behaviour {
+            rate_limit: Some(sim::RateLimit {
+                average: 2.0,
+                minimum: 1.0,
+                burst: 1,
+                kod: true,
+            }),
+            ..good()
+        },
+    });
     for ip in ["127.0.1.31", "127.0.1.32", "127.0.1.33"] {
         v.push(DemoServer {
             ip,

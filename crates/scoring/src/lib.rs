@@ -8,6 +8,7 @@
 
 mod aggregate;
 mod dns;
+pub mod ledger;
 pub mod monitor_selection;
 pub mod policy;
 mod sample;
@@ -21,6 +22,7 @@ pub use aggregate::{
     MonitorScore, WINDOW_TRUSTED_S, WINDOW_WIDEST_S, aggregate, should_log_aggregate,
 };
 pub use dns::in_dns;
+pub use ledger::Ledger;
 pub use monitor_selection::{
     Change, MonitorStats, Reason, SelectorConfig, SelectorMonitor, SelectorServer, select,
     select_with,

@@ -22,7 +22,8 @@ Fleet file:
   base = \"127.1.0.1\"
   port = 11123
 Behaviour fields (combinable): offset, drift_ppm, stratum, leap, refid, kod,
-silent, loss, drop_first, drop_from, delay_ms, malformed, wrong_origin,
+silent, loss, drop_first, drop_from, path_loss = { \"127.0.4.3\" = 0.5 },
+delay_ms, malformed, wrong_origin,
 reply_from, rate_limit = { average = 8, minimum = 2, burst = 1, kod = true }
 (like ntpd's `discard average 3 minimum 2` + `restrict ... kod limited`: a
 check of 4 queries 2 s apart gets only its first answered).

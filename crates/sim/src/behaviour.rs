@@ -36,6 +36,9 @@ pub struct Behaviour {
     /// Drop every request from these client addresses (a path that is
     /// broken for some monitors only).
     pub drop_from: Vec<IpAddr>,
+    /// Loss on the path from these clients only (probability 0..=1 each):
+    /// a lossy link between one monitor and the server.
+    pub path_loss: Vec<(IpAddr, f64)>,
     /// Network delay added to every reply; the server's timestamps sit in the
     /// middle, so offsets stay right and the round trip grows by this much.
     pub delay: Duration,
@@ -63,6 +66,7 @@ impl Default for Behaviour {
             loss: 0.0,
             drop_first: 0,
             drop_from: Vec::new(),
+            path_loss: Vec::new(),
             delay: Duration::ZERO,
             malformed: None,
             wrong_origin: false,
@@ -153,7 +157,7 @@ impl Behaviour {
 
     /// True when replies need random numbers (loss, garbage).
     pub fn needs_rng(&self) -> bool {
-        self.loss > 0.0 || self.malformed == Some(Malformed::Garbage)
+        self.loss > 0.0 || !self.path_loss.is_empty() || self.malformed == Some(Malformed::Garbage)
     }
 
     /// The 4 reference-id bytes of a normal reply.
@@ -210,6 +214,7 @@ struct Table {
     loss: Option<f64>,
     drop_first: Option<u32>,
     drop_from: Option<Vec<String>>,
+    path_loss: Option<std::collections::BTreeMap<String, f64>>,
     delay_ms: Option<f64>,
     malformed: Option<Malformed>,
     wrong_origin: Option<bool>,
@@ -270,6 +275,20 @@ impl TryFrom<Table> for Behaviour {
                     .map_err(|_| format!("drop_from: '{s}' is not an IP address"))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let path_loss = t
+            .path_loss
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, p)| {
+                let ip = k
+                    .parse::<IpAddr>()
+                    .map_err(|_| format!("path_loss: '{k}' is not an IP address"))?;
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(format!("path_loss: {k} = {p} is out of range (0 to 1)"));
+                }
+                Ok((ip, p))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
         Ok(Behaviour {
             offset,
             drift_ppm,
@@ -281,6 +300,7 @@ impl TryFrom<Table> for Behaviour {
             loss,
             drop_first: t.drop_first.unwrap_or(0),
             drop_from,
+            path_loss,
             delay: Duration::from_secs_f64(delay_ms / 1000.0),
             malformed: t.malformed,
             wrong_origin: t.wrong_origin.unwrap_or(false),
@@ -367,6 +387,9 @@ impl fmt::Display for Behaviour {
         if !self.drop_from.is_empty() {
             let ips: Vec<String> = self.drop_from.iter().map(IpAddr::to_string).collect();
             parts.push(format!("drop from {}", ips.join(" ")));
+        }
+        for (ip, p) in &self.path_loss {
+            parts.push(format!("loss {}% from {ip}", p * 100.0));
         }
         if !self.delay.is_zero() {
             parts.push(format!("delay {} ms", self.delay.as_secs_f64() * 1000.0));
@@ -535,6 +558,26 @@ mod tests {
                 "drop from 127.0.4.3 ::1",
             ),
             (
+                "{ path_loss = { \"127.0.48.1\" = 0.5 } }",
+                Behaviour {
+                    path_loss: vec![("127.0.48.1".parse().unwrap(), 0.5)],
+                    ..good.clone()
+                },
+                "loss 50% from 127.0.48.1",
+            ),
+            (
+                "{ rate_limit = { average = 2, minimum = 1 } }",
+                Behaviour {
+                    rate_limit: Some(RateLimit {
+                        average: 2.0,
+                        minimum: 1.0,
+                        ..RateLimit::default()
+                    }),
+                    ..good.clone()
+                },
+                "rate-limited (average 2 s, minimum 1 s, burst 1, RATE)",
+            ),
+            (
                 "{ refid = \"GPS\", stratum = 1 }",
                 Behaviour {
                     refid: Some("GPS".into()),
@@ -573,6 +616,14 @@ mod tests {
             (
                 "{ drop_from = [\"10.0.0.0/8\"] }",
                 "drop_from: '10.0.0.0/8' is not an IP address",
+            ),
+            (
+                "{ path_loss = { \"127.0.48.1\" = 1.5 } }",
+                "path_loss: 127.0.48.1 = 1.5 is out of range",
+            ),
+            (
+                "{ path_loss = { \"somewhere\" = 0.5 } }",
+                "path_loss: 'somewhere' is not an IP address",
             ),
             ("{ drop_from = \"127.0.0.1\" }", "invalid type"),
             ("{ refid = \"TOOLONG\" }", "refid 'TOOLONG'"),

@@ -45,6 +45,7 @@
 //! | `loss` | probability 0–1 that a request is dropped |
 //! | `drop_first` | drop the first N requests |
 //! | `drop_from` | drop requests from these client IPs, e.g. `["127.0.4.3"]` |
+//! | `path_loss` | `{ "127.0.4.3" = 0.5 }`: loss only on the path from these clients |
 //! | `delay_ms` | added round-trip delay (timestamps stay symmetric) |
 //! | `malformed` | `"short"` (20 bytes), `"garbage"` (48 random bytes), `"empty"` |
 //! | `wrong_origin` | origin timestamp that is not the request's |

@@ -100,6 +100,12 @@ impl Responder {
         {
             return Action::Drop;
         }
+        if let Some((_, p)) = b.path_loss.iter().find(|(ip, _)| *ip == client)
+            && let Some(rng) = self.rng.as_mut()
+            && rng.random::<f64>() < *p
+        {
+            return Action::Drop;
+        }
         // Only requests that arrive count against the client, as in ntpd.
         let limited = match self.limiter.as_mut() {
             Some(l) => l.check(client, elapsed.as_secs_f64()) == Decision::Limited,
@@ -503,6 +509,16 @@ mod tests {
             ..good.clone()
         };
         assert_eq!(count(elsewhere, 10), 10);
+        let lossy_path = Behaviour {
+            path_loss: vec![(LO, 1.0), (IpAddr::V4(Ipv4Addr::new(127, 0, 4, 3)), 0.0)],
+            ..good.clone()
+        };
+        assert_eq!(count(lossy_path, 10), 0);
+        let other_path = Behaviour {
+            path_loss: vec![(IpAddr::V4(Ipv4Addr::new(127, 0, 4, 3)), 1.0)],
+            ..good.clone()
+        };
+        assert_eq!(count(other_path, 10), 10);
         let half = count(
             Behaviour {
                 loss: 0.5,

@@ -8,6 +8,7 @@
 
 mod aggregate;
 mod dns;
+pub mod evidence;
 pub mod ledger;
 pub mod monitor_selection;
 pub mod policy;
@@ -22,6 +23,7 @@ pub use aggregate::{
     MonitorScore, WINDOW_TRUSTED_S, WINDOW_WIDEST_S, aggregate, should_log_aggregate,
 };
 pub use dns::in_dns;
+pub use evidence::{Evidence, MonitorEvidence, PositionStats, RttSpread, Stats, Verdict};
 pub use ledger::Ledger;
 pub use monitor_selection::{
     Change, MonitorStats, Reason, SelectorConfig, SelectorMonitor, SelectorServer, select,

@@ -279,6 +279,15 @@ pub struct Args {
     /// hourly housekeeping; at least 1h [default: 15d].
     #[arg(long, value_name = "DURATION", env = "POOLWATCH_SAMPLE_RETENTION")]
     sample_retention: Option<String>,
+
+    /// Show the overall answer rate by sample position (first, second, …
+    /// query of a check) on the public server pages, beside the verdict of
+    /// what the samples say (rate-limited, path-loss, …). Off, the public
+    /// page shows the verdict only; the per-monitor detail is always on the
+    /// owning account's manage page and its API.
+    #[arg(long, env = "POOLWATCH_PUBLIC_SAMPLE_DETAIL",
+          value_parser = clap::builder::FalseyValueParser::new())]
+    public_sample_detail: bool,
 }
 
 const SERVE_EXAMPLES: &str = "\
@@ -356,6 +365,7 @@ fn build_config(l: &Loaded<ServeSettings>, setup: &StoreSetup) -> Result<ServerC
         }),
         alerts: Some(alerts),
         manage: s.manage_settings().map_err(invalid)?,
+        public_sample_detail: s.public_sample_detail,
     })
 }
 

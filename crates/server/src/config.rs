@@ -57,6 +57,9 @@ pub struct ServerConfig {
     pub housekeeping: Option<HousekeepingSettings>,
     /// Operators' accounts, sessions and the servers they add.
     pub manage: ManageSettings,
+    /// Show the overall answer rate by sample position on the public
+    /// server page (`--public-sample-detail`); off: the verdict only.
+    pub public_sample_detail: bool,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -80,6 +83,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("alerts", &self.alerts)
             .field("housekeeping", &self.housekeeping)
             .field("manage", &self.manage)
+            .field("public_sample_detail", &self.public_sample_detail)
             .finish()
     }
 }
@@ -106,6 +110,7 @@ impl Default for ServerConfig {
             alerts: None,
             housekeeping: None,
             manage: ManageSettings::default(),
+            public_sample_detail: false,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod clock_check;
 mod config;
 mod dns_zone;
 mod error;
+mod evidence;
 mod extract;
 pub mod housekeeping_job;
 mod http;

@@ -20,6 +20,7 @@
 //! zone_guard = 0.1            # or "off", or "10%"
 //! log_retention = "forever"  # or "90d": older score log rows are deleted
 //! sample_retention = "15d"   # every sample of each check, kept this long
+//! public_sample_detail = false  # true: score pages show answer rates by sample position
 //! public_url = "https://pool.example.org"
 //! zone = "pool.example.org"
 //! dns_listen = "0.0.0.0:53"
@@ -113,6 +114,9 @@ pub struct ServeSettings {
     pub zone_guard: ZoneGuard,
     pub log_retention: LogRetention,
     pub sample_retention: HumanDuration,
+    /// The public server page shows the answer rate by sample position
+    /// beside the samples' verdict.
+    pub public_sample_detail: bool,
     pub public_url: Option<String>,
     pub zone: Option<String>,
     pub dns_listen: Option<SocketAddr>,
@@ -229,6 +233,7 @@ impl Default for ServeSettings {
             zone_guard: ZoneGuard(ZoneGuardConfig::default()),
             log_retention: LogRetention(None),
             sample_retention: HumanDuration(server::housekeeping_job::DEFAULT_SAMPLE_RETENTION),
+            public_sample_detail: d.public_sample_detail,
             public_url: None,
             zone: None,
             dns_listen: None,

@@ -398,6 +398,43 @@ fn serve_manage_settings_reach_the_service() {
 }
 
 #[test]
+fn serve_public_sample_detail_is_a_switch_in_every_source() {
+    let get = |flags: &[&str], env: &[(&str, &str)], file: Option<&str>| {
+        let l = load_with::<ServeSettings>(&serve_cmd(), flags, env, file).unwrap();
+        (
+            l.settings.public_sample_detail,
+            l.origin("public_sample_detail"),
+        )
+    };
+    let env_off = [("POOLWATCH_PUBLIC_SAMPLE_DETAIL", "0")];
+    let env_on = [("POOLWATCH_PUBLIC_SAMPLE_DETAIL", "yes")];
+    let file = Some("public_sample_detail = true\n");
+    assert_eq!(get(&[], &[], None), (false, Origin::Default));
+    let (on, origin) = get(&[], &[], file);
+    assert!(on && matches!(origin, Origin::File(_)), "{origin:?}");
+    assert_eq!(
+        get(&[], &env_off, file),
+        (false, Origin::Env("POOLWATCH_PUBLIC_SAMPLE_DETAIL".into()))
+    );
+    assert_eq!(
+        get(&[], &env_on, None),
+        (true, Origin::Env("POOLWATCH_PUBLIC_SAMPLE_DETAIL".into()))
+    );
+    assert_eq!(
+        get(&["--public-sample-detail"], &env_off, file),
+        (true, Origin::Flag("--public-sample-detail".into()))
+    );
+    let e = load_with::<ServeSettings>(
+        &serve_cmd(),
+        &[],
+        &[],
+        Some("public_sample_detail = \"sometimes\"\n"),
+    )
+    .unwrap_err();
+    assert!(e.contains("public_sample_detail"), "{e}");
+}
+
+#[test]
 fn serve_refuses_bad_values_from_every_source() {
     check_refusals::<ServeSettings>(
         &serve_cmd(),

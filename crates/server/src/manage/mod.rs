@@ -181,6 +181,9 @@ pub fn api_routes() -> Router<AppState> {
             "/api/v1/manage/servers/{ip}",
             get(servers_api::get).patch(servers_api::patch),
         )
+        // Not under /manage: the server's own data, for its owner or an
+        // admin (the public `/api/v1/servers/{ip}` beside it).
+        .route("/api/v1/servers/{ip}/samples", get(servers_api::samples))
         // Last: it covers only the routes above it.
         .layer(middleware::map_response(no_store))
 }

@@ -7,10 +7,11 @@ use super::servers_ops as ops;
 use super::servers_pages::path_ip;
 use crate::admin::format_date;
 use crate::error::ApiError;
+use crate::evidence::{self, ServerEvidence};
 use crate::extract::JsonBody;
 use crate::state::AppState;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use store::{Added, LiveCheckRow, ServerRow};
@@ -223,4 +224,29 @@ pub async fn patch(
         s = ops::cancel_deletion(&st, acct, actor, ip).await?;
     }
     Ok(Json(server_json(&s)))
+}
+
+/// `GET /api/v1/servers/{ip}/samples?hours=N`: what the server's samples
+/// say over the last N hours (API.md "Samples"). The owning account's
+/// token, or an admin's; any other server is 404, so nobody learns whose
+/// it is.
+pub async fn samples(
+    State(st): State<AppState>,
+    ApiOperator(op): ApiOperator,
+    Path(ip): Path<String>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Result<Json<Value>, ApiError> {
+    let hours = evidence::parse_hours(&q, evidence::max_hours(&st))?;
+    let ip = path_ip(&ip)?;
+    let s = if op.is_admin {
+        st.store()
+            .server_by_ip(ip)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("server {ip}")))?
+    } else {
+        ops::server(&st, op.account_id, ip).await?
+    };
+    let monitors = st.store().server_monitors(s.id).await?;
+    let ev = ServerEvidence::load(&st, s.id, &monitors, hours, st.now()).await?;
+    Ok(Json(ev.json(&s.ip.to_string())))
 }

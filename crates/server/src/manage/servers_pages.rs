@@ -12,6 +12,7 @@ use super::verify;
 use super::view::page;
 use crate::admin::{format_date, today};
 use crate::error::ApiError;
+use crate::evidence::{self, ServerEvidence};
 use crate::state::AppState;
 use crate::web::html::{PageError, minute};
 use axum::extract::{Path, Query, State};
@@ -282,14 +283,22 @@ pub async fn server_page(
     let s = ops::server(&st, op.account_id, path_ip(&ip)?).await?;
     let now = st.now();
     let base = public_url(&st);
+    let monitors = st.store().server_monitors(s.id).await?;
+    let samples = ServerEvidence::load(&st, s.id, &monitors, evidence::DEFAULT_HOURS, now).await?;
     Ok(page(
         &format!("Server {}", s.ip),
         Some(&op),
-        server_body(&op, &s, now, &base),
+        server_body(&op, &s, now, &base, &samples),
     ))
 }
 
-fn server_body(op: &Operator, s: &ServerRow, now: i64, base: &str) -> Markup {
+fn server_body(
+    op: &Operator,
+    s: &ServerRow,
+    now: i64,
+    base: &str,
+    samples: &ServerEvidence,
+) -> Markup {
     let action = |what: &str| format!("/manage/servers/{}/{what}", s.ip);
     let earliest = format_date(today(now) + ops::DELETION_NOTICE_DAYS * 86_400);
     html! {
@@ -298,6 +307,12 @@ fn server_body(op: &Operator, s: &ServerRow, now: i64, base: &str) -> Markup {
             @if let Some(h) = &s.hostname { "Added as " (h) " · " }
             "zones " (s.zones.join(", ")) " · score " (format!("{:.1}", s.score))
             " · " a href=(format!("/scores/{}", s.ip)) { "its public score page" }
+        }
+        (crate::web::evidence_page::owner_section(samples))
+        p.muted {
+            "As JSON, for any window up to the sample retention: "
+            code { "GET /api/v1/servers/" (s.ip) "/samples?hours=N" }
+            " with an API token of this account."
         }
         h2 { "Verification" }
         @if let Some(v) = s.verified_on {

@@ -91,6 +91,14 @@ pub async fn server(
         .log_rows(s.id, MonitorFilter::All, CHART_ROWS, None)
         .await?;
     let all_monitors = st.store().server_monitors(s.id).await?;
+    let samples = crate::evidence::ServerEvidence::load(
+        &st,
+        s.id,
+        &all_monitors,
+        crate::evidence::DEFAULT_HOURS,
+        now,
+    )
+    .await?;
     let monitors: Vec<ServerMonitorRow> = all_monitors
         .iter()
         .filter(|m| m.monitor_status != store::GlobalStatus::Deleted)
@@ -113,6 +121,8 @@ pub async fn server(
         .alerts_for_server(s.id, super::alerts_page::PAGE_ALERTS)
         .await?;
     let sections = Sections {
+        samples: &samples,
+        sample_detail: st.cfg().public_sample_detail,
         traces: &traces,
         selection: &selection,
         alerts: &alerts,
@@ -123,6 +133,9 @@ pub async fn server(
 
 /// The sections below the history, each from its own source.
 struct Sections<'a> {
+    samples: &'a crate::evidence::ServerEvidence,
+    /// `--public-sample-detail`.
+    sample_detail: bool,
     traces: &'a [TracerouteRow],
     selection: &'a crate::selector_job::ServerMonitors,
     alerts: &'a [store::AlertRow],
@@ -198,6 +211,7 @@ fn render(
             }
         }
         (errors(rows, &names))
+        (super::evidence_page::public_section(sections.samples, sections.sample_detail))
         (super::selection_page::section(sections.selection))
         (super::traceroutes_page::section(sections.traces, now))
         (super::alerts_page::section(sections.alerts))

@@ -8,8 +8,9 @@
 //!
 //! 1. no judged monitor → `not-enough-data`;
 //! 2. a `RATE` KoD anywhere, or *position-dependent* loss (the first
-//!    sample answered far more often than the later ones, [`RATE_GAP`] and
-//!    [`RATE_Z`]) at a strict majority of judged monitors → `rate-limited`.
+//!    sample answered far more often than the later ones,
+//!    [`RATE_LATER_SHARE`] and [`RATE_Z`]) at a strict majority of judged
+//!    monitors → `rate-limited`.
 //!    A limiter counts per client, so every monitor sees it alike;
 //! 3. every judged monitor answers at most [`NO_ANSWER_RATE`] of its
 //!    samples → `no-answers` (down for everyone is not path loss);
@@ -35,18 +36,19 @@ use std::collections::BTreeMap;
 /// day.
 pub const MIN_CHECKS: u32 = 8;
 
-/// The first sample's answer rate must exceed the later samples' by at
-/// least this for loss to be position-dependent. ntpd's `discard average 3`
-/// with 2 s between samples answers the first and refuses most of the rest
-/// (a gap near 1); 0.3 still catches a limiter that lets every other later
-/// sample through, while random loss keeps the gap near 0.
-pub const RATE_GAP: f64 = 0.3;
+/// Loss is position-dependent when the later samples' answer rate is at
+/// most this share of the first sample's. ntpd's `discard average 3
+/// minimum 2` lets at most one of the three later samples of a check 2 s
+/// apart through (a share of ⅓ or less, 0 when it answers the first only),
+/// also when monitors behind one address share its budget and the first
+/// sample is refused too; random loss keeps the share near 1.
+pub const RATE_LATER_SHARE: f64 = 0.5;
 
-/// … and the gap must be significant: a two-proportion z score (first vs
-/// later samples, pooled variance) of at least this. 3 keeps a monitor with
-/// few checks and random loss from reading as a limiter by chance (about
-/// one in a thousand), while a real limiter scores 5 or more from
-/// [`MIN_CHECKS`] on.
+/// … and the difference must be significant: a two-proportion z score
+/// (first vs later samples, pooled variance) of at least this. 3 keeps a
+/// monitor with few checks and random loss from reading as a limiter by
+/// chance (about one in a thousand), while a limiter answering every first
+/// sample scores 5 or more from [`MIN_CHECKS`] on.
 pub const RATE_Z: f64 = 3.0;
 
 /// Share of a monitor's samples that may go unanswered while it still sees
@@ -225,7 +227,7 @@ impl Stats {
     }
 
     /// The first sample answered significantly more often than the later
-    /// ones ([`RATE_GAP`], [`RATE_Z`]).
+    /// ones ([`RATE_LATER_SHARE`], [`RATE_Z`]).
     pub fn position_dependent(&self) -> bool {
         let Some((first, later)) = self.positions.split_first() else {
             return false;
@@ -237,11 +239,13 @@ impl Stats {
         if n0 == 0.0 || nl == 0.0 {
             return false;
         }
-        let gap = a0 / n0 - al / nl;
+        let (first_rate, later_rate) = (a0 / n0, al / nl);
         let pooled = (a0 + al) / (n0 + nl);
         let se = (pooled * (1.0 - pooled) * (1.0 / n0 + 1.0 / nl)).sqrt();
-        // se is 0 only when every sample agrees, and then gap is 0 too.
-        gap >= RATE_GAP && se > 0.0 && gap / se >= RATE_Z
+        // se is 0 only when every sample agrees: no dependence then.
+        later_rate <= RATE_LATER_SHARE * first_rate
+            && se > 0.0
+            && (first_rate - later_rate) / se >= RATE_Z
     }
 
     /// This set of checks on its own: what one monitor sees. Path loss needs

@@ -219,6 +219,32 @@ fn a_limiter_with_some_lost_first_samples_is_still_rate_limited() {
 }
 
 #[test]
+fn a_limiter_shared_by_monitors_behind_one_address() {
+    // In a lab every agent queries from 127.0.0.1: the limiter's budget is
+    // theirs together, so most first samples are refused too (6 of 30
+    // answered) and no later one gets through.
+    let mut c = Vec::new();
+    for id in 1..=3 {
+        c.extend(monitor(id, 30, |i| {
+            let first = if i % 5 == 0 { OK } else { O::Lost };
+            vec![first, O::Lost, O::Lost, O::Lost]
+        }));
+    }
+    assert_eq!(judge(&c).verdict, Verdict::RateLimited);
+    // With 10 checks (2 first samples answered) that could be chance, and
+    // 2 answers in 40 samples is (almost) nothing at every monitor.
+    let few: Vec<_> = (1..=3)
+        .flat_map(|id| {
+            monitor(id, 10, |i| {
+                let first = if i % 5 == 0 { OK } else { O::Lost };
+                vec![first, O::Lost, O::Lost, O::Lost]
+            })
+        })
+        .collect();
+    assert_eq!(judge(&few).verdict, Verdict::NoAnswers);
+}
+
+#[test]
 fn a_limiter_is_not_path_loss() {
     // Silence only: no RATE to give it away; every monitor alike.
     let mut c = limiter(1, 10, O::Lost);
@@ -321,11 +347,11 @@ fn stats(n: u32, first: u32, later: u32) -> Stats {
 
 #[test]
 fn position_dependence_borders() {
-    // The gap: 30 checks, first always answered; later 64/90 (gap 0.29)
-    // is not enough, 62/90 (gap 0.31, z 3.5) is.
-    assert!(!stats(30, 30, 64).position_dependent());
-    assert!(stats(30, 30, 62).position_dependent());
-    // The z score at MIN_CHECKS: 8/8 against 12/24 (gap 0.5, z 2.5) could
+    // The share: 30 checks, first always answered; later 46/90 (more than
+    // half the first's rate) is not enough, 45/90 (half) is.
+    assert!(!stats(30, 30, 46).position_dependent());
+    assert!(stats(30, 30, 45).position_dependent());
+    // The z score at MIN_CHECKS: 8/8 against 12/24 (half, z 2.5) could
     // be chance; 8/8 against 8/24 (z 3.3) is not.
     assert!(!stats(8, 8, 12).position_dependent());
     assert!(stats(8, 8, 8).position_dependent());

@@ -203,6 +203,8 @@ pub use guard::{
     SEEN_GOOD_WITHIN_S, ServerDns, ZoneGuardStat,
 };
 mod prune;
+mod replay;
+pub use replay::{POLICY_REPORT_MAX_BYTES, POLICY_REPORTS_LISTED, PolicyReportRow, ReplayServer};
 mod samples;
 pub use prune::{BATCH_KEEP_S, HOUSEKEEPING_CHUNK, Housekeeping};
 pub use samples::{

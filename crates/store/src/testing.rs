@@ -62,6 +62,15 @@ pub trait StoreTesting {
         status: MonitorStatus,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Stores samples of checks by one monitor directly, one transaction,
+    /// without results or scoring (`(server_id, ts, packed samples)`, see
+    /// [`crate::encode_samples`]): the replay bench's generator.
+    fn insert_samples(
+        &self,
+        monitor_id: i64,
+        rows: &[(i64, i64, Vec<u8>)],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// [`Store::request_traceroutes`] for one request: `false` when skipped.
     fn request_traceroute(
         &self,
@@ -151,6 +160,23 @@ impl StoreTesting for Store {
             touched(n, || format!("monitor {name:?}"))
         })
         .await
+    }
+
+    async fn insert_samples(
+        &self,
+        monitor_id: i64,
+        rows: &[(i64, i64, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let rows: Vec<crate::samples::SampleWrite> = rows
+            .iter()
+            .map(|(server_id, ts, data)| crate::samples::SampleWrite {
+                server_id: *server_id,
+                ts: *ts,
+                data: data.clone(),
+            })
+            .collect();
+        self.write(async |c| Ok(crate::samples::insert(c, monitor_id, &rows).await?))
+            .await
     }
 
     async fn set_server_score_status(

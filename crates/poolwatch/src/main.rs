@@ -10,6 +10,7 @@ mod demo_cmd;
 mod dns_cmd;
 mod http_args;
 mod manage_args;
+mod policy_cmd;
 mod rrl_args;
 mod selector_args;
 mod serve_cmd;
@@ -42,6 +43,8 @@ enum Command {
     Admin(admin_cmd::Args),
     /// Run a monitor: check the servers the central service assigns and report.
     Agent(agent_cmd::Args),
+    /// What-if scoring: replay stored samples under other policies.
+    Policy(policy_cmd::Args),
     /// Answer DNS for the pool zone from a central service's zone data (scale-out).
     Dns(dns_cmd::Args),
 }
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
             Command::Serve(_) => serve_cmd::run(sub_cmd, sub).await,
             Command::Admin(a) => admin_cmd::run(a, sub_cmd, sub).await,
             Command::Agent(a) => agent_cmd::run(a, sub_cmd, sub).await,
+            Command::Policy(a) => policy_cmd::run(a, sub_cmd, sub).await,
             Command::Dns(a) => dns_cmd::run(a, sub_cmd, sub).await,
         }
     });

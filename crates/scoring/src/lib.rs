@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod ledger;
 pub mod monitor_selection;
 pub mod policy;
+pub mod replay;
 mod sample;
 mod status;
 mod step;

@@ -28,6 +28,7 @@ mod logfmt;
 pub mod manage;
 mod metrics;
 mod monitor_api;
+pub mod policy_replay;
 mod ratelimit;
 mod registration;
 mod registry;

@@ -167,7 +167,7 @@ fn best_of_four_keeps_a_rate_limited_server_all_must_answer_drops_it() {
     );
     let (current, all) = (&report.policies[0], &report.policies[1]);
     let marks = report.marks.len();
-    assert_eq!(marks, 2 * 24 - 6 + 1);
+    assert_eq!(marks, 2 * 24 - 12 + 1);
     // Both in DNS at every mark under best-of-4; only the clean one under
     // all-must-answer.
     assert_eq!(current.in_dns, vec![2; marks]);

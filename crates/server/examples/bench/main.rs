@@ -27,11 +27,15 @@
 //! `--samples N` (4: samples sent with each `ingest` result; 0 sends none,
 //! as agents before issue 15 did).
 //!
+//! `replay-gen`, `replay-run`: `policy replay` of generated samples, see
+//! `replay_bench.rs` and bench/replay.sh.
+//!
 //! `selector`: the monitor selector and ingest at 50,000 servers × 300
 //! monitors, see `selector_bench.rs`; also `--passes N` (3), `--rate N` results/s
 //! (2000), `--batch N` (10), `--budget N` (servers whose candidates a pass
 //! reads, 8000 as in `serve`).
 
+mod replay_bench;
 mod selector_bench;
 
 use api::{Submission, Work};
@@ -670,7 +674,11 @@ async fn main() {
         "probe" => probe(&o).await,
         "page" => page(&o).await,
         "selector" => selector_bench::run(&o).await,
-        other => panic!("mode {other}: ingest, query, probe, page or selector"),
+        "replay-gen" => replay_bench::gen_main().await,
+        "replay-run" => replay_bench::run_main().await,
+        other => {
+            panic!("mode {other}: ingest, query, probe, page, selector, replay-gen or replay-run")
+        }
     }
 }
 

@@ -8,7 +8,8 @@
 //! `auth` (who is asking: `Operator`, `ApiOperator`, `CsrfForm`),
 //! `signin` (links, sessions, the account picker), one file per page
 //! (`overview`, `members`, `tokens_page`, `contacts`, `audit_page`,
-//! `monitors_page`, `admin_pages`, `monitor_enrol`: accepting an `agent
+//! `monitors_page`, `admin_pages`, `policy_reports` (saved `policy replay`
+//! reports), `monitor_enrol`: accepting an `agent
 //! setup` registration), `api` (the JSON API), `view` (the page frame).
 
 pub mod servers_api;
@@ -26,6 +27,7 @@ mod members;
 pub mod monitor_enrol;
 mod monitors_page;
 pub mod overview;
+mod policy_reports;
 pub mod signin;
 mod tokens_page;
 pub mod verify;
@@ -89,6 +91,14 @@ pub fn page_routes() -> Router<AppState> {
             post(monitors_page::resume_post),
         )
         .route("/manage/admin", get(admin_pages::admin_page))
+        .route(
+            "/manage/admin/policy-reports",
+            get(policy_reports::list_page),
+        )
+        .route(
+            "/manage/admin/policy-reports/{id}",
+            get(policy_reports::report_page),
+        )
         .route("/manage/admin/account", post(admin_pages::account_post))
         .route("/manage/admin/move", post(admin_pages::move_post))
         .route("/manage/admin/monitor", post(admin_monitors::monitor_post))

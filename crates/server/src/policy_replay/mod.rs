@@ -20,9 +20,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use store::{Store, StoreError};
 
-/// Hours scored but not reported by default (a clean server reaches the
-/// in-DNS threshold after about 14 checks per monitor).
-pub const DEFAULT_WARMUP_H: u32 = 6;
+/// Hours scored but not reported by default: a clean server reaches the
+/// in-DNS threshold after about 14 checks per monitor (8 h at one check
+/// every 35 minutes).
+pub const DEFAULT_WARMUP_H: u32 = 12;
 /// Servers listed per policy among those whose membership changed (the
 /// counts cover them all).
 pub const CHANGED_LISTED: usize = 500;

@@ -3,6 +3,7 @@
 //! `server::policy_replay`, this file only reads the flags.
 
 use crate::serve_cmd::{StoreArgs, StoreSetup, now};
+use crate::settings::HumanDuration;
 use crate::util::usage;
 use anyhow::{Context, Result};
 use clap::Subcommand;
@@ -53,7 +54,7 @@ Policy file (every field optional but name):
 
 Each monitor's score, each server's aggregate and its DNS membership are
 recomputed with the service's scoring code from fresh scores at --from;
-membership is counted hourly after --warmup. History is replayed with
+membership is counted every --every (1h) after --warmup. History is replayed with
 today's monitor statuses. Samples are kept --sample-retention (15 days).
 
 Examples:
@@ -84,6 +85,10 @@ struct ReplayArgs {
     /// Hours scored from --from but not reported, so scores have settled.
     #[arg(long, value_name = "HOURS", default_value_t = policy_replay::DEFAULT_WARMUP_H)]
     warmup: u32,
+    /// How often membership is counted (a mark), from the end of the
+    /// warm-up: 1h by default; down to 1m for a short lab window.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = HumanDuration::parse)]
+    every: std::time::Duration,
     /// Also keep the report in the store for the admin page.
     #[arg(long)]
     save: bool,
@@ -103,6 +108,7 @@ pub async fn run(args: Args, cmd: &clap::Command, m: &clap::ArgMatches) -> Resul
         to,
         policies: load::policies(&a.policy).map_err(usage)?,
         warmup_h: a.warmup,
+        every_s: a.every.as_secs() as i64,
     };
     let retention = loaded.settings.sample_retention.0.as_secs() as i64;
     req.check(now(), retention)

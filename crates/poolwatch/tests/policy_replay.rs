@@ -176,7 +176,7 @@ fn best_of_four_keeps_a_rate_limited_server_all_must_answer_drops_it() {
     let s = &all.servers[0];
     assert_eq!(s.ip, LIMITED);
     assert_eq!(s.zones, ["de"]);
-    assert_eq!((s.hours_baseline, s.hours), (marks as u32, 0));
+    assert_eq!((s.marks_in_baseline, s.marks_in), (marks as u32, 0));
     assert!(
         s.why.contains("100 % of checks lost samples 2–4")
             && s.why.contains("RATE at 3 of 3 monitors"),
@@ -210,9 +210,9 @@ fn best_of_four_keeps_a_rate_limited_server_all_must_answer_drops_it() {
             .cloned()
             .collect::<Vec<_>>()
     };
-    assert_eq!(of("hour", "all-must-answer").len(), marks);
-    assert!(of("hour", "current").iter().all(|x| &x[6] == "2"));
-    assert!(of("hour", "all-must-answer").iter().all(|x| &x[6] == "1"));
+    assert_eq!(of("mark", "all-must-answer").len(), marks);
+    assert!(of("mark", "current").iter().all(|x| &x[6] == "2"));
+    assert!(of("mark", "all-must-answer").iter().all(|x| &x[6] == "1"));
     let changed = of("changed", "all-must-answer");
     assert_eq!(changed.len(), 1);
     assert_eq!((&changed[0][4], &changed[0][3]), (LIMITED, "de"));
@@ -263,6 +263,15 @@ fn bad_flags_and_files_exit_2_naming_them() {
     ));
     let bad = p("bad.toml");
     let typo = p("typo.toml");
+    // A valid window, so only --every is wrong.
+    let week = server::admin::format_date(
+        server::admin::today(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64,
+        ) - 7 * 86_400,
+    );
     for (args, want) in [
         (
             vec!["--from", &today, "--to", &today, "--policy", "current"],
@@ -311,6 +320,18 @@ fn bad_flags_and_files_exit_2_naming_them() {
                 "--from", &today, "--to", &today, "--policy", "current", "--format", "xml",
             ],
             "--format \"xml\"",
+        ),
+        (
+            vec![
+                "--from", &week, "--to", &today, "--policy", "current", "--every", "10s",
+            ],
+            "--every: must be from 1 minute to 1 day",
+        ),
+        (
+            vec![
+                "--from", &week, "--to", &today, "--policy", "current", "--every", "soon",
+            ],
+            "--every",
         ),
     ] {
         let err = refused(dir.path(), &args);

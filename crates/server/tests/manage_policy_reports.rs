@@ -31,6 +31,7 @@ fn report() -> Report {
         from: T0 - 12 * 3600,
         to: T0 + 3 * 3600,
         warmup_h: 12,
+        every_s: 3600,
         marks,
         servers: 2,
         checks: 1234,
@@ -53,8 +54,8 @@ fn report() -> Report {
                 servers: vec![ChangedServer {
                     ip: "192.0.2.7".into(),
                     zones: vec!["de".into()],
-                    hours_baseline: 4,
-                    hours: 1,
+                    marks_in_baseline: 4,
+                    marks_in: 1,
                     why: "RATE at 3 of 3 monitors <script>".into(),
                 }],
                 zones: vec![zone(1.25, 1)],

@@ -498,7 +498,12 @@ pub fn lab_serve_args(listen: &str, dir: &Path, reference: &[String]) -> Vec<Str
 
 /// `poolwatch serve --listen LISTEN FLAGS… --data-dir DIR` and a
 /// `--reference-server` for each of `reference`.
-fn serve_args_with(flags: &[&str], listen: &str, dir: &Path, reference: &[String]) -> Vec<String> {
+pub fn serve_args_with(
+    flags: &[&str],
+    listen: &str,
+    dir: &Path,
+    reference: &[String],
+) -> Vec<String> {
     let mut a: Vec<String> = vec!["serve".into(), "--listen".into(), listen.into()];
     a.extend(flags.iter().map(|f| f.to_string()));
     a.push("--data-dir".into());
@@ -573,5 +578,86 @@ impl Drop for Setup {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `poolwatch policy replay` of the store in `dir` from `from` to `to`
+/// under `policies`, membership every minute from the start; the JSON
+/// report.
+pub fn policy_replay(
+    dir: &Path,
+    from: std::time::SystemTime,
+    to: std::time::SystemTime,
+    policies: &[&str],
+) -> Value {
+    let secs = |t: std::time::SystemTime| humantime::format_rfc3339_seconds(t).to_string();
+    let mut cmd = Command::new(BIN);
+    cmd.args(["policy", "--data-dir"]).arg(dir).args([
+        "replay",
+        "--from",
+        &secs(from),
+        "--to",
+        &secs(to),
+        "--every",
+        "1m",
+        "--warmup",
+        "0",
+        "--format",
+        "json",
+    ]);
+    for p in policies {
+        cmd.args(["--policy", p]);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "policy replay: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("policy replay: {e}: {text}"))
+}
+
+/// `r` replayed current then all-must-answer: `limited` is in DNS at some
+/// mark under the first and at none under the second, for a reason naming
+/// RATE, and `others` are alike under both. (At some mark, not the last:
+/// an agent stopped mid-check submits what it has, and a rate-limiter
+/// refuses a query so soon after the previous check.)
+pub fn assert_replay_split(r: &Value, limited: &str, others: &[&str]) {
+    let policies = r["policies"].as_array().unwrap();
+    let name = |p: &Value| p["policy"]["name"].as_str().unwrap().to_string();
+    assert_eq!(
+        policies.iter().map(name).collect::<Vec<_>>(),
+        ["current", "all-must-answer"],
+        "{r:#}"
+    );
+    let most = |p: &Value| {
+        p["in_dns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_u64().unwrap())
+            .max()
+            .unwrap_or(0)
+    };
+    let n = others.len() as u64 + 1;
+    assert_eq!(most(&policies[0]), n, "{r:#}");
+    assert_eq!(most(&policies[1]), n - 1, "{r:#}");
+    let changed: Vec<&Value> = policies[1]["servers"].as_array().unwrap().iter().collect();
+    let l = changed
+        .iter()
+        .find(|s| s["ip"] == limited)
+        .unwrap_or_else(|| panic!("{limited} not among the changed servers: {r:#}"));
+    assert!(l["marks_in_baseline"].as_u64() >= Some(1), "{r:#}");
+    assert_eq!(l["marks_in"].as_u64(), Some(0), "{r:#}");
+    assert!(
+        l["why"].as_str().unwrap().contains("RATE"),
+        "the reason names the samples: {r:#}"
+    );
+    for ip in others {
+        assert!(
+            changed.iter().all(|s| s["ip"] != *ip),
+            "{ip} is the same under both: {r:#}"
+        );
     }
 }

@@ -262,6 +262,7 @@ pub async fn run_main() {
         to,
         policies,
         warmup_h: policy_replay::DEFAULT_WARMUP_H,
+        every_s: 3600,
     };
     let t = Instant::now();
     let report = policy_replay::replay(&store, &req).await.expect("replay");

@@ -114,14 +114,14 @@ pub async fn report_page(
                     div.scroll { table {
                         thead { tr {
                             th { "Server" } th { "Zones" }
-                            th { "Hours in DNS under " (base.policy.name) } th { "under " (p.policy.name) }
+                            th { "Marks in DNS under " (base.policy.name) } th { "under " (p.policy.name) }
                             th { "What its samples said" }
                         } }
                         tbody { @for s in &p.servers {
                             tr {
                                 td { a href={ "/scores/" (s.ip) } { (s.ip) } }
                                 td { (s.zones.join(", ")) }
-                                td { (s.hours_baseline) } td { (s.hours) } td { (s.why) }
+                                td { (s.marks_in_baseline) } td { (s.marks_in) } td { (s.why) }
                             }
                         } }
                     } }

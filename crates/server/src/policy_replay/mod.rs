@@ -37,6 +37,8 @@ pub struct ReplayRequest {
     /// The first is the baseline the others are compared with.
     pub policies: Vec<Policy>,
     pub warmup_h: u32,
+    /// Seconds between membership marks (`--every`, an hour by default).
+    pub every_s: i64,
 }
 
 /// Why a request cannot run; names the flag.
@@ -74,6 +76,9 @@ impl ReplayRequest {
                 format!("{} h leaves nothing of the window to report", self.warmup_h),
             );
         }
+        if !(60..=86_400).contains(&self.every_s) {
+            return bad("--every", "must be from 1 minute to 1 day".into());
+        }
         if self.policies.is_empty() {
             return bad("--policy", "give at least one".into());
         }
@@ -85,11 +90,12 @@ impl ReplayRequest {
         Ok(())
     }
 
-    /// When membership is counted: hourly from the end of the warm-up.
+    /// When membership is counted: every `every_s` from the end of the
+    /// warm-up.
     pub fn marks(&self) -> Vec<i64> {
         let first = self.from + i64::from(self.warmup_h) * HOUR;
         (0..)
-            .map(|h| first + h * HOUR)
+            .map(|h| first + h * self.every_s)
             .take_while(|t| *t <= self.to)
             .collect()
     }
@@ -102,6 +108,8 @@ pub struct Report {
     pub from: i64,
     pub to: i64,
     pub warmup_h: u32,
+    /// Seconds between marks.
+    pub every_s: i64,
     /// Membership was counted at these times (unix seconds).
     pub marks: Vec<i64>,
     pub servers: u64,
@@ -117,7 +125,7 @@ pub struct PolicyReport {
     /// Servers in DNS at each mark.
     pub in_dns: Vec<u32>,
     /// Servers whose membership differs from the baseline's at some mark
-    /// (0 for the baseline), those in DNS fewer hours, and more.
+    /// (0 for the baseline), those in DNS at fewer marks, and at more.
     pub changed: u32,
     pub left: u32,
     pub joined: u32,
@@ -132,8 +140,8 @@ pub struct ChangedServer {
     pub ip: String,
     pub zones: Vec<String>,
     /// Marks at which it was in DNS under the baseline, and this policy.
-    pub hours_baseline: u32,
-    pub hours: u32,
+    pub marks_in_baseline: u32,
+    pub marks_in: u32,
     /// What its samples said ([`scoring::replay::SampleTally::why`]).
     pub why: String,
 }
@@ -161,7 +169,7 @@ impl PolicyReport {
 #[derive(Default)]
 struct ZoneSum {
     servers: u32,
-    hours: Vec<u64>,
+    marks_in: Vec<u64>,
     left: Vec<u32>,
     joined: Vec<u32>,
 }
@@ -176,6 +184,7 @@ pub async fn replay(store: &Store, req: &ReplayRequest) -> Result<Report, StoreE
         from: req.from,
         to: req.to,
         warmup_h: req.warmup_h,
+        every_s: req.every_s,
         marks: marks.clone(),
         servers: servers.len() as u64,
         checks: 0,
@@ -215,7 +224,7 @@ pub async fn replay(store: &Store, req: &ReplayRequest) -> Result<Report, StoreE
                 samples: &c.samples,
             }),
         );
-        let hours: Vec<u32> = out
+        let marks_in: Vec<u32> = out
             .in_dns
             .iter()
             .map(|v| v.iter().filter(|b| **b).count() as u32)
@@ -227,16 +236,16 @@ pub async fn replay(store: &Store, req: &ReplayRequest) -> Result<Report, StoreE
         }
         for zone in &s.server.zones {
             let z = zones.entry(zone.clone()).or_insert_with(|| ZoneSum {
-                hours: vec![0; n],
+                marks_in: vec![0; n],
                 left: vec![0; n],
                 joined: vec![0; n],
                 ..ZoneSum::default()
             });
             z.servers += 1;
             for p in 0..n {
-                z.hours[p] += u64::from(hours[p]);
-                z.left[p] += u32::from(hours[p] < hours[0]);
-                z.joined[p] += u32::from(hours[p] > hours[0]);
+                z.marks_in[p] += u64::from(marks_in[p]);
+                z.left[p] += u32::from(marks_in[p] < marks_in[0]);
+                z.joined[p] += u32::from(marks_in[p] > marks_in[0]);
             }
         }
         for p in 1..n {
@@ -245,13 +254,13 @@ pub async fn replay(store: &Store, req: &ReplayRequest) -> Result<Report, StoreE
             }
             let r = &mut report.policies[p];
             r.changed += 1;
-            r.left += u32::from(hours[p] < hours[0]);
-            r.joined += u32::from(hours[p] > hours[0]);
+            r.left += u32::from(marks_in[p] < marks_in[0]);
+            r.joined += u32::from(marks_in[p] > marks_in[0]);
             r.servers.push(ChangedServer {
                 ip: s.server.ip.to_string(),
                 zones: s.server.zones.clone(),
-                hours_baseline: hours[0],
-                hours: hours[p],
+                marks_in_baseline: marks_in[0],
+                marks_in: marks_in[p],
                 why: out.tally.why(),
             });
             // Keep the list bounded while it grows: the most changed.
@@ -268,7 +277,7 @@ pub async fn replay(store: &Store, req: &ReplayRequest) -> Result<Report, StoreE
             .map(|(zone, z)| ZoneReport {
                 zone: zone.clone(),
                 servers: z.servers,
-                mean_in_dns: z.hours[p] as f64 / marks_n,
+                mean_in_dns: z.marks_in[p] as f64 / marks_n,
                 left: z.left[p],
                 joined: z.joined[p],
             })
@@ -281,7 +290,7 @@ pub async fn replay(store: &Store, req: &ReplayRequest) -> Result<Report, StoreE
 /// [`CHANGED_LISTED`].
 fn most_changed(v: &mut Vec<ChangedServer>) {
     v.sort_by(|a, b| {
-        let d = |c: &ChangedServer| c.hours.abs_diff(c.hours_baseline);
+        let d = |c: &ChangedServer| c.marks_in.abs_diff(c.marks_in_baseline);
         d(b).cmp(&d(a)).then_with(|| a.ip.cmp(&b.ip))
     });
     v.truncate(CHANGED_LISTED);
@@ -327,6 +336,7 @@ mod tests {
             to,
             policies: vec![Policy::current()],
             warmup_h: 6,
+            every_s: 3600,
         }
     }
     const NOW: i64 = 1_765_000_000;

@@ -67,7 +67,7 @@ fn csv(r: &Report) -> String {
         let name = p.policy.name.as_str();
         for (t, n) in r.marks.iter().zip(&p.in_dns) {
             let _ = w.write_record([
-                "hour",
+                "mark",
                 name,
                 &timestamp(*t),
                 "",
@@ -99,8 +99,8 @@ fn csv(r: &Report) -> String {
                 &s.zones.join(" "),
                 &s.ip,
                 "",
-                &s.hours.to_string(),
-                &s.hours_baseline.to_string(),
+                &s.marks_in.to_string(),
+                &s.marks_in_baseline.to_string(),
                 &s.why,
             ]);
         }
@@ -113,12 +113,13 @@ fn table(r: &Report) -> String {
     let base = &r.policies[0];
     let _ = writeln!(
         o,
-        "policy replay {} → {} UTC: {} servers, {} checks; in DNS counted hourly at {} marks \
+        "policy replay {} → {} UTC: {} servers, {} checks; in DNS counted every {} s at {} marks \
          after a {} h warm-up; monitor statuses as today",
         timestamp(r.from),
         timestamp(r.to),
         r.servers,
         r.checks,
+        r.every_s,
         r.marks.len(),
         r.warmup_h
     );
@@ -209,9 +210,9 @@ fn table(r: &Report) -> String {
                 "  {:<39} {:<10} in DNS {:>4} h under {}, {:>4} h under {}: {}",
                 s.ip,
                 s.zones.join(","),
-                s.hours_baseline,
+                s.marks_in_baseline,
                 base.policy.name,
-                s.hours,
+                s.marks_in,
                 p.policy.name,
                 s.why
             );

@@ -365,6 +365,7 @@ pub async fn run(cmd: &clap::Command, m: &clap::ArgMatches) -> Result<ExitCode> 
 
     print_intro(api_addr, dns_addr, &plan, &dir, &operator_link);
     let started = Instant::now();
+    let started_at = SystemTime::now();
     let deadline = args.duration.map(|d| started + d.0);
     let mut tick = tokio::time::interval(args.status_every.0);
     tick.tick().await;
@@ -394,8 +395,24 @@ pub async fn run(cmd: &clap::Command, m: &clap::ArgMatches) -> Result<ExitCode> 
         dir.display(),
         dir.display()
     );
+    print_replay_hint(&dir, started_at, SystemTime::now());
     store.close().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Item 6 of issue 15: every sample was kept, so the demo's own history
+/// answers "is every sample too aggressive?" (see the rate-limited server).
+fn print_replay_hint(dir: &std::path::Path, from: SystemTime, to: SystemTime) {
+    let t = |x: SystemTime| humantime::format_rfc3339_seconds(x).to_string();
+    println!(
+        "\nEvery sample was kept. Would the pool drop the rate-limited server (127.0.1.28) if\n\
+         every sample of a check had to be answered? Replay this demo under both policies:\n  \
+         poolwatch policy replay --data-dir {} --from {} --to {} \\\n      \
+         --every 1m --warmup 0 --policy current --policy all-must-answer",
+        dir.display(),
+        t(from),
+        t(to + Duration::from_secs(60)),
+    );
 }
 
 /// The demo operator's way in: an invitation into its account, as its

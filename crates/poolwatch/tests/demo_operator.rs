@@ -93,4 +93,25 @@ fn the_demo_prints_a_link_into_its_operator_account() {
 
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(demo.wait().unwrap().success(), "{rest:?}");
+
+    // It ends with a policy replay of its own samples; the command runs
+    // as printed (continuation lines joined).
+    let at = rest
+        .iter()
+        .position(|l| l.trim().starts_with("poolwatch policy replay"))
+        .unwrap_or_else(|| panic!("no replay command in {rest:?}"));
+    let command = format!("{} {}", rest[at], rest[at + 1]).replace('\\', " ");
+    let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+    assert!(args.contains(&"all-must-answer"), "{command}");
+    let out = Command::new(BIN).args(&args).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report.contains("policy replay") && report.contains("all-must-answer"),
+        "{report}"
+    );
 }

@@ -54,6 +54,7 @@
 
 pub mod behaviour;
 pub mod fleet;
+pub mod pool;
 pub mod rate_limit;
 pub mod reply;
 pub mod udp_edge;

@@ -5,7 +5,7 @@
 use crate::util::usage;
 use anyhow::{Context, Result};
 use scoring::Policy;
-use sim::pool::{Format, PRESETS, Scenario, preset, simulate};
+use sim::pool::{Format, Scenario, simulate};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -41,9 +41,10 @@ rate-limit (servers, limit = { average = 8, minimum = 2, burst = 1,
 kod = true }: ntpd's discard average 3 minimum 2), loss (servers,
 probability, optional monitor).
 
-Policies: built-in current (best of 4), all-must-answer, first-1; or
-policy files (TOML, see scoring::policy: name, samples, combine, timeout,
-in_dns_threshold, [steps]).
+Policies: built-in current (best of 4, what the service scores), first-1,
+first-2, first-3 (best of the first N), first-answer, all-must-answer; or
+policy files (TOML: name, samples, combine = best-of | first-answer |
+all-must-answer, timeout, in_dns_threshold, [steps] rows).
 
 Examples:
   poolwatch policy simulate examples/scenarios/los-angeles-blind-link.toml
@@ -63,9 +64,9 @@ pub struct Args {
     /// A policy file (TOML); repeat for more. Runs with the presets given.
     #[arg(long = "policy", value_name = "FILE.toml")]
     pub policies: Vec<PathBuf>,
-    /// A built-in policy (current, all-must-answer, first-1); repeat for
-    /// more. Without --preset and --policy: the scenario's `policies`, or
-    /// every preset.
+    /// A built-in policy (current, first-1, first-2, first-3, first-answer,
+    /// all-must-answer); repeat for more. Without --preset and --policy: the
+    /// scenario's `policies`, or every preset.
     #[arg(long = "preset", value_name = "NAME")]
     pub presets: Vec<String>,
     /// Overrides the scenario's zone_guard: off, or a share (0.1, 10%).
@@ -91,8 +92,7 @@ fn load_policy(path: &PathBuf) -> Result<Policy> {
     let shown = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|e| usage(format!("--policy {shown}: cannot read: {e}")))?;
-    let p: Policy =
-        toml::from_str(&text).map_err(|e| usage(format!("--policy {shown}: {e}")))?;
+    let p: Policy = toml::from_str(&text).map_err(|e| usage(format!("--policy {shown}: {e}")))?;
     p.validate()
         .map_err(|e| usage(format!("--policy {shown}: {e}")))?;
     Ok(p)
@@ -100,18 +100,19 @@ fn load_policy(path: &PathBuf) -> Result<Policy> {
 
 fn policies(args: &Args, scenario: &Scenario) -> Result<Vec<Policy>> {
     let mut out = Vec::new();
+    let presets: Vec<&str> = Policy::PRESETS.iter().map(|p| p.0).collect();
     let names: Vec<String> = if !args.presets.is_empty() || !args.policies.is_empty() {
         args.presets.clone()
     } else if !scenario.policies.is_empty() {
         scenario.policies.clone()
     } else {
-        PRESETS.iter().map(|p| p.to_string()).collect()
+        presets.iter().map(|p| p.to_string()).collect()
     };
     for n in &names {
-        out.push(preset(n).ok_or_else(|| {
+        out.push(Policy::preset(n).ok_or_else(|| {
             usage(format!(
                 "--preset {n}: not a built-in policy ({})",
-                PRESETS.join(", ")
+                presets.join(", ")
             ))
         })?);
     }

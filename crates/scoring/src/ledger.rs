@@ -14,6 +14,17 @@
 
 use crate::{MonitorScore, MonitorStatus, Policy, Sample, aggregate, update};
 
+/// What one recorded check did to its pair.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Recorded {
+    /// The pair's new score.
+    pub score: f64,
+    /// The step the check earned.
+    pub step: f64,
+    /// Round trip of the scored sample, seconds.
+    pub rtt: Option<f64>,
+}
+
 /// One policy's scores for every (server, monitor) pair it has seen.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -47,6 +58,20 @@ impl Ledger {
         ts: i64,
         samples: &[Sample],
     ) -> Option<f64> {
+        self.record_check(server, monitor, status, ts, samples)
+            .map(|r| r.score)
+    }
+
+    /// [`Ledger::record`], also telling the step and round trip scored:
+    /// what the selector's 24 h window of the pair adds (`PairWindow::add`).
+    pub fn record_check(
+        &mut self,
+        server: usize,
+        monitor: i64,
+        status: MonitorStatus,
+        ts: i64,
+        samples: &[Sample],
+    ) -> Option<Recorded> {
         let obs = self.policy.observe(samples)?;
         let step = self.policy.step(&obs);
         if server >= self.servers.len() {
@@ -71,7 +96,23 @@ impl Ledger {
         m.status = status;
         m.ts = ts;
         m.rtt = obs.rtt;
-        Some(m.score)
+        Some(Recorded {
+            score: m.score,
+            step: step.step,
+            rtt: obs.rtt,
+        })
+    }
+
+    /// Sets a pair's status without a check, as the selector does between
+    /// checks; nothing for a pair never checked.
+    pub fn set_status(&mut self, server: usize, monitor: i64, status: MonitorStatus) {
+        if let Some(m) = self
+            .servers
+            .get_mut(server)
+            .and_then(|ms| ms.iter_mut().find(|m| m.monitor_id == monitor))
+        {
+            m.status = status;
+        }
     }
 
     /// The pair's latest score, `None` before its first check.
@@ -219,6 +260,24 @@ mod tests {
         // The status given with the latest check is the one used.
         l.record(0, 1, MonitorStatus::Paused, now + 60, &clean);
         assert_ne!(l.score(0, now + 60), Some(good));
+    }
+
+    #[test]
+    fn record_check_tells_the_step_and_set_status_moves_the_aggregate() {
+        let mut l = Ledger::new(Policy::current());
+        let r = l
+            .record_check(0, 1, MonitorStatus::Active, T0, &limited())
+            .unwrap();
+        assert_eq!((r.score, r.step, r.rtt), (1.0, 1.0, Some(0.02)));
+        assert_eq!(l.score(0, T0), Some(1.0));
+        // Demoted to candidate by the selector: no longer counted.
+        l.set_status(0, 1, MonitorStatus::Candidate);
+        assert_eq!(l.monitors(0)[0].status, MonitorStatus::Candidate);
+        assert_eq!(l.score(0, T0 + 3000), Some(1.0), "only the widest window");
+        l.set_status(0, 1, MonitorStatus::Paused);
+        assert_eq!(l.score(0, T0), None);
+        l.set_status(7, 1, MonitorStatus::Active); // never seen: nothing
+        assert!(l.monitors(7).is_empty());
     }
 
     #[test]

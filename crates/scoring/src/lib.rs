@@ -25,7 +25,7 @@ pub use aggregate::{
 };
 pub use dns::in_dns;
 pub use evidence::{Evidence, MonitorEvidence, PositionStats, RttSpread, Stats, Verdict};
-pub use ledger::Ledger;
+pub use ledger::{Ledger, Recorded};
 pub use monitor_selection::{
     Change, MonitorStats, Reason, SelectorConfig, SelectorMonitor, SelectorServer, select,
     select_with,

@@ -4,7 +4,8 @@
 //! guard holds a regional cut, a rate-limiter stays under best-of-4 and
 //! leaves under all-must-answer, and the same seed gives the same report.
 
-use sim::pool::{PRESETS, PolicyReport, Report, Scenario, preset, simulate};
+use scoring::Policy;
+use sim::pool::{PolicyReport, Report, Scenario, simulate};
 use std::path::PathBuf;
 
 fn dir() -> PathBuf {
@@ -18,7 +19,11 @@ fn load(name: &str) -> Scenario {
 }
 
 fn run(s: &Scenario) -> Report {
-    let policies: Vec<_> = PRESETS.iter().map(|p| preset(p).unwrap()).collect();
+    let policies: Vec<_> = s
+        .policies
+        .iter()
+        .map(|p| Policy::preset(p).unwrap())
+        .collect();
     let r = simulate(s, &policies, 2).unwrap();
     eprintln!("{}", r.render(sim::pool::Format::Table));
     r
@@ -83,7 +88,7 @@ fn the_zone_guard_holds_a_regional_cut() {
     let held = run(&s);
     s.zone_guard = "off".into();
     let off = run(&s);
-    for name in PRESETS {
+    for name in &s.policies {
         let (h, o) = (policy(&held, name), policy(&off, name));
         // 12 of Europe's 40 lose every monitor but the 3 European ones.
         assert_eq!(o.healthy_servers_left, 12, "{o:?}");
@@ -118,7 +123,8 @@ fn a_rate_limiter_stays_under_best_of_4_and_leaves_under_all_must_answer() {
 
 #[test]
 fn the_same_seed_gives_the_same_report() {
-    let s = load("dead-server.toml");
+    let mut s = load("dead-server.toml");
+    s.duration = "1d".into();
     let a = run(&s);
     assert_eq!(a, run(&s));
     let mut other = s.clone();

@@ -10,7 +10,7 @@ use super::report::{DeadServer, PolicyReport};
 use super::world::{T0, World};
 use crate::rate_limit::Limiter;
 use scoring::{
-    GlobalStatus, MonitorScore, MonitorStatus, PairWindow, Policy, Sample, SelectorConfig,
+    GlobalStatus, Ledger, MonitorStatus, PairWindow, Policy, Sample, SelectorConfig,
     SelectorMonitor, SelectorServer, ZoneServer, guard, select_with,
 };
 
@@ -40,18 +40,20 @@ fn interval(status: MonitorStatus) -> Option<i64> {
     }
 }
 
-/// One (server, monitor) pair: the monitor's standing for the server, as
-/// `server_scores` holds it, and when it is next due.
+/// One (server, monitor) pair beside its score (in the [`Ledger`]): its
+/// status and 24 h window, as `server_scores` holds them, and when it is
+/// next due.
 #[derive(Debug, Clone)]
 struct Pair {
     status: MonitorStatus,
-    score: f64,
-    ts: Option<i64>,
-    rtt_us: Option<i64>,
     window: PairWindow,
     last: i64,
     due: i64,
 }
+
+/// Clean checks behind every pair at the start: enough for a score of 19
+/// (20 × (1 − 0.95⁶⁰)) even at the candidates' 2-hour interval.
+const SETTLED_CHECKS: i64 = 60;
 
 /// A dead server being watched until it leaves DNS.
 #[derive(Debug, Clone)]
@@ -87,6 +89,7 @@ pub(super) fn mix(mut z: u64) -> u64 {
 struct Run<'a> {
     w: &'a World,
     policy: &'a Policy,
+    ledger: Ledger,
     cfg: SelectorConfig,
     m: usize,
     pairs: Vec<Pair>,
@@ -95,7 +98,6 @@ struct Run<'a> {
     srv: Vec<Srv>,
     wheel: Vec<Vec<u32>>,
     samples: Vec<Sample>,
-    scores: Vec<MonitorScore>,
     mons: Vec<SelectorMonitor>,
     rep: PolicyReport,
 }
@@ -119,11 +121,13 @@ pub fn run(w: &World, policy: &Policy) -> PolicyReport {
 
 impl<'a> Run<'a> {
     /// A settled pool at [`T0`]: per server the nearest monitors active
-    /// and the next ones testing (the selector's targets), every pair at the
-    /// score of a clean server with a day of clean checks in its window, and
-    /// each pair's next check at a random point of its interval.
+    /// and the next ones testing (the selector's targets), every pair with
+    /// [`SETTLED_CHECKS`] clean checks (at least a day) at its interval
+    /// behind it, scored by the ledger and in its window, and its next
+    /// check at a random point of its interval.
     fn new(w: &'a World, policy: &'a Policy) -> Run<'a> {
         let cfg = SelectorConfig::default();
+        let mut ledger = Ledger::new(policy.clone());
         let m = w.monitors.len();
         let mut pairs = Vec::with_capacity(w.servers.len() * m);
         let mut rtt = Vec::with_capacity(w.servers.len() * m);
@@ -151,18 +155,25 @@ impl<'a> Run<'a> {
                 let iv = interval(st).unwrap_or(CANDIDATE_S);
                 let due = T0 + (mix(w.seed ^ (p as u64) << 20) % iv as u64) as i64;
                 let last = due - iv;
+                let clean = [Sample {
+                    answered: true,
+                    rtt_us: Some((r * 1e6) as u32),
+                    offset: Some(0.0),
+                    stratum: Some(2),
+                    leap: Some(0),
+                    ..Sample::default()
+                }];
                 let mut window = PairWindow::default();
-                let mut ts = last - 86_400 + iv;
-                while ts <= last {
-                    window.add(ts, 1.0, Some(r * 1e3));
-                    ts += iv;
+                let n = SETTLED_CHECKS.max(86_400 / iv);
+                for k in (0..n).rev() {
+                    let ts = last - k * iv;
+                    if let Some(c) = ledger.record_check(s, i as i64, st, ts, &clean) {
+                        window.add(ts, c.step, c.rtt.map(|x| x * 1e3));
+                    }
                 }
                 wheel[due.rem_euclid(WHEEL) as usize].push(p as u32);
                 pairs.push(Pair {
                     status: st,
-                    score: scoring::MAX_SCORE,
-                    ts: Some(last),
-                    rtt_us: Some((r * 1e6) as i64),
                     window,
                     last,
                     due,
@@ -195,6 +206,7 @@ impl<'a> Run<'a> {
         Run {
             w,
             policy,
+            ledger,
             cfg,
             m,
             pairs,
@@ -202,7 +214,6 @@ impl<'a> Run<'a> {
             srv,
             wheel,
             samples: Vec::with_capacity(4),
-            scores: Vec::with_capacity(m),
             mons: Vec::with_capacity(m),
             rep,
         }
@@ -279,8 +290,15 @@ impl<'a> Run<'a> {
             t,
             &mut self.samples,
         );
-        score_check(self.policy, &mut self.pairs[p], &self.samples, t);
-        self.pairs[p].last = t;
+        let pair = &mut self.pairs[p];
+        if let Some(c) = self
+            .ledger
+            .record_check(s, mon as i64, pair.status, t, &self.samples)
+        {
+            let rtt = c.rtt.filter(|r| r.is_finite());
+            pair.window.add(t, c.step, rtt.map(|r| r * 1e3));
+        }
+        pair.last = t;
         if self.reporting(t) {
             self.rep.checks += 1;
         }
@@ -296,32 +314,12 @@ impl<'a> Run<'a> {
         self.schedule(p, t);
     }
 
-    /// The server's score after a result, as the service computes it for
+    /// The server's score after a result, as the service stores it for
     /// each touched server of a submission (`scoring::submission::decide`):
-    /// the aggregate over every monitor's latest score. Candidates are
-    /// passed only when no active or testing monitor scored within the
-    /// trusted window, as the store reads them; `aggregate` ignores them
-    /// otherwise, so the result is the same.
+    /// the aggregate over every monitor's latest score, kept until the
+    /// next result (membership reads this, not a fresh aggregate).
     fn aggregate(&mut self, s: usize, t: i64) {
-        let pairs = &self.pairs[s * self.m..(s + 1) * self.m];
-        let counted = |st| matches!(st, MonitorStatus::Active | MonitorStatus::Testing);
-        let trusted = pairs.iter().any(|p| {
-            counted(p.status) && p.ts.is_some_and(|ts| ts >= t - scoring::WINDOW_TRUSTED_S)
-        });
-        self.scores.clear();
-        for (i, p) in pairs.iter().enumerate() {
-            let Some(ts) = p.ts else { continue };
-            if counted(p.status) || (!trusted && p.status == MonitorStatus::Candidate) {
-                self.scores.push(MonitorScore {
-                    monitor_id: i as i64,
-                    status: p.status,
-                    score: p.score,
-                    ts,
-                    rtt: p.rtt_us.map(|us| us as f64 / 1e6),
-                });
-            }
-        }
-        if let Some(a) = scoring::aggregate(&self.scores, t) {
+        if let Some(a) = self.ledger.score(s, t) {
             self.srv[s].score = a;
         }
     }
@@ -355,6 +353,7 @@ impl<'a> Run<'a> {
             for c in changes {
                 let p = s * self.m + c.monitor_id as usize;
                 self.pairs[p].status = c.to;
+                self.ledger.set_status(s, c.monitor_id, c.to);
                 self.schedule(p, t);
             }
         }
@@ -398,14 +397,12 @@ impl<'a> Run<'a> {
                     continue;
                 }
                 let (mut last_good, mut seeing) = (None, 0);
-                for p in &self.pairs[s * self.m..(s + 1) * self.m] {
+                for p in self.ledger.monitors(s) {
                     if p.status == MonitorStatus::Candidate || p.score < thr {
                         continue;
                     }
-                    last_good = last_good.max(p.ts);
-                    if p.status != MonitorStatus::Paused
-                        && p.ts.is_some_and(|x| x >= t - SEEN_GOOD_WITHIN_S)
-                    {
+                    last_good = last_good.max(Some(p.ts));
+                    if p.status != MonitorStatus::Paused && p.ts >= t - SEEN_GOOD_WITHIN_S {
                         seeing += 1;
                     }
                 }
@@ -497,20 +494,4 @@ impl<'a> Run<'a> {
         self.rep.summarise();
         self.rep
     }
-}
-
-/// LEDGER SWAP: one check's samples scored under `policy` and the pair's
-/// standing moved on (`Policy::observe`, `Policy::step`, `scoring::update`,
-/// the selector window), as `scoring::submission::decide` does for a
-/// result. To be replaced by `scoring::ledger` once it is on main.
-fn score_check(policy: &Policy, pair: &mut Pair, samples: &[Sample], t: i64) {
-    let Some(obs) = policy.observe(samples) else {
-        return;
-    };
-    let step = policy.step(&obs);
-    let rtt = obs.rtt.filter(|r| r.is_finite());
-    pair.score = scoring::update(pair.score, step);
-    pair.ts = Some(t);
-    pair.rtt_us = scoring::submission::s_to_us(rtt);
-    pair.window.add(t, step.step, rtt.map(|r| r * 1e3));
 }

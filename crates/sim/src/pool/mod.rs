@@ -4,8 +4,8 @@
 //! change reaches production. Pure: no sockets, no wall clock; the same
 //! scenario and seed give the same report.
 //!
-//! What runs is the service's own code: `scoring::Policy` (`observe`,
-//! `step`), `scoring::update`, `scoring::aggregate`, `scoring::select_with`
+//! What runs is the service's own code: a `scoring::Ledger` per policy
+//! (`Policy::observe`, `step`, `update`, `aggregate`), `scoring::select_with`
 //! with `SelectorConfig::default()` and `scoring::guard`, scheduled as
 //! `serve` schedules them (checks at the work intervals, a selector pass
 //! every 10 minutes, a guard pass every minute; [`engine`]). Samples are
@@ -21,7 +21,7 @@
 //! duration = "3d"              # reported time (humantime: 6h, 1d 12h)
 //! warmup = "6h"                # simulated first, not reported (default 6h)
 //! zone_guard = "10%"           # or "off" or 0.25 (default 10%)
-//! policies = ["current", "all-must-answer"]   # presets (default: all)
+//! policies = ["current", "all-must-answer"]   # Policy::PRESETS (default: all)
 //!
 //! [network]                    # optional
 //! local_rtt_ms = 20            # monitor and server in the same region
@@ -60,31 +60,9 @@ pub use report::{DeadServer, Format, PolicyReport, Report};
 pub use scenario::{Scenario, ScenarioError};
 pub use world::World;
 
-use scoring::{Combine, Policy};
+use scoring::Policy;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-
-/// Built-in policies by name.
-pub const PRESETS: [&str; 3] = ["current", "all-must-answer", "first-1"];
-
-/// A built-in policy: `current` (the service's: best of 4), `all-must-answer`
-/// (every one of 4 must be answered cleanly), `first-1` (the first query
-/// only).
-pub fn preset(name: &str) -> Option<Policy> {
-    let current = Policy::current();
-    let (samples, combine) = match name {
-        "current" => return Some(current),
-        "all-must-answer" => (4, Combine::AllMustAnswer),
-        "first-1" => (1, Combine::BestOf),
-        _ => return None,
-    };
-    Some(Policy {
-        name: name.to_string(),
-        samples,
-        combine,
-        ..current
-    })
-}
 
 /// Runs `policies` over the scenario's pool, up to `threads` at once (each
 /// policy is its own run), and reports them in the order given.
@@ -121,19 +99,4 @@ pub fn simulate(
             .filter_map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
             .collect(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn presets_are_valid_and_named() {
-        for name in PRESETS {
-            let p = preset(name).unwrap();
-            p.validate().unwrap();
-            assert_eq!(p.name, name);
-        }
-        assert!(preset("best").is_none());
-    }
 }

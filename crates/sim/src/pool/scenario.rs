@@ -28,8 +28,8 @@ pub struct Scenario {
     /// (`0.1`, `10%`), as `serve --zone-guard`.
     #[serde(default = "default_guard")]
     pub zone_guard: String,
-    /// Built-in policies to run (see [`crate::pool::preset`]); empty with
-    /// no policy file given: every preset.
+    /// Built-in policies to run (`scoring::Policy::PRESETS`); empty with
+    /// no policy given on the command line: every preset.
     #[serde(default)]
     pub policies: Vec<String>,
     #[serde(default)]
@@ -236,12 +236,13 @@ impl Scenario {
         parse_duration("warmup", &self.warmup)?;
         parse_share("zone_guard", &self.zone_guard)?;
         for (i, p) in self.policies.iter().enumerate() {
-            if crate::pool::preset(p).is_none() {
+            if scoring::Policy::preset(p).is_none() {
+                let names: Vec<&str> = scoring::Policy::PRESETS.iter().map(|p| p.0).collect();
                 return err(
                     format!("policies[{i}]"),
                     format!(
                         "'{p}' is not a built-in policy ({}); give files with --policy",
-                        crate::pool::PRESETS.join(", ")
+                        names.join(", ")
                     ),
                 );
             }

@@ -4,7 +4,6 @@
 use crate::MonitorStatus;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 
 /// Latest per-monitor score for one server, input to the aggregate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,18 +55,19 @@ pub fn aggregate(scores: &[MonitorScore], now: i64) -> Option<f64> {
 /// one, so a monitor paused since its last result is excluded even if an
 /// older entry says active. On equal ts the later entry in the slice wins.
 fn latest_per_monitor(scores: &[MonitorScore]) -> Vec<&MonitorScore> {
-    let mut by_id: BTreeMap<i64, &MonitorScore> = BTreeMap::new();
-    for m in scores {
-        by_id
-            .entry(m.monitor_id)
-            .and_modify(|cur| {
-                if m.ts >= cur.ts {
-                    *cur = m;
-                }
-            })
-            .or_insert(m);
+    // A stable sort by (monitor, ts) and the last of each monitor's run:
+    // no map to allocate, for the one-entry-per-monitor input of the
+    // scorer, replay and simulation (called per check).
+    let mut v: Vec<&MonitorScore> = scores.iter().collect();
+    v.sort_by_key(|m| (m.monitor_id, m.ts));
+    let mut out: Vec<&MonitorScore> = Vec::with_capacity(v.len());
+    for m in v {
+        match out.last_mut() {
+            Some(last) if last.monitor_id == m.monitor_id => *last = m,
+            _ => out.push(m),
+        }
     }
-    by_id.into_values().collect()
+    out
 }
 
 /// The pool's choice among the qualifying entries. With fewer than 3 a

@@ -27,8 +27,8 @@ pub use dns::in_dns;
 pub use evidence::{Evidence, MonitorEvidence, PositionStats, RttSpread, Stats, Verdict};
 pub use ledger::{Ledger, Recorded};
 pub use monitor_selection::{
-    Change, MonitorStats, Reason, SelectorConfig, SelectorMonitor, SelectorServer, select,
-    select_with,
+    Change, MonitorStats, Reason, SelectorConfig, SelectorMonitor, SelectorServer,
+    needs_candidates, select, select_with,
 };
 pub use policy::{Combine, Policy, PolicyError};
 pub use sample::{Sample, best_index};

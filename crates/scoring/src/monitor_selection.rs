@@ -703,6 +703,31 @@ impl<'a> Run<'a> {
     }
 }
 
+/// Whether the selector may want a candidate for a server whose active,
+/// testing and paused monitors are `counted` (status, 24 h stats): none is
+/// active or testing (bootstrap), testing is below its target (promotion),
+/// or a testing monitor is unhealthy (replacement). Swaps for merely better
+/// candidates can wait, so a pass need not read every server's candidates
+/// (the service's `selector_job`, the pool simulation).
+pub fn needs_candidates(
+    cfg: &SelectorConfig,
+    counted: impl IntoIterator<Item = (MonitorStatus, MonitorStats)>,
+) -> bool {
+    let (mut active, mut testing, mut unhealthy) = (0, 0, false);
+    for (status, stats) in counted {
+        match status {
+            MonitorStatus::Active => active += 1,
+            MonitorStatus::Testing => {
+                testing += 1;
+                unhealthy |= !stats.healthy();
+            }
+            _ => {}
+        }
+    }
+    let target = cfg.base_testing + cfg.target_active.saturating_sub(active);
+    active + testing == 0 || testing < target || unhealthy
+}
+
 /// Run the selector once for one server with the pool's targets and
 /// limits; see the module docs for the rules.
 pub fn select(server: &SelectorServer, monitors: &[SelectorMonitor], now: i64) -> Vec<Change> {

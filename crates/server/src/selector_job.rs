@@ -95,16 +95,10 @@ pub fn changes_for(
 /// (promotion), or a testing monitor is unhealthy (replacement). Swaps for
 /// merely better candidates wait for the server's turn in the rotation.
 pub fn needs_candidates(cfg: &SelectorConfig, input: &store::SelectorInput, now: i64) -> bool {
-    let count = |st| input.pairs.iter().filter(|p| p.status == st).count();
-    let active = count(scoring::MonitorStatus::Active);
-    let testing = count(scoring::MonitorStatus::Testing);
-    let target = cfg.base_testing + cfg.target_active.saturating_sub(active);
-    active + testing == 0
-        || testing < target
-        || input
-            .pairs
-            .iter()
-            .any(|p| p.status == scoring::MonitorStatus::Testing && !p.window.stats(now).healthy())
+    scoring::needs_candidates(
+        cfg,
+        input.pairs.iter().map(|p| (p.status, p.window.stats(now))),
+    )
 }
 
 /// Which of a chunk's servers get their candidates read: first those with

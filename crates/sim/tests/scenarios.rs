@@ -48,6 +48,7 @@ fn every_shipped_scenario_parses_and_is_tested() {
     assert_eq!(
         names,
         [
+            "beta-two-monitors.toml",
             "dead-server.toml",
             "los-angeles-blind-link.toml",
             "rate-limiter.toml",
@@ -65,6 +66,18 @@ fn a_blind_link_at_one_monitor_keeps_healthy_servers_in_dns() {
     assert!(cur.checks > 100_000, "{cur:?}");
     // The selector notices the blind monitor and replaces it.
     assert!(cur.selector_changes > 0, "{cur:?}");
+}
+
+#[test]
+fn with_the_betas_two_monitors_one_blind_link_is_enough() {
+    let r = run(&load("beta-two-monitors.toml"));
+    let cur = policy(&r, "current");
+    // Fewer than 3 monitors: the oldest latest score, not a median. The
+    // blind monitor's score is the oldest about every other check.
+    assert!(cur.healthy_servers_left >= 3, "{cur:?}");
+    assert!(cur.healthy_left > cur.healthy_servers_left as u64, "flapping: {cur:?}");
+    // The guard holds what exceeds 10 % of Oceania's 30 servers.
+    assert!(cur.guard_max_held > 0, "{cur:?}");
 }
 
 #[test]

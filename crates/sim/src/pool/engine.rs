@@ -11,7 +11,7 @@ use super::world::{T0, World};
 use crate::rate_limit::Limiter;
 use scoring::{
     GlobalStatus, Ledger, MonitorStatus, PairWindow, Policy, Sample, SelectorConfig,
-    SelectorMonitor, SelectorServer, ZoneServer, guard, select_with,
+    SelectorMonitor, SelectorServer, ZoneServer, guard, needs_candidates, select_with,
 };
 
 /// The service's work intervals per per-server status (`store::WorkIntervals`
@@ -22,6 +22,9 @@ pub const TESTING_S: i64 = 45 * 60;
 pub const CANDIDATE_S: i64 = 2 * 3600;
 /// A selector pass every 10 minutes (`SelectorSettings` default).
 pub const SELECTOR_S: i64 = 600;
+/// A server's candidates are read at least every this many passes
+/// (`selector_job::CANDIDATE_ROTATION`).
+const CANDIDATE_ROTATION: usize = 12;
 /// A zone-guard pass every minute (`zone_guard_job::GUARD_INTERVAL`).
 pub const GUARD_S: i64 = 60;
 /// The guard's window and "seen good" age (`store::guard`).
@@ -325,12 +328,26 @@ impl<'a> Run<'a> {
     }
 
     /// A selector pass: every server's monitors through `select_with`,
-    /// the changes applied and their checks rescheduled.
+    /// the changes applied and their checks rescheduled. As the service's
+    /// pass reads them, a server's candidates are in only when
+    /// `needs_candidates` says so or it is the server's turn in the
+    /// rotation (every [`CANDIDATE_ROTATION`] passes).
     fn selector(&mut self, t: i64) {
+        let slot = ((t - T0) / SELECTOR_S) as usize % CANDIDATE_ROTATION;
         for s in 0..self.w.servers.len() {
+            let pairs = &self.pairs[s * self.m..(s + 1) * self.m];
+            let counted = pairs
+                .iter()
+                .filter(|p| p.status != MonitorStatus::Candidate)
+                .map(|p| (p.status, p.window.stats(t)));
+            let candidates =
+                s % CANDIDATE_ROTATION == slot || needs_candidates(&self.cfg, counted);
             self.mons.clear();
             for i in 0..self.m {
                 let p = &self.pairs[s * self.m + i];
+                if p.status == MonitorStatus::Candidate && !candidates {
+                    continue;
+                }
                 self.mons.push(SelectorMonitor {
                     monitor_id: i as i64,
                     // One account per monitor: the per-account limits
@@ -396,8 +413,11 @@ impl<'a> Run<'a> {
                 if !v.in_dns && left.is_none() {
                     continue;
                 }
+                // What the monitors see only matters for a server leaving
+                // (`guard` holds from the lost ones); a zone has thousands
+                // in DNS by score, so skip them.
                 let (mut last_good, mut seeing) = (None, 0);
-                for p in self.ledger.monitors(s) {
+                for p in self.ledger.monitors(s).iter().filter(|_| !by_score[s]) {
                     if p.status == MonitorStatus::Candidate || p.score < thr {
                         continue;
                     }

@@ -75,7 +75,10 @@ fn with_the_betas_two_monitors_one_blind_link_is_enough() {
     // Fewer than 3 monitors: the oldest latest score, not a median. The
     // blind monitor's score is the oldest about every other check.
     assert!(cur.healthy_servers_left >= 3, "{cur:?}");
-    assert!(cur.healthy_left > cur.healthy_servers_left as u64, "flapping: {cur:?}");
+    assert!(
+        cur.healthy_left > cur.healthy_servers_left as u64,
+        "flapping: {cur:?}"
+    );
     // The guard holds what exceeds 10 % of Oceania's 30 servers.
     assert!(cur.guard_max_held > 0, "{cur:?}");
 }

@@ -340,8 +340,7 @@ impl<'a> Run<'a> {
                 .iter()
                 .filter(|p| p.status != MonitorStatus::Candidate)
                 .map(|p| (p.status, p.window.stats(t)));
-            let candidates =
-                s % CANDIDATE_ROTATION == slot || needs_candidates(&self.cfg, counted);
+            let candidates = s % CANDIDATE_ROTATION == slot || needs_candidates(&self.cfg, counted);
             self.mons.clear();
             for i in 0..self.m {
                 let p = &self.pairs[s * self.m + i];

@@ -140,7 +140,7 @@ fn a_rate_limiter_stays_under_best_of_4_and_leaves_under_all_must_answer() {
 #[test]
 fn the_same_seed_gives_the_same_report() {
     let mut s = load("dead-server.toml");
-    s.duration = "1d".into();
+    s.duration = "1d 2h".into();
     let a = run(&s);
     assert_eq!(a, run(&s));
     let mut other = s.clone();

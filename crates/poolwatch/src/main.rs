@@ -11,6 +11,7 @@ mod dns_cmd;
 mod http_args;
 mod manage_args;
 mod policy_cmd;
+mod policy_simulate_cmd;
 mod rrl_args;
 mod selector_args;
 mod serve_cmd;
@@ -43,7 +44,7 @@ enum Command {
     Admin(admin_cmd::Args),
     /// Run a monitor: check the servers the central service assigns and report.
     Agent(agent_cmd::Args),
-    /// What-if scoring: replay stored samples under other policies.
+    /// What-if scoring: replay stored samples or simulate a pool under other policies.
     Policy(policy_cmd::Args),
     /// Answer DNS for the pool zone from a central service's zone data (scale-out).
     Dns(dns_cmd::Args),

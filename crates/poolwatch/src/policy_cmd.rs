@@ -1,6 +1,7 @@
 //! `poolwatch policy`: what-if scoring (issue 15). `replay` rescoring the
 //! stored samples under other policies; the work is in
-//! `server::policy_replay`, this file only reads the flags.
+//! `server::policy_replay`, this file only reads the flags. `simulate`
+//! (a synthetic pool on a virtual clock) is `policy_simulate_cmd`.
 
 use crate::serve_cmd::{StoreArgs, StoreSetup, now};
 use crate::settings::HumanDuration;
@@ -13,9 +14,9 @@ use std::process::ExitCode;
 
 /// What-if scoring: score the pool under other policies.
 ///
-/// Works on the same store as `poolwatch serve`: give it the same
-/// --data-dir, --database-url or --config (or POOLWATCH_* variables). Bad
-/// flags or policy files exit with status 2.
+/// `replay` works on the same store as `poolwatch serve`: give it the same
+/// --data-dir, --database-url or --config (or POOLWATCH_* variables);
+/// `simulate` needs no store. Bad flags or policy files exit with status 2.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
@@ -29,6 +30,8 @@ pub struct Args {
 enum PolicyCommand {
     /// Replay stored samples under other scoring policies.
     Replay(ReplayArgs),
+    /// Simulate a synthetic pool under scoring policies on a virtual clock.
+    Simulate(crate::policy_simulate_cmd::Args),
 }
 
 /// The presets come from `scoring::Policy::PRESETS`, so help and code agree.
@@ -95,8 +98,12 @@ struct ReplayArgs {
 }
 
 pub async fn run(args: Args, cmd: &clap::Command, m: &clap::ArgMatches) -> Result<ExitCode> {
+    let a = match args.command {
+        PolicyCommand::Replay(a) => a,
+        // No store: a scenario file in, a report out.
+        PolicyCommand::Simulate(a) => return crate::policy_simulate_cmd::run(a),
+    };
     let (loaded, setup) = StoreSetup::load(cmd, m)?;
-    let PolicyCommand::Replay(a) = args.command;
     let format: render::Format = a
         .format
         .parse()

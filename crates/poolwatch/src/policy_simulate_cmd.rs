@@ -5,6 +5,7 @@
 use crate::util::usage;
 use anyhow::{Context, Result};
 use scoring::Policy;
+use server::policy_replay::load;
 use sim::pool::{Format, Scenario, simulate};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -41,16 +42,17 @@ rate-limit (servers, limit = { average = 8, minimum = 2, burst = 1,
 kod = true }: ntpd's discard average 3 minimum 2), loss (servers,
 probability, optional monitor).
 
-Policies: built-in current (best of 4, what the service scores), first-1,
-first-2, first-3 (best of the first N), first-answer, all-must-answer; or
-policy files (TOML: name, samples, combine = best-of | first-answer |
-all-must-answer, timeout, in_dns_threshold, [steps] rows).
+Policies (--policy, as policy replay takes them): a preset - current (best
+of 4, what the service scores), first-1, first-2, first-3 (best of the
+first N), first-answer, all-must-answer - or a policy file (TOML: name,
+samples, combine = best-of | first-answer | all-must-answer, timeout,
+in_dns_threshold, [steps] rows; see poolwatch policy replay --help).
 
 Examples:
   poolwatch policy simulate examples/scenarios/los-angeles-blind-link.toml
   poolwatch policy simulate examples/scenarios/region-cut-30pct.toml --zone-guard off
   poolwatch policy simulate examples/scenarios/rate-limiter.toml \\
-      --preset current --policy strict.toml --format csv --output lab.csv";
+      --policy current --policy strict.toml --format csv --output lab.csv";
 
 /// Simulate the pool under scoring policies: a scenario of servers,
 /// monitors and events (blind links, regional cuts, dead and
@@ -61,14 +63,12 @@ pub struct Args {
     /// The scenario (TOML); see examples/scenarios/.
     #[arg(value_name = "SCENARIO.toml")]
     pub scenario: PathBuf,
-    /// A policy file (TOML); repeat for more. Runs with the presets given.
-    #[arg(long = "policy", value_name = "FILE.toml")]
-    pub policies: Vec<PathBuf>,
-    /// A built-in policy (current, first-1, first-2, first-3, first-answer,
-    /// all-must-answer); repeat for more. Without --preset and --policy: the
-    /// scenario's `policies`, or every preset.
-    #[arg(long = "preset", value_name = "NAME")]
-    pub presets: Vec<String>,
+    /// A preset's name (current, first-1, first-2, first-3, first-answer,
+    /// all-must-answer) or a policy file, as `policy replay` takes them;
+    /// repeat for more. Without it: the scenario's `policies`, or every
+    /// preset.
+    #[arg(long = "policy", value_name = "NAME|FILE")]
+    pub policies: Vec<String>,
     /// Overrides the scenario's zone_guard: off, or a share (0.1, 10%).
     #[arg(long, value_name = "off|SHARE")]
     pub zone_guard: Option<String>,
@@ -87,41 +87,24 @@ pub struct Args {
     pub threads: Option<u16>,
 }
 
-/// A policy file, checked; the error names the file and the field.
-fn load_policy(path: &PathBuf) -> Result<Policy> {
-    let shown = path.display();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| usage(format!("--policy {shown}: cannot read: {e}")))?;
-    let p: Policy = toml::from_str(&text).map_err(|e| usage(format!("--policy {shown}: {e}")))?;
-    p.validate()
-        .map_err(|e| usage(format!("--policy {shown}: {e}")))?;
-    Ok(p)
-}
-
+/// The policies to run, in order: `--policy`, else the scenario's, else
+/// every preset; a name only once.
 fn policies(args: &Args, scenario: &Scenario) -> Result<Vec<Policy>> {
-    let mut out = Vec::new();
-    let presets: Vec<&str> = Policy::PRESETS.iter().map(|p| p.0).collect();
-    let names: Vec<String> = if !args.presets.is_empty() || !args.policies.is_empty() {
-        args.presets.clone()
+    let specs: Vec<String> = if !args.policies.is_empty() {
+        args.policies.clone()
     } else if !scenario.policies.is_empty() {
         scenario.policies.clone()
     } else {
-        presets.iter().map(|p| p.to_string()).collect()
+        Policy::PRESETS.iter().map(|p| p.0.to_string()).collect()
     };
-    for n in &names {
-        out.push(Policy::preset(n).ok_or_else(|| {
-            usage(format!(
-                "--preset {n}: not a built-in policy ({})",
-                presets.join(", ")
-            ))
-        })?);
-    }
-    for path in &args.policies {
-        out.push(load_policy(path)?);
-    }
+    let out = specs
+        .iter()
+        .map(|s| load::policy(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(usage)?;
     for (i, p) in out.iter().enumerate() {
         if out[..i].iter().any(|o| o.name == p.name) {
-            return Err(usage(format!("policy '{}' given twice", p.name)));
+            return Err(usage(format!("--policy: '{}' given twice", p.name)));
         }
     }
     Ok(out)

@@ -8,6 +8,10 @@
 //!
 //! `reply` (what to answer) is pure; `server` is the tokio edge.
 //!
+//! The other simulation, [`pool`], sends no packet at all: the pool itself
+//! (servers, monitors, events) on a virtual clock, scored by the service's
+//! own `scoring` code under chosen policies (`poolwatch policy simulate`).
+//!
 //! # Fleet file (TOML)
 //!
 //! ```toml

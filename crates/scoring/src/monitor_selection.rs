@@ -300,11 +300,20 @@ fn prefix_len(ip: IpAddr, v4: u8, v6: u8) -> u8 {
 
 /// Rank: healthy first, then priority, avg step (desc), avg rtt, id.
 fn rank_cmp(a: &SelectorMonitor, b: &SelectorMonitor) -> Ordering {
+    rank_key(a).cmp(&rank_key(b)).then_with(|| rank_rest(a, b))
+}
+
+/// The leading part of the rank, computed once per monitor when sorting
+/// (`priority` rounds; a sort would round in every comparison).
+fn rank_key(m: &SelectorMonitor) -> (bool, i64) {
+    (!m.stats.healthy(), m.stats.priority())
+}
+
+/// The rank's tie-breaks after [`rank_key`].
+fn rank_rest(a: &SelectorMonitor, b: &SelectorMonitor) -> Ordering {
     let (sa, sb) = (&a.stats, &b.stats);
-    sb.healthy()
-        .cmp(&sa.healthy())
-        .then_with(|| sa.priority().cmp(&sb.priority()))
-        .then_with(|| sb.avg_step.total_cmp(&sa.avg_step))
+    sb.avg_step
+        .total_cmp(&sa.avg_step)
         .then_with(|| sa.avg_rtt_ms.total_cmp(&sb.avg_rtt_ms))
         .then_with(|| a.monitor_id.cmp(&b.monitor_id))
 }
@@ -375,11 +384,15 @@ impl<'a> Run<'a> {
 
     /// Indices with status `st` not yet changed this run, best first.
     fn ranked(&self, st: MonitorStatus) -> Vec<usize> {
-        let mut v: Vec<usize> = (0..self.mons.len())
+        let mut v: Vec<((bool, i64), usize)> = (0..self.mons.len())
             .filter(|&i| self.cur[i] == st && !self.changed[i])
+            .map(|i| (rank_key(self.mons[i]), i))
             .collect();
-        v.sort_by(|&a, &b| rank_cmp(self.mons[a], self.mons[b]));
-        v
+        v.sort_by(|(ka, a), (kb, b)| {
+            ka.cmp(kb)
+                .then_with(|| rank_rest(self.mons[*a], self.mons[*b]))
+        });
+        v.into_iter().map(|(_, i)| i).collect()
     }
 
     fn unchangeable(&self, m: &SelectorMonitor) -> Option<Constraint> {

@@ -71,6 +71,8 @@ struct DeadWatch {
 #[derive(Debug, Clone)]
 struct Srv {
     score: f64,
+    /// The time of a check whose aggregate is not in `score` yet.
+    dirty: Option<i64>,
     in_dns: bool,
     held: bool,
     in_since: Option<i64>,
@@ -189,6 +191,7 @@ impl<'a> Run<'a> {
             .iter()
             .map(|_| Srv {
                 score: scoring::MAX_SCORE,
+                dirty: None,
                 in_dns: true,
                 held: false,
                 // In the pool long before the run.
@@ -313,16 +316,22 @@ impl<'a> Run<'a> {
                 d.checks += 1;
             }
         }
-        self.aggregate(s, t);
+        self.srv[s].dirty = Some(t);
         self.schedule(p, t);
     }
 
-    /// The server's score after a result, as the service stores it for
-    /// each touched server of a submission (`scoring::submission::decide`):
-    /// the aggregate over every monitor's latest score, kept until the
-    /// next result (membership reads this, not a fresh aggregate).
-    fn aggregate(&mut self, s: usize, t: i64) {
-        if let Some(a) = self.ledger.score(s, t) {
+    /// The server's score after its latest result, as the service stores
+    /// it for each touched server of a submission
+    /// (`scoring::submission::decide`): the aggregate over every monitor's
+    /// latest score at that time, kept until the next result (membership
+    /// reads this, not a fresh aggregate). Computed when read — by the
+    /// guard, or before the selector changes a status — from the ledger as
+    /// the latest result left it: the same value, once per server and
+    /// minute instead of once per check.
+    fn aggregate(&mut self, s: usize) {
+        if let Some(t) = self.srv[s].dirty.take()
+            && let Some(a) = self.ledger.score(s, t)
+        {
             self.srv[s].score = a;
         }
     }
@@ -363,6 +372,10 @@ impl<'a> Run<'a> {
                 account_id: None,
             };
             let changes = select_with(&self.cfg, &server, &self.mons, t);
+            if changes.is_empty() {
+                continue;
+            }
+            self.aggregate(s);
             if self.reporting(t) {
                 self.rep.selector_changes += changes.len() as u64;
             }
@@ -383,6 +396,9 @@ impl<'a> Run<'a> {
         let w = self.w;
         let t0 = t - GUARD_WINDOW_S;
         let thr = self.policy.in_dns_threshold;
+        for s in 0..w.servers.len() {
+            self.aggregate(s);
+        }
         let by_score: Vec<bool> = self
             .srv
             .iter()

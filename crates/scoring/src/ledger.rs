@@ -153,30 +153,13 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Combine, Observation, step};
+    use crate::sample::fixtures::rate;
 
     fn ok(position: u8) -> Sample {
-        Sample {
-            position,
-            send_ms: u16::from(position) * 2000,
-            answered: true,
-            rtt_us: Some(20_000),
-            offset: Some(0.001),
-            stratum: Some(2),
-            leap: Some(0),
-            error: None,
-        }
+        crate::sample::fixtures::answered(position, 20_000)
     }
-    fn rate(position: u8) -> Sample {
-        Sample {
-            answered: true,
-            stratum: Some(0),
-            leap: Some(3),
-            offset: None,
-            error: Some("RATE".into()),
-            ..ok(position)
-        }
-    }
+    use crate::{Combine, Observation, step};
+
     fn limited() -> Vec<Sample> {
         vec![ok(0), rate(1), rate(2), rate(3)]
     }

@@ -239,37 +239,8 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sample::fixtures::{answered as ok, lost, rate};
 
-    fn ok(position: u8, rtt_us: u32) -> Sample {
-        Sample {
-            position,
-            send_ms: u16::from(position) * 2000,
-            answered: true,
-            rtt_us: Some(rtt_us),
-            offset: Some(0.001),
-            stratum: Some(2),
-            leap: Some(0),
-            error: None,
-        }
-    }
-    fn lost(position: u8) -> Sample {
-        Sample {
-            position,
-            send_ms: u16::from(position) * 2000,
-            error: Some("i/o timeout".into()),
-            ..Sample::default()
-        }
-    }
-    fn rate(position: u8) -> Sample {
-        Sample {
-            answered: true,
-            rtt_us: Some(900),
-            stratum: Some(0),
-            leap: Some(3),
-            error: Some("RATE".into()),
-            ..lost(position)
-        }
-    }
     fn with(combine: Combine, samples: u8) -> Policy {
         Policy {
             combine,

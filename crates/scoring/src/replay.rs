@@ -177,29 +177,13 @@ impl Replayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Combine;
+    use crate::sample::fixtures::rate;
 
     fn ok(position: u8) -> Sample {
-        Sample {
-            position,
-            send_ms: u16::from(position) * 2000,
-            answered: true,
-            rtt_us: Some(20_000),
-            offset: Some(0.001),
-            stratum: Some(2),
-            leap: Some(0),
-            error: None,
-        }
+        crate::sample::fixtures::answered(position, 20_000)
     }
-    fn rate(position: u8) -> Sample {
-        Sample {
-            answered: true,
-            stratum: Some(0),
-            offset: None,
-            error: Some("RATE".into()),
-            ..ok(position)
-        }
-    }
+    use crate::Combine;
+
     const T0: i64 = 1_700_000_000;
     const SERVER: ReplayedServer = ReplayedServer {
         netspeed: 1000,

@@ -70,6 +70,48 @@ pub fn best_index(samples: &[Sample]) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
+/// Samples the crate's tests build checks from.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::Sample;
+
+    /// An answer at `position` (2 s apart), 1 ms off, stratum 2.
+    pub fn answered(position: u8, rtt_us: u32) -> Sample {
+        Sample {
+            position,
+            send_ms: u16::from(position) * 2000,
+            answered: true,
+            rtt_us: Some(rtt_us),
+            offset: Some(0.001),
+            stratum: Some(2),
+            leap: Some(0),
+            error: None,
+        }
+    }
+
+    /// No reply: `i/o timeout`.
+    pub fn lost(position: u8) -> Sample {
+        Sample {
+            position,
+            send_ms: u16::from(position) * 2000,
+            error: Some("i/o timeout".into()),
+            ..Sample::default()
+        }
+    }
+
+    /// A `RATE` kiss-o'-death.
+    pub fn rate(position: u8) -> Sample {
+        Sample {
+            answered: true,
+            rtt_us: Some(900),
+            stratum: Some(0),
+            leap: Some(3),
+            error: Some("RATE".into()),
+            ..lost(position)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@ mod common;
 use common::Sim;
 use common::e2e::{
     Proc, add_monitor_key, admin, agent_args, assert_replay_split, fleet, free_tcp_port,
-    free_udp_port_on, get, in_dns, policy_replay, serve_args_with, wait_until,
+    free_udp_port_on, get, in_dns, serve_args_with, stop_then_replay, wait_until,
 };
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -184,17 +184,6 @@ fn ntpsec_limited_reads_rate_limited() {
     // The replay counts membership every minute: let a mark or two pass.
     std::thread::sleep(Duration::from_secs(65));
 
-    for a in &mut agents {
-        a.signal("TERM");
-        a.wait(Duration::from_secs(20));
-    }
-    serve.signal("TERM");
-    serve.wait(Duration::from_secs(20));
-    let r = policy_replay(
-        dir,
-        started,
-        SystemTime::now() + Duration::from_secs(60),
-        &["current", "all-must-answer"],
-    );
+    let r = stop_then_replay(&mut serve, &mut agents, dir, started);
     assert_replay_split(&r, NTPD_IP, &[]);
 }

@@ -17,7 +17,7 @@ mod common;
 use common::Sim;
 use common::e2e::{
     Proc, add_monitor_key, admin, agent_args, assert_replay_split, fleet, free_tcp_port,
-    free_udp_port_on, get, in_dns, policy_replay, serve_args_with, wait_until,
+    free_udp_port_on, get, in_dns, serve_args_with, stop_then_replay, wait_until,
 };
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -176,19 +176,7 @@ fn a_rate_limiter_reads_rate_limited_and_replay_splits_the_policies() {
     // The replay counts membership every minute: let a mark or two pass.
     std::thread::sleep(Duration::from_secs(65));
 
-    for a in &mut agents {
-        a.signal("TERM");
-        a.wait(Duration::from_secs(20));
-    }
-    serve.signal("TERM");
-    serve.wait(Duration::from_secs(20));
-
-    let r = policy_replay(
-        dir,
-        started,
-        SystemTime::now() + Duration::from_secs(60),
-        &["current", "all-must-answer"],
-    );
+    let r = stop_then_replay(&mut serve, &mut agents, dir, started);
     // Under current all three end in DNS (the lossy path is one monitor of
     // three); under all-must-answer the rate-limiter does not.
     assert_replay_split(&r, LIMITED, &[CLEAN, LOSSY]);

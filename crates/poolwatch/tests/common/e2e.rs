@@ -581,6 +581,29 @@ impl Drop for Setup {
     }
 }
 
+/// Stops the agents, then the service (SIGTERM, as an operator would), and
+/// replays the store in `dir` from `started` to a minute from now under
+/// current and all-must-answer (the rate-limiting labs' last step).
+pub fn stop_then_replay(
+    serve: &mut Proc,
+    agents: &mut [Proc],
+    dir: &Path,
+    started: std::time::SystemTime,
+) -> Value {
+    for a in agents.iter_mut() {
+        a.signal("TERM");
+        a.wait(Duration::from_secs(20));
+    }
+    serve.signal("TERM");
+    serve.wait(Duration::from_secs(20));
+    policy_replay(
+        dir,
+        started,
+        std::time::SystemTime::now() + Duration::from_secs(60),
+        &["current", "all-must-answer"],
+    )
+}
+
 /// `poolwatch policy replay` of the store in `dir` from `from` to `to`
 /// under `policies`, membership every minute from the start; the JSON
 /// report.

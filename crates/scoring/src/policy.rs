@@ -194,12 +194,15 @@ impl Policy {
     fn pick(&self, used: &[Sample]) -> Option<usize> {
         match self.combine {
             Combine::BestOf => best_index(used),
-            Combine::FirstAnswer => used.iter().position(|s| s.answered).or(best_index(used)),
+            Combine::FirstAnswer => used
+                .iter()
+                .position(|s| s.answered)
+                .or_else(|| best_index(used)),
             Combine::AllMustAnswer => used
                 .iter()
                 .position(|s| !s.answered)
                 .or_else(|| used.iter().position(|s| s.error.is_some()))
-                .or(best_index(used)),
+                .or_else(|| best_index(used)),
         }
     }
 

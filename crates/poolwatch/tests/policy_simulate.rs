@@ -1,6 +1,7 @@
 //! `poolwatch policy simulate` through the real binary: a shipped scenario
 //! in every format, presets and a policy file, and bad input refused with
-//! status 2 naming the flag or field, nothing written.
+//! status 2 naming the flag or field, nothing written; and the
+//! simulation's copy of the service's schedule kept equal to it.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -131,4 +132,36 @@ fn bad_input_exits_2_naming_it() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
     assert!(!out.exists(), "nothing written on a refusal");
+}
+
+/// The simulation keeps its own copy of how `serve` schedules checks, the
+/// selector and the zone guard (`sim` depends on neither `store` nor
+/// `server`); this fails when the service's defaults move without it.
+#[test]
+fn the_simulation_schedules_as_the_service_does() {
+    use sim::pool::{checks, engine};
+    let work = store::WorkIntervals::default();
+    assert_eq!(
+        (engine::ACTIVE_S, engine::TESTING_S, engine::CANDIDATE_S),
+        (work.active_s, work.testing_s, work.candidate_s)
+    );
+    let cfg = server::ServerConfig::default();
+    assert_eq!(u32::from(checks::SAMPLES), cfg.samples);
+    assert_eq!(
+        (checks::SAMPLE_INTERVAL * 1000.0) as u64,
+        cfg.sample_interval_ms
+    );
+    assert_eq!((checks::TIMEOUT * 1000.0) as u64, cfg.timeout_ms);
+    let selector = server::selector_job::SelectorSettings::default();
+    assert_eq!(engine::SELECTOR_S as u64, selector.interval.as_secs());
+    assert_eq!(
+        engine::CANDIDATE_ROTATION as u64,
+        server::selector_job::CANDIDATE_ROTATION
+    );
+    assert_eq!(
+        engine::GUARD_S as u64,
+        server::zone_guard_job::GUARD_INTERVAL.as_secs()
+    );
+    assert_eq!(engine::GUARD_WINDOW_S, store::GUARD_WINDOW_S);
+    assert_eq!(engine::SEEN_GOOD_WITHIN_S, store::SEEN_GOOD_WITHIN_S);
 }

@@ -24,12 +24,12 @@ pub const CANDIDATE_S: i64 = 2 * 3600;
 pub const SELECTOR_S: i64 = 600;
 /// A server's candidates are read at least every this many passes
 /// (`selector_job::CANDIDATE_ROTATION`).
-const CANDIDATE_ROTATION: usize = 12;
+pub const CANDIDATE_ROTATION: usize = 12;
 /// A zone-guard pass every minute (`zone_guard_job::GUARD_INTERVAL`).
 pub const GUARD_S: i64 = 60;
 /// The guard's window and "seen good" age (`store::guard`).
-const GUARD_WINDOW_S: i64 = 24 * 3600;
-const SEEN_GOOD_WITHIN_S: i64 = 3600;
+pub const GUARD_WINDOW_S: i64 = 24 * 3600;
+pub const SEEN_GOOD_WITHIN_S: i64 = 3600;
 /// Seconds on the timing wheel; longer than the longest work interval, so
 /// an entry is always taken in the lap it was put in.
 const WHEEL: i64 = 8192;

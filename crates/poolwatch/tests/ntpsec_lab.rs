@@ -21,8 +21,8 @@ mod common;
 
 use common::Sim;
 use common::e2e::{
-    Proc, add_monitor_key, admin, agent_args, assert_replay_split, fleet, free_tcp_port,
-    free_udp_port_on, get, in_dns, serve_args_with, stop_then_replay, wait_until,
+    Proc, add_monitor_key, admin, assert_replay_split, fleet, free_tcp_port, free_udp_port_on, get,
+    in_dns, lab_logs, page_verdict, serve_args_with, start_agents, stop_then_replay, wait_until,
 };
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
@@ -145,32 +145,16 @@ fn ntpsec_limited_reads_rate_limited() {
     wait_until("the service to answer", Duration::from_secs(30), || {
         get(http, "/api/v1/zones").is_some()
     });
-    let api = format!("http://127.0.0.1:{http}");
-    let mut agents: Vec<Proc> = AGENTS
-        .iter()
-        .zip(&keys)
-        .map(|((name, ip), key)| Proc::spawn(&agent_args(dir, &api, 123, name, ip, key)))
-        .collect();
-    let page = || get(http, &format!("/scores/{NTPD_IP}")).unwrap().1;
+    let mut agents = start_agents(dir, http, 123, &AGENTS, &keys);
     let logs = || {
-        let mut s = format!(
-            "ntpd:\n{}\nserve:\n{}\n",
+        format!(
+            "ntpd:\n{}\n{}",
             std::fs::read_to_string(dir.join("ntpd.log")).unwrap_or_default(),
-            serve.log()
-        );
-        for (a, (name, _)) in agents.iter().zip(AGENTS) {
-            s.push_str(&format!("{name}:\n{}\n", a.log()));
-        }
-        s
+            lab_logs(&serve, &agents, &AGENTS)
+        )
     };
     // The verdict needs 8 checks at a monitor; 3 monitors every 10 s.
-    let verdict = || {
-        page()
-            .split("data-verdict=\"")
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-            .map(str::to_string)
-    };
+    let verdict = || page_verdict(http, NTPD_IP).0;
     let limit = Duration::from_secs(240);
     let start = std::time::Instant::now();
     while start.elapsed() < limit && verdict().as_deref() == Some("not-enough-data") {

@@ -16,8 +16,8 @@ mod common;
 
 use common::Sim;
 use common::e2e::{
-    Proc, add_monitor_key, admin, agent_args, assert_replay_split, fleet, free_tcp_port,
-    free_udp_port_on, get, in_dns, serve_args_with, stop_then_replay, wait_until,
+    Proc, add_monitor_key, admin, assert_replay_split, fleet, free_tcp_port, free_udp_port_on, get,
+    in_dns, lab_logs, page_verdict, serve_args_with, start_agents, stop_then_replay, wait_until,
 };
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -74,21 +74,11 @@ fn serve_args(dir: &Path, http: u16, ntp: u16) -> Vec<String> {
 
 /// The verdict and the number of checks on the public server page.
 fn verdict(http: u16, ip: &str) -> (String, u64) {
-    let (st, body) = get(http, &format!("/scores/{ip}")).unwrap();
-    assert_eq!(st, 200, "{body}");
-    let v = body
-        .split("data-verdict=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap_or_else(|| panic!("no verdict on the page of {ip}: {body}"))
-        .to_string();
-    let checks = body
-        .split(" checks in the last ")
-        .next()
-        .and_then(|s| s.rsplit(['>', ' ', '\n']).next())
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0);
-    (v, checks)
+    let (v, checks) = page_verdict(http, ip);
+    (
+        v.unwrap_or_else(|| panic!("no verdict on the page of {ip}")),
+        checks,
+    )
 }
 
 #[test]
@@ -133,19 +123,7 @@ fn a_rate_limiter_reads_rate_limited_and_replay_splits_the_policies() {
     wait_until("the service to answer", Duration::from_secs(30), || {
         get(http, "/api/v1/zones").is_some()
     });
-    let api = format!("http://127.0.0.1:{http}");
-    let mut agents: Vec<Proc> = AGENTS
-        .iter()
-        .zip(&keys)
-        .map(|((name, ip), key)| Proc::spawn(&agent_args(dir, &api, ntp, name, ip, key)))
-        .collect();
-    let logs = |serve: &Proc, agents: &[Proc]| {
-        let mut s = format!("serve:\n{}\n", serve.log());
-        for (a, (name, _)) in agents.iter().zip(AGENTS) {
-            s.push_str(&format!("{name}:\n{}\n", a.log()));
-        }
-        s
-    };
+    let mut agents = start_agents(dir, http, ntp, &AGENTS, &keys);
 
     // About 20 checks per monitor before judging: enough for a lossy path
     // at one monitor to show against the other two.
@@ -166,7 +144,7 @@ fn a_rate_limiter_reads_rate_limited_and_replay_splits_the_policies() {
         verdicts.iter().map(|v| v.0.as_str()).collect::<Vec<_>>(),
         ["rate-limited", "clean", "path-loss"],
         "{verdicts:?}\n{}",
-        logs(&serve, &agents)
+        lab_logs(&serve, &agents, &AGENTS)
     );
     // The service scores the best of 4 samples: the first one answers, so
     // the rate-limiter is as good as the clean server.

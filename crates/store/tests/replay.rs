@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestDb, seed_global};
+use common::{TestDb, monitor, seed_global};
 use store::testing::StoreTesting as _;
 use store::*;
 
@@ -16,17 +16,6 @@ both_backends!(
     servers_in_the_window_with_what_scoring_needs,
     reports_saved_and_listed,
 );
-
-fn monitor(name: &str, addr: &str) -> NewMonitor {
-    NewMonitor {
-        name: name.into(),
-        location: "Test Lab".into(),
-        ip: addr.parse().unwrap(),
-        account_id: None,
-        status: GlobalStatus::Active,
-        key_hash: format!("{:0>64}", name.len().to_string() + name),
-    }
-}
 
 fn one(answered: bool) -> Vec<SampleRow> {
     vec![SampleRow {

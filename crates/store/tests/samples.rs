@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestDb, good_result, seed_global};
+use common::{TestDb, good_result, monitor, seed_global};
 use store::testing::StoreTesting as _;
 use store::*;
 
@@ -18,17 +18,6 @@ both_backends!(
     pruned_by_retention_in_chunks,
     bytes_per_sample_on_disk,
 );
-
-fn monitor(name: &str, addr: &str) -> NewMonitor {
-    NewMonitor {
-        name: name.into(),
-        location: "Test Lab".into(),
-        ip: addr.parse().unwrap(),
-        account_id: None,
-        status: GlobalStatus::Active,
-        key_hash: format!("{:0>64}", name.len().to_string() + name),
-    }
-}
 
 /// A check of four samples with every kind of sample: answered, RATE
 /// (answered, stratum 0), a timeout, and an error outside the closed table.

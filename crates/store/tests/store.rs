@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{TestDb, good_result};
+use common::{TestDb, good_result, monitor};
 use std::collections::HashSet;
 use std::net::IpAddr;
 use store::testing::StoreTesting as _;
@@ -56,17 +56,6 @@ fn de(addr: &str) -> NewServer {
         netspeed: 10_000,
         account_id: None,
         zones: vec!["de".into(), "europe".into(), "@".into()],
-    }
-}
-
-fn monitor(name: &str, addr: &str) -> NewMonitor {
-    NewMonitor {
-        name: name.into(),
-        location: "Test Lab".into(),
-        ip: ip(addr),
-        account_id: None,
-        status: GlobalStatus::Active,
-        key_hash: format!("{:0>64}", name.len().to_string() + name),
     }
 }
 

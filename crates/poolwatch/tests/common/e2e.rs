@@ -581,6 +581,51 @@ impl Drop for Setup {
     }
 }
 
+/// One lab agent per (name, source address) of `agents`, with its key
+/// from `keys`, against the service on 127.0.0.1:`http`.
+pub fn start_agents(
+    dir: &Path,
+    http: u16,
+    ntp: u16,
+    agents: &[(&str, &str)],
+    keys: &[String],
+) -> Vec<Proc> {
+    let api = format!("http://127.0.0.1:{http}");
+    agents
+        .iter()
+        .zip(keys)
+        .map(|((name, ip), key)| Proc::spawn(&agent_args(dir, &api, ntp, name, ip, key)))
+        .collect()
+}
+
+/// The logs of the service and of each named agent, for a failure message.
+pub fn lab_logs(serve: &Proc, agents: &[Proc], names: &[(&str, &str)]) -> String {
+    let mut s = format!("serve:\n{}\n", serve.log());
+    for (a, (name, _)) in agents.iter().zip(names) {
+        s.push_str(&format!("{name}:\n{}\n", a.log()));
+    }
+    s
+}
+
+/// What the samples say on `ip`'s public page: the verdict (`None` when the
+/// page has none) and the number of checks it is drawn from.
+pub fn page_verdict(http: u16, ip: &str) -> (Option<String>, u64) {
+    let (st, body) = get(http, &format!("/scores/{ip}")).unwrap();
+    assert_eq!(st, 200, "{body}");
+    let verdict = body
+        .split("data-verdict=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .map(str::to_string);
+    let checks = body
+        .split(" checks in the last ")
+        .next()
+        .and_then(|s| s.rsplit(['>', ' ', '\n']).next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    (verdict, checks)
+}
+
 /// Stops the agents, then the service (SIGTERM, as an operator would), and
 /// replays the store in `dir` from `started` to a minute from now under
 /// current and all-must-answer (the rate-limiting labs' last step).

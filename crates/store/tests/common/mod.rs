@@ -10,6 +10,19 @@ use tempfile::TempDir;
 
 pub const PG_ENV: &str = "POOLWATCH_TEST_PG_URL";
 
+/// An active monitor named `name` sending from `addr`, with a key hash
+/// unique to the name.
+pub fn monitor(name: &str, addr: &str) -> store::NewMonitor {
+    store::NewMonitor {
+        name: name.into(),
+        location: "Test Lab".into(),
+        ip: addr.parse().unwrap(),
+        account_id: None,
+        status: store::GlobalStatus::Active,
+        key_hash: format!("{:0>64}", name.len().to_string() + name),
+    }
+}
+
 /// The global zone `@`, the one every store test's servers sit in.
 pub async fn seed_global(s: &Store) {
     s.seed_zones(&[store::ZoneSeed {

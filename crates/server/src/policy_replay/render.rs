@@ -33,7 +33,7 @@ pub fn render(r: &Report, f: Format) -> String {
     }
 }
 
-/// The CSV header: every row is one of `kind` = `hour` (servers in DNS
+/// The CSV header: every row is one of `kind` = `mark` (servers in DNS
 /// at `time`), `zone` (a zone's servers and mean in DNS), `changed` (a
 /// server whose membership differs from the baseline's).
 pub const CSV_HEADER: [&str; 9] = [
@@ -152,9 +152,13 @@ fn table(r: &Report) -> String {
         );
     }
 
-    // At most ~48 rows of the hourly counts; every row in CSV and JSON.
+    // At most ~48 rows of the marks' counts; every row in CSV and JSON.
     let every = r.marks.len().div_ceil(48).max(1);
-    let _ = writeln!(o, "\nservers in DNS (every {every} h):");
+    let _ = writeln!(
+        o,
+        "\nservers in DNS (every {} s):",
+        every as i64 * r.every_s
+    );
     let _ = write!(o, "{:<19}", "time (UTC)");
     for p in &r.policies {
         let _ = write!(o, "  {:>w$}", p.policy.name, w = p.policy.name.len().max(6));
@@ -207,7 +211,7 @@ fn table(r: &Report) -> String {
         for s in &p.servers {
             let _ = writeln!(
                 o,
-                "  {:<39} {:<10} in DNS {:>4} h under {}, {:>4} h under {}: {}",
+                "  {:<39} {:<10} in DNS at {:>4} marks under {}, {:>4} under {}: {}",
                 s.ip,
                 s.zones.join(","),
                 s.marks_in_baseline,

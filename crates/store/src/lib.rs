@@ -202,6 +202,8 @@ pub use guard::{
     DnsMembership, GUARD_WINDOW_S, GuardDetail, GuardEventRow, GuardRun, HeldServer, MonitorSaw,
     SEEN_GOOD_WITHIN_S, ServerDns, ZoneGuardStat,
 };
+mod backup;
+pub use backup::BackupInfo;
 mod prune;
 mod replay;
 pub use replay::{POLICY_REPORT_MAX_BYTES, POLICY_REPORTS_LISTED, PolicyReportRow, ReplayServer};

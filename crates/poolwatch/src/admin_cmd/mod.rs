@@ -3,9 +3,10 @@
 //!
 //! This file holds the command line and the checks made before the store
 //! is opened; one file per subcommand group: `monitors`, `servers`,
-//! `accounts`, `zones`.
+//! `accounts`, `zones`, `backup`.
 
 mod accounts;
+mod backup;
 mod monitors;
 mod servers;
 mod zones;
@@ -47,7 +48,8 @@ Examples:
   poolwatch admin zone list
   poolwatch admin account add acme
   poolwatch admin account contact acme --email noc@acme.example --webhook https://hooks.acme.example/pool
-  poolwatch admin account set acme --admin";
+  poolwatch admin account set acme --admin
+  poolwatch admin backup /var/backups/poolwatch-$(date +%F).db   # SQLite, while serve runs";
 
 #[derive(Subcommand, Debug)]
 enum AdminCommand {
@@ -63,6 +65,20 @@ enum AdminCommand {
     /// Add accounts and set where their alerts go.
     #[command(subcommand)]
     Account(AccountCommand),
+    /// Copy the SQLite store to FILE while `serve` keeps running.
+    ///
+    /// The copy is one moment's consistent state (SQLite's VACUUM INTO),
+    /// written as FILE.partial, checked (PRAGMA quick_check) and only then
+    /// renamed to FILE; an existing FILE is never overwritten. Restore by
+    /// stopping serve and putting the copy in place of DATA_DIR/poolwatch.db
+    /// (and removing its -wal and -shm files). Keep DATA_DIR/ticket-secret
+    /// too. PostgreSQL stores are backed up with pg_dump instead (see
+    /// docs/deploying.md).
+    Backup {
+        /// Where to write the copy (a new file).
+        #[arg(value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
 }
 
 /// Admin errors: the operator's mistakes exit 2, store failures 1.
@@ -125,6 +141,7 @@ pub async fn run(args: Args, cmd: &clap::Command, m: &clap::ArgMatches) -> Resul
         ) => {
             ip_arg(ip)?;
         }
+        AdminCommand::Backup { out } => backup::check(out, setup.database_url.as_deref())?,
         _ => {}
     }
     let store = setup.open_store().await?;
@@ -133,6 +150,7 @@ pub async fn run(args: Args, cmd: &clap::Command, m: &clap::ArgMatches) -> Resul
         AdminCommand::Server(c) => server_cmd(&store, setup.geoip.as_ref(), c).await,
         AdminCommand::Zone(ZoneCommand::List { all }) => zones(&store, all).await,
         AdminCommand::Account(c) => account(&store, c).await,
+        AdminCommand::Backup { out } => backup::backup(&store, &out).await,
     };
     store.close().await;
     result.map(|()| ExitCode::SUCCESS)

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 pub mod e2e;
 pub mod fake_api;
+pub mod pg;
+pub mod webhook;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_poolwatch");
 

@@ -230,6 +230,8 @@ pub use live_checks::{
     LIVE_CHECK_KEEP_S, LIVE_CHECK_MONITORS, LIVE_CHECK_SEEN_S, LIVE_CHECK_TTL_S, LiveCheckAnswer,
     LiveCheckMonitor, LiveCheckRow,
 };
+mod leases;
+pub use leases::{INSTANCE_FORGET_S, InstanceRow, LeaseRow, LeaseTaken};
 mod alerts;
 pub use alerts::{
     AlertChannel, AlertEvidence, AlertKind, AlertRow, AlertState, AlertTarget, MonitorEvidence,
@@ -321,15 +323,12 @@ impl Store {
             .connect_with(opts.clone())
             .await
             .map_err(|e| what(&e))?;
-        sqlx::migrate!("migrations/sqlite")
-            .run(&write)
-            .await
-            .map_err(|e| {
-                StoreError::Open(format!(
-                    "cannot migrate SQLite database {}: {e}",
-                    path.display()
-                ))
-            })?;
+        leases::SQLITE_MIGRATIONS.run(&write).await.map_err(|e| {
+            StoreError::Open(format!(
+                "cannot migrate SQLite database {}: {e}",
+                path.display()
+            ))
+        })?;
         let read = SqlitePoolOptions::new()
             .max_connections(SQLITE_READERS)
             .after_release(release_check)
@@ -364,7 +363,7 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::Open(scrub(format!("cannot connect to {shown}: {e}"))))?;
-        sqlx::migrate!("migrations/postgres")
+        leases::PG_MIGRATIONS
             .run(&pool)
             .await
             .map_err(|e| StoreError::Open(scrub(format!("cannot migrate {shown}: {e}"))))?;

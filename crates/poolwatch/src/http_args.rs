@@ -54,8 +54,10 @@ pub struct HttpArgs {
     )]
     max_connections_per_client: Option<String>,
 
-    /// On SIGTERM or Ctrl-C, time the requests in flight get to finish
-    /// before their connections are dropped [default: 10s].
+    /// On SIGTERM or Ctrl-C, the most the whole stop may take: the drain
+    /// delay, then the requests in flight finishing and the background jobs
+    /// stopping (and giving back their leases); whatever is left is dropped
+    /// and serve exits 0 [default: 10s].
     #[arg(
         long,
         id = "http.shutdown_grace",
@@ -63,4 +65,17 @@ pub struct HttpArgs {
         env = "POOLWATCH_SHUTDOWN_GRACE"
     )]
     shutdown_grace: Option<String>,
+
+    /// On SIGTERM, how long /readyz answers 503 while serving goes on, so
+    /// a load balancer that probes /readyz takes the instance out before
+    /// it stops accepting (e.g. the probe interval × its fall count).
+    /// Skipped when nothing ever asked /readyz. Part of --shutdown-grace,
+    /// and shorter than it; 0s turns it off [default: 5s].
+    #[arg(
+        long,
+        id = "http.drain_delay",
+        value_name = "DURATION",
+        env = "POOLWATCH_DRAIN_DELAY"
+    )]
+    drain_delay: Option<String>,
 }

@@ -6,6 +6,7 @@ mod agent_cmd;
 mod agent_setup_cmd;
 mod alert_args;
 mod check_cmd;
+mod data_lock;
 mod demo_cmd;
 mod dns_cmd;
 mod http_args;

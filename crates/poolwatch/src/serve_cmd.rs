@@ -218,8 +218,12 @@ pub struct Args {
     )]
     reference_servers: Vec<String>,
 
-    /// File with the secret that signs work tickets [default:
-    /// DATA_DIR/ticket-secret, created with mode 0600 on first start].
+    /// File with the secret that signs work tickets and monitor access
+    /// tokens [default: on SQLite DATA_DIR/ticket-secret, created with mode
+    /// 0600 on first start; on PostgreSQL kept in the database, made by the
+    /// first instance (from DATA_DIR/ticket-secret if that exists), so every
+    /// serve on it accepts the others' tickets]. With several serve and
+    /// this flag, give them all the same file.
     #[arg(long, value_name = "FILE", env = "POOLWATCH_TICKET_SECRET_FILE")]
     ticket_secret_file: Option<String>,
 
@@ -253,6 +257,13 @@ pub struct Args {
         value_delimiter = ','
     )]
     trusted_proxies: Vec<String>,
+
+    /// This instance's name, in its log lines, the job leases and the admin
+    /// status page (/manage/admin/instances): 1 to 64 letters, digits, '.',
+    /// '_', '-' or ':'. With several serve on one PostgreSQL, give each a
+    /// stable name [default: HOSTNAME-PID].
+    #[arg(long, value_name = "NAME", env = "POOLWATCH_INSTANCE_NAME")]
+    instance_name: Option<String>,
 
     /// Log format on stderr: text or json [default: text].
     #[arg(long, value_name = "FORMAT", env = "POOLWATCH_LOG_FORMAT")]
@@ -298,6 +309,9 @@ Examples:
   POOLWATCH_DATABASE_URL=postgres://poolwatch:secret@127.0.0.1/poolwatch \\
     poolwatch serve --listen 0.0.0.0:8080 --trusted-proxy 10.0.0.0/8 \\
       --interval-active 30s --interval-testing 1m --interval-candidate 2m
+  # Two instances on one PostgreSQL behind a load balancer probing /readyz
+  poolwatch serve --database-url postgres://… --instance-name web-1 \
+      --listen 0.0.0.0:8080 --drain-delay 6s --shutdown-grace 20s
   # Everything from a file: each flag above shows its [config: KEY]
   poolwatch serve --config /etc/poolwatch/serve.toml
 
@@ -316,7 +330,11 @@ fn load_secret(l: &Loaded<ServeSettings>, path: &Path) -> Result<Vec<u8>> {
 
 /// The service's configuration from its settings (validated already; what
 /// is left to refuse here are files that cannot be read).
-fn build_config(l: &Loaded<ServeSettings>, setup: &StoreSetup) -> Result<ServerConfig> {
+fn build_config(
+    l: &Loaded<ServeSettings>,
+    setup: &StoreSetup,
+    ticket_secret: Vec<u8>,
+) -> Result<ServerConfig> {
     let s = &l.settings;
     let invalid = |e: settings::Invalid| l.refuse(&e.key, e.msg);
     let (rate_limit, http) = s.rate_limit().map_err(invalid)?;
@@ -336,10 +354,6 @@ fn build_config(l: &Loaded<ServeSettings>, setup: &StoreSetup) -> Result<ServerC
             "alerts link a server's page under --public-url; set it to the address people use"
         );
     }
-    let secret_path = s
-        .ticket_secret_file
-        .clone()
-        .unwrap_or_else(|| setup.data_dir.join("ticket-secret"));
     let d = ServerConfig::default();
     Ok(ServerConfig {
         listen: s.listen,
@@ -351,7 +365,7 @@ fn build_config(l: &Loaded<ServeSettings>, setup: &StoreSetup) -> Result<ServerC
         batch_size: s.batch_size,
         intervals: s.intervals(),
         reference_servers: s.reference_servers.clone(),
-        ticket_secret: load_secret(l, &secret_path)?,
+        ticket_secret,
         max_body_bytes: d.max_body_bytes,
         rate_limit,
         geoip: setup.geoip.clone(),
@@ -366,8 +380,42 @@ fn build_config(l: &Loaded<ServeSettings>, setup: &StoreSetup) -> Result<ServerC
         alerts: Some(alerts),
         manage: s.manage_settings().map_err(invalid)?,
         public_sample_detail: s.public_sample_detail,
+        instance_name: s.instance_name(),
+        leases: d.leases,
+        drain_delay: s.http.drain_delay.0,
     })
 }
+
+/// The ticket secret: from `--ticket-secret-file`; else on PostgreSQL the
+/// one in the database, which every instance shares (the first instance
+/// stores DATA_DIR/ticket-secret's if that exists, so an upgrade keeps
+/// outstanding tickets valid, else a new random one); else on SQLite
+/// DATA_DIR/ticket-secret, made on first start.
+async fn ticket_secret(
+    l: &Loaded<ServeSettings>,
+    setup: &StoreSetup,
+    store: &Store,
+) -> Result<Vec<u8>> {
+    let file = setup.data_dir.join("ticket-secret");
+    if let Some(path) = &l.settings.ticket_secret_file {
+        return load_secret(l, path);
+    }
+    if store.backend_name() != "postgres" {
+        return load_secret(l, &file);
+    }
+    let candidate = if file.exists() {
+        load_secret(l, &file)?
+    } else {
+        server::keys::generate_secret()
+    };
+    Ok(store
+        .shared_secret(TICKET_SECRET, &candidate)
+        .await
+        .context("cannot read or store the shared ticket secret")?)
+}
+
+/// The ticket secret's name in the database's shared secrets.
+const TICKET_SECRET: &str = "ticket";
 
 /// The zone to publish, with the hash of the `poolwatch dns` token.
 fn dns_zone(l: &Loaded<ServeSettings>, origin: &str) -> Result<server::DnsZoneConfig> {
@@ -406,7 +454,18 @@ pub async fn run(cmd: &Command, m: &ArgMatches) -> Result<ExitCode> {
     let (loaded, setup) = StoreSetup::load(cmd, m)?;
     let s = &loaded.settings;
     init_logging(s.log_format == LogFormat::Json);
-    let mut cfg = build_config(&loaded, &setup)?;
+    // SQLite is one process: a second serve on the data directory stops
+    // here, before it opens the database, naming the one running.
+    let _lock = match s.database_url() {
+        Some(u) if u.starts_with("postgres") => None,
+        _ => Some(crate::data_lock::DataDirLock::take(
+            &setup.data_dir,
+            &s.instance_name(),
+        )?),
+    };
+    let store = setup.open_store().await?;
+    let secret = ticket_secret(&loaded, &setup, &store).await?;
+    let mut cfg = build_config(&loaded, &setup, secret)?;
     server::manage::auth::log_signin_status(&cfg);
     let rrl = s.dns_rrl.config();
     if let Some(origin) = &s.zone {
@@ -417,11 +476,11 @@ pub async fn run(cmd: &Command, m: &ArgMatches) -> Result<ExitCode> {
             .ok();
     }
     let zone_guard = s.zone_guard.0;
-    let store = setup.open_store().await?;
     tracing::info!(
         backend = store.backend_name(),
         data_dir = %setup.data_dir.display(),
         geoip = setup.geoip.is_some(),
+        instance = %cfg.instance_name,
         "store ready"
     );
     // The zone guard keeps every server's DNS state; with `off` it holds

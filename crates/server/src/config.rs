@@ -5,6 +5,7 @@ use crate::alerts::settings::AlertConfig;
 use crate::dns_zone::settings::DnsZoneConfig;
 use crate::housekeeping_job::settings::HousekeepingSettings;
 use crate::http::{DEFAULT_LISTEN, HttpLimits};
+use crate::leases::LeaseSettings;
 use crate::manage::settings::ManageSettings;
 use crate::selector_job::settings::SelectorSettings;
 use ipnet::IpNet;
@@ -60,6 +61,15 @@ pub struct ServerConfig {
     /// Show the overall answer rate by sample position on the public
     /// server page (`--public-sample-detail`); off: the verdict only.
     pub public_sample_detail: bool,
+    /// This instance's name (`--instance-name`): in logs, the job leases
+    /// and the admin status page.
+    pub instance_name: String,
+    /// Job lease timing (PostgreSQL: one instance per singleton job).
+    pub leases: LeaseSettings,
+    /// How long a stopping instance keeps serving after `/readyz` turned
+    /// 503, so the load balancer notices first (`--drain-delay`; skipped
+    /// when `/readyz` was never asked). Within `http.shutdown_grace`.
+    pub drain_delay: std::time::Duration,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -84,6 +94,9 @@ impl std::fmt::Debug for ServerConfig {
             .field("housekeeping", &self.housekeeping)
             .field("manage", &self.manage)
             .field("public_sample_detail", &self.public_sample_detail)
+            .field("instance_name", &self.instance_name)
+            .field("leases", &self.leases)
+            .field("drain_delay", &self.drain_delay)
             .finish()
     }
 }
@@ -111,6 +124,9 @@ impl Default for ServerConfig {
             housekeeping: None,
             manage: ManageSettings::default(),
             public_sample_detail: false,
+            instance_name: crate::leases::default_instance_name(),
+            leases: LeaseSettings::default(),
+            drain_delay: std::time::Duration::from_secs(5),
         }
     }
 }

@@ -8,7 +8,10 @@
 //! after a capped exponential back-off; a run that returns `Ok` by itself
 //! is done. On shutdown every job's token is cancelled and the runner waits
 //! a bounded time before dropping what is left. Before each run the
-//! [`JobGate`] is asked; that is where a job can be kept to one instance.
+//! [`JobGate`] is asked; that is where a job is kept to one instance (the
+//! lease gate, `leases.rs`): the gate may cancel a run's token later, when
+//! the job must stop here (its lease is lost), and the runner then waits
+//! [`LOST_GRACE`] at most before dropping the run, and asks the gate again.
 //! This module knows nothing of the app: it must stay a leaf.
 
 use futures::FutureExt;
@@ -16,7 +19,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -33,10 +36,11 @@ pub enum JobName {
     ClockCheckWarning,
     ZoneGuard,
     Dns,
+    Heartbeat,
 }
 
 impl JobName {
-    pub const ALL: [JobName; 7] = [
+    pub const ALL: [JobName; 8] = [
         JobName::Selector,
         JobName::Housekeeping,
         JobName::Alerts,
@@ -44,6 +48,7 @@ impl JobName {
         JobName::ClockCheckWarning,
         JobName::ZoneGuard,
         JobName::Dns,
+        JobName::Heartbeat,
     ];
 
     /// The name in logs and in the `job` label.
@@ -56,6 +61,22 @@ impl JobName {
             JobName::ClockCheckWarning => "clock_check_warning",
             JobName::ZoneGuard => "zone_guard",
             JobName::Dns => "dns",
+            JobName::Heartbeat => "heartbeat",
+        }
+    }
+
+    /// True for the jobs that must run on one instance at a time when
+    /// several `serve` share a database (two selectors would fight, two
+    /// alert jobs would mail twice). The clock check warning, DNS and the
+    /// instance's heartbeat are about this process, so every one runs them.
+    pub fn is_singleton(self) -> bool {
+        match self {
+            JobName::Selector
+            | JobName::Housekeeping
+            | JobName::Alerts
+            | JobName::ZoneCounts
+            | JobName::ZoneGuard => true,
+            JobName::ClockCheckWarning | JobName::Dns | JobName::Heartbeat => false,
         }
     }
 
@@ -81,14 +102,26 @@ impl FailureKind {
     }
 }
 
-/// Failed runs per job and kind, read by `/metrics` at scrape time.
+/// Failed runs per job and kind, and which jobs run here now (under the
+/// gate's permit), read by `/metrics` at scrape time.
 #[derive(Debug, Default)]
 pub struct JobStats {
     errors: [AtomicU64; JobName::ALL.len()],
     panics: [AtomicU64; JobName::ALL.len()],
+    held: [AtomicBool; JobName::ALL.len()],
 }
 
 impl JobStats {
+    /// True while a run of `job` holds the gate's permit on this instance
+    /// (with the lease gate: while this instance holds the job's lease).
+    pub fn holds(&self, job: JobName) -> bool {
+        self.held[job.index()].load(Ordering::Relaxed)
+    }
+
+    fn set_held(&self, job: JobName, held: bool) {
+        self.held[job.index()].store(held, Ordering::Relaxed);
+    }
+
     fn count(&self, job: JobName, kind: FailureKind) {
         let by = match kind {
             FailureKind::Error => &self.errors,
@@ -136,22 +169,64 @@ impl Job {
     }
 }
 
-/// Asked before every run of a job. The hook for running a job on one
-/// instance only (e.g. behind a database lock); `false` means "not here,
-/// not now": the runner asks again after [`Jobs::with_gate`]'s recheck.
-pub trait JobGate: Send + Sync + 'static {
-    fn should_run(&self, job: JobName) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
+/// A boxed future of a gate.
+pub type GateFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a gate hands a run it allows; the runner gives it back with
+/// [`Permit::release`] when the run ends. Dropped without a release (the
+/// run was aborted), whatever the gate tied to it stops on its own drop.
+pub struct Permit {
+    release: Option<Box<dyn FnOnce() -> GateFuture<'static, ()> + Send>>,
 }
 
-/// The default gate: every job runs on every instance.
+impl Permit {
+    /// A permit with nothing to give back.
+    pub fn free() -> Permit {
+        Permit { release: None }
+    }
+
+    /// A permit that runs `release` when the run ends.
+    pub fn with_release(
+        release: impl FnOnce() -> GateFuture<'static, ()> + Send + 'static,
+    ) -> Permit {
+        Permit {
+            release: Some(Box::new(release)),
+        }
+    }
+
+    /// Give it back (e.g. delete the lease so another instance takes the
+    /// job at once).
+    pub async fn release(mut self) {
+        if let Some(r) = self.release.take() {
+            r().await;
+        }
+    }
+}
+
+/// Asked before every run of a job: the hook for running a job on one
+/// instance only (the lease gate). `None` means "not here, not now": the
+/// runner asks again after [`Jobs::with_gate`]'s recheck. `Some(permit)`:
+/// run now; the gate may cancel `run` (the token the run gets) later, when
+/// the job must stop here (its lease is lost).
+pub trait JobGate: Send + Sync + 'static {
+    fn acquire(&self, job: JobName, run: CancellationToken) -> GateFuture<'_, Option<Permit>>;
+}
+
+/// The default gate: every job runs on every instance (one process on
+/// SQLite, kept alone by its data directory's lock).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AlwaysRun;
 
 impl JobGate for AlwaysRun {
-    fn should_run(&self, _job: JobName) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
-        Box::pin(std::future::ready(true))
+    fn acquire(&self, _job: JobName, _run: CancellationToken) -> GateFuture<'_, Option<Permit>> {
+        Box::pin(std::future::ready(Some(Permit::free())))
     }
 }
+
+/// How long a run whose permit the gate took back (a lost lease) may take
+/// to stop before the runner drops it: it may not go on working beside
+/// the instance that took the job over.
+pub const LOST_GRACE: Duration = Duration::from_secs(3);
 
 /// Capped exponential back-off between a failed run and the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,9 +254,6 @@ impl Backoff {
         self.first.saturating_mul(1 << doublings).min(self.max)
     }
 }
-
-/// How long shutdown waits for the jobs to stop before dropping them.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The running jobs of one service.
 pub struct Jobs {
@@ -259,32 +331,47 @@ impl Supervisor {
         let name = job.name.as_str();
         let mut in_a_row = 0u32;
         while !self.stop.is_cancelled() {
-            let allowed = tokio::select! {
+            let run_stop = self.stop.child_token();
+            let permit = tokio::select! {
                 _ = self.stop.cancelled() => return,
-                ok = self.gate.should_run(job.name) => ok,
+                p = self.gate.acquire(job.name, run_stop.clone()) => p,
             };
-            if !allowed {
+            let Some(permit) = permit else {
+                if self.sleep(self.gate_recheck).await {
+                    return;
+                }
+                continue;
+            };
+            self.stats.set_held(job.name, true);
+            let started = Instant::now();
+            let ended = self.run_once(&mut job, &run_stop).await;
+            // Taken back by the gate, not by shutdown: not a failure, and
+            // not the job's end either; ask the gate again.
+            let lost = run_stop.is_cancelled() && !self.stop.is_cancelled();
+            run_stop.cancel();
+            self.stats.set_held(job.name, false);
+            permit.release().await;
+            if lost {
+                tracing::warn!(
+                    job = name,
+                    "job stopped: no longer allowed here (lease lost)"
+                );
                 if self.sleep(self.gate_recheck).await {
                     return;
                 }
                 continue;
             }
-            let run_stop = self.stop.child_token();
-            let started = Instant::now();
-            let ended = AssertUnwindSafe((job.run)(run_stop.clone()))
-                .catch_unwind()
-                .await;
-            run_stop.cancel();
             let kind = match ended {
-                Ok(Ok(())) => {
+                None => continue,
+                Some(Ok(Ok(()))) => {
                     tracing::debug!(job = name, "job finished");
                     return;
                 }
-                Ok(Err(e)) => {
+                Some(Ok(Err(e))) => {
                     tracing::warn!(job = name, error = %format!("{e:#}"), "job failed");
                     FailureKind::Error
                 }
-                Err(panic) => {
+                Some(Err(panic)) => {
                     let what = panic
                         .downcast_ref::<&str>()
                         .map(|s| s.to_string())
@@ -307,6 +394,31 @@ impl Supervisor {
         }
     }
 
+    /// One run, until it ends; `None` when the gate took the permit back
+    /// and the run did not stop within [`LOST_GRACE`] (it is dropped).
+    async fn run_once(
+        &self,
+        job: &mut Job,
+        run_stop: &CancellationToken,
+    ) -> Option<std::thread::Result<anyhow::Result<()>>> {
+        let run = AssertUnwindSafe((job.run)(run_stop.clone())).catch_unwind();
+        let overdue = async {
+            run_stop.cancelled().await;
+            if self.stop.is_cancelled() {
+                // Shutdown: `Jobs::shutdown` bounds the wait.
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(LOST_GRACE).await;
+        };
+        tokio::select! {
+            ended = run => Some(ended),
+            _ = overdue => {
+                tracing::warn!(job = job.name.as_str(), "job ignored the lost lease; dropping it");
+                None
+            }
+        }
+    }
+
     /// Sleep `d`; true when stopped meanwhile.
     async fn sleep(&self, d: Duration) -> bool {
         tokio::select! {
@@ -317,212 +429,5 @@ impl Supervisor {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicBool, AtomicU32};
-
-    const MS: Duration = Duration::from_millis(1);
-
-    fn fast() -> Backoff {
-        Backoff {
-            first: 20 * MS,
-            max: 160 * MS,
-        }
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap() {
-        let b = fast();
-        let waits: Vec<u128> = (1..=6).map(|n| b.delay(n).as_millis()).collect();
-        assert_eq!(waits, [20, 40, 80, 160, 160, 160]);
-        assert_eq!(b.delay(u32::MAX), b.max);
-    }
-
-    type Starts = Arc<Mutex<Vec<Instant>>>;
-
-    /// A job whose run `n` fails as `fail(n)` says ("panic" or an error),
-    /// or runs until stopped; records when each run started.
-    fn recording(
-        name: JobName,
-        fail: impl Fn(u32) -> Option<&'static str> + Send + 'static,
-    ) -> (Job, Starts) {
-        let starts = Starts::default();
-        let (s, n) = (starts.clone(), AtomicU32::new(0));
-        let job = Job::new(name, move |stop: CancellationToken| {
-            s.lock().unwrap().push(Instant::now());
-            let outcome = fail(n.fetch_add(1, Ordering::Relaxed));
-            async move {
-                match outcome {
-                    Some("panic") => panic!("boom"),
-                    Some(e) => Err(anyhow::anyhow!(e)),
-                    None => {
-                        stop.cancelled().await;
-                        Ok(())
-                    }
-                }
-            }
-        });
-        (job, starts)
-    }
-
-    async fn wait_for_runs(starts: &Starts, n: usize) {
-        for _ in 0..500 {
-            if starts.lock().unwrap().len() >= n {
-                return;
-            }
-            tokio::time::sleep(10 * MS).await;
-        }
-        panic!("fewer than {n} runs in 5 s");
-    }
-
-    #[tokio::test]
-    async fn a_failing_job_is_counted_and_restarted_with_backoff() {
-        let stats = Arc::new(JobStats::default());
-        let mut jobs = Jobs::new(stats.clone()).with_backoff(fast());
-        // Fails five times, then runs until stopped.
-        let (job, starts) = recording(JobName::Selector, |n| (n < 5).then_some("no store"));
-        jobs.start(job);
-        wait_for_runs(&starts, 6).await;
-        tokio::time::sleep(200 * MS).await;
-        let starts = starts.lock().unwrap().clone();
-        assert_eq!(starts.len(), 6, "restarted after it stopped failing");
-        let gaps: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
-        for (gap, want) in gaps.iter().zip([20, 40, 80, 160, 160]) {
-            assert!(*gap >= want * MS, "{gaps:?}");
-        }
-        assert!(gaps[3] > gaps[0] * 2, "the waits grow: {gaps:?}");
-        assert_eq!(stats.failures(JobName::Selector, FailureKind::Error), 5);
-        assert_eq!(stats.failures(JobName::Selector, FailureKind::Panic), 0);
-        assert_eq!(stats.failures(JobName::Alerts, FailureKind::Error), 0);
-        jobs.shutdown(Duration::from_secs(1)).await;
-    }
-
-    #[tokio::test]
-    async fn a_panicking_job_is_restarted() {
-        let stats = Arc::new(JobStats::default());
-        let mut jobs = Jobs::new(stats.clone()).with_backoff(fast());
-        let (job, starts) = recording(JobName::Dns, |n| (n < 2).then_some("panic"));
-        jobs.start(job);
-        wait_for_runs(&starts, 3).await;
-        assert_eq!(stats.failures(JobName::Dns, FailureKind::Panic), 2);
-        assert_eq!(stats.failures(JobName::Dns, FailureKind::Error), 0);
-        jobs.shutdown(Duration::from_secs(1)).await;
-    }
-
-    #[tokio::test]
-    async fn a_job_that_finishes_is_not_restarted() {
-        let stats = Arc::new(JobStats::default());
-        let mut jobs = Jobs::new(stats.clone()).with_backoff(fast());
-        let runs = Arc::new(AtomicU32::new(0));
-        let r = runs.clone();
-        jobs.start(Job::new(JobName::ClockCheckWarning, move |_| {
-            r.fetch_add(1, Ordering::Relaxed);
-            async { Ok(()) }
-        }));
-        tokio::time::sleep(200 * MS).await;
-        assert_eq!(runs.load(Ordering::Relaxed), 1);
-        assert_eq!(
-            stats.failures(JobName::ClockCheckWarning, FailureKind::Error),
-            0
-        );
-        jobs.shutdown(Duration::from_secs(1)).await;
-    }
-
-    #[tokio::test]
-    async fn shutdown_cancels_and_waits_for_each_job() {
-        let mut jobs = Jobs::new(Arc::default());
-        let cleaned = Arc::new(AtomicBool::new(false));
-        let c = cleaned.clone();
-        let (started, starts) = recording(JobName::Selector, |_| None);
-        jobs.start(started);
-        jobs.start(Job::new(
-            JobName::ZoneGuard,
-            move |stop: CancellationToken| {
-                let c = c.clone();
-                async move {
-                    stop.cancelled().await;
-                    // Work after the cancel, which shutdown waits for.
-                    tokio::time::sleep(100 * MS).await;
-                    c.store(true, Ordering::Relaxed);
-                    Ok(())
-                }
-            },
-        ));
-        wait_for_runs(&starts, 1).await;
-        let t0 = Instant::now();
-        jobs.shutdown(Duration::from_secs(5)).await;
-        assert!(cleaned.load(Ordering::Relaxed));
-        let took = t0.elapsed();
-        assert!(
-            took >= 100 * MS && took < Duration::from_secs(5),
-            "{took:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn shutdown_drops_a_job_that_ignores_the_cancel_after_the_grace() {
-        struct SetOnDrop(Arc<AtomicBool>);
-        impl Drop for SetOnDrop {
-            fn drop(&mut self) {
-                self.0.store(true, Ordering::Relaxed);
-            }
-        }
-        let mut jobs = Jobs::new(Arc::default());
-        let dropped = Arc::new(AtomicBool::new(false));
-        let d = dropped.clone();
-        jobs.start(Job::new(JobName::ZoneCounts, move |_| {
-            let guard = SetOnDrop(d.clone());
-            async move {
-                let _guard = guard;
-                std::future::pending::<()>().await;
-                Ok(())
-            }
-        }));
-        tokio::time::sleep(20 * MS).await;
-        let t0 = Instant::now();
-        jobs.shutdown(200 * MS).await;
-        let took = t0.elapsed();
-        assert!(
-            took >= 200 * MS && took < Duration::from_secs(2),
-            "{took:?}"
-        );
-        for _ in 0..100 {
-            if dropped.load(Ordering::Relaxed) {
-                return;
-            }
-            tokio::time::sleep(10 * MS).await;
-        }
-        panic!("the job was not dropped after the grace");
-    }
-
-    /// Lets only the jobs in `.0` run, and counts the questions.
-    struct Only(Vec<JobName>, Arc<AtomicU32>);
-
-    impl JobGate for Only {
-        fn should_run(&self, job: JobName) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
-            self.1.fetch_add(1, Ordering::Relaxed);
-            Box::pin(std::future::ready(self.0.contains(&job)))
-        }
-    }
-
-    #[tokio::test]
-    async fn the_gate_can_keep_a_job_from_running() {
-        let asked = Arc::new(AtomicU32::new(0));
-        let mut jobs = Jobs::new(Arc::default())
-            .with_gate(Only(vec![JobName::Selector], asked.clone()), 10 * MS);
-        let (kept, kept_starts) = recording(JobName::Alerts, |_| None);
-        let (allowed, allowed_starts) = recording(JobName::Selector, |_| None);
-        jobs.start(kept);
-        jobs.start(allowed);
-        tokio::time::sleep(200 * MS).await;
-        assert!(kept_starts.lock().unwrap().is_empty());
-        assert_eq!(allowed_starts.lock().unwrap().len(), 1);
-        // The refused job is asked about again, the running one is not.
-        assert!(asked.load(Ordering::Relaxed) >= 4, "{asked:?}");
-        let t0 = Instant::now();
-        jobs.shutdown(Duration::from_secs(5)).await;
-        // A job waiting for the gate stops at once too.
-        assert!(t0.elapsed() < Duration::from_secs(1));
-    }
-}
+#[path = "jobs_tests.rs"]
+mod tests;

@@ -20,9 +20,11 @@ mod dns_zone;
 mod error;
 mod evidence;
 mod extract;
+pub mod health;
 pub mod housekeeping_job;
 mod http;
 pub mod jobs;
+pub mod leases;
 mod live_checks;
 mod logfmt;
 pub mod manage;
@@ -153,6 +155,15 @@ fn app(state: AppState, with_metrics: bool) -> Router {
         // Method, path and status at debug level; never headers, so the
         // Authorization header cannot reach a log.
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        // After the trace layer, so a draining instance's 503s (expected)
+        // are not logged as failed requests at every probe; outside the
+        // rate limit, as a load balancer probes often from one address.
+        .merge(
+            Router::new()
+                .route("/healthz", get(health::healthz))
+                .route("/readyz", get(health::readyz))
+                .layer(middleware::map_response(security::headers)),
+        )
         .with_state(state)
 }
 
@@ -216,26 +227,63 @@ pub async fn serve_split_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, backend = store.backend_name(), "serving HTTP");
     let state = AppState::new(cfg, store);
+    let instance = state.cfg().instance_name.clone();
+    tracing::info!(%addr, backend = state.store().backend_name(), %instance, "serving HTTP");
     let alerter = match state.cfg().alerts.clone() {
         Some(a) => Some(alerts::Alerter::new(a).map_err(|e| anyhow::anyhow!(e))?),
         None => None,
     };
     let mut jobs = jobs::Jobs::new(state.job_stats().clone());
+    // SQLite is one process (its data directory is locked): every job runs
+    // here. On PostgreSQL several instances share the database: each
+    // singleton job runs where its lease is.
+    if state.store().backend_name() == "postgres" {
+        let l = state.cfg().leases;
+        jobs = jobs.with_gate(
+            leases::LeaseGate::new(state.store().clone(), instance.clone(), l),
+            l.recheck,
+        );
+    }
+    let me = leases::Instance {
+        name: instance.clone(),
+        started_on: state.now(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
     for job in background_jobs(&state, alerter)
         .into_iter()
+        .chain([leases::heartbeat_job(
+            state.store().clone(),
+            me,
+            state.draining().clone(),
+        )])
         .chain(extra.into_iter().map(|make| make(&state)))
     {
         jobs.start(job);
     }
+    // The whole stop is bounded by the grace: the drain delay (ready no
+    // more, still serving), then requests in flight and the jobs together.
+    let grace = state.cfg().http.shutdown_grace;
+    let drain_delay = state.cfg().drain_delay.min(grace);
+    let mut limits = state.cfg().http.clone();
+    limits.shutdown_grace = grace.saturating_sub(drain_delay);
     let stop = tokio_util::sync::CancellationToken::new();
     let on_signal = stop.clone();
+    let draining = state.draining().clone();
     let signal = tokio::spawn(async move {
         shutdown.await;
+        let t0 = tokio::time::Instant::now();
+        draining.start();
+        // Without a balancer probing /readyz nobody needs the delay.
+        if draining.was_probed() && !drain_delay.is_zero() {
+            tracing::info!(?drain_delay, "draining: /readyz answers 503, still serving");
+            tokio::time::sleep(drain_delay).await;
+        }
         on_signal.cancel();
+        let left = (t0 + grace).saturating_duration_since(tokio::time::Instant::now());
+        // Jobs stop (and release their leases) while requests finish.
+        jobs.shutdown(left).await;
     });
-    let limits = state.cfg().http.clone();
     let metrics_task = match metrics {
         Some(m) => {
             tracing::info!(addr = %m.local_addr()?, "serving /metrics");
@@ -255,8 +303,7 @@ pub async fn serve_split_with(
     if let Some(t) = metrics_task {
         let _ = t.await;
     }
-    signal.abort();
-    jobs.shutdown(jobs::SHUTDOWN_GRACE).await;
+    let _ = signal.await;
     tracing::info!("HTTP server stopped");
     Ok(())
 }

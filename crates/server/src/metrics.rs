@@ -51,6 +51,9 @@ pub const HTTP_CONNECTIONS_OPEN: &str = "poolwatch_http_connections_open";
 pub const HTTP_CONNECTIONS_REFUSED: &str = "poolwatch_http_connections_refused_total";
 /// Runs of a background job that failed, by job and kind (error, panic).
 pub const JOB_FAILURES: &str = "poolwatch_job_failures_total";
+/// 1 while this instance runs a singleton job (holds its lease on
+/// PostgreSQL), by job; 0 otherwise.
+pub const JOB_LEASE_HELD: &str = "poolwatch_job_lease_held";
 
 /// The outcome label of one result, as the pool's monitor counts its tests:
 /// `timeout` (no reply), `error` (KoD or socket error), `offset` (answered,
@@ -199,6 +202,10 @@ impl Metrics {
                 "Runs of a background job that ended in an error or a panic (each is restarted after a back-off), by job and kind"
             );
             describe_gauge!(
+                JOB_LEASE_HELD,
+                "1 while this instance runs the job (on PostgreSQL: holds its lease), by job; the jobs that run on one instance only"
+            );
+            describe_gauge!(
                 CLOCK_CHECK_DISABLED,
                 "1 while the service names no reference servers, so agents do not check their clocks"
             );
@@ -299,6 +306,10 @@ impl Metrics {
                 for kind in [FailureKind::Error, FailureKind::Panic] {
                     counter!(JOB_FAILURES, "job" => job.as_str(), "kind" => kind.as_str())
                         .absolute(stats.failures(job, kind));
+                }
+                if job.is_singleton() {
+                    let held = if stats.holds(job) { 1.0 } else { 0.0 };
+                    gauge!(JOB_LEASE_HELD, "job" => job.as_str()).set(held);
                 }
             }
         });

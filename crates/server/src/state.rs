@@ -70,6 +70,7 @@ struct Inner {
     clock: Clock,
     http: Arc<HttpStats>,
     jobs: Arc<JobStats>,
+    draining: crate::health::Draining,
 }
 
 impl AppState {
@@ -104,6 +105,7 @@ impl AppState {
                 clock,
                 http: Arc::default(),
                 jobs: Arc::default(),
+                draining: Default::default(),
             }),
         }
     }
@@ -166,6 +168,11 @@ impl AppState {
     /// Failed runs of the background jobs (the runner counts them here).
     pub fn job_stats(&self) -> &Arc<JobStats> {
         &self.inner.jobs
+    }
+
+    /// Raised first on shutdown: `/readyz` answers 503 from then on.
+    pub fn draining(&self) -> &crate::health::Draining {
+        &self.inner.draining
     }
 
     /// The clock, for jobs that read the time without the whole state.

@@ -8,6 +8,7 @@
 //! database_url = "postgres://poolwatch@db/poolwatch"
 //! geoip = "/usr/share/GeoIP/GeoLite2-Country.mmdb"
 //! log_format = "json"
+//! instance_name = "web-1"     # in logs, job leases, the admin status page
 //! samples = 4
 //! sample_interval = "2s"
 //! timeout = "3s"
@@ -34,7 +35,8 @@
 //! idle_timeout = "5s"
 //! max_connections = 4096
 //! max_connections_per_client = 32
-//! shutdown_grace = "10s"
+//! shutdown_grace = "10s"     # the whole stop: drain delay, requests, jobs
+//! drain_delay = "5s"         # /readyz 503 while still serving, on SIGTERM
 //!
 //! [rate_limit]
 //! per_second = 20
@@ -102,6 +104,8 @@ pub struct ServeSettings {
     pub sqlite_max_size: Option<ByteSize>,
     pub geoip: Option<PathBuf>,
     pub log_format: LogFormat,
+    /// Empty: `HOSTNAME-PID`.
+    pub instance_name: Option<String>,
     pub samples: u32,
     pub sample_interval: HumanDuration,
     pub timeout: HumanDuration,
@@ -170,6 +174,7 @@ pub struct HttpSection {
     pub max_connections: usize,
     pub max_connections_per_client: usize,
     pub shutdown_grace: HumanDuration,
+    pub drain_delay: HumanDuration,
 }
 
 /// `[rate_limit]`: the public routes' limit per client.
@@ -221,6 +226,7 @@ impl Default for ServeSettings {
             sqlite_max_size: None,
             geoip: None,
             log_format: LogFormat::Text,
+            instance_name: None,
             samples: d.samples,
             sample_interval: HumanDuration::millis(d.sample_interval_ms),
             timeout: HumanDuration::millis(d.timeout_ms),
@@ -260,6 +266,7 @@ impl Default for HttpSection {
             max_connections: d.max_connections,
             max_connections_per_client: d.max_connections_per_client,
             shutdown_grace: HumanDuration(d.shutdown_grace),
+            drain_delay: HumanDuration(server::ServerConfig::default().drain_delay),
         }
     }
 }
@@ -355,6 +362,19 @@ impl Settings for ServeSettings {
         ] {
             at_least(key, d, Duration::from_millis(100))?;
         }
+        if h.drain_delay.0 >= h.shutdown_grace.0 {
+            return Err(Invalid::new(
+                "http.drain_delay",
+                format!(
+                    "must be shorter than http.shutdown_grace ({}), which it is part of",
+                    humantime::format_duration(h.shutdown_grace.0)
+                ),
+            ));
+        }
+        if let Some(name) = self.instance_name.as_deref().filter(|n| !n.is_empty()) {
+            server::leases::check_instance_name(name)
+                .map_err(|why| Invalid::new("instance_name", why))?;
+        }
         for (key, n) in [
             ("http.max_connections", h.max_connections),
             (
@@ -387,6 +407,14 @@ impl Settings for ServeSettings {
 }
 
 impl ServeSettings {
+    /// This instance's name: the setting, or `HOSTNAME-PID`.
+    pub fn instance_name(&self) -> String {
+        self.instance_name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(server::leases::default_instance_name)
+    }
+
     /// The PostgreSQL URL; empty is none.
     pub fn database_url(&self) -> Option<&str> {
         self.database_url.as_deref().filter(|u| !u.is_empty())

@@ -58,7 +58,7 @@ pub async fn admin_page(
         Some(&op),
         html! {
             h1 { "Pool admin" }
-            p { a href="/manage/admin/policy-reports" { "Policy replay reports" } }
+            p { a href="/manage/admin/policy-reports" { "Policy replay reports" } " · " a href="/manage/admin/instances" { "Instances and jobs" } }
             h2 { "Monitors awaiting approval" }
             @if pending.is_empty() { p.muted { "None." } } @else {
                 p.muted { "Approving one name approves the other address family's row of the same agent too." }

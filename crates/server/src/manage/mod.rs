@@ -9,7 +9,7 @@
 //! `signin` (links, sessions, the account picker), one file per page
 //! (`overview`, `members`, `tokens_page`, `contacts`, `audit_page`,
 //! `monitors_page`, `admin_pages`, `policy_reports` (saved `policy replay`
-//! reports), `monitor_enrol`: accepting an `agent
+//! reports), `instances_page` (who runs which job), `monitor_enrol`: accepting an `agent
 //! setup` registration), `api` (the JSON API), `view` (the page frame).
 
 pub mod servers_api;
@@ -23,6 +23,7 @@ mod api;
 mod audit_page;
 pub mod auth;
 mod contacts;
+mod instances_page;
 mod members;
 pub mod monitor_enrol;
 mod monitors_page;
@@ -98,6 +99,10 @@ pub fn page_routes() -> Router<AppState> {
         .route(
             "/manage/admin/policy-reports/{id}",
             get(policy_reports::report_page),
+        )
+        .route(
+            "/manage/admin/instances",
+            get(instances_page::instances_page),
         )
         .route("/manage/admin/account", post(admin_pages::account_post))
         .route("/manage/admin/move", post(admin_pages::move_post))

@@ -408,10 +408,10 @@ async fn ticket_secret(
     } else {
         server::keys::generate_secret()
     };
-    Ok(store
+    store
         .shared_secret(TICKET_SECRET, &candidate)
         .await
-        .context("cannot read or store the shared ticket secret")?)
+        .context("cannot read or store the shared ticket secret")
 }
 
 /// The ticket secret's name in the database's shared secrets.

@@ -3,7 +3,8 @@
 //! off first, keeps serving through the drain delay, then exits 0; a
 //! second SQLite serve on one data directory is refused, naming the
 //! first, while `admin` still works; two serve on one PostgreSQL run each
-//! singleton job once, and the survivor takes the jobs of one stopped.
+//! singleton job once, the other takes the jobs of one hung (SIGSTOP),
+//! which stops them when resumed, and of one stopped.
 
 mod common;
 
@@ -125,30 +126,47 @@ fn two_serve_on_postgresql_run_each_singleton_job_once() {
     });
     // The shared ticket secret lives in the database, not in either data dir.
     assert!(!da.join("ticket-secret").exists());
-    // The holder of the selector stops; the other takes every job it had.
-    let (mut gone, survivor, port_left) = if lease_held(pa, "selector") == Some(1) {
-        (a, b, pb)
+    // The holder of the selector hangs (SIGSTOP): the other takes its jobs
+    // once the leases expire. Resumed, the hung one finds its leases ran out
+    // and stops those jobs at once instead of running them beside the other.
+    let (mut first, mut second, p1, p2) = if lease_held(pa, "selector") == Some(1) {
+        (a, b, pa, pb)
     } else {
-        (b, a, pa)
+        (b, a, pb, pa)
     };
-    gone.signal("TERM");
+    first.signal("STOP");
+    wait_until("the other takes every job", Duration::from_secs(40), || {
+        holds(p2) == [1; 4]
+    });
+    first.signal("CONT");
+    wait_until("the resumed one runs none", Duration::from_secs(20), || {
+        holds(p1) == [0; 4]
+    });
+    let log = first.log();
+    assert!(
+        log.contains("ran out before it was renewed")
+            || log.contains("another instance holds the job's lease"),
+        "{log}"
+    );
+    // The holder now stops cleanly: it gives the leases back and the first
+    // takes every job again.
+    second.signal("TERM");
     assert_eq!(
-        gone.wait(Duration::from_secs(20)),
+        second.wait(Duration::from_secs(20)),
         Some(0),
         "{}",
-        gone.log()
+        second.log()
     );
     wait_until(
-        "the survivor holds every job",
+        "the first holds every job again",
         Duration::from_secs(30),
-        || holds(port_left) == [1; 4],
+        || holds(p1) == [1; 4],
     );
-    let mut survivor = survivor;
-    survivor.signal("TERM");
+    first.signal("TERM");
     assert_eq!(
-        survivor.wait(Duration::from_secs(20)),
+        first.wait(Duration::from_secs(20)),
         Some(0),
         "{}",
-        survivor.log()
+        first.log()
     );
 }

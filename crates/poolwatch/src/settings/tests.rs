@@ -235,6 +235,24 @@ fn serve_sources_win_in_order() {
                 flag_text: "7",
                 want: ["5", "6", "7"],
             },
+            Layered {
+                key: "instance_name",
+                flag: "--instance-name",
+                env: "POOLWATCH_INSTANCE_NAME",
+                file: "\"web-1\"",
+                env_text: "web-2",
+                flag_text: "web-3.example:a",
+                want: ["web-1", "web-2", "web-3.example:a"],
+            },
+            Layered {
+                key: "http.drain_delay",
+                flag: "--drain-delay",
+                env: "POOLWATCH_DRAIN_DELAY",
+                file: "\"2s\"",
+                env_text: "3s",
+                flag_text: "0s",
+                want: ["2s", "3s", "0s"],
+            },
             LOG_FORMAT_LAYERED,
             Layered {
                 key: "public_url",
@@ -440,6 +458,22 @@ fn serve_refuses_bad_values_from_every_source() {
         &serve_cmd(),
         SERVE,
         &[
+            Bad {
+                key: "instance_name",
+                flag: "--instance-name",
+                env: "POOLWATCH_INSTANCE_NAME",
+                text: "web 1",
+                toml: "\"web 1\"",
+                why: "' ' is not allowed",
+            },
+            Bad {
+                key: "http.drain_delay",
+                flag: "--drain-delay",
+                env: "POOLWATCH_DRAIN_DELAY",
+                text: "10s",
+                toml: "\"10s\"",
+                why: "must be shorter than http.shutdown_grace (10s)",
+            },
             Bad {
                 key: "interval_active",
                 flag: "--interval-active",

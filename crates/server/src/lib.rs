@@ -265,14 +265,16 @@ pub async fn serve_split_with(
     // more, still serving), then requests in flight and the jobs together.
     let grace = state.cfg().http.shutdown_grace;
     let drain_delay = state.cfg().drain_delay.min(grace);
-    let mut limits = state.cfg().http.clone();
-    limits.shutdown_grace = grace.saturating_sub(drain_delay);
+    let limits = state.cfg().http.clone();
     let stop = tokio_util::sync::CancellationToken::new();
     let on_signal = stop.clone();
     let draining = state.draining().clone();
+    // When the stop must be over; known once the signal came.
+    let (end_tx, end_rx) = tokio::sync::watch::channel(None);
     let signal = tokio::spawn(async move {
         shutdown.await;
         let t0 = tokio::time::Instant::now();
+        let _ = end_tx.send(Some(t0 + grace));
         draining.start();
         // Without a balancer probing /readyz nobody needs the delay.
         if draining.was_probed() && !drain_delay.is_zero() {
@@ -299,13 +301,34 @@ pub async fn serve_split_with(
     };
     let stats = state.http_stats().clone();
     let app = app(state, metrics_task.is_none());
-    serve_http(listener, app, limits, stats, stop.clone()).await;
-    if let Some(t) = metrics_task {
-        let _ = t.await;
+    // The listener's own grace counts from when it stops accepting, after
+    // the drain delay; the end of the whole stop bounds it.
+    tokio::select! {
+        _ = serve_http(listener, app, limits, stats, stop.clone()) => {}
+        _ = stop_ends(end_rx.clone()) => tracing::warn!(?grace, "shutdown grace over: dropping the connections left"),
+    }
+    if let Some(mut t) = metrics_task {
+        tokio::select! {
+            _ = &mut t => {}
+            _ = stop_ends(end_rx) => t.abort(),
+        }
     }
     let _ = signal.await;
     tracing::info!("HTTP server stopped");
     Ok(())
+}
+
+/// Resolves when the stop must be over (once the signal set that time).
+async fn stop_ends(mut end: tokio::sync::watch::Receiver<Option<tokio::time::Instant>>) {
+    let at = match end.wait_for(Option::is_some).await {
+        Ok(at) => *at,
+        // The signal task is gone without a stop: nothing to bound.
+        Err(_) => None,
+    };
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The service's own jobs, as its config asks.

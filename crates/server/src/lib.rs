@@ -172,9 +172,12 @@ fn app(state: AppState, with_metrics: bool) -> Router {
 pub type ExtraJob = Box<dyn FnOnce(&AppState) -> jobs::Job + Send>;
 
 /// Serve on `cfg.listen` (and `/metrics` on `cfg.metrics_listen` when set)
-/// until `shutdown` resolves, then give the requests in flight
-/// `cfg.http.shutdown_grace` to finish. `extra` jobs (the zone guard, DNS)
-/// run beside the service's own and stop with them.
+/// until `shutdown` resolves; then `/readyz` answers 503, serving goes on
+/// for `cfg.drain_delay` if anything probed `/readyz`, and the requests in
+/// flight finish while the jobs stop, the whole stop within
+/// `cfg.http.shutdown_grace`. `extra` jobs (the zone guard, DNS) run beside
+/// the service's own and stop with them; on PostgreSQL the singleton jobs
+/// run only while this instance holds their lease (`leases`).
 pub async fn serve(
     cfg: ServerConfig,
     store: Store,

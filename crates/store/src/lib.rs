@@ -183,6 +183,8 @@ pub use tokens::{TOKEN_NAME_MAX, TOKEN_TOUCH_S, TokenAuth, TokenRow};
 mod admin_rows;
 pub use admin_rows::{AccountHit, SEARCH_LIMIT, ServerHit};
 mod data;
+mod export;
+pub use export::{ExportKey, ExportLogRow};
 mod monitors;
 mod registry;
 pub use registry::ACCOUNT_NAME_MAX;

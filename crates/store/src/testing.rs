@@ -71,6 +71,15 @@ pub trait StoreTesting {
         rows: &[(i64, i64, Vec<u8>)],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Stores score log rows as they are (their ids, no scoring), one
+    /// transaction: the export tests' known rows. `monitor_id` per row
+    /// (None: the aggregate); each row's `server_ip` and `monitor_name`
+    /// are not stored, they come from `server_id` and the monitor.
+    fn insert_log_rows(
+        &self,
+        rows: &[(Option<i64>, crate::ExportLogRow)],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// [`Store::request_traceroutes`] for one request: `false` when skipped.
     fn request_traceroute(
         &self,
@@ -177,6 +186,37 @@ impl StoreTesting for Store {
             .collect();
         self.write(async |c| Ok(crate::samples::insert(c, monitor_id, &rows).await?))
             .await
+    }
+
+    async fn insert_log_rows(
+        &self,
+        rows: &[(Option<i64>, crate::ExportLogRow)],
+    ) -> Result<(), StoreError> {
+        const INSERT: &str = "INSERT INTO log_scores (id, server_id, monitor_id, ts, step, score, \
+             \"offset\", rtt, stratum, leap, refid, error, no_response) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+        self.write(async |c| {
+            for (monitor_id, r) in rows {
+                c.query(INSERT)
+                    .bind(r.id)
+                    .bind(r.server_id)
+                    .bind(*monitor_id)
+                    .bind(r.ts)
+                    .bind(r.step)
+                    .bind(r.score)
+                    .bind(r.offset)
+                    .bind(r.rtt_us)
+                    .bind(r.stratum)
+                    .bind(r.leap)
+                    .bind(r.refid.clone())
+                    .bind(r.error.clone())
+                    .bind(r.no_response)
+                    .execute()
+                    .await?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn set_server_score_status(

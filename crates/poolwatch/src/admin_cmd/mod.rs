@@ -3,10 +3,12 @@
 //!
 //! This file holds the command line and the checks made before the store
 //! is opened; one file per subcommand group: `monitors`, `servers`,
-//! `accounts`, `zones`, `backup`.
+//! `accounts`, `zones`, `backup`, `export` (with `export_formats`).
 
 mod accounts;
 mod backup;
+mod export;
+mod export_formats;
 mod monitors;
 mod servers;
 mod zones;
@@ -16,6 +18,7 @@ use crate::util::usage;
 use accounts::{AccountCommand, account};
 use anyhow::Result;
 use clap::Subcommand;
+use export::ExportArgs;
 use monitors::{MonitorCommand, monitor, monitor_settings};
 use server::admin::{self, AdminError};
 use servers::{ServerCommand, server_cmd};
@@ -49,7 +52,8 @@ Examples:
   poolwatch admin account add acme
   poolwatch admin account contact acme --email noc@acme.example --webhook https://hooks.acme.example/pool
   poolwatch admin account set acme --admin
-  poolwatch admin backup /var/backups/poolwatch-$(date +%F).db   # SQLite, while serve runs";
+  poolwatch admin backup /var/backups/poolwatch-$(date +%F).db   # SQLite, while serve runs
+  poolwatch admin export --from 2026-11-01 --to 2026-11-30 --format parquet --out /srv/archive";
 
 #[derive(Subcommand, Debug)]
 enum AdminCommand {
@@ -79,6 +83,8 @@ enum AdminCommand {
         #[arg(value_name = "FILE")]
         out: std::path::PathBuf,
     },
+    /// Export the score log to one Parquet or CSV file per UTC day.
+    Export(ExportArgs),
 }
 
 /// Admin errors: the operator's mistakes exit 2, store failures 1.
@@ -142,6 +148,17 @@ pub async fn run(args: Args, cmd: &clap::Command, m: &clap::ArgMatches) -> Resul
             ip_arg(ip)?;
         }
         AdminCommand::Backup { out } => backup::check(out, setup.database_url.as_deref())?,
+        AdminCommand::Export(a) => {
+            a.check()?;
+            // Reads only: a wrong --data-dir must not make an empty store.
+            let db = setup.data_dir.join("poolwatch.db");
+            if setup.database_url.is_none() && !db.exists() {
+                return Err(usage(format!(
+                    "--data-dir: no database at {}",
+                    db.display()
+                )));
+            }
+        }
         _ => {}
     }
     let store = setup.open_store().await?;
@@ -151,6 +168,10 @@ pub async fn run(args: Args, cmd: &clap::Command, m: &clap::ArgMatches) -> Resul
         AdminCommand::Zone(ZoneCommand::List { all }) => zones(&store, all).await,
         AdminCommand::Account(c) => account(&store, c).await,
         AdminCommand::Backup { out } => backup::backup(&store, &out).await,
+        AdminCommand::Export(a) => match a.check() {
+            Ok(plan) => export::export(&store, plan).await,
+            Err(e) => Err(e),
+        },
     };
     store.close().await;
     result.map(|()| ExitCode::SUCCESS)

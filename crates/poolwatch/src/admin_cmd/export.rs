@@ -20,7 +20,7 @@ const DAY_S: i64 = 86_400;
 
 /// Export the score log to one file per UTC day.
 ///
-/// Writes TABLE-YYYY-MM-DD.parquet (or .csv) into --out for every day from
+/// Writes log_scores-YYYY-MM-DD.parquet (or .csv) into --out for every day from
 /// --from to --to, both included, in UTC. Columns: id, ts (unix seconds),
 /// server_ip, monitor_name (empty for the aggregate score), step, score,
 /// offset (seconds), rtt_us (microseconds), stratum, leap, refid, error,
@@ -33,7 +33,7 @@ const DAY_S: i64 = 86_400;
 /// day after its export (an agent's spool replayed late, up to 30 days)
 /// are not in its file: delete the file and export the day again.
 /// An empty day gives a file with the header (CSV) or schema (Parquet) and
-/// no rows. Reads only; safe while `serve` runs.
+/// no rows. Only reads the log; safe while `serve` runs.
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = EXPORT_EXAMPLES)]
 pub(super) struct ExportArgs {
@@ -48,7 +48,12 @@ pub(super) struct ExportArgs {
     format: Format,
     /// Directory for the files, created if missing [default: the current
     /// directory].
-    #[arg(long, value_name = "DIR", default_value = ".")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = ".",
+        hide_default_value = true
+    )]
     out: PathBuf,
 }
 

@@ -83,7 +83,7 @@ enum AdminCommand {
         #[arg(value_name = "FILE")]
         out: std::path::PathBuf,
     },
-    /// Export the score log to one Parquet or CSV file per UTC day.
+    // Its help is ExportArgs' doc comment.
     Export(ExportArgs),
 }
 

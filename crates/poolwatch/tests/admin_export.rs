@@ -5,17 +5,16 @@
 //! and bad flags are refused.
 
 mod common;
-#[path = "../../store/tests/common/mod.rs"]
-mod store_db;
 
 use common::BIN;
+use common::pg::TestPg;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use store::ExportLogRow;
 use store::testing::StoreTesting as _;
-use store_db::TestDb;
+use store::{ExportLogRow, Store};
+use tempfile::TempDir;
 
 /// 2023-11-14 00:00 UTC.
 const DAY0: i64 = 1_699_920_000;
@@ -38,6 +37,33 @@ const HEADER: [&str; 13] = [
     "error",
     "no_response",
 ];
+
+/// A store the test fills and the binary reads: SQLite in `dir`, or a
+/// PostgreSQL database of its own.
+struct TestDb {
+    store: Store,
+    url: Option<String>,
+    dir: TempDir,
+    _pg: Option<TestPg>,
+}
+
+impl TestDb {
+    async fn open(pg: Option<TestPg>) -> TestDb {
+        let dir = tempfile::tempdir().unwrap();
+        let url = pg.as_ref().map(|p| p.url.clone());
+        let store = Store::open(url.as_deref(), dir.path()).await.unwrap();
+        TestDb {
+            store,
+            url,
+            dir,
+            _pg: pg,
+        }
+    }
+
+    fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
 
 /// `poolwatch admin --data-dir DIR [--database-url URL] export ARGS…`.
 fn export(db: &TestDb, args: &[&str]) -> Output {
@@ -65,14 +91,32 @@ fn ok(o: &Output) -> (String, String) {
 /// days around it that must stay out. The day's rows in file order.
 async fn seed(db: &TestDb) -> Vec<ExportLogRow> {
     let s = &db.store;
-    store_db::seed_global(s).await;
-    let a = store_db::add_server_in(s, "192.0.2.7", "@", DAY0).await;
-    let b = store_db::add_server_in(s, "2001:db8::7", "@", DAY0).await;
-    let m1 = s
-        .add_monitor(store_db::monitor("defra1", "203.0.113.5"), DAY0)
-        .await
-        .unwrap()
-        .id;
+    let global = store::ZoneSeed {
+        name: "@".into(),
+        parent: None,
+        description: "Global".into(),
+    };
+    s.seed_zones(&[global]).await.unwrap();
+    let server = async |ip: &str| {
+        let new = store::NewServer {
+            ip: ip.parse().unwrap(),
+            netspeed: 1000,
+            account_id: None,
+            zones: vec!["@".into()],
+        };
+        s.add_server(new, DAY0).await.unwrap().id
+    };
+    let a = server("192.0.2.7").await;
+    let b = server("2001:db8::7").await;
+    let monitor = store::NewMonitor {
+        name: "defra1".into(),
+        location: "Frankfurt, DE".into(),
+        ip: "203.0.113.5".parse().unwrap(),
+        account_id: None,
+        status: store::GlobalStatus::Active,
+        key_hash: "f".repeat(64),
+    };
+    let m1 = s.add_monitor(monitor, DAY0).await.unwrap().id;
     let row = |id, server_id, ip: &str, monitor: Option<&str>, ts| ExportLogRow {
         id,
         server_id,
@@ -286,6 +330,25 @@ async fn leftover_replaced_and_today_refused(db: &TestDb) {
         "{stderr}"
     );
     assert!(stdout.contains("1 not over"), "{stdout}");
+    // Days beyond today too: one line for all of them.
+    let (_, stderr) = ok(&export(
+        db,
+        &[
+            "--from",
+            &today,
+            "--to",
+            "2999-12-31",
+            "--format",
+            "csv",
+            "--out",
+            dir,
+        ],
+    ));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("{today} to 2999-12-31: not over until")),
+        "{stderr}"
+    );
     assert_eq!(file_names(out.path()), [format!("log_scores-{D0}.csv")]);
 }
 
@@ -294,13 +357,14 @@ macro_rules! both {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let db = crate::store_db::sqlite().await;
+                let db = crate::TestDb::open(None).await;
                 super::$name(&db).await;
                 db.store.close().await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                let Some(db) = crate::store_db::postgres().await else { return };
+                let Some(pg) = crate::TestPg::create() else { return };
+                let db = crate::TestDb::open(Some(pg)).await;
                 super::$name(&db).await;
                 db.store.close().await;
             }

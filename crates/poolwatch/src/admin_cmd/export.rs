@@ -124,11 +124,17 @@ pub(super) async fn export(store: &Store, plan: Plan) -> Result<()> {
         let name = format!("log_scores-{date}.{}", plan.format.extension());
         let path = plan.out.join(&name);
         if day + DAY_S > now() {
+            // This day and every later one: one line, however far --to is.
+            let later = match (plan.last - day) / DAY_S {
+                0 => String::new(),
+                _ => format!(" to {}", format_date(plan.last)),
+            };
             eprintln!(
-                "{date}: not over until {} 00:00 UTC; not exported (a later run will)",
+                "{date}{later}: not over until {} 00:00 UTC; not exported (a later run will)",
                 format_date(day + DAY_S)
             );
-            t.not_over += 1;
+            t.not_over += ((plan.last - day) / DAY_S + 1) as u64;
+            break;
         } else if path.exists() {
             eprintln!("{date}: {} exists; skipped", path.display());
             t.skipped += 1;

@@ -55,7 +55,8 @@ const LOG_SCHEMA: &str = "message log_scores {
 }";
 
 /// Rows held before they go out as one Parquet row group: memory stays
-/// flat (~10 MB) whatever a day holds, and readers can skip by group.
+/// flat (about 25 MB more than CSV, BENCHMARKS.md) whatever a day holds,
+/// and readers can skip by group.
 pub const ROW_GROUP_ROWS: usize = 65_536;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

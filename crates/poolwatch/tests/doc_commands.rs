@@ -1,13 +1,14 @@
-//! Every `poolwatch …` command line in docs/monitor-operators.md parses
-//! with the real binary's flags: each is run with `--help` appended (clap
+//! Every `poolwatch …` command line in docs/monitor-operators.md and
+//! docs/deploying.md parses with the real binary's flags: each is run with `--help` appended (clap
 //! refuses an unknown subcommand or flag, or a bad value, before it prints
 //! the help), so a renamed flag or subcommand fails here, not on a
-//! volunteer's host.
+//! volunteer's or the pool operator's host.
 
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_poolwatch");
 const DOC: &str = include_str!("../../../docs/monitor-operators.md");
+const DEPLOYING: &str = include_str!("../../../docs/deploying.md");
 
 /// Shell words of `line`: whitespace-separated, "…" and '…' quoting.
 fn words(line: &str) -> Vec<String> {
@@ -39,8 +40,9 @@ fn words(line: &str) -> Vec<String> {
 }
 
 /// The arguments after `poolwatch` of each command line in `doc`: in `sh`
-/// blocks (continuation lines joined, `sudo [-u USER]` and comments
-/// dropped) and in inline code spans of the prose.
+/// blocks (continuation lines joined; `sudo [-u USER]`, leading
+/// `NAME=value` variables and comments dropped) and in inline code spans
+/// of the prose.
 fn commands(doc: &str) -> Vec<Vec<String>> {
     let mut found = Vec::new();
     let mut prose = String::new();
@@ -79,6 +81,9 @@ fn commands(doc: &str) -> Vec<Vec<String>> {
     found
         .into_iter()
         .filter_map(|mut w| {
+            while w.first().is_some_and(|s| is_variable(s)) {
+                w.remove(0);
+            }
             if w.first().is_some_and(|s| s == "sudo") {
                 w.remove(0);
                 if w.first().is_some_and(|s| s == "-u") {
@@ -90,22 +95,55 @@ fn commands(doc: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// `NAME=value` before a command: an environment variable for it.
+fn is_variable(word: &str) -> bool {
+    word.split_once('=').is_some_and(|(name, _)| {
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+    })
+}
+
 #[test]
 fn words_and_commands_are_read_as_a_shell_would() {
     assert_eq!(words(r#"a "b c" '' d"#), ["a", "b c", "", "d"]);
+    assert_eq!(
+        commands("```sh\nPOOLWATCH_X=y poolwatch serve --z\n```\n"),
+        [vec!["serve", "--z"]]
+    );
     let doc = "x `poolwatch a\n--b` y\n```sh\nsudo -u pw poolwatch c \\\n  --d \"e f\" # note\nls\n```\n```toml\npoolwatch = 1\n```\n";
     assert_eq!(commands(doc), [vec!["c", "--d", "e f"], vec!["a", "--b"]]);
 }
 
 #[test]
 fn every_command_line_in_the_monitor_guide_parses() {
-    let cmds = commands(DOC);
+    every_command_parses(
+        DOC,
+        &["agent setup ", "agent --config ", "admin monitor set "],
+    );
+}
+
+#[test]
+fn every_command_line_in_the_deploying_guide_parses() {
+    every_command_parses(
+        DEPLOYING,
+        &[
+            "serve ",
+            "dns ",
+            "admin backup ",
+            "admin --data-dir",
+            "admin export ",
+        ],
+    );
+}
+
+/// Runs every command of `doc` with `--help`; `needed` are prefixes of
+/// command lines the document is built around (losing one is a doc bug).
+fn every_command_parses(doc: &str, needed: &[&str]) {
+    let cmds = commands(doc);
     let lines: Vec<String> = cmds.iter().map(|c| c.join(" ")).collect();
-    // The guide is built around these; losing one is a doc bug too.
-    for needed in ["agent setup ", "agent --config ", "admin monitor set "] {
+    for needed in needed {
         assert!(
             lines.iter().any(|l| l.starts_with(needed)),
-            "no `poolwatch {needed}…` in the guide: {lines:#?}"
+            "no `poolwatch {needed}…` in the document: {lines:#?}"
         );
     }
     let mut failed = Vec::new();

@@ -7,8 +7,10 @@
 //! handful of prepared statements. Each function matches the [`Conn`] once.
 
 use crate::conn::{Conn, Query, Sql, folded, folded_json, positional_row};
+use crate::sql;
 use crate::sql::{LogWrite, ScoreWrite, window_cols, window_json};
-use crate::submit::{OwnWindowRead, PairRead, ServerRead};
+use crate::submit::{Job, OwnWindowRead, PairRead, ServerRead};
+use scoring::submission::Writes;
 use std::sync::OnceLock;
 
 /// The due-work query; the PostgreSQL variant adds row locks.
@@ -172,22 +174,31 @@ const SUBMIT_CANDIDATES: Sql = Sql {
     pg: submit_scores!("= ANY($1)", candidates!()),
 };
 
-/// The stored state a submission needs for the touched servers. On
-/// PostgreSQL the servers are locked first (FOR NO KEY UPDATE, in id order
-/// so two submissions never deadlock): concurrent submissions for the same
-/// server then serialise and each aggregate sees every committed score.
+/// Locks the servers (PostgreSQL: FOR NO KEY UPDATE, in id order so two
+/// submitters never deadlock): concurrent submissions for the same server
+/// then serialise and each aggregate sees every committed score. Taken in
+/// a statement of its own, before the reads: under READ COMMITTED a later
+/// statement's snapshot includes what the previous holder committed.
 /// SQLite's writers are serialised by `BEGIN IMMEDIATE`: nothing to lock.
-pub(crate) async fn submit_state(
-    c: &mut Conn<'_>,
-    ids: &[i64],
-    monitor_id: i64,
-) -> Result<(Vec<ServerRead>, Vec<PairRead>), sqlx::Error> {
-    if let Conn::Pg(_) = c {
+pub(crate) async fn lock_servers(c: &mut Conn<'_>, ids: &[i64]) -> Result<(), sqlx::Error> {
+    if let Conn::Pg(_) = c
+        && !ids.is_empty()
+    {
         c.query("SELECT id FROM servers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
             .bind_ids(ids)
             .execute()
             .await?;
     }
+    Ok(())
+}
+
+/// The stored state a submission needs for the touched servers (locked
+/// by [`lock_servers`]).
+pub(crate) async fn submit_state(
+    c: &mut Conn<'_>,
+    ids: &[i64],
+    monitor_id: i64,
+) -> Result<(Vec<ServerRead>, Vec<PairRead>), sqlx::Error> {
     let servers = c.query(SUBMIT_SERVERS).bind_ids(ids).fetch_folded().await?;
     let scores = c
         .query(SUBMIT_SCORES)
@@ -260,258 +271,260 @@ fn chunks<T>(rows: &[T]) -> impl Iterator<Item = (usize, &[T])> {
     rows.chunks(CHUNK).enumerate().map(|(i, c)| (i * CHUNK, c))
 }
 
-pub(crate) async fn upsert_scores(
+/// Everything an admitted submission writes, after its decision: SQLite
+/// in a few chunked statements, PostgreSQL in one ([`PG_WRITE`]).
+pub(crate) async fn write_submission(
     c: &mut Conn<'_>,
+    job: &Job,
+    w: &Writes,
+) -> Result<(), sqlx::Error> {
+    match c {
+        Conn::Sqlite(c) => {
+            upsert_scores(c, job.monitor_id, &w.scores).await?;
+            insert_logs(c, &w.logs).await?;
+            crate::samples::insert(&mut Conn::Sqlite(c), job.monitor_id, &job.packed).await?;
+            set_server_scores(c, job.now, &w.aggregates).await?;
+            sqlx::query(sql::BATCH_MARK)
+                .bind(job.batch_seq)
+                .bind(job.now)
+                .execute(&mut **c)
+                .await?;
+            sqlx::query(sql::MONITOR_SET_LAST_BATCH)
+                .bind(job.monitor_id)
+                .bind(job.batch_seq)
+                .execute(&mut **c)
+                .await?;
+            Ok(())
+        }
+        Conn::Pg(c) => write_pg(c, job, w).await,
+    }
+}
+
+/// A submission's writes as one PostgreSQL statement of data-modifying
+/// CTEs (each round trip over the network costs more than the statement):
+/// the monitor's scores, the log rows, the samples, the servers'
+/// aggregates, the batch marked and the monitor's last batch. The CTEs
+/// touch different tables, so none needs to see another's rows.
+const PG_WRITE: &str = concat!(
+    "WITH s AS (INSERT INTO server_scores \
+     (monitor_id, server_id, status, score, score_ts, rtt, ",
+    window_cols!(),
+    ", last_error) \
+     SELECT $1, u.server_id, 'candidate', u.score, u.ts, u.rtt, u.d, u.cn, u.cs, \
+     u.crn, u.cr, u.pn, u.ps, u.prn, u.pr, u.le \
+     FROM UNNEST($4::bigint[], $5::float8[], $6::bigint[], $7::bigint[], \
+     $8::bigint[], $9::bigint[], $10::float8[], $11::bigint[], $12::float8[], \
+     $13::bigint[], $14::float8[], $15::bigint[], $16::float8[], $17::text[]) \
+     AS u(server_id, score, ts, rtt, d, cn, cs, crn, cr, pn, ps, prn, pr, le) \
+     ON CONFLICT (server_id, monitor_id) DO UPDATE SET \
+     score = excluded.score, score_ts = excluded.score_ts, rtt = excluded.rtt, \
+     stats_day = excluded.stats_day, cur_n = excluded.cur_n, \
+     cur_step = excluded.cur_step, cur_rtt_n = excluded.cur_rtt_n, \
+     cur_rtt = excluded.cur_rtt, prev_n = excluded.prev_n, \
+     prev_step = excluded.prev_step, prev_rtt_n = excluded.prev_rtt_n, \
+     prev_rtt = excluded.prev_rtt, last_error = excluded.last_error), \
+     l AS (INSERT INTO log_scores (server_id, monitor_id, ts, step, score, \"offset\", rtt, \
+     stratum, leap, refid, error, no_response) \
+     SELECT * FROM UNNEST($18::bigint[], $19::bigint[], $20::bigint[], $21::float8[], \
+     $22::float8[], $23::float8[], $24::bigint[], $25::bigint[], $26::bigint[], $27::text[], \
+     $28::text[], $29::bool[])), \
+     x AS (INSERT INTO check_samples (server_id, ts, monitor_id, data) \
+     SELECT u.s, u.t, $1, u.d FROM UNNEST($30::bigint[], $31::bigint[], $32::bytea[]) \
+     AS u(s, t, d) ON CONFLICT DO NOTHING), \
+     v AS (UPDATE servers SET score = v.score, score_ts = $2 \
+     FROM UNNEST($33::bigint[], $34::float8[]) AS v(id, score) WHERE servers.id = v.id), \
+     b AS (UPDATE batches SET submitted_at = $2 WHERE seq = $3) \
+     UPDATE monitors SET last_submit_batch = CASE WHEN last_submit_batch IS NULL \
+     OR last_submit_batch < $3 THEN $3 ELSE last_submit_batch END WHERE id = $1"
+);
+
+async fn write_pg(c: &mut sqlx::PgConnection, job: &Job, w: &Writes) -> Result<(), sqlx::Error> {
+    macro_rules! col {
+        ($rows:expr, $($f:tt).+) => {
+            $rows.iter().map(|r| r.$($f).+.clone()).collect::<Vec<_>>()
+        };
+    }
+    let (scores, logs, packed) = (&w.scores, &w.logs, &job.packed);
+    sqlx::query(PG_WRITE)
+        .bind(job.monitor_id)
+        .bind(job.now)
+        .bind(job.batch_seq)
+        .bind(col!(scores, server_id))
+        .bind(col!(scores, score))
+        .bind(col!(scores, score_ts))
+        .bind(col!(scores, rtt_us))
+        .bind(col!(scores, window.day))
+        .bind(col!(scores, window.cur.n))
+        .bind(col!(scores, window.cur.step))
+        .bind(col!(scores, window.cur.rtt_n))
+        .bind(col!(scores, window.cur.rtt_ms))
+        .bind(col!(scores, window.prev.n))
+        .bind(col!(scores, window.prev.step))
+        .bind(col!(scores, window.prev.rtt_n))
+        .bind(col!(scores, window.prev.rtt_ms))
+        .bind(col!(scores, last_error))
+        .bind(col!(logs, server_id))
+        .bind(col!(logs, monitor_id))
+        .bind(col!(logs, ts))
+        .bind(col!(logs, step))
+        .bind(col!(logs, score))
+        .bind(col!(logs, offset))
+        .bind(col!(logs, rtt_us))
+        .bind(col!(logs, stratum))
+        .bind(col!(logs, leap))
+        .bind(col!(logs, refid))
+        .bind(col!(logs, error))
+        .bind(col!(logs, no_response))
+        .bind(col!(packed, server_id))
+        .bind(col!(packed, ts))
+        .bind(col!(packed, data))
+        .bind(w.aggregates.iter().map(|a| a.0).collect::<Vec<_>>())
+        .bind(w.aggregates.iter().map(|a| a.1).collect::<Vec<_>>())
+        .execute(c)
+        .await?;
+    Ok(())
+}
+
+async fn upsert_scores(
+    c: &mut sqlx::SqliteConnection,
     monitor_id: i64,
     rows: &[ScoreWrite],
 ) -> Result<(), sqlx::Error> {
-    match c {
-        Conn::Sqlite(c) => {
-            static SQL: OnceLock<String> = OnceLock::new();
-            let sql: &'static str = SQL.get_or_init(|| {
-                format!(
-                    "INSERT INTO server_scores (monitor_id, server_id, status, score, score_ts, rtt, \
-                     {}, last_error) \
-                     SELECT ?, column1, 'candidate', column2, column3, column4, column5, column6, \
-                     column7, column8, column9, column10, column11, column12, column13, column14 \
-                     FROM (VALUES {}) \
-                     WHERE column1 IS NOT NULL \
-                     ON CONFLICT (server_id, monitor_id) DO UPDATE SET \
-                     score = excluded.score, score_ts = excluded.score_ts, rtt = excluded.rtt, \
-                     stats_day = excluded.stats_day, cur_n = excluded.cur_n, \
-                     cur_step = excluded.cur_step, cur_rtt_n = excluded.cur_rtt_n, \
-                     cur_rtt = excluded.cur_rtt, prev_n = excluded.prev_n, \
-                     prev_step = excluded.prev_step, prev_rtt_n = excluded.prev_rtt_n, \
-                     prev_rtt = excluded.prev_rtt, last_error = excluded.last_error",
-                    window_cols!(),
-                    values(14)
-                )
-            });
-            for (_, chunk) in chunks(rows) {
-                let mut q = sqlx::query(sql).bind(monitor_id);
-                for r in chunk {
-                    let w = &r.window;
-                    q = q
-                        .bind(r.server_id)
-                        .bind(r.score)
-                        .bind(r.score_ts)
-                        .bind(r.rtt_us)
-                        .bind(w.day)
-                        .bind(w.cur.n)
-                        .bind(w.cur.step)
-                        .bind(w.cur.rtt_n)
-                        .bind(w.cur.rtt_ms)
-                        .bind(w.prev.n)
-                        .bind(w.prev.step)
-                        .bind(w.prev.rtt_n)
-                        .bind(w.prev.rtt_ms)
-                        .bind(&r.last_error);
-                }
-                for _ in chunk.len()..CHUNK {
-                    q = q
-                        .bind(None::<i64>)
-                        .bind(None::<f64>)
-                        .bind(None::<i64>)
-                        .bind(None::<i64>)
-                        .bind(None::<i64>)
-                        .bind(None::<i64>)
-                        .bind(None::<f64>)
-                        .bind(None::<i64>)
-                        .bind(None::<f64>)
-                        .bind(None::<i64>)
-                        .bind(None::<f64>)
-                        .bind(None::<i64>)
-                        .bind(None::<f64>)
-                        .bind(None::<String>);
-                }
-                q.execute(&mut **c).await?;
-            }
-            Ok(())
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql: &'static str = SQL.get_or_init(|| {
+        format!(
+            "INSERT INTO server_scores (monitor_id, server_id, status, score, score_ts, rtt, \
+             {}, last_error) \
+             SELECT ?, column1, 'candidate', column2, column3, column4, column5, column6, \
+             column7, column8, column9, column10, column11, column12, column13, column14 \
+             FROM (VALUES {}) \
+             WHERE column1 IS NOT NULL \
+             ON CONFLICT (server_id, monitor_id) DO UPDATE SET \
+             score = excluded.score, score_ts = excluded.score_ts, rtt = excluded.rtt, \
+             stats_day = excluded.stats_day, cur_n = excluded.cur_n, \
+             cur_step = excluded.cur_step, cur_rtt_n = excluded.cur_rtt_n, \
+             cur_rtt = excluded.cur_rtt, prev_n = excluded.prev_n, \
+             prev_step = excluded.prev_step, prev_rtt_n = excluded.prev_rtt_n, \
+             prev_rtt = excluded.prev_rtt, last_error = excluded.last_error",
+            window_cols!(),
+            values(14)
+        )
+    });
+    for (_, chunk) in chunks(rows) {
+        let mut q = sqlx::query(sql).bind(monitor_id);
+        for r in chunk {
+            let w = &r.window;
+            q = q
+                .bind(r.server_id)
+                .bind(r.score)
+                .bind(r.score_ts)
+                .bind(r.rtt_us)
+                .bind(w.day)
+                .bind(w.cur.n)
+                .bind(w.cur.step)
+                .bind(w.cur.rtt_n)
+                .bind(w.cur.rtt_ms)
+                .bind(w.prev.n)
+                .bind(w.prev.step)
+                .bind(w.prev.rtt_n)
+                .bind(w.prev.rtt_ms)
+                .bind(&r.last_error);
         }
-        Conn::Pg(c) => {
-            let server: Vec<i64> = rows.iter().map(|r| r.server_id).collect();
-            let score: Vec<f64> = rows.iter().map(|r| r.score).collect();
-            let ts: Vec<i64> = rows.iter().map(|r| r.score_ts).collect();
-            let rtt: Vec<Option<i64>> = rows.iter().map(|r| r.rtt_us).collect();
-            macro_rules! w {
-                ($($f:tt).+) => {
-                    rows.iter().map(|r| r.window.$($f).+).collect::<Vec<_>>()
-                };
-            }
-            let last_error: Vec<&str> = rows.iter().map(|r| r.last_error.as_str()).collect();
-            sqlx::query(concat!(
-                "INSERT INTO server_scores \
-                 (monitor_id, server_id, status, score, score_ts, rtt, ",
-                window_cols!(),
-                ", last_error) \
-                 SELECT $1, u.server_id, 'candidate', u.score, u.ts, u.rtt, u.d, u.cn, u.cs, \
-                 u.crn, u.cr, u.pn, u.ps, u.prn, u.pr, u.le \
-                 FROM UNNEST($2::bigint[], $3::float8[], $4::bigint[], $5::bigint[], \
-                 $6::bigint[], $7::bigint[], $8::float8[], $9::bigint[], $10::float8[], \
-                 $11::bigint[], $12::float8[], $13::bigint[], $14::float8[], $15::text[]) \
-                 AS u(server_id, score, ts, rtt, d, cn, cs, crn, cr, pn, ps, prn, pr, le) \
-                 ON CONFLICT (server_id, monitor_id) DO UPDATE SET \
-                 score = excluded.score, score_ts = excluded.score_ts, rtt = excluded.rtt, \
-                 stats_day = excluded.stats_day, cur_n = excluded.cur_n, \
-                 cur_step = excluded.cur_step, cur_rtt_n = excluded.cur_rtt_n, \
-                 cur_rtt = excluded.cur_rtt, prev_n = excluded.prev_n, \
-                 prev_step = excluded.prev_step, prev_rtt_n = excluded.prev_rtt_n, \
-                 prev_rtt = excluded.prev_rtt, last_error = excluded.last_error",
-            ))
-            .bind(monitor_id)
-            .bind(server)
-            .bind(score)
-            .bind(ts)
-            .bind(rtt)
-            .bind(w!(day))
-            .bind(w!(cur.n))
-            .bind(w!(cur.step))
-            .bind(w!(cur.rtt_n))
-            .bind(w!(cur.rtt_ms))
-            .bind(w!(prev.n))
-            .bind(w!(prev.step))
-            .bind(w!(prev.rtt_n))
-            .bind(w!(prev.rtt_ms))
-            .bind(last_error)
-            .execute(&mut **c)
-            .await?;
-            Ok(())
+        for _ in chunk.len()..CHUNK {
+            q = q
+                .bind(None::<i64>)
+                .bind(None::<f64>)
+                .bind(None::<i64>)
+                .bind(None::<i64>)
+                .bind(None::<i64>)
+                .bind(None::<i64>)
+                .bind(None::<f64>)
+                .bind(None::<i64>)
+                .bind(None::<f64>)
+                .bind(None::<i64>)
+                .bind(None::<f64>)
+                .bind(None::<i64>)
+                .bind(None::<f64>)
+                .bind(None::<String>);
         }
+        q.execute(&mut *c).await?;
     }
+    Ok(())
 }
 
-pub(crate) async fn insert_logs(c: &mut Conn<'_>, rows: &[LogWrite]) -> Result<(), sqlx::Error> {
-    match c {
-        Conn::Sqlite(c) => {
-            static SQL: OnceLock<String> = OnceLock::new();
-            let sql: &'static str = SQL.get_or_init(|| {
-                // Ids continue log_seq in submission order (column1 is the
-                // row's position); the writer lock makes read-then-bump safe.
-                format!(
-                    "INSERT INTO log_scores (id, server_id, monitor_id, ts, step, score, \"offset\", \
-                     rtt, stratum, leap, refid, error, no_response) \
-                     SELECT (SELECT next_id FROM log_seq WHERE id = 1) + column1, column2, column3, \
-                     column4, column5, column6, column7, column8, column9, column10, column11, \
-                     column12, column13 FROM (VALUES {}) WHERE column1 IS NOT NULL",
-                    values(13)
-                )
-            });
-            if rows.is_empty() {
-                return Ok(());
-            }
-            for (start, chunk) in chunks(rows) {
-                let mut q = sqlx::query(sql);
-                for (k, r) in chunk.iter().enumerate() {
-                    q = q
-                        .bind((start + k + 1) as i64)
-                        .bind(r.server_id)
-                        .bind(r.monitor_id)
-                        .bind(r.ts)
-                        .bind(r.step)
-                        .bind(r.score)
-                        .bind(r.offset)
-                        .bind(r.rtt_us)
-                        .bind(r.stratum)
-                        .bind(r.leap)
-                        .bind(r.refid.as_deref())
-                        .bind(r.error.as_deref())
-                        .bind(r.no_response);
-                }
-                for _ in chunk.len()..CHUNK {
-                    for _ in 0..13 {
-                        q = q.bind(None::<i64>);
-                    }
-                }
-                q.execute(&mut **c).await?;
-            }
-            sqlx::query(
-                "UPDATE log_seq SET next_id = next_id + $1, log_rows = log_rows + $1 WHERE id = 1",
-            )
-            .bind(rows.len() as i64)
-            .execute(&mut **c)
-            .await?;
-            Ok(())
-        }
-        Conn::Pg(c) => {
-            if rows.is_empty() {
-                return Ok(());
-            }
-            macro_rules! col {
-                ($f:ident) => {
-                    rows.iter().map(|r| r.$f.clone()).collect::<Vec<_>>()
-                };
-            }
-            sqlx::query(
-                "INSERT INTO log_scores (server_id, monitor_id, ts, step, score, \"offset\", rtt, \
-                 stratum, leap, refid, error, no_response) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[], $4::float8[], \
-                 $5::float8[], $6::float8[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], \
-                 $11::text[], $12::bool[])",
-            )
-            .bind(col!(server_id))
-            .bind(col!(monitor_id))
-            .bind(col!(ts))
-            .bind(col!(step))
-            .bind(col!(score))
-            .bind(col!(offset))
-            .bind(col!(rtt_us))
-            .bind(col!(stratum))
-            .bind(col!(leap))
-            .bind(col!(refid))
-            .bind(col!(error))
-            .bind(col!(no_response))
-            .execute(&mut **c)
-            .await?;
-            Ok(())
-        }
+async fn insert_logs(c: &mut sqlx::SqliteConnection, rows: &[LogWrite]) -> Result<(), sqlx::Error> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql: &'static str = SQL.get_or_init(|| {
+        // Ids continue log_seq in submission order (column1 is the
+        // row's position); the writer lock makes read-then-bump safe.
+        format!(
+            "INSERT INTO log_scores (id, server_id, monitor_id, ts, step, score, \"offset\", \
+             rtt, stratum, leap, refid, error, no_response) \
+             SELECT (SELECT next_id FROM log_seq WHERE id = 1) + column1, column2, column3, \
+             column4, column5, column6, column7, column8, column9, column10, column11, \
+             column12, column13 FROM (VALUES {}) WHERE column1 IS NOT NULL",
+            values(13)
+        )
+    });
+    if rows.is_empty() {
+        return Ok(());
     }
+    for (start, chunk) in chunks(rows) {
+        let mut q = sqlx::query(sql);
+        for (k, r) in chunk.iter().enumerate() {
+            q = q
+                .bind((start + k + 1) as i64)
+                .bind(r.server_id)
+                .bind(r.monitor_id)
+                .bind(r.ts)
+                .bind(r.step)
+                .bind(r.score)
+                .bind(r.offset)
+                .bind(r.rtt_us)
+                .bind(r.stratum)
+                .bind(r.leap)
+                .bind(r.refid.as_deref())
+                .bind(r.error.as_deref())
+                .bind(r.no_response);
+        }
+        for _ in chunk.len()..CHUNK {
+            for _ in 0..13 {
+                q = q.bind(None::<i64>);
+            }
+        }
+        q.execute(&mut *c).await?;
+    }
+    sqlx::query("UPDATE log_seq SET next_id = next_id + $1, log_rows = log_rows + $1 WHERE id = 1")
+        .bind(rows.len() as i64)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
 }
 
-pub(crate) async fn set_server_scores(
-    c: &mut Conn<'_>,
+async fn set_server_scores(
+    c: &mut sqlx::SqliteConnection,
     now: i64,
     rows: &[(i64, f64)],
 ) -> Result<(), sqlx::Error> {
-    match c {
-        Conn::Sqlite(c) => {
-            static SQL: OnceLock<String> = OnceLock::new();
-            let sql: &'static str = SQL.get_or_init(|| {
-                format!(
-                    "UPDATE servers SET score = v.column2, score_ts = ? FROM (VALUES {}) AS v \
-                     WHERE servers.id = v.column1",
-                    values(2)
-                )
-            });
-            for (_, chunk) in chunks(rows) {
-                let mut q = sqlx::query(sql).bind(now);
-                for r in chunk {
-                    q = q.bind(r.0).bind(r.1);
-                }
-                for _ in chunk.len()..CHUNK {
-                    q = q.bind(None::<i64>).bind(None::<f64>);
-                }
-                q.execute(&mut **c).await?;
-            }
-            Ok(())
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql: &'static str = SQL.get_or_init(|| {
+        format!(
+            "UPDATE servers SET score = v.column2, score_ts = ? FROM (VALUES {}) AS v \
+             WHERE servers.id = v.column1",
+            values(2)
+        )
+    });
+    for (_, chunk) in chunks(rows) {
+        let mut q = sqlx::query(sql).bind(now);
+        for r in chunk {
+            q = q.bind(r.0).bind(r.1);
         }
-        Conn::Pg(c) => {
-            if rows.is_empty() {
-                return Ok(());
-            }
-            let id: Vec<i64> = rows.iter().map(|r| r.0).collect();
-            let score: Vec<f64> = rows.iter().map(|r| r.1).collect();
-            sqlx::query(
-                "UPDATE servers SET score = v.score, score_ts = $1 \
-                 FROM UNNEST($2::bigint[], $3::float8[]) AS v(id, score) WHERE servers.id = v.id",
-            )
-            .bind(now)
-            .bind(id)
-            .bind(score)
-            .execute(&mut **c)
-            .await?;
-            Ok(())
+        for _ in chunk.len()..CHUNK {
+            q = q.bind(None::<i64>).bind(None::<f64>);
         }
+        q.execute(&mut *c).await?;
     }
+    Ok(())
 }
 
 /// One row of a server's log as read back (`LogRow` with `rtt` in µs).

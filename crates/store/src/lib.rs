@@ -10,6 +10,7 @@
 mod bulk;
 mod conn;
 mod error;
+mod group_commit;
 mod sql;
 mod submit;
 mod types;
@@ -33,6 +34,8 @@ use conn::Conn;
 #[derive(Clone, Debug)]
 pub struct Store {
     inner: Backend,
+    /// PostgreSQL's submissions wait here to be committed together.
+    groups: std::sync::Arc<group_commit::Groups>,
 }
 
 #[derive(Clone, Debug)]
@@ -339,6 +342,7 @@ impl Store {
             .map_err(|e| what(&e))?;
         Ok(Store {
             inner: Backend::Sqlite { write, read },
+            groups: Default::default(),
         })
     }
 
@@ -371,6 +375,7 @@ impl Store {
             .map_err(|e| StoreError::Open(scrub(format!("cannot migrate {shown}: {e}"))))?;
         Ok(Store {
             inner: Backend::Postgres(pool),
+            groups: Default::default(),
         })
     }
 
@@ -395,13 +400,16 @@ impl Store {
 
     // ----------------------------------------------------------------- results
 
-    /// Scores and stores one submitted batch in one transaction: per result
+    /// Scores and stores one submitted batch atomically: per result
     /// the step, the monitor's new score and a log row; per touched server
     /// the recomputed aggregate (and its log row when it is worth one). A
     /// batch already submitted changes nothing (`duplicate`). `NotFound` for
     /// an unknown batch, `Invalid` (nothing stored) when the batch is
     /// another monitor's or a result names an unknown server, `Conflict`
     /// (nothing stored) when the monitor already submitted a newer batch.
+    /// On PostgreSQL the submissions waiting at the same moment share one
+    /// transaction, each with its own outcome (see `group_commit.rs`); the
+    /// call returns after the commit that holds its rows.
     pub async fn submit_results(
         &self,
         monitor_id: i64,
@@ -426,96 +434,11 @@ impl Store {
     ) -> Result<SubmitOutcome, StoreError> {
         // Encoded (and checked) before the transaction: a bad sample
         // stores nothing and holds no lock.
-        let mut packed = Vec::new();
-        for (i, (r, s)) in results.iter().zip(samples).enumerate() {
-            if s.is_empty() {
-                continue;
-            }
-            let data = samples::encode(s).map_err(|e| match e {
-                StoreError::Invalid(m) => StoreError::Invalid(format!("results[{i}].{m}")),
-                e => e,
-            })?;
-            packed.push(samples::SampleWrite {
-                server_id: r.server_id,
-                ts: r.ts,
-                data,
-            });
+        let job = submit::Job::new(monitor_id, batch_seq, results, samples, now)?;
+        match &self.inner {
+            Backend::Postgres(pool) => self.groups.submit(self, pool, job).await,
+            Backend::Sqlite { .. } => self.write(async |c| submit::single(c, &job).await).await,
         }
-        let mut touched: Vec<i64> = results.iter().map(|r| r.server_id).collect();
-        touched.sort_unstable();
-        touched.dedup();
-        self.write(async |c| {
-            let batch: Option<(i64, Option<i64>)> = c
-                .query(sql::BATCH_LOCK)
-                .bind(batch_seq)
-                .fetch_optional()
-                .await?;
-            let Some((owner, submitted_at)) = batch else {
-                return Err(StoreError::NotFound(format!("batch {batch_seq}")));
-            };
-            if owner != monitor_id {
-                return Err(StoreError::Invalid(format!(
-                    "batch {batch_seq} does not belong to monitor {monitor_id}"
-                )));
-            }
-            if submitted_at.is_some() {
-                return Ok(SubmitOutcome {
-                    accepted: 0,
-                    duplicate: true,
-                    transitions: Vec::new(),
-                });
-            }
-            let last: Option<(Option<i64>,)> = c
-                .query(sql::MONITOR_LAST_BATCH_LOCK)
-                .bind(monitor_id)
-                .fetch_optional()
-                .await?;
-            if let Some((Some(last),)) = last
-                && batch_seq < last
-            {
-                return Err(StoreError::Conflict(format!(
-                    "batch {batch_seq} is older than batch {last}, already submitted"
-                )));
-            }
-            let mut writes = scoring::submission::Writes::default();
-            if !touched.is_empty() {
-                let (servers, scores) = bulk::submit_state(c, &touched, monitor_id).await?;
-                let mut pairs = submit::pairs(scores)?;
-                let need = scoring::submission::needs_candidates(monitor_id, &touched, &pairs, now);
-                if !need.is_empty() {
-                    let since = now - scoring::WINDOW_WIDEST_S;
-                    let candidates = bulk::submit_candidates(c, &need, monitor_id, since).await?;
-                    pairs.extend(submit::pairs(candidates)?);
-                }
-                let before = scoring::submission::Before {
-                    servers: submit::servers(servers),
-                    pairs,
-                    windows: submit::windows(bulk::own_windows(c, monitor_id, &touched).await?),
-                };
-                writes = scoring::submission::decide(monitor_id, results, &touched, before, now)
-                    .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                bulk::upsert_scores(c, monitor_id, &writes.scores).await?;
-                bulk::insert_logs(c, &writes.logs).await?;
-                samples::insert(c, monitor_id, &packed).await?;
-                bulk::set_server_scores(c, now, &writes.aggregates).await?;
-            }
-            c.query(sql::BATCH_MARK)
-                .bind(batch_seq)
-                .bind(now)
-                .execute()
-                .await?;
-            c.query(sql::MONITOR_SET_LAST_BATCH)
-                .bind(monitor_id)
-                .bind(batch_seq)
-                .execute()
-                .await?;
-            Ok(SubmitOutcome {
-                accepted: writes.accepted,
-                duplicate: false,
-                transitions: writes.transitions,
-            })
-        })
-        .await
     }
 }
 

@@ -88,6 +88,15 @@ pub trait StoreTesting {
         reason: &str,
         now: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Submits `(monitor_id, batch_seq, results, now)` as ONE group on
+    /// PostgreSQL (one transaction, as concurrent submissions may be
+    /// grouped, see `group_commit.rs`), each alone on SQLite; the outcome
+    /// of each, in order. Makes the grouping a test can rely on.
+    fn submit_group(
+        &self,
+        jobs: Vec<(i64, i64, Vec<crate::ResultIn>, i64)>,
+    ) -> impl Future<Output = Vec<Result<crate::SubmitOutcome, StoreError>>> + Send;
 }
 
 impl StoreTesting for Store {
@@ -217,6 +226,29 @@ impl StoreTesting for Store {
             Ok(())
         })
         .await
+    }
+
+    async fn submit_group(
+        &self,
+        jobs: Vec<(i64, i64, Vec<crate::ResultIn>, i64)>,
+    ) -> Vec<Result<crate::SubmitOutcome, StoreError>> {
+        let mut built = Vec::new();
+        for (monitor_id, seq, results, now) in jobs {
+            built.push(crate::submit::Job::new(monitor_id, seq, &results, &[], now).unwrap());
+        }
+        match &self.inner {
+            crate::Backend::Postgres(pool) => crate::group_commit::run(self, pool, &built).await,
+            crate::Backend::Sqlite { .. } => {
+                let mut out = Vec::new();
+                for job in &built {
+                    out.push(
+                        self.write(async |c| crate::submit::single(c, job).await)
+                            .await,
+                    );
+                }
+                out
+            }
+        }
     }
 
     async fn set_server_score_status(

@@ -14,6 +14,11 @@
 //! (through the store, the same scoring path) and times
 //! `/scores/{ip}/log?limit=10000&monitor=*`.
 //!
+//! `ingest-side-by-side` (the backend argument is ignored): SQLite,
+//! PostgreSQL with one `serve` process and with two, in one run, each
+//! service a child process (`serve-child`), see `ingest_bench.rs`;
+//! `--rounds N` (1) repeats the three interleaved.
+//!
 //! `probe`: the store calls of one batch cycle timed alone, to show what
 //! bounds ingest.
 //!
@@ -35,10 +40,10 @@
 //! (2000), `--batch N` (10), `--budget N` (servers whose candidates a pass
 //! reads, 8000 as in `serve`).
 
+mod ingest_bench;
 mod replay_bench;
 mod selector_bench;
 
-use api::{Submission, Work};
 use server::admin::{AddMonitor, AddServer};
 use server::{RateLimitConfig, ServerConfig};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -61,6 +66,7 @@ struct Opts {
     batch: usize,
     budget: usize,
     samples: usize,
+    rounds: usize,
 }
 
 fn opts() -> Opts {
@@ -86,6 +92,7 @@ fn opts() -> Opts {
         batch: get("--batch", 10),
         budget: get("--budget", server::selector_job::CANDIDATE_BUDGET),
         samples: get("--samples", 4),
+        rounds: get("--rounds", 1),
         mode,
     }
 }
@@ -301,82 +308,6 @@ fn unlimited() -> ServerConfig {
         },
         ..ServerConfig::default()
     }
-}
-
-async fn ingest(o: &Opts) {
-    let dir = tempfile::tempdir().unwrap();
-    let (store, pg) = open_store(&o.backend, dir.path()).await;
-    let keys = populate(&store, o.servers, o.monitors).await;
-    let (addr, stop, task) = start(store.clone(), unlimited()).await;
-    let deadline = Instant::now() + Duration::from_secs(o.seconds);
-    let mut tasks = Vec::new();
-    let n_samples = o.samples;
-    for key in keys {
-        tasks.push(tokio::spawn(async move {
-            let mut c = Conn::new(addr).await;
-            let (mut results, mut batches, mut idle) = (0usize, 0usize, 0usize);
-            while Instant::now() < deadline {
-                let (st, body) = c.call("POST", api::WORK_PATH, Some(&key), b"").await;
-                assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
-                let work: Work = serde_json::from_slice(&body).unwrap();
-                if work.servers.is_empty() {
-                    idle += 1;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-                let ts = now();
-                let sub = Submission {
-                    batch_id: work.batch_id.clone(),
-                    results: work
-                        .servers
-                        .iter()
-                        .enumerate()
-                        .map(|(i, s)| api::CheckResult {
-                            ip: s.ip.parse().unwrap(),
-                            ticket: s.ticket.clone(),
-                            ts,
-                            offset: Some(0.0005 * (i % 7) as f64),
-                            rtt: Some(0.012 + 0.001 * (i % 5) as f64),
-                            stratum: Some(2),
-                            leap: Some(0),
-                            refid: Some("GPS".into()),
-                            error: None,
-                            no_response: i.is_multiple_of(50),
-                            samples: bench_samples(i, n_samples),
-                        })
-                        .collect(),
-                };
-                let body = serde_json::to_vec(&sub).unwrap();
-                let (st, resp) = c.call("POST", api::RESULTS_PATH, Some(&key), &body).await;
-                assert_eq!(st, 200, "{}", String::from_utf8_lossy(&resp));
-                let a: api::Accepted = serde_json::from_slice(&resp).unwrap();
-                results += a.accepted as usize;
-                batches += 1;
-            }
-            (results, batches, idle)
-        }));
-    }
-    let started = Instant::now();
-    let (mut results, mut batches, mut idle) = (0, 0, 0);
-    for t in tasks {
-        let (r, b, i) = t.await.unwrap();
-        results += r;
-        batches += b;
-        idle += i;
-    }
-    let secs = started.elapsed().as_secs_f64();
-    let (_, _, rows) = store.counts().await.unwrap();
-    println!(
-        "ingest {}: {} monitors, {} servers, batches of 100: {results} results in {secs:.1} s = {:.0} results/s ({batches} batches, {idle} idle polls, {rows} log rows)",
-        o.backend,
-        o.monitors,
-        o.servers,
-        results as f64 / secs
-    );
-    let _ = stop.send(());
-    task.await.unwrap();
-    store.close().await;
-    drop_pg(pg).await;
 }
 
 async fn query(o: &Opts) {
@@ -669,7 +600,12 @@ async fn probe(o: &Opts) {
 async fn main() {
     let o = opts();
     match o.mode.as_str() {
-        "ingest" => ingest(&o).await,
+        "ingest" => ingest_bench::ingest(&o).await,
+        "ingest-side-by-side" => ingest_bench::side_by_side(&o).await,
+        "serve-child" => {
+            let target = std::env::args().nth(3).expect("serve-child BACKEND TARGET");
+            ingest_bench::serve_child(&o.backend, &target).await
+        }
         "query" => query(&o).await,
         "probe" => probe(&o).await,
         "page" => page(&o).await,

@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// Most submissions in one group: bounds how long the group's row locks
-/// are held (about a millisecond of database work per submission).
+/// are held, and so how long another instance's group may wait on them.
 const MAX_GROUP: usize = 16;
 
 type Reply = oneshot::Sender<Result<SubmitOutcome, StoreError>>;

@@ -240,6 +240,8 @@ pub(crate) async fn insert(
             }
             Ok(())
         }
+        // A submission's samples go in with its other writes in one
+        // statement (`bulk::PG_WRITE`); this serves the tests and bench.
         Conn::Pg(c) => {
             let ids: Vec<i64> = rows.iter().map(|r| r.server_id).collect();
             let ts: Vec<i64> = rows.iter().map(|r| r.ts).collect();

@@ -1,6 +1,8 @@
 //! Housekeeping in the running service: every [`HOUSEKEEPING_INTERVAL`]
-//! (and once at start) it prunes batches no agent can still submit and,
-//! with a log retention set, score log rows older than that
+//! (and once at start) it makes PostgreSQL's time partitions ahead
+//! (`Store::ensure_partitions`), prunes batches no agent can still submit and,
+//! with a log retention set, score log rows older than that (on
+//! PostgreSQL whole partitions past it are dropped first)
 //! (`Store::housekeep`), checks' samples older than the sample retention
 //! (`Store::prune_samples`), expired sessions and e-mailed links, live checks
 //! expired a day ago, and servers whose deletion date has come. What each
@@ -26,6 +28,20 @@ pub async fn pass(
     now: i64,
 ) -> Result<Housekeeping, StoreError> {
     let start = Instant::now();
+    // PostgreSQL: the coming periods' partitions first, so new rows have
+    // their home (crate docs of `store::partitions`); SQLite: none.
+    let parts = state.store().ensure_partitions(now).await?;
+    state.metrics().partitions(&parts);
+    for p in parts.iter().filter(|p| p.created > 0) {
+        tracing::info!(
+            table = p.table,
+            created = p.created,
+            moved_rows = p.moved,
+            partitions = p.partitions,
+            newest_end = p.newest_end,
+            "housekeeping: made partitions ahead"
+        );
+    }
     let log_before = settings
         .log_retention
         .map(|d| now - i64::try_from(d.as_secs()).unwrap_or(i64::MAX).min(now));

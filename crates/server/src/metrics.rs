@@ -43,6 +43,12 @@ pub const SELECTOR_DEFERRED: &str = "poolwatch_selector_deferred";
 /// Rows housekeeping deleted, by what (batches, log_rows), and its passes.
 pub const HOUSEKEEPING_DELETED: &str = "poolwatch_housekeeping_deleted_total";
 pub const HOUSEKEEPING_PASSES: &str = "poolwatch_housekeeping_passes_total";
+/// PostgreSQL's time partitions, by table (`log_scores`, `check_samples`):
+/// how many periods, the start of the oldest and the end of the newest
+/// (unix seconds; the newest end is how far ahead inserts have a home).
+pub const STORE_PARTITIONS: &str = "poolwatch_store_partitions";
+pub const STORE_PARTITION_OLDEST: &str = "poolwatch_store_partition_oldest_start_seconds";
+pub const STORE_PARTITION_NEWEST_END: &str = "poolwatch_store_partition_newest_end_seconds";
 /// 1 while no reference servers are configured (agents skip the clock check).
 pub const CLOCK_CHECK_DISABLED: &str = "poolwatch_clock_check_disabled";
 /// HTTP connections open now, and those closed at once by a cap, by which
@@ -197,6 +203,18 @@ impl Metrics {
                 "Rows deleted by housekeeping, by what: batches (past any agent's spool), log_rows (past --log-retention) live_checks (expired a day ago) and servers (deletion date reached)"
             );
             describe_counter!(HOUSEKEEPING_PASSES, "Housekeeping passes completed");
+            describe_gauge!(
+                STORE_PARTITIONS,
+                "PostgreSQL time partitions of a table (log_scores by month, check_samples by day), catch-alls not counted, after the last housekeeping pass"
+            );
+            describe_gauge!(
+                STORE_PARTITION_OLDEST,
+                "Start (unix seconds) of a partitioned table's oldest period"
+            );
+            describe_gauge!(
+                STORE_PARTITION_NEWEST_END,
+                "End (unix seconds) of a partitioned table's newest period: later rows wait in its _after partition"
+            );
             describe_counter!(
                 JOB_FAILURES,
                 "Runs of a background job that ended in an error or a panic (each is restarted after a back-off), by job and kind"
@@ -295,6 +313,17 @@ impl Metrics {
             counter!(HOUSEKEEPING_DELETED, "what" => "live_checks").increment(h.live_checks);
             counter!(HOUSEKEEPING_DELETED, "what" => "servers").increment(h.servers);
             counter!(HOUSEKEEPING_DELETED, "what" => "check_samples").increment(h.samples);
+        });
+    }
+
+    /// The partitions housekeeping found or made (PostgreSQL).
+    pub fn partitions(&self, states: &[store::PartitionState]) {
+        self.record(|| {
+            for p in states {
+                gauge!(STORE_PARTITIONS, "table" => p.table).set(p.partitions as f64);
+                gauge!(STORE_PARTITION_OLDEST, "table" => p.table).set(p.oldest as f64);
+                gauge!(STORE_PARTITION_NEWEST_END, "table" => p.table).set(p.newest_end as f64);
+            }
         });
     }
 

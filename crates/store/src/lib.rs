@@ -209,6 +209,11 @@ pub use guard::{
 };
 mod backup;
 pub use backup::BackupInfo;
+mod partitions;
+pub use partitions::{
+    DDL_LOCK_TIMEOUT, LOG_MONTHS_AHEAD, LOG_TABLE, PartitionState, PartitionedTable,
+    SAMPLE_DAYS_AHEAD, SAMPLES_TABLE,
+};
 mod prune;
 mod replay;
 pub use replay::{POLICY_REPORT_MAX_BYTES, POLICY_REPORTS_LISTED, PolicyReportRow, ReplayServer};

@@ -7,7 +7,9 @@
 //!   without pruning they are the fastest-growing table (a monitor takes
 //!   thousands of batches a day).
 //! - Score log rows older than the operator's retention, if one is set.
-//!   The default keeps every row, like the pool's own archive does.
+//!   The default keeps every row, like the pool's own archive does. On
+//!   PostgreSQL whole partitions past the cutoff are dropped first
+//!   (`crate::partitions`); row deletes remove the rest.
 
 use crate::conn::Dialect;
 use crate::{Store, StoreError};
@@ -70,6 +72,11 @@ impl Store {
             samples: 0,
         };
         if let Some(before) = log_before {
+            // PostgreSQL: whole months first; the rows below are then only
+            // the boundary month's (crate::partitions).
+            done.log_rows += self
+                .drop_expired_partitions(crate::LOG_TABLE, before)
+                .await?;
             let ids: Vec<(i64,)> = self
                 .read(async |c| {
                     Ok(c.query(SERVERS_WITH_OLD_LOG)

@@ -310,13 +310,18 @@ impl Store {
     }
 
     /// Deletes samples of checks before `before`, `chunk` rows per
-    /// transaction (the housekeeping job, `--sample-retention`).
+    /// transaction (the housekeeping job, `--sample-retention`). On
+    /// PostgreSQL the days wholly before `before` go as whole partitions
+    /// first (`crate::partitions`).
     pub async fn prune_samples(&self, before: i64, chunk: i64) -> Result<u64, StoreError> {
         if chunk < 1 {
             return Err(StoreError::Invalid(format!(
                 "housekeeping chunk {chunk}: give at least 1"
             )));
         }
+        let dropped = self
+            .drop_expired_partitions(crate::SAMPLES_TABLE, before)
+            .await?;
         let ids: Vec<(i64,)> = self
             .read(async |c| {
                 Ok(c.query(SERVERS_WITH_OLD_SAMPLES)
@@ -325,7 +330,7 @@ impl Store {
                     .await?)
             })
             .await?;
-        let mut total = 0;
+        let mut total = dropped;
         for (id,) in ids {
             loop {
                 let n = self

@@ -124,6 +124,16 @@ impl TestDb {
         }
     }
 
+    /// A store opened on an [`empty_postgres`] database, dropped with it.
+    pub fn wrap(store: Store, db: EmptyPg, dir: TempDir) -> TestDb {
+        TestDb {
+            store,
+            url: Some(db.url),
+            dir,
+            _drop: Some(db.drop),
+        }
+    }
+
     /// Opens the same database again (running migrations again).
     pub async fn reopen(&self) -> Store {
         Store::open(self.url.as_deref(), self.dir.path())
@@ -150,6 +160,28 @@ pub async fn sqlite() -> TestDb {
 /// `None` (after saying so) when no PostgreSQL is configured; under CI a
 /// missing configuration is a failure, so PostgreSQL is never skipped there.
 pub async fn postgres() -> Option<TestDb> {
+    let EmptyPg { url, drop } = empty_postgres().await?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(Some(&url), dir.path())
+        .await
+        .expect("open postgres");
+    Some(TestDb {
+        store,
+        url: Some(url),
+        dir,
+        _drop: Some(drop),
+    })
+}
+
+/// A fresh PostgreSQL database with no tables (dropped with the value).
+pub struct EmptyPg {
+    pub url: String,
+    drop: PgDropGuard,
+}
+
+/// A new empty database (`pw_test_<random>`), before any migration; `None`
+/// as [`postgres`] says.
+pub async fn empty_postgres() -> Option<EmptyPg> {
     let admin = match std::env::var(PG_ENV) {
         Ok(u) if !u.is_empty() => u,
         _ => {
@@ -170,19 +202,9 @@ pub async fn postgres() -> Option<TestDb> {
         .expect("create test database");
     let _ = sqlx::Connection::close(conn).await;
     let url = with_database(&admin, &name);
-    let guard = PgDropGuard {
-        admin,
-        name: name.clone(),
-    };
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(Some(&url), dir.path())
-        .await
-        .expect("open postgres");
-    Some(TestDb {
-        store,
-        url: Some(url),
-        dir,
-        _drop: Some(guard),
+    Some(EmptyPg {
+        url,
+        drop: PgDropGuard { admin, name },
     })
 }
 

@@ -291,6 +291,26 @@ async fn housekeeping_pass(backend: Backend) {
     ] {
         assert!(text.contains(&want), "missing {want:?} in\n{text}");
     }
+    // PostgreSQL's partitions (made ahead by the passes); SQLite has none.
+    for table in ["log_scores", "check_samples"] {
+        let line = format!("poolwatch_store_partitions{{table=\"{table}\"}} ");
+        let n = text
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .map(|v| v.parse::<f64>().unwrap());
+        match backend {
+            Backend::Sqlite => assert_eq!(n, None, "{text}"),
+            Backend::Postgres => {
+                let ahead = if table == "log_scores" {
+                    store::LOG_MONTHS_AHEAD
+                } else {
+                    store::SAMPLE_DAYS_AHEAD
+                };
+                // This period and those ahead, at least.
+                assert!(n.unwrap() > f64::from(ahead), "{table}: {n:?}\n{text}");
+            }
+        }
+    }
 }
 
 /// After `rotate_monitor_key` the old key is refused at once and the new

@@ -19,10 +19,12 @@
 //! to two instances at once is stored once: the second waits on the batch
 //! row and then sees it submitted.
 //!
-//! No background task lives with the store: the first submitter of an idle
-//! queue spawns a drainer that runs groups until the queue is empty. It is
-//! a task of its own, so a submitter whose HTTP request is dropped does not
-//! cancel the group it leads.
+//! No background task lives with the store: a submitter that finds fewer
+//! than [`MAX_DRAINERS`] drainers running spawns one, which runs groups
+//! until the queue is empty; so a few groups are in flight at once (on
+//! their own connections) and a burst beyond them waits and is grouped.
+//! A drainer is a task of its own, so a submitter whose HTTP request is
+//! dropped does not cancel the group it leads.
 
 use crate::conn::Conn;
 use crate::submit::{self, Job};
@@ -36,6 +38,12 @@ use tokio::sync::oneshot;
 /// are held, and so how long another instance's group may wait on them.
 const MAX_GROUP: usize = 16;
 
+/// Most groups in flight at once, each on its own connection. One would
+/// leave the database idle during every round trip of the group's
+/// statements (the client waits, the server waits); a few overlap them.
+/// Groups take their locks in the one order, so they cannot deadlock.
+const MAX_DRAINERS: usize = 4;
+
 type Reply = oneshot::Sender<Result<SubmitOutcome, StoreError>>;
 
 /// The queue of one [`Store`]'s submissions (shared by its clones).
@@ -47,8 +55,8 @@ pub(crate) struct Groups {
 #[derive(Debug, Default)]
 struct Queue {
     waiting: Vec<(Job, Reply)>,
-    /// A drainer runs (and will see whatever is pushed before it stops).
-    draining: bool,
+    /// Drainers running (each sees whatever is pushed before it stops).
+    drainers: usize,
 }
 
 impl std::fmt::Debug for Job {
@@ -69,7 +77,9 @@ impl Groups {
         let start = {
             let mut q = self.queue.lock().expect("queue lock");
             q.waiting.push((job, tx));
-            !std::mem::replace(&mut q.draining, true)
+            let start = q.drainers < MAX_DRAINERS;
+            q.drainers += usize::from(start);
+            start
         };
         if start {
             let (me, store, pool) = (self.clone(), store.clone(), pool.clone());
@@ -91,7 +101,7 @@ impl Groups {
             let group: Vec<(Job, Reply)> = {
                 let mut q = self.queue.lock().expect("queue lock");
                 if q.waiting.is_empty() {
-                    q.draining = false;
+                    q.drainers -= 1;
                     running.finished = true;
                     return;
                 }
@@ -109,8 +119,8 @@ impl Groups {
     }
 }
 
-/// Clears `draining` when a drainer stops without emptying the queue (a
-/// panic, a dropped task), so the next submitter starts a new one.
+/// Counts a drainer out when it stops without emptying the queue (a panic,
+/// a dropped task), so the next submitter starts a new one.
 struct Running<'a> {
     groups: &'a Groups,
     finished: bool,
@@ -121,7 +131,7 @@ impl Drop for Running<'_> {
         if !self.finished
             && let Ok(mut q) = self.groups.queue.lock()
         {
-            q.draining = false;
+            q.drainers -= 1;
         }
     }
 }

@@ -32,26 +32,8 @@ fn the_nginx_example_passes_nginx_t() {
     let Some(nginx) = tool("/usr/sbin/nginx") else {
         return;
     };
-    // The example is an `http { }` include, as in conf.d; wrap it in a
-    // minimal main file that writes nothing outside the temporary dir.
     let dir = tempfile::tempdir().unwrap();
-    let main = dir.path().join("nginx.conf");
-    std::fs::write(
-        &main,
-        format!(
-            "error_log stderr;\npid {}/nginx.pid;\nevents {{}}\nhttp {{\n  access_log off;\n  include {};\n}}\n",
-            dir.path().display(),
-            conf.display()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(nginx)
-        .args(["-t", "-e", "stderr", "-p"])
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&main)
-        .output()
-        .unwrap();
+    let out = nginx_t(nginx, dir.path(), &conf);
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "nginx -t: {said}");
     assert!(said.contains("syntax is ok"), "{said}");
@@ -59,23 +41,29 @@ fn the_nginx_example_passes_nginx_t() {
     // The check is real: a broken copy fails.
     let broken = dir.path().join("broken.conf");
     std::fs::write(&broken, text.replace("proxy_pass", "proxy_pas")).unwrap();
+    assert!(!nginx_t(nginx, dir.path(), &broken).status.success());
+}
+
+/// `nginx -t` of `conf`, an `http { }` include as in conf.d, wrapped in a
+/// minimal main file that writes nothing outside `dir`.
+fn nginx_t(nginx: &str, dir: &Path, conf: &Path) -> std::process::Output {
+    let main = dir.join("nginx.conf");
     std::fs::write(
         &main,
         format!(
-            "error_log stderr;\npid {}/nginx.pid;\nevents {{}}\nhttp {{\n  include {};\n}}\n",
-            dir.path().display(),
-            broken.display()
+            "error_log stderr;\npid {}/nginx.pid;\nevents {{}}\nhttp {{\n  access_log off;\n  include {};\n}}\n",
+            dir.display(),
+            conf.display()
         ),
     )
     .unwrap();
-    let out = Command::new(nginx)
+    Command::new(nginx)
         .args(["-t", "-e", "stderr", "-p"])
-        .arg(dir.path())
+        .arg(dir)
         .arg("-c")
         .arg(&main)
         .output()
-        .unwrap();
-    assert!(!out.status.success());
+        .unwrap()
 }
 
 #[test]

@@ -17,7 +17,7 @@ mod common;
 
 use common::Sim;
 use common::e2e::{
-    Proc, agent_args, agent_tally, fleet, free_tcp_port, free_udp_port_on, get, in_dns,
+    Proc, agent_args, agent_tally, fleet, free_tcp_port, free_udp_port_on, get, in_dns, key_line,
     lab_serve_args, wait_until,
 };
 use common::pg::TestPg;
@@ -174,16 +174,11 @@ fn two_instances_share_one_database_and_jobs_survive_a_kill() {
     let keys: Vec<String> = AGENTS
         .iter()
         .map(|(name, ip)| {
-            let out = admin(
+            key_line(&admin(
                 dir,
                 url,
                 &["monitor", "add", name, "--ip", ip, "--location", name],
-            );
-            out.lines()
-                .find(|l| l.starts_with("pwk_"))
-                .expect("key line")
-                .trim()
-                .to_string()
+            ))
         })
         .collect();
 

@@ -196,10 +196,14 @@ impl Drop for Proc {
 /// `poolwatch admin monitor add NAME --ip IP --location NAME`; the key it
 /// prints.
 pub fn add_monitor_key(dir: &Path, name: &str, ip: &str) -> String {
-    let out = admin(
+    key_line(&admin(
         dir,
         &["monitor", "add", name, "--ip", ip, "--location", name],
-    );
+    ))
+}
+
+/// The key `admin monitor add` printed.
+pub fn key_line(out: &str) -> String {
     out.lines()
         .find(|l| l.starts_with("pwk_"))
         .expect("key line")

@@ -5,7 +5,8 @@
 //! when the store answers within [`READY_TIMEOUT`] with every migration of
 //! this build applied, and the instance is not draining; else 503 with a
 //! short reason. Both are outside the public rate limit (a balancer probes
-//! often from one address) and cost one small query at most.
+//! often from one address); `/readyz` costs one small query per
+//! [`READY_CACHE`] at most, however many probes come.
 
 use crate::state::AppState;
 use axum::extract::State;
@@ -13,11 +14,15 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 /// How long `/readyz` waits for the store.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long one store check answers `/readyz`: the route is outside the
+/// rate limit, so a flood of probes costs at most one query per second.
+pub const READY_CACHE: Duration = Duration::from_secs(1);
 
 /// Whether the instance is shutting down (not ready any more), and
 /// whether anyone ever asked `/readyz` (without a balancer probing there
@@ -26,7 +31,11 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Draining {
     token: CancellationToken,
     probed: Arc<AtomicBool>,
+    last_check: Arc<tokio::sync::Mutex<Option<LastCheck>>>,
 }
+
+/// The last store check: when, and its 503 reason if it failed.
+type LastCheck = (Instant, Option<String>);
 
 impl Draining {
     /// From now on `/readyz` answers 503.
@@ -76,15 +85,25 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
             "not ready: draining\n".into(),
         );
     }
-    match tokio::time::timeout(READY_TIMEOUT, st.store().check_ready()).await {
-        Ok(Ok(())) => text(StatusCode::OK, "ready\n".into()),
-        Ok(Err(e)) => text(
+    // Probes that arrive together wait for one check and share it.
+    let mut last = d.last_check.lock().await;
+    let failed = match &*last {
+        Some((at, failed)) if at.elapsed() < READY_CACHE => failed.clone(),
+        _ => {
+            let failed = match tokio::time::timeout(READY_TIMEOUT, st.store().check_ready()).await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(format!("store: {e}")),
+                Err(_) => Some(format!("store did not answer within {READY_TIMEOUT:?}")),
+            };
+            *last = Some((Instant::now(), failed.clone()));
+            failed
+        }
+    };
+    match failed {
+        None => text(StatusCode::OK, "ready\n".into()),
+        Some(why) => text(
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: store: {e}\n"),
-        ),
-        Err(_) => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: store did not answer within {READY_TIMEOUT:?}\n"),
+            format!("not ready: {why}\n"),
         ),
     }
 }

@@ -243,8 +243,8 @@ fn two_instances_share_one_database_and_jobs_survive_a_kill() {
     );
     let passes = after[h] - before[h];
     assert!(
-        (3.0..=7.0).contains(&passes),
-        "one pass per 2 s interval in 10 s, not {passes}"
+        (2.0..=7.0).contains(&passes),
+        "about one pass per 2 s interval in 10 s (a loaded machine may stretch a pass), not {passes}"
     );
 
     // 2. A real outage: one alert, from whichever instance holds alerts.

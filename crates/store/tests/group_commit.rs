@@ -32,21 +32,9 @@ async fn group_keeps_each_outcome(db: &TestDb) {
     let s = &db.store;
     seed_global(s).await;
     let ids = servers(s, 3).await;
-    let m1 = s
-        .add_monitor(monitor("m1", "203.0.113.5"), T0)
-        .await
-        .unwrap()
-        .id;
-    let m2 = s
-        .add_monitor(monitor("m2", "203.0.113.6"), T0)
-        .await
-        .unwrap()
-        .id;
-    let m3 = s
-        .add_monitor(monitor("m3", "203.0.113.7"), T0)
-        .await
-        .unwrap()
-        .id;
+    let m1 = add_monitor(s, "m1", "203.0.113.5").await;
+    let m2 = add_monitor(s, "m2", "203.0.113.6").await;
+    let m3 = add_monitor(s, "m3", "203.0.113.7").await;
     let good = |t| ids.iter().map(|&id| good_result(id, t)).collect::<Vec<_>>();
 
     let stored = s.create_batch(m3, &ids, T0).await.unwrap();
@@ -145,16 +133,8 @@ async fn database_error_fails_only_its_submission() {
     let s = &db.store;
     seed_global(s).await;
     let ids = servers(s, 2).await;
-    let m1 = s
-        .add_monitor(monitor("m1", "203.0.113.5"), T0)
-        .await
-        .unwrap()
-        .id;
-    let m2 = s
-        .add_monitor(monitor("m2", "203.0.113.6"), T0)
-        .await
-        .unwrap()
-        .id;
+    let m1 = add_monitor(s, "m1", "203.0.113.5").await;
+    let m2 = add_monitor(s, "m2", "203.0.113.6").await;
     db.exec(&format!(
         "CREATE FUNCTION refuse_m2() RETURNS trigger LANGUAGE plpgsql AS $$ \
          BEGIN IF NEW.monitor_id = {m2} THEN RAISE EXCEPTION 'refused by test'; END IF; \
@@ -261,4 +241,9 @@ async fn two_handles_store_each_batch_once() {
     }
     b.close().await;
     db.store.close().await;
+}
+
+/// A new monitor's id.
+async fn add_monitor(s: &Store, name: &str, ip: &str) -> i64 {
+    s.add_monitor(monitor(name, ip), T0).await.unwrap().id
 }

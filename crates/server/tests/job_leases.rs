@@ -65,6 +65,15 @@ struct Instance {
     jobs: Option<Jobs>,
 }
 
+impl Instance {
+    /// Shut its runner down (the leases it holds are released).
+    async fn stop(&mut self) {
+        if let Some(jobs) = self.jobs.take() {
+            jobs.shutdown(Duration::from_secs(5)).await;
+        }
+    }
+}
+
 fn instance(
     store: &Store,
     name: &str,
@@ -142,12 +151,7 @@ async fn one_instance_runs_a_singleton_and_the_other_takes_it_when_it_stops() {
     } else {
         (b, a, "a")
     };
-    holder_i
-        .jobs
-        .take()
-        .unwrap()
-        .shutdown(Duration::from_secs(5))
-        .await;
+    holder_i.stop().await;
     wait_until("the other instance runs the selector", || {
         taker.stats.holds(JobName::Selector) && running.now.load(Ordering::SeqCst) == 1
     })
@@ -155,12 +159,7 @@ async fn one_instance_runs_a_singleton_and_the_other_takes_it_when_it_stops() {
     assert_eq!(holder(&db.store).await.as_deref(), Some(taker_name));
     assert_eq!(running.most.load(Ordering::SeqCst), 1);
     assert_eq!(running.runs.load(Ordering::SeqCst), 2);
-    taker
-        .jobs
-        .take()
-        .unwrap()
-        .shutdown(Duration::from_secs(5))
-        .await;
+    taker.stop().await;
     assert_eq!(holder(&db.store).await, None, "released at shutdown");
     other.close().await;
 }
@@ -199,11 +198,7 @@ async fn a_lost_lease_stops_the_running_job() {
     .await;
     assert_eq!(running.most.load(Ordering::SeqCst), 1);
     for i in [&mut a, &mut b] {
-        i.jobs
-            .take()
-            .unwrap()
-            .shutdown(Duration::from_secs(5))
-            .await;
+        i.stop().await;
     }
     other.close().await;
 }
@@ -229,10 +224,6 @@ async fn a_holder_that_loses_the_database_stops_and_the_other_takes_over() {
     assert_eq!(running.now.load(Ordering::SeqCst), 1);
     assert_eq!(holder(&db.store).await.as_deref(), Some("b"));
     for i in [&mut a, &mut b] {
-        i.jobs
-            .take()
-            .unwrap()
-            .shutdown(Duration::from_secs(5))
-            .await;
+        i.stop().await;
     }
 }

@@ -25,6 +25,7 @@ mod locate;
 mod metrics;
 mod model;
 mod pick;
+mod report;
 mod rrl;
 mod sockets;
 mod zone;
@@ -36,6 +37,9 @@ pub use live_zone::{ApiSource, FetchError, ZoneStore, refresh_loop};
 pub use locate::{Located, Subnet, is_global_unicast, locate};
 pub use model::{DEFAULT_MAX_HOSTS, DEFAULT_TTL, LabelData, ZoneData};
 pub use pick::Weighted;
+pub use report::{
+    COUNTS_PATH, CountReport, CountsStored, MAX_SERVERS_PER_REPORT, ServerCount, UNKNOWN_COUNTRY,
+};
 pub use rrl::{ResponseKind, Rrl, RrlConfig, Verdict};
 pub use sockets::{DnsListener, TCP_IDLE_TIMEOUT, run_dns};
 pub use zone::{Label, Lookup, MAX_HOSTS_LIMIT, Zone, ZoneError};

@@ -34,7 +34,7 @@ pub struct CountReport {
     /// The DNS process (as `_status` names it), for the operator.
     pub instance: String,
     /// The interval counted, unix seconds. A report that failed to send is
-    /// merged into the next one, which then starts at the older `from`.
+    /// sent again unchanged (same `report_id`) with the next ones.
     pub from: i64,
     pub to: i64,
     /// Address answers sent (A, AAAA, ANY with addresses), by client

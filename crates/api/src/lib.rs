@@ -7,9 +7,14 @@
 //! ignored by both sides so agents and services can be upgraded apart.
 //! Where a field is optional on input it is because the service accepts it
 //! missing; serialization always writes every field.
+//!
+//! [`dns_counts`] holds the one message of the DNS servers (their answer
+//! counts), kept here so that the store can read it without the DNS crate.
 
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
+
+pub mod dns_counts;
 
 /// The version in every path below (`/api/v1/monitor/…`).
 pub const API_VERSION: &str = "v1";

@@ -25,11 +25,13 @@ mod locate;
 mod metrics;
 mod model;
 mod pick;
-mod report;
 mod rrl;
 mod sockets;
 mod zone;
 
+pub use api::dns_counts::{
+    COUNTS_PATH, CountReport, CountsStored, MAX_SERVERS_PER_REPORT, ServerCount, UNKNOWN_COUNTRY,
+};
 pub use ecs::EcsError;
 pub use generate::{DnsServer, SPLIT_MIN_SERVERS, ZoneOptions, build_zone};
 pub use handler::{GeoDnsHandler, MAX_UDP_PAYLOAD};
@@ -37,9 +39,6 @@ pub use live_zone::{ApiSource, FetchError, ZoneStore, refresh_loop};
 pub use locate::{Located, Subnet, is_global_unicast, locate};
 pub use model::{DEFAULT_MAX_HOSTS, DEFAULT_TTL, LabelData, ZoneData};
 pub use pick::Weighted;
-pub use report::{
-    COUNTS_PATH, CountReport, CountsStored, MAX_SERVERS_PER_REPORT, ServerCount, UNKNOWN_COUNTRY,
-};
 pub use rrl::{ResponseKind, Rrl, RrlConfig, Verdict};
 pub use sockets::{DnsListener, TCP_IDLE_TIMEOUT, run_dns};
 pub use zone::{Label, Lookup, MAX_HOSTS_LIMIT, Zone, ZoneError};

@@ -9,6 +9,7 @@
 //!
 //! [`RequestHandler`]: hickory_server::server::RequestHandler
 
+use crate::counts::{Family, country_slot};
 use crate::ecs;
 use crate::handler::{GeoDnsHandler, MAX_UDP_PAYLOAD};
 use crate::locate::{Subnet, locate};
@@ -233,6 +234,13 @@ impl GeoDnsHandler {
         if slip {
             return Fast::Answer;
         }
+        // Sent in full from here on (the size was checked above).
+        let family = match plain.qtype {
+            RecordType::A => Family::V4,
+            _ => Family::V6,
+        };
+        zone.tally()
+            .answered(label, family, &picked, country_slot(&loc));
         let ttl = label.ttl.to_be_bytes();
         // As hickory's encoder writes it: the first record's name in full,
         // the others pointing at it (hickory does not point into the

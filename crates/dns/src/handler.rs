@@ -2,6 +2,7 @@
 //! response rate limiting drops it). It reads the current zone, locates the
 //! client, resolves and picks addresses.
 
+use crate::counts::{AnswerCounts, Family, Pending, country_slot};
 use crate::ecs::client_subnet;
 use crate::live_zone::ZoneStore;
 use crate::locate::{Located, Subnet, locate};
@@ -81,6 +82,13 @@ impl GeoDnsHandler {
         self
     }
 
+    /// A handle on the answers this handler sends, counted per server and
+    /// client country, for [`AnswerCounts::harvest`]. Take it before
+    /// [`crate::DnsListener::serve`] consumes the handler.
+    pub fn counts(&self) -> AnswerCounts {
+        AnswerCounts::new(self.store.counts().clone(), self.instance.clone())
+    }
+
     /// The zone store the handler answers from.
     pub fn store(&self) -> &ZoneStore {
         &self.store
@@ -106,35 +114,48 @@ impl GeoDnsHandler {
         }
     }
 
-    fn pick(&self, label: &Label, qname: &Name, qtype: RecordType) -> Vec<Record> {
-        let mut out = Vec::with_capacity(label.max_hosts);
+    /// Picks the answer's records, and what to count once it is sent.
+    fn pick(
+        &self,
+        label: &Label,
+        qname: &Name,
+        qtype: RecordType,
+        slot: usize,
+    ) -> (Vec<Record>, Pending) {
         let mut idx = Vec::with_capacity(label.max_hosts);
         // ANY gets one RRset (RFC 8482 §4.1): the A set, else the AAAA set.
         // It is then no larger than the answer to an A query, so ANY
         // amplifies no more than A; and unlike a synthesized HINFO (§4.2)
         // it still gives an old ANY-asking client addresses it can use.
         let any_a = qtype == RecordType::ANY && !label.a.is_empty();
-        let want_a = qtype == RecordType::A || any_a;
-        let want_aaaa = qtype == RecordType::AAAA || (qtype == RecordType::ANY && !any_a);
-        self.draw(|rng| {
-            if want_a {
+        let family = if qtype == RecordType::A || any_a {
+            Family::V4
+        } else {
+            Family::V6
+        };
+        let out = self.draw(|rng| match family {
+            Family::V4 => {
                 label.a.pick(label.max_hosts, rng, &mut idx);
-                out.extend(idx.drain(..).map(|i| {
-                    Record::from_rdata(qname.clone(), label.ttl, RData::A(A(*label.a.get(i))))
-                }));
+                idx.iter()
+                    .map(|&i| {
+                        Record::from_rdata(qname.clone(), label.ttl, RData::A(A(*label.a.get(i))))
+                    })
+                    .collect()
             }
-            if want_aaaa {
+            Family::V6 => {
                 label.aaaa.pick(label.max_hosts, rng, &mut idx);
-                out.extend(idx.drain(..).map(|i| {
-                    Record::from_rdata(
-                        qname.clone(),
-                        label.ttl,
-                        RData::AAAA(AAAA(*label.aaaa.get(i))),
-                    )
-                }));
+                idx.iter()
+                    .map(|&i| {
+                        Record::from_rdata(
+                            qname.clone(),
+                            label.ttl,
+                            RData::AAAA(AAAA(*label.aaaa.get(i))),
+                        )
+                    })
+                    .collect()
             }
         });
-        out
+        (out, Pending::new(label, family, &idx, slot))
     }
 }
 
@@ -145,8 +166,9 @@ struct Reply {
     answers: Vec<Record>,
     authority: Vec<Record>,
     zone: Arc<str>,
-    /// Set for address answers: counted through the zone's handles.
-    counted: Option<(Arc<Zone>, Arc<ZoneCounters>)>,
+    /// Set for address answers: counted through the zone's handles, and
+    /// in the answer counts once sent.
+    counted: Option<(Arc<Zone>, Arc<ZoneCounters>, Pending)>,
 }
 
 impl Reply {
@@ -313,10 +335,14 @@ impl RequestHandler for GeoDnsHandler {
                         Record::from_rdata(qname.clone(), DEBUG_TTL, RData::TXT(TXT::new(txt)));
                     ok(vec![rec], "-".into())
                 }
-                Lookup::Addresses(label) => Reply {
-                    counted: Some((zone.clone(), label.counters.clone())),
-                    ..ok(self.pick(label, qname, q.query_type()), label.zone.clone())
-                },
+                Lookup::Addresses(label) => {
+                    let slot = country_slot(&loc);
+                    let (answers, pending) = self.pick(label, qname, q.query_type(), slot);
+                    Reply {
+                        counted: Some((zone.clone(), label.counters.clone(), pending)),
+                        ..ok(answers, label.zone.clone())
+                    }
+                }
             }
         } else {
             // No zone loaded yet: let resolvers try another server.
@@ -324,7 +350,7 @@ impl RequestHandler for GeoDnsHandler {
         };
 
         match &reply.counted {
-            Some((zone, counters)) => {
+            Some((zone, counters, _)) => {
                 zone.metrics().answered(
                     counters,
                     query.map_or(RecordType::A, |q| q.query_type()),
@@ -375,7 +401,14 @@ impl RequestHandler for GeoDnsHandler {
             std::iter::empty(),
         );
         match response_handle.send_response(response).await {
-            Ok(info) => info,
+            Ok(info) => {
+                // Only an answer sent counts, with the records that fitted.
+                if let (Verdict::Answer, Some((zone, _, pending))) = (verdict, &reply.counted) {
+                    zone.tally()
+                        .sent(pending, usize::from(info.counts().answers));
+                }
+                info
+            }
             Err(error) => {
                 tracing::debug!(%error, "could not send a DNS response");
                 ResponseInfo::from(Header {

@@ -16,6 +16,7 @@
 //!
 //! [`RequestHandler`]: hickory_server::server::RequestHandler
 
+mod counts;
 mod ecs;
 mod fast;
 mod generate;
@@ -32,6 +33,7 @@ mod zone;
 pub use api::dns_counts::{
     COUNTS_PATH, CountReport, CountsStored, MAX_SERVERS_PER_REPORT, ServerCount, UNKNOWN_COUNTRY,
 };
+pub use counts::{AnswerCounts, MAX_COUNTED_SERVERS};
 pub use ecs::EcsError;
 pub use generate::{DnsServer, SPLIT_MIN_SERVERS, ZoneOptions, build_zone};
 pub use handler::{GeoDnsHandler, MAX_UDP_PAYLOAD};

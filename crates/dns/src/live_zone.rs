@@ -1,6 +1,7 @@
 //! The zone being served, swapped whole when new data arrives, and the
 //! loop that refreshes it from a caller-supplied source.
 
+use crate::counts::Shared;
 use crate::model::ZoneData;
 use crate::zone::{Zone, ZoneError};
 use std::fmt::Display;
@@ -19,6 +20,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct ZoneStore {
     origin: Arc<str>,
     current: Arc<RwLock<Option<Arc<Zone>>>>,
+    /// The answer counts of every zone it loads (kept across loads).
+    counts: Arc<Shared>,
 }
 
 impl ZoneStore {
@@ -30,12 +33,17 @@ impl ZoneStore {
         Ok(ZoneStore {
             origin: Arc::from(origin.trim().trim_end_matches('.').to_ascii_lowercase()),
             current: Arc::new(RwLock::new(None)),
+            counts: Arc::default(),
         })
     }
 
     /// The zone name, lower case, without the final dot.
     pub fn origin(&self) -> &str {
         &self.origin
+    }
+
+    pub(crate) fn counts(&self) -> &Arc<Shared> {
+        &self.counts
     }
 
     /// The zone queries are answered from, if one was loaded.
@@ -51,7 +59,7 @@ impl ZoneStore {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let mut zone = Zone::new(&self.origin, data)?;
+        let mut zone = Zone::counted(&self.origin, data, &self.counts)?;
         zone.loaded_at = now as i64;
         let zone = Arc::new(zone);
         let old = {

@@ -57,7 +57,14 @@ impl<T> Weighted<T> {
         &self.items[i]
     }
 
-    fn total(&self) -> u64 {
+    /// The weight the item at `i` is picked by (all 1 when every weight
+    /// was 0).
+    pub(crate) fn weight(&self, i: usize) -> u32 {
+        self.weights.get(i).copied().unwrap_or(0)
+    }
+
+    /// The sum of the weights.
+    pub(crate) fn total(&self) -> u64 {
         self.cum.last().copied().unwrap_or(0)
     }
 

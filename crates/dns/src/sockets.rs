@@ -182,7 +182,7 @@ fn udp_worker(
 /// the query, else hickory's parser and the generic handler. False when
 /// nothing is to be sent (dropped by rate limiting, or a FORMERR that
 /// rate limiting holds back).
-fn respond(
+pub(crate) fn respond(
     handler: &GeoDnsHandler,
     query: &[u8],
     src: SocketAddr,

@@ -1,6 +1,7 @@
 //! A loaded zone and the answer to "which records for this name, type and
 //! client location": pure lookups, no sockets and no randomness.
 
+use crate::counts::{LabelIds, Shared, ZoneTally};
 use crate::metrics::{ZoneCounters, ZoneMetrics};
 use crate::model::{LabelData, ZoneData};
 use crate::pick::Weighted;
@@ -39,6 +40,8 @@ pub struct Label {
     pub ttl: u32,
     pub max_hosts: usize,
     pub(crate) counters: Arc<ZoneCounters>,
+    /// Its servers' indexes in the answer counts.
+    pub(crate) ids: LabelIds,
 }
 
 impl Label {
@@ -100,11 +103,21 @@ pub struct Zone {
     /// set by [`crate::ZoneStore::load`], shown by `_status`.
     pub(crate) loaded_at: i64,
     metrics: ZoneMetrics,
+    tally: Arc<ZoneTally>,
 }
 
 impl Zone {
     /// Loads `data` as the zone `origin` (e.g. `pool.example.org`).
     pub fn new(origin: &str, data: &ZoneData) -> Result<Zone, ZoneError> {
+        Zone::counted(origin, data, &Shared::default())
+    }
+
+    /// [`Zone::new`], counting its answers into `counts`.
+    pub(crate) fn counted(
+        origin: &str,
+        data: &ZoneData,
+        counts: &Shared,
+    ) -> Result<Zone, ZoneError> {
         let origin = parse_origin(origin)?;
         let ttl = data.ttl;
         let max_hosts = data.max_hosts.clamp(1, MAX_HOSTS_LIMIT);
@@ -123,6 +136,7 @@ impl Zone {
         labels.entry(String::new()).or_insert_with(|| {
             compile_label("", &LabelData::default(), ttl, max_hosts, &mut metrics)
         });
+        let tally = counts.index(&mut labels);
 
         let mut ns_names = Vec::new();
         for n in data
@@ -178,6 +192,7 @@ impl Zone {
             servers: data.server_counts(),
             loaded_at: 0,
             metrics,
+            tally,
         })
     }
 
@@ -211,6 +226,11 @@ impl Zone {
 
     pub(crate) fn metrics(&self) -> &ZoneMetrics {
         &self.metrics
+    }
+
+    /// Where its answers are counted.
+    pub(crate) fn tally(&self) -> &ZoneTally {
+        &self.tally
     }
 
     pub fn soa(&self) -> &Record {
@@ -314,6 +334,7 @@ fn compile_label(
         aaaa: Weighted::new(l.aaaa.iter().copied()),
         ttl: l.ttl.unwrap_or(ttl),
         max_hosts: l.max_hosts.unwrap_or(max_hosts).clamp(1, MAX_HOSTS_LIMIT) as usize,
+        ids: LabelIds::default(),
     }
 }
 

@@ -16,6 +16,7 @@
 //!
 //! [`RequestHandler`]: hickory_server::server::RequestHandler
 
+mod count_post;
 mod counts;
 mod ecs;
 mod fast;
@@ -32,6 +33,9 @@ mod zone;
 
 pub use api::dns_counts::{
     COUNTS_PATH, CountReport, CountsStored, MAX_SERVERS_PER_REPORT, ServerCount, UNKNOWN_COUNTRY,
+};
+pub use count_post::{
+    CountPoster, FINAL_SEND_TIMEOUT, MAX_BACKLOG_AGE, MAX_BACKLOG_SERVERS, count_loop,
 };
 pub use counts::{AnswerCounts, MAX_COUNTED_SERVERS};
 pub use ecs::EcsError;

@@ -5,7 +5,10 @@ use crate::settings::{self, LogFormat};
 use crate::util::usage;
 use anyhow::Result;
 use clap::{ArgMatches, Command};
-use dns::{ApiSource, DnsListener, GeoDnsHandler, ZoneData, ZoneStore, refresh_loop};
+use dns::{
+    ApiSource, CountPoster, DnsListener, GeoDnsHandler, ZoneData, ZoneStore, count_loop,
+    refresh_loop,
+};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,24 +24,33 @@ use tokio_util::sync::CancellationToken;
 /// `--refresh`. When the service cannot be reached the last good zone keeps
 /// being served; until a first zone is loaded, queries get SERVFAIL.
 ///
+/// Every `--count-interval` it reports to the service (`POST
+/// /api/dns-counts`, same token) how many answers included each server, by
+/// client country, for the server pages' client distribution. Reports that
+/// cannot be sent are kept (up to a day's worth) and sent again, unchanged,
+/// with the next ones; at SIGTERM it sends what is left. With `--zone-file`
+/// the counts go to `--api` when given, else nowhere.
+///
 /// Try it: `dig @ADDR -p PORT ZONE` (add `+subnet=81.2.69.142/32` to ask as
 /// a client in the UK, or `_country.ZONE TXT` to see how you are located).
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Example:\n  poolwatch dns --api https://pool.example.org --token-file /etc/poolwatch/dns.token \\\n      --zone pool.example.org --geoip /usr/share/GeoIP/GeoLite2-Country.mmdb --listen [::]:53"
+    after_help = "Example:\n  poolwatch dns --api https://pool.example.org --token-file /etc/poolwatch/dns.token \\\n      --zone pool.example.org --geoip /usr/share/GeoIP/GeoLite2-Country.mmdb --listen [::]:53 \\\n      --count-interval 1m"
 )]
 #[allow(dead_code)] // declares flags; settings::load reads them by id
 pub struct Args {
-    /// Base URL of the central service (or give --zone-file).
+    /// Base URL of the central service: the zone comes from it (unless
+    /// --zone-file) and answer counts go to it.
     #[arg(long, env = "POOLWATCH_API", value_name = "URL")]
     api: Option<String>,
-    /// Bearer token for `GET /api/dns-zone`.
+    /// Bearer token for `GET /api/dns-zone` and `POST /api/dns-counts`.
     #[arg(long, env = "POOLWATCH_DNS_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Read the token from this file instead (safer than a flag).
     #[arg(long, env = "POOLWATCH_DNS_TOKEN_FILE", value_name = "FILE")]
     token_file: Option<String>,
     /// Serve the zone from this GeoDNS-style JSON file instead of `--api` (labs, benchmarks).
+    /// With --api too, answer counts still go to the service.
     #[arg(long, env = "POOLWATCH_ZONE_FILE", value_name = "FILE")]
     zone_file: Option<String>,
     /// The zone to answer for, e.g. pool.example.org (required).
@@ -55,6 +67,11 @@ pub struct Args {
     /// How often to refresh the zone [default: 30s].
     #[arg(long, env = "POOLWATCH_DNS_REFRESH", value_name = "DURATION")]
     refresh: Option<String>,
+    /// How often to send the service the answers given per server and
+    /// client country, e.g. 30s or 5m (1s to 1h); 0 or off: never
+    /// [default: 1m].
+    #[arg(long, env = "POOLWATCH_DNS_COUNT_INTERVAL", value_name = "DURATION")]
+    count_interval: Option<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics.
     #[arg(long, env = "POOLWATCH_METRICS_LISTEN", value_name = "ADDR:PORT")]
     metrics_listen: Option<String>,
@@ -104,6 +121,24 @@ pub async fn run(args: Args, cmd: &Command, m: &ArgMatches) -> Result<ExitCode> 
     if let Some(addr) = s.metrics_listen {
         crate::util::serve_metrics(addr, shutdown.clone()).await?;
     }
+    let token = match (&s.api, &s.token, &s.token_file) {
+        (None, _, _) => None,
+        (Some(_), Some(t), _) => Some(t.clone()),
+        (Some(_), None, Some(p)) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| {
+                    loaded.refuse(
+                        "token_file",
+                        format!("cannot read token file {}: {e}", p.display()),
+                    )
+                })?
+                .trim()
+                .to_string(),
+        ),
+        (Some(_), None, None) => {
+            return Err(usage("no token: pass --token or --token-file"));
+        }
+    };
     let source = match (&s.api, &s.zone_file) {
         (_, Some(path)) => {
             // A bad file at start is the user's mistake; later, the last good copy stays.
@@ -113,22 +148,7 @@ pub async fn run(args: Args, cmd: &Command, m: &ArgMatches) -> Result<ExitCode> 
                 .map_err(|e| loaded.refuse("zone_file", e))?;
             Source::File(path.clone())
         }
-        (Some(api), None) => {
-            let token = match (&s.token, &s.token_file) {
-                (Some(t), _) => t.clone(),
-                (None, Some(p)) => std::fs::read_to_string(p)
-                    .map_err(|e| {
-                        loaded.refuse(
-                            "token_file",
-                            format!("cannot read token file {}: {e}", p.display()),
-                        )
-                    })?
-                    .trim()
-                    .to_string(),
-                (None, None) => return Err(usage("no token: pass --token or --token-file")),
-            };
-            Source::Api(ApiSource::new(api, &token)?)
-        }
+        (Some(api), None) => Source::Api(ApiSource::new(api, token.as_deref().unwrap_or(""))?),
         (None, None) => return Err(usage("pass --api URL or --zone-file FILE")),
     };
     let geo = match &s.geoip {
@@ -173,10 +193,42 @@ pub async fn run(args: Args, cmd: &Command, m: &ArgMatches) -> Result<ExitCode> 
     if let Some(seed) = args.seed {
         handler = handler.with_seed(seed);
     }
+    // Stopped after the listener, so the last harvest holds the last answers.
+    let stop_counting = CancellationToken::new();
+    let counting = match (&s.api, s.count_interval.0) {
+        (_, every) if every.is_zero() => {
+            tracing::info!("--count-interval off: answer counts are not reported");
+            None
+        }
+        (None, _) => {
+            tracing::info!("no --api: answer counts are not reported (nowhere to send them)");
+            None
+        }
+        (Some(api), every) => {
+            let poster = CountPoster::new(api, token.as_deref().unwrap_or(""), every)?;
+            tracing::info!(
+                "answer counts go to {} every {}",
+                poster.url(),
+                s.count_interval
+            );
+            let counts = handler.counts();
+            Some(tokio::spawn(count_loop(
+                move |now| counts.harvest(now),
+                poster,
+                every,
+                stop_counting.clone().cancelled_owned(),
+            )))
+        }
+    };
     listener
         .serve(handler, shutdown.clone().cancelled_owned())
         .await?;
     shutdown.cancel();
     let _ = refresh.await;
+    stop_counting.cancel();
+    if let Some(counting) = counting {
+        // The last harvest and send (bounded by FINAL_SEND_TIMEOUT).
+        let _ = counting.await;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@
 //! listen = "[::]:53"
 //! geoip = "/usr/share/GeoIP/GeoLite2-Country.mmdb"
 //! refresh = "30s"
+//! count_interval = "1m"        # or "off"
 //! metrics_listen = "127.0.0.1:9124"
 //! log_format = "json"
 //!
@@ -33,6 +34,9 @@ pub struct DnsSettings {
     pub listen: SocketAddr,
     pub geoip: Option<PathBuf>,
     pub refresh: HumanDuration,
+    /// How often answer counts are sent to `api`; 0 (or "off"): never.
+    #[serde(deserialize_with = "duration_or_off")]
+    pub count_interval: HumanDuration,
     pub metrics_listen: Option<SocketAddr>,
     pub log_format: LogFormat,
     pub dns_rrl: RrlSection,
@@ -49,6 +53,7 @@ impl Default for DnsSettings {
             listen: SocketAddr::from(([0, 0, 0, 0], 53)),
             geoip: None,
             refresh: HumanDuration::secs(30),
+            count_interval: HumanDuration::secs(60),
             metrics_listen: None,
             log_format: LogFormat::Text,
             dns_rrl: RrlSection::default(),
@@ -64,16 +69,12 @@ impl Settings for DnsSettings {
                 "give the zone to answer for, e.g. --zone pool.example.org",
             ));
         }
-        match (&self.api, &self.zone_file) {
-            (Some(_), Some(_)) => {
-                return Err(Invalid::new(
-                    "zone_file",
-                    "give --api URL or --zone-file FILE, not both",
-                ));
-            }
-            (None, None) => return Err(Invalid::new("api", "give --api URL or --zone-file FILE")),
-            (Some(api), None) => http_url("api", api)?,
-            (None, Some(_)) => {}
+        // With both, the zone comes from the file and the counts go to `api`.
+        if self.api.is_none() && self.zone_file.is_none() {
+            return Err(Invalid::new("api", "give --api URL or --zone-file FILE"));
+        }
+        if let Some(api) = &self.api {
+            http_url("api", api)?;
         }
         if self.token.is_some() && self.token_file.is_some() {
             return Err(Invalid::new(
@@ -82,7 +83,35 @@ impl Settings for DnsSettings {
             ));
         }
         at_least("refresh", self.refresh, Duration::from_millis(100))?;
+        if self.count_interval.0 > Duration::from_secs(3600) {
+            return Err(Invalid::new(
+                "count_interval",
+                format!("{} is too long: at most 1h (or off)", self.count_interval),
+            ));
+        }
+        if !self.count_interval.0.is_zero() {
+            at_least(
+                "count_interval",
+                self.count_interval,
+                Duration::from_secs(1),
+            )?;
+        }
         self.dns_rrl.validate()
+    }
+}
+
+/// A duration, or `off` (the same as 0).
+fn duration_or_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<HumanDuration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Text(String),
+        Other(HumanDuration),
+    }
+    match Text::deserialize(d)? {
+        Text::Text(t) if t.trim().eq_ignore_ascii_case("off") => Ok(HumanDuration::secs(0)),
+        Text::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        Text::Other(h) => Ok(h),
     }
 }
 

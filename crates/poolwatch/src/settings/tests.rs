@@ -706,6 +706,15 @@ fn dns_sources_win_in_order() {
                 want: ["1m", "2m", "5s"],
             },
             Layered {
+                key: "count_interval",
+                flag: "--count-interval",
+                env: "POOLWATCH_DNS_COUNT_INTERVAL",
+                file: "\"off\"",
+                env_text: "30s",
+                flag_text: "0",
+                want: ["0s", "30s", "0s"],
+            },
+            Layered {
                 key: "dns_rrl.rate",
                 flag: "--dns-rrl-rate",
                 env: "POOLWATCH_DNS_RRL_RATE",
@@ -741,6 +750,22 @@ fn dns_refuses_bad_values_from_every_source() {
                 text: "soon",
                 toml: "\"soon\"",
                 why: "'soon' is not a duration",
+            },
+            Bad {
+                key: "count_interval",
+                flag: "--count-interval",
+                env: "POOLWATCH_DNS_COUNT_INTERVAL",
+                text: "2h",
+                toml: "\"2h\"",
+                why: "at most 1h (or off)",
+            },
+            Bad {
+                key: "count_interval",
+                flag: "--count-interval",
+                env: "POOLWATCH_DNS_COUNT_INTERVAL",
+                text: "500ms",
+                toml: "\"500ms\"",
+                why: "at least 1s",
             },
             Bad {
                 key: "dns_rrl.size",

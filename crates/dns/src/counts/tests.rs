@@ -5,6 +5,7 @@ use crate::live_zone::ZoneStore;
 use crate::model::{LabelData, ZoneData};
 use crate::rrl::RrlConfig;
 use crate::sockets::respond;
+use crate::zone::Lookup;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
 use hickory_proto::rr::{Name, RData, RecordType};
@@ -403,4 +404,62 @@ fn country_slots_cover_geo_countries() {
         );
     }
     assert_eq!(slots(), COUNTRIES.names.len() + 1);
+}
+
+/// Not a test: what counting adds to a query (BENCHMARKS.md, gdnsd
+/// section). `cargo test --release -p dns --lib counts::tests::hot_path_cost -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn hot_path_cost() {
+    use std::time::Instant;
+    let store = ZoneStore::new(ORIGIN).unwrap();
+    store.load(&zone(0, 12)).unwrap();
+    let h = handler(&store, &RrlConfig::off());
+    let q = query("pool.example.org.", RecordType::A, Some("81.2.69.142"));
+    let zone = store.current().unwrap();
+    let Lookup::Addresses(label) = zone.resolve(
+        &Name::from_ascii("pool.example.org.").unwrap(),
+        RecordType::A,
+        &["uk".to_string(), "europe".to_string(), "@".to_string()],
+    ) else {
+        panic!("no label")
+    };
+    let loc = crate::locate::locate(h.geo(), "81.2.69.142".parse().unwrap(), None);
+    let picked = [0usize, 1, 2, 3];
+    let n = 2_000_000u32;
+    let ip: IpAddr = "127.0.0.1".parse().unwrap();
+    let mut out = Vec::with_capacity(512);
+    for round in 0..3 {
+        let t = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(h.answer_fast(&q, ip, true, &mut out));
+        }
+        let query_ns = t.elapsed().as_nanos() as f64 / f64::from(n);
+        let t = Instant::now();
+        for _ in 0..n {
+            let slot = country_slot(std::hint::black_box(&loc));
+            zone.tally().answered(label, Family::V4, &picked, slot);
+        }
+        let count_ns = t.elapsed().as_nanos() as f64 / f64::from(n);
+        // Two threads counting the same answer at once: the shared cells'
+        // cache lines bounce (the worst case: one label, one country).
+        let t = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for _ in 0..n {
+                        let slot = country_slot(std::hint::black_box(&loc));
+                        zone.tally().answered(label, Family::V4, &picked, slot);
+                    }
+                });
+            }
+        });
+        let contended_ns = t.elapsed().as_nanos() as f64 / f64::from(2 * n);
+        println!(
+            "round {round}: answer_fast {query_ns:.0} ns/query; counting alone {count_ns:.1} ns, \
+             2 threads on the same cells {contended_ns:.1} ns per answer (wall / answers)"
+        );
+    }
+    drop(zone);
+    assert!(!h.counts().harvest(1).is_empty());
 }

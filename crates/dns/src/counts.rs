@@ -13,8 +13,9 @@
 //! (one per [`crate::ZoneStore`]), indexed by address, so a server keeps
 //! its index across zone versions. Per-label counters live in the zone's
 //! [`ZoneTally`], registered with `Shared`; a harvest drains every
-//! registered tally and forgets a replaced zone's once no query can hold it
-//! (its `Arc` is only the registry's). Indexes of servers no live zone
+//! registered tally, and a harvest or the next load folds a replaced
+//! zone's into a per-server carry once no query can hold it (its `Arc` is
+//! only the registry's), so the registry stays small even unharvested. Indexes of servers no live zone
 //! holds are then reused, so memory follows the zone, not its history:
 //! cells are `slots` (251) × 8 bytes per server, allocated 64 servers at a
 //! time: about 20 MB at 10,000 servers.
@@ -248,6 +249,10 @@ struct Index {
     seq: u64,
     /// Whether the server limit was logged.
     warned: bool,
+    /// Label sums of replaced zones folded in at a load, for the next
+    /// harvest: what keeps the registry small when harvests are rare (or
+    /// never come, as in a `serve` that does not report).
+    carry: BTreeMap<u32, Sums>,
 }
 
 impl Default for Shared {
@@ -269,6 +274,7 @@ impl Default for Shared {
                 since: now(),
                 seq: 0,
                 warned: false,
+                carry: BTreeMap::new(),
             }),
             process: rand::random(),
         }
@@ -291,6 +297,7 @@ impl Shared {
     /// rows follow the sorted keys, so a harvest's order is stable.
     pub(crate) fn index(&self, labels: &mut HashMap<String, Label>) -> Arc<ZoneTally> {
         let mut ix = self.lock();
+        ix.fold_retired();
         let mut keys: Vec<&String> = labels.keys().collect();
         keys.sort();
         let rows: HashMap<String, usize> = keys
@@ -350,6 +357,23 @@ impl Shared {
 }
 
 impl Index {
+    /// Folds the label counts of replaced zones no query holds any more
+    /// into `carry` and forgets them (their cells live on in [`Cells`]).
+    fn fold_retired(&mut self) {
+        let retired: Vec<bool> = self
+            .tallies
+            .iter()
+            .map(|t| Arc::strong_count(t) == 1)
+            .collect();
+        // Pairs with the release of the last query's `Arc<Zone>`.
+        fence(Ordering::Acquire);
+        for (t, _) in self.tallies.iter().zip(&retired).filter(|(_, r)| **r) {
+            drain_tally(t, &mut self.carry);
+        }
+        let mut keep = retired.iter().map(|r| !r);
+        self.tallies.retain(|_| keep.next().unwrap_or(true));
+    }
+
     /// The index of `ip`, given a new one (and its cells) if it has none.
     fn server(&mut self, cells: &Cells, ip: IpAddr) -> u32 {
         if let Some(&id) = self.of.get(&ip) {
@@ -409,25 +433,23 @@ impl AnswerCounts {
     pub fn harvest(&self, now_unix: i64) -> Vec<CountReport> {
         let mut ix = self.shared.lock();
         // A replaced zone whose tally only the registry holds can no longer
-        // be counted into: drained now for the last time. The fence pairs
-        // with the release of the last query's `Arc<Zone>`.
-        let retired: Vec<bool> = ix
-            .tallies
-            .iter()
-            .map(|t| Arc::strong_count(t) == 1)
-            .collect();
-        fence(Ordering::Acquire);
-
+        // be counted into: drained now for the last time and forgotten.
+        ix.fold_retired();
+        let mut sums = std::mem::take(&mut ix.carry);
         let cells = &self.shared.cells;
-        let mut sums: BTreeMap<u32, Sums> = BTreeMap::new();
         for (id, addr) in ix.addrs.iter().enumerate() {
             if addr.is_none() {
                 continue;
             }
             for slot in 0..cells.slots {
-                let n = cells
-                    .cell(id as u32, slot)
-                    .map_or(0, |c| c.swap(0, Ordering::Relaxed));
+                // Read first: most cells are 0 and stay clean in the cache.
+                let n = cells.cell(id as u32, slot).map_or(0, |c| {
+                    if c.load(Ordering::Relaxed) == 0 {
+                        0
+                    } else {
+                        c.swap(0, Ordering::Relaxed)
+                    }
+                });
                 if n > 0 {
                     let s = sums.entry(id as u32).or_default();
                     *s.answers.entry(country_name(slot).to_string()).or_default() += n;
@@ -445,9 +467,7 @@ impl AnswerCounts {
             drain_tally(tally, &mut sums);
         }
 
-        // Forget replaced zones, then free the indexes no zone holds.
-        let mut keep = retired.iter().map(|r| !r);
-        ix.tallies.retain(|_| keep.next().unwrap_or(true));
+        // Free the indexes no zone holds (their cells were just drained).
         let live: HashSet<u32> = ix
             .tallies
             .iter()

@@ -269,6 +269,35 @@ fn a_refresh_between_answers_loses_nothing() {
     );
 }
 
+#[test]
+fn refreshes_without_harvests_keep_the_registry_small_and_lose_nothing() {
+    let store = ZoneStore::new(ORIGIN).unwrap();
+    let h = handler(&store, &RrlConfig::off());
+    let mut got = Got::new();
+    for i in 0..50 {
+        store.load(&zone(i % 7, 6)).unwrap();
+        let q = query("pool.example.org.", RecordType::A, Some("81.2.69.142"));
+        assert!(ask(&h, &q, Protocol::Udp, "uk", &mut got));
+        assert!(store.counts().lock().tallies.len() <= 2);
+    }
+    let reports = h.counts().harvest(5);
+    assert_eq!(reported(&reports), got);
+    // Every answer was from the apex: its zone's answers, summed over the
+    // zone versions a server was in, never exceed the 50 answers.
+    let zone_answers: u64 = reports[0]
+        .servers
+        .iter()
+        .map(|s| s.zone_answers)
+        .max()
+        .unwrap();
+    assert!(zone_answers > 0 && zone_answers <= 50, "{zone_answers}");
+    let expected: f64 = reports[0].servers.iter().map(|s| s.expected).sum();
+    assert!(
+        (expected - answers_sent(&got) as f64).abs() < 1e-6,
+        "{expected}"
+    );
+}
+
 fn country_slot_of(cc: &str) -> usize {
     usize::from(COUNTRIES.by_code[code_index(cc).unwrap()])
 }

@@ -2,6 +2,7 @@
 //! GeoDNS zone. Pure: same servers, options and seed give the same zone.
 
 use crate::model::{DEFAULT_MAX_HOSTS, DEFAULT_TTL, LabelData, ZoneData};
+use crate::vendor::{Vendor, add_aliases};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -34,6 +35,9 @@ pub struct ZoneOptions {
     /// AAAA in every name (the apex, continents, countries and their
     /// `0`–`3`), not only in the `2.` names as the pool has it.
     pub ipv6_everywhere: bool,
+    /// Vendor zones: `<name>` and `0`–`3.<name>` as aliases of their zone's
+    /// labels (see [`crate::vendor`]).
+    pub vendors: Vec<Vendor>,
 }
 
 impl Default for ZoneOptions {
@@ -44,6 +48,7 @@ impl Default for ZoneOptions {
             ns: Vec::new(),
             serial: 0,
             ipv6_everywhere: false,
+            vendors: Vec::new(),
         }
     }
 }
@@ -61,6 +66,8 @@ type ZoneServers = (Vec<(Ipv4Addr, u32)>, Vec<(Ipv6Addr, u32)>);
 /// labels (AAAA), or with [`ZoneOptions::ipv6_everywhere`] in every label,
 /// dealt into the `0`–`3` quarters as the IPv4 ones. Weights are netspeeds. Zones without servers still get
 /// their (empty) labels, so their names answer NODATA rather than NXDOMAIN.
+/// Vendors come last, as aliases; one whose names are taken (by a pool
+/// label or a name server inside the zone) is left out.
 pub fn build_zone(
     origin: &str,
     servers: &[DnsServer],
@@ -118,9 +125,21 @@ pub fn build_zone(
             },
         );
     }
+    let ns: Vec<String> = opts.ns.iter().map(|n| absolute_name(n, origin)).collect();
+    // A vendor named like an in-zone name server would answer its address
+    // queries with pool servers.
+    let in_zone_ns: Vec<String> = ns
+        .iter()
+        .filter_map(|n| {
+            let n = n.to_ascii_lowercase();
+            let origin = format!(".{}.", origin.trim_end_matches('.').to_ascii_lowercase());
+            n.strip_suffix(&origin).map(str::to_string)
+        })
+        .collect();
     if let Some(apex) = data.get_mut("") {
-        apex.ns = opts.ns.iter().map(|n| absolute_name(n, origin)).collect();
+        apex.ns = ns;
     }
+    add_aliases(&mut data, &opts.vendors, &in_zone_ns);
     ZoneData {
         serial: opts.serial,
         ttl: opts.ttl,
@@ -330,5 +349,59 @@ mod tests {
             vec!["ns1.pool.example.org.", "ns.example.net."]
         );
         assert_eq!(z.serial, 99);
+    }
+
+    #[test]
+    fn vendors_are_aliases_and_never_overwrite() {
+        let servers = vec![server("192.0.2.1", 10, &["de", "europe", "@"])];
+        let vendor = |name: &str, zone: &str| Vendor {
+            name: name.into(),
+            zone: zone.into(),
+        };
+        let opts = ZoneOptions {
+            ns: vec!["ns1".into(), "ns2.example.net.".into()],
+            vendors: vec![
+                vendor("debian", "@"),
+                vendor("acme", "de"),
+                // Clashes with a pool label, a name server in the zone, a
+                // bad name, a zone without labels: all left out.
+                vendor("europe", "@"),
+                vendor("ns1", "@"),
+                vendor("Bad.Name", "@"),
+                vendor("lost", "atlantis"),
+                // The second of two with one name: its labels are taken.
+                vendor("acme", "@"),
+            ],
+            ..ZoneOptions::default()
+        };
+        let z = build_zone("pool.example.org", &servers, &opts, 1);
+        let alias = |l: &str| z.data.get(l).and_then(|d| d.alias.clone());
+        assert_eq!(alias("debian").as_deref(), Some(""));
+        assert_eq!(alias("0.debian").as_deref(), Some("0"));
+        assert_eq!(alias("3.debian").as_deref(), Some("3"));
+        assert_eq!(alias("acme").as_deref(), Some("de"));
+        assert_eq!(alias("2.acme").as_deref(), Some("2.de"));
+        // Aliases carry no records; the pool labels are untouched.
+        assert_eq!(z.data["debian"].a, vec![]);
+        assert_eq!(z.data["europe"].alias, None);
+        assert_eq!(z.data["europe"].a.len(), 1);
+        for gone in ["ns1", "0.ns1", "bad.name", "Bad.Name", "lost", "0.lost"] {
+            assert!(!z.data.contains_key(gone), "{gone}");
+        }
+        // Vendor labels hold no addresses, so the counts are the pool's.
+        assert_eq!(z.server_count(), 1);
+        // Without vendors the zone is as before.
+        let plain = build_zone(
+            "pool.example.org",
+            &servers,
+            &ZoneOptions {
+                vendors: vec![],
+                ..opts.clone()
+            },
+            1,
+        );
+        let mut without = z.clone();
+        without.data.retain(|_, l| l.alias.is_none());
+        assert_eq!(plain, without);
     }
 }

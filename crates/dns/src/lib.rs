@@ -29,6 +29,7 @@ mod model;
 mod pick;
 mod rrl;
 mod sockets;
+mod vendor;
 mod zone;
 
 pub use api::dns_counts::{
@@ -47,4 +48,5 @@ pub use model::{DEFAULT_MAX_HOSTS, DEFAULT_TTL, LabelData, ZoneData};
 pub use pick::Weighted;
 pub use rrl::{ResponseKind, Rrl, RrlConfig, Verdict};
 pub use sockets::{DnsListener, TCP_IDLE_TIMEOUT, run_dns};
+pub use vendor::{Vendor, check_vendor_name, vendor_zone};
 pub use zone::{Label, Lookup, MAX_HOSTS_LIMIT, Zone, ZoneError};

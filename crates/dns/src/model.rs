@@ -58,6 +58,13 @@ pub struct LabelData {
     /// Overrides the zone's `max_hosts` for this label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_hosts: Option<u32>,
+    /// GeoDNS's alias: this name answers as the label named here (relative
+    /// to the origin, `""` for the apex), with the client's location
+    /// applied there. A vendor name's labels are aliases
+    /// (`"0.debian": {"alias": "0"}`); an alias has no records of its own
+    /// and never points at another alias.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
 }
 
 impl ZoneData {
@@ -115,10 +122,25 @@ mod tests {
         assert_eq!(z.data["2.de"].aaaa[0].1, 50);
         assert!(z.data["de"].a.is_empty());
         assert_eq!(z.server_count(), 2);
+        assert_eq!(z.data["de"].alias, None);
         let back = ZoneData::from_json(z.to_json().as_bytes()).unwrap();
         assert_eq!(back, z);
         // The wire shape is GeoDNS's: [["ip", weight], ...].
         assert!(z.to_json().contains(r#""a":[["192.0.2.1",100]]"#));
+    }
+
+    #[test]
+    fn aliases_in_geodns_form() {
+        let text =
+            r#"{"data": {"": {}, "0": {}, "debian": {"alias": ""}, "0.debian": {"alias": "0"}}}"#;
+        let z = ZoneData::from_json(text.as_bytes()).unwrap();
+        assert_eq!(z.data["debian"].alias.as_deref(), Some(""));
+        assert_eq!(z.data["0.debian"].alias.as_deref(), Some("0"));
+        let json = z.to_json();
+        assert!(json.contains(r#""0.debian":{"alias":"0"}"#), "{json}");
+        // Labels without an alias do not grow the field.
+        assert!(json.contains(r#""0":{}"#), "{json}");
+        assert!(ZoneData::from_json(br#"{"data": {"x": {"alias": 0}}}"#).is_err());
     }
 
     #[test]

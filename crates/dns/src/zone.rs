@@ -28,6 +28,12 @@ pub enum ZoneError {
     NameServer { name: String },
     #[error("contact {name:?} is not a domain name")]
     Contact { name: String },
+    #[error("label {label:?}: alias {target:?} {reason}")]
+    Alias {
+        label: String,
+        target: String,
+        reason: &'static str,
+    },
 }
 
 /// One label of the zone, ready to answer from.
@@ -95,6 +101,9 @@ pub struct Zone {
     origin_wire: Vec<u8>,
     serial: u32,
     labels: HashMap<String, Label>,
+    /// Names that answer as another label (vendor names): name → target,
+    /// both relative and lower-case; every target is in `labels`.
+    aliases: HashMap<String, String>,
     soa: Record,
     ns: Vec<Record>,
     /// Distinct IPv4 and IPv6 addresses.
@@ -123,10 +132,31 @@ impl Zone {
         let max_hosts = data.max_hosts.clamp(1, MAX_HOSTS_LIMIT);
         let mut labels = HashMap::with_capacity(data.data.len());
         let mut metrics = ZoneMetrics::new();
+        let mut aliases = HashMap::new();
         for (key, l) in &data.data {
             let key = key.trim_end_matches('.').to_ascii_lowercase();
             if !key.is_empty() && !key.split('.').all(is_label) {
                 return Err(ZoneError::Label { label: key });
+            }
+            if let Some(target) = &l.alias {
+                let target = target.trim_end_matches('.').to_ascii_lowercase();
+                let has_records = !(l.a.is_empty() && l.aaaa.is_empty() && l.ns.is_empty());
+                let reason = if key.is_empty() {
+                    Some("is refused at the apex (its SOA and NS are its own)")
+                } else if has_records {
+                    Some("is refused on a label with records of its own")
+                } else {
+                    None
+                };
+                if let Some(reason) = reason {
+                    return Err(ZoneError::Alias {
+                        label: key,
+                        target,
+                        reason,
+                    });
+                }
+                aliases.insert(key, target);
+                continue;
             }
             labels.insert(
                 key.clone(),
@@ -136,6 +166,22 @@ impl Zone {
         labels.entry(String::new()).or_insert_with(|| {
             compile_label("", &LabelData::default(), ttl, max_hosts, &mut metrics)
         });
+        // One step to a real label: an alias to a missing name or to another
+        // alias would answer NXDOMAIN (or loop), so such data is refused
+        // whole and the previous zone keeps answering.
+        for (label, target) in &aliases {
+            if !labels.contains_key(target) {
+                return Err(ZoneError::Alias {
+                    label: label.clone(),
+                    target: target.clone(),
+                    reason: if aliases.contains_key(target) {
+                        "points at another alias (no chains)"
+                    } else {
+                        "points at no label of the zone"
+                    },
+                });
+            }
+        }
         let tally = counts.index(&mut labels);
 
         let mut ns_names = Vec::new();
@@ -187,6 +233,7 @@ impl Zone {
             origin,
             serial: data.serial,
             labels,
+            aliases,
             soa,
             ns,
             servers: data.server_counts(),
@@ -289,11 +336,14 @@ impl Zone {
                 _ => {}
             }
         }
+        // A vendor name answers as its target, located as that name would
+        // be (no allocation; a map without aliases returns before hashing).
+        let rel = self.aliases.get(&rel).map_or(rel.as_str(), String::as_str);
         if matches!(qtype, RecordType::A | RecordType::AAAA | RecordType::ANY) {
             let mut key = String::with_capacity(rel.len() + 16);
             for target in targets.iter().map(String::as_str).chain(["@"]) {
                 key.clear();
-                key.push_str(&rel);
+                key.push_str(rel);
                 if target != "@" {
                     if !key.is_empty() {
                         key.push('.');
@@ -305,7 +355,7 @@ impl Zone {
                 }
             }
         }
-        if rel.is_empty() || self.labels.contains_key(&rel) {
+        if rel.is_empty() || self.labels.contains_key(rel) {
             Lookup::NoData
         } else {
             Lookup::NxDomain

@@ -28,7 +28,15 @@ fn store() -> ZoneStore {
             });
         }
     }
-    let zone = build_zone(ORIGIN, &servers, &ZoneOptions::default(), 7);
+    let vendor = |name: &str, zone: &str| crate::Vendor {
+        name: name.into(),
+        zone: zone.into(),
+    };
+    let opts = ZoneOptions {
+        vendors: vec![vendor("debian", "@"), vendor("acme", "de")],
+        ..ZoneOptions::default()
+    };
+    let zone = build_zone(ORIGIN, &servers, &opts, 7);
     let store = ZoneStore::new(ORIGIN).unwrap();
     store.load(&zone).unwrap();
     store
@@ -77,6 +85,10 @@ fn plain_queries() -> Vec<Vec<u8>> {
         "1.uk.pool.example.org.",
         "europe.pool.example.org.",
         "gb.pool.example.org.",
+        "debian.pool.example.org.",
+        "0.Debian.pool.example.org.",
+        "2.debian.pool.example.org.",
+        "3.acme.pool.example.org.",
     ] {
         for qtype in [RecordType::A, RecordType::AAAA] {
             for edns in [
@@ -121,8 +133,9 @@ fn fast_and_generic_answer_alike() {
                 }
             }
         }
-        // Every A query and the AAAA ones for `2.` (with and without ECS).
-        assert!(answered >= 2 * 8 * 6, "{answered} answered");
+        // Every A query and the AAAA ones for `2.` and `2.debian` (with and
+        // without ECS).
+        assert!(answered >= 2 * 8 * 9, "{answered} answered");
     }
 }
 
@@ -238,6 +251,13 @@ fn everything_else_goes_to_the_generic_path() {
         h.answer_fast(&ecs, src().ip(), true, &mut out),
         Fast::Answer
     );
+    // Vendor names too: the alias is resolved inside resolve_relative.
+    for name in ["debian.pool.example.org.", "1.ACME.pool.example.org."] {
+        let q = query(name, RecordType::A, None);
+        assert_eq!(h.answer_fast(&q, src().ip(), true, &mut out), Fast::Answer);
+    }
+    let q = query("2.debian.pool.example.org.", RecordType::AAAA, None);
+    assert_eq!(h.answer_fast(&q, src().ip(), true, &mut out), Fast::Answer);
 }
 
 #[test]

@@ -28,7 +28,7 @@ fn stable_seed(origin: &str) -> u64 {
     })
 }
 
-/// The zone as it should be now.
+/// The zone as it should be now, with the vendor zones as aliases.
 pub async fn zone_from_store(
     store: &Store,
     cfg: &DnsZoneConfig,
@@ -47,10 +47,20 @@ pub async fn zone_from_store(
             zones: s.zones,
         })
         .collect();
+    let vendors = store
+        .vendors()
+        .await?
+        .into_iter()
+        .map(|v| dns::Vendor {
+            name: v.name,
+            zone: v.zone,
+        })
+        .collect();
     let opts = dns::ZoneOptions {
         ns: cfg.ns.clone(),
         serial: now as u32,
         ipv6_everywhere: cfg.ipv6_everywhere,
+        vendors,
         ..Default::default()
     };
     Ok(dns::build_zone(

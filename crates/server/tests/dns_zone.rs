@@ -11,7 +11,8 @@ use store::GlobalStatus;
 on_both_backends!(
     zone_needs_the_token,
     zone_holds_only_in_dns_servers,
-    disabled_accounts_servers_leave_the_zone
+    disabled_accounts_servers_leave_the_zone,
+    vendor_zones_are_aliases_in_the_zone
 );
 
 async fn zone_needs_the_token(backend: Backend) {
@@ -123,4 +124,27 @@ async fn disabled_accounts_servers_leave_the_zone(backend: Backend) {
     ))
     .await;
     assert_eq!(apex(&t.dns_zone().await).len(), 2);
+}
+
+/// The stored vendor zones reach `/api/dns-zone` as GeoDNS aliases, and
+/// leave it when removed.
+async fn vendor_zones_are_aliases_in_the_zone(backend: Backend) {
+    let t = app_or_skip!(backend, with_dns_zone(true));
+    t.seed_zones().await;
+    let s = t.store();
+    s.add_vendor("debian", "@", "", false, 1).await.unwrap();
+    s.add_vendor("acme", "de", "", false, 1).await.unwrap();
+    let z = t.dns_zone().await;
+    let alias = |z: &serde_json::Value, label: &str| z["data"][label]["alias"].clone();
+    assert_eq!(alias(&z, "debian"), "");
+    assert_eq!(alias(&z, "2.debian"), "2");
+    assert_eq!(alias(&z, "acme"), "de");
+    assert_eq!(alias(&z, "3.acme"), "3.de");
+    // Pool labels carry no alias.
+    assert_eq!(alias(&z, "de"), serde_json::Value::Null);
+    s.remove_vendor("acme").await.unwrap();
+    let z = t.dns_zone().await;
+    assert_eq!(z["data"].get("acme"), None);
+    assert_eq!(z["data"].get("0.acme"), None);
+    assert_eq!(alias(&z, "0.debian"), "0");
 }

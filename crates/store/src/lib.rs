@@ -198,6 +198,8 @@ mod work;
 pub use web::ScoreCrossing;
 mod zone_history;
 pub use zone_history::ZoneCountRow;
+mod vendors;
+pub use vendors::{VENDOR_NOTE_MAX, VendorRow};
 mod monitor_clock;
 pub use monitor_clock::MonitorClock;
 mod monitor_view;

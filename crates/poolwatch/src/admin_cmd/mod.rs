@@ -3,7 +3,8 @@
 //!
 //! This file holds the command line and the checks made before the store
 //! is opened; one file per subcommand group: `monitors`, `servers`,
-//! `accounts`, `zones`, `backup`, `export` (with `export_formats`).
+//! `accounts`, `zones`, `vendors`, `backup`, `export` (with
+//! `export_formats`).
 
 mod accounts;
 mod backup;
@@ -11,6 +12,7 @@ mod export;
 mod export_formats;
 mod monitors;
 mod servers;
+mod vendors;
 mod zones;
 
 use crate::serve_cmd::{StoreArgs, StoreSetup};
@@ -23,6 +25,7 @@ use monitors::{MonitorCommand, monitor, monitor_settings};
 use server::admin::{self, AdminError};
 use servers::{ServerCommand, server_cmd};
 use std::process::ExitCode;
+use vendors::{VendorCommand, vendor};
 use zones::{ZoneCommand, zones};
 
 /// Manage servers, monitors and zones.
@@ -49,6 +52,7 @@ Examples:
   poolwatch admin server add 2001:db8::123 --zone de --netspeed 100000
   poolwatch admin server remove 81.2.69.142 --on 2030-01-31
   poolwatch admin zone list
+  poolwatch admin vendor add debian         # debian.<zone>, 0-3.debian.<zone>
   poolwatch admin account add acme
   poolwatch admin account contact acme --email noc@acme.example --webhook https://hooks.acme.example/pool
   poolwatch admin account set acme --admin
@@ -66,6 +70,9 @@ enum AdminCommand {
     /// Show the zones and their server counts.
     #[command(subcommand)]
     Zone(ZoneCommand),
+    /// Add, list and remove vendor zones (debian.<zone>, 0-3.debian.<zone>).
+    #[command(subcommand)]
+    Vendor(VendorCommand),
     /// Add accounts and set where their alerts go.
     #[command(subcommand)]
     Account(AccountCommand),
@@ -147,6 +154,11 @@ pub async fn run(args: Args, cmd: &clap::Command, m: &clap::ArgMatches) -> Resul
         ) => {
             ip_arg(ip)?;
         }
+        AdminCommand::Vendor(VendorCommand::Add {
+            name, zone, note, ..
+        }) => {
+            vendors::check_add(name, zone, note)?;
+        }
         AdminCommand::Backup { out } => backup::check(out, setup.database_url.as_deref())?,
         AdminCommand::Export(a) => {
             a.check()?;
@@ -166,6 +178,7 @@ pub async fn run(args: Args, cmd: &clap::Command, m: &clap::ArgMatches) -> Resul
         AdminCommand::Monitor(c) => monitor(&store, c).await,
         AdminCommand::Server(c) => server_cmd(&store, setup.geoip.as_ref(), c).await,
         AdminCommand::Zone(ZoneCommand::List { all }) => zones(&store, all).await,
+        AdminCommand::Vendor(c) => vendor(&store, c).await,
         AdminCommand::Account(c) => account(&store, c).await,
         AdminCommand::Backup { out } => backup::backup(&store, &out).await,
         AdminCommand::Export(a) => match a.check() {

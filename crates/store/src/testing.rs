@@ -62,6 +62,14 @@ pub trait StoreTesting {
         status: MonitorStatus,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Sets a server's aggregate score directly, as if scored (the in-DNS
+    /// rule reads it), so a test can put servers in DNS without monitors.
+    fn set_server_score(
+        &self,
+        server_id: i64,
+        score: f64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Stores samples of checks by one monitor directly, one transaction,
     /// without results or scoring (`(server_id, ts, packed samples)`, see
     /// [`crate::encode_samples`]): the replay bench's generator.
@@ -268,6 +276,19 @@ impl StoreTesting for Store {
             touched(n, || {
                 format!("server id {server_id} / monitor id {monitor_id}")
             })
+        })
+        .await
+    }
+
+    async fn set_server_score(&self, server_id: i64, score: f64) -> Result<(), StoreError> {
+        self.write(async |c| {
+            let n = c
+                .query("UPDATE servers SET score = $2 WHERE id = $1")
+                .bind(server_id)
+                .bind(score)
+                .execute()
+                .await?;
+            touched(n, || format!("server id {server_id}"))
         })
         .await
     }

@@ -186,6 +186,10 @@ pub use tokens::{TOKEN_NAME_MAX, TOKEN_TOUCH_S, TokenAuth, TokenRow};
 mod admin_rows;
 pub use admin_rows::{AccountHit, SEARCH_LIMIT, ServerHit};
 mod data;
+mod dns_counts;
+pub use dns_counts::{
+    DNS_COUNT_BUCKET_S, DnsCountryCount, DnsServerCounts, DnsShareRow, dns_count_hour,
+};
 mod export;
 pub use export::{ExportKey, ExportLogRow};
 mod monitors;

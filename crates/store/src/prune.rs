@@ -32,6 +32,9 @@ pub struct Housekeeping {
     /// Checks whose samples passed the sample retention
     /// ([`Store::prune_samples`]).
     pub samples: u64,
+    /// DNS count rows (buckets and report ids) past the DNS count
+    /// retention ([`Store::prune_dns_counts`]).
+    pub dns_counts: u64,
 }
 
 const BATCHES_DELETE: &str = "DELETE FROM batches WHERE seq IN \
@@ -70,6 +73,7 @@ impl Store {
             live_checks: 0,
             servers: 0,
             samples: 0,
+            dns_counts: 0,
         };
         if let Some(before) = log_before {
             // PostgreSQL: whole months first; the rows below are then only

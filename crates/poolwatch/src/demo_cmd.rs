@@ -322,6 +322,7 @@ pub async fn run(cmd: &clap::Command, m: &clap::ArgMatches) -> Result<ExitCode> 
             geoip,
             rrl: dns::RrlConfig::default(),
             refresh: Duration::from_secs(5),
+            count_interval: server::dns_counts::DEFAULT_INTERVAL,
             clock: st.clock().clone(),
         }
         .job(dns_listener)

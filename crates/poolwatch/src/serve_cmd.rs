@@ -178,6 +178,12 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", env = "POOLWATCH_DNS_REFRESH")]
     dns_refresh: Option<String>,
 
+    /// How often the DNS inside serve (--dns-listen) stores the answers it
+    /// counted, per server and client country (the server pages' client
+    /// distribution); once more when it stops. At least 1s [default: 1m].
+    #[arg(long, value_name = "DURATION", env = "POOLWATCH_DNS_COUNT_INTERVAL")]
+    dns_count_interval: Option<String>,
+
     /// How often an active monitor re-checks a server [default: 9m].
     #[arg(long, value_name = "DURATION", env = "POOLWATCH_INTERVAL_ACTIVE")]
     interval_active: Option<String>,
@@ -291,6 +297,14 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", env = "POOLWATCH_SAMPLE_RETENTION")]
     sample_retention: Option<String>,
 
+    /// How long to keep the DNS servers' answer counts (per server, hour
+    /// and client country; the client distribution on the server pages,
+    /// and `/api/v1/servers/IP/dns?days=` up to 14): older hours are
+    /// deleted by the hourly housekeeping, and reports older than this are
+    /// refused. At least 3d, e.g. 30d [default: 15d].
+    #[arg(long, value_name = "DURATION", env = "POOLWATCH_DNS_COUNT_RETENTION")]
+    dns_count_retention: Option<String>,
+
     /// Show the overall answer rate by sample position (first, second, …
     /// query of a check) on the public server pages, beside the verdict of
     /// what the samples say (rate-limited, path-loss, …). Off, the public
@@ -375,6 +389,7 @@ fn build_config(
         housekeeping: Some(server::housekeeping_job::HousekeepingSettings {
             log_retention: s.log_retention.0,
             sample_retention: s.sample_retention.0,
+            dns_count_retention: s.dns_count_retention.0,
             ..Default::default()
         }),
         alerts: Some(alerts),
@@ -498,6 +513,7 @@ pub async fn run(cmd: &Command, m: &ArgMatches) -> Result<ExitCode> {
         })?;
         tracing::info!("answering DNS for {} on {addr} (udp+tcp)", zone.origin);
         let (geoip, refresh) = (setup.geoip.clone(), s.dns_refresh.0);
+        let count_interval = s.dns_count_interval.0;
         extra.push(Box::new(move |st: &server::AppState| {
             server::DnsJob {
                 store: st.store().clone(),
@@ -505,6 +521,7 @@ pub async fn run(cmd: &Command, m: &ArgMatches) -> Result<ExitCode> {
                 geoip,
                 rrl,
                 refresh,
+                count_interval,
                 clock: st.clock().clone(),
             }
             .job(listener)

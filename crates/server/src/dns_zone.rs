@@ -76,6 +76,16 @@ pub async fn get(
     State(st): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<dns::ZoneData>, ApiError> {
+    let cfg = dns_token(&st, &headers)?;
+    Ok(Json(zone_from_store(st.store(), cfg, st.now()).await?))
+}
+
+/// The zone settings when `headers` carry the DNS token (`--dns-token-file`,
+/// compared by hash): the `poolwatch dns` routes' one check.
+pub(crate) fn dns_token<'a>(
+    st: &'a AppState,
+    headers: &HeaderMap,
+) -> Result<&'a DnsZoneConfig, ApiError> {
     let Some(cfg) = st.cfg().dns_zone.as_ref() else {
         return Err(ApiError::not_found(
             "this service publishes no DNS zone (start it with --zone)",
@@ -95,7 +105,7 @@ pub async fn get(
         Some(t) if hash_key(t) == want => {}
         _ => return Err(ApiError::unauthorized("a valid DNS token is required")),
     }
-    Ok(Json(zone_from_store(st.store(), cfg, st.now()).await?))
+    Ok(cfg)
 }
 
 /// What the DNS server inside `serve` answers from and how.
@@ -108,6 +118,9 @@ pub struct DnsJob {
     pub rrl: dns::RrlConfig,
     /// Time between zone refreshes from the store.
     pub refresh: Duration,
+    /// Time between storing the answer counts (`--dns-count-interval`,
+    /// `dns_counts::record_loop`).
+    pub count_interval: Duration,
     pub clock: Clock,
 }
 

@@ -68,12 +68,18 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "conflict", detail)
     }
 
-    /// 413: the body is over the limit.
+    /// 422: the body is well-formed but a value is not acceptable;
+    /// `detail` names the field.
+    pub fn unprocessable(detail: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", detail)
+    }
+
     /// 410: it existed but is spent (a code used or expired).
     pub fn gone(detail: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::GONE, "gone", detail)
     }
 
+    /// 413: the body is over the limit.
     pub fn too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -222,6 +228,12 @@ mod tests {
         let v: serde_json::Value =
             serde_json::from_slice(&to_bytes(r.into_body(), 1 << 16).await.unwrap()).unwrap();
         assert_eq!(v["error"], "unavailable");
+
+        let r = ApiError::unprocessable("servers[1].expected: must be finite").into_response();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let v: serde_json::Value =
+            serde_json::from_slice(&to_bytes(r.into_body(), 1 << 16).await.unwrap()).unwrap();
+        assert_eq!(v["error"], "unprocessable");
 
         let r = ApiError::unauthorized("no key").into_response();
         assert_eq!(r.headers()[header::WWW_AUTHENTICATE], "Bearer");

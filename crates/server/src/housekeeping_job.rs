@@ -4,7 +4,8 @@
 //! with a log retention set, score log rows older than that (on
 //! PostgreSQL whole partitions past it are dropped first)
 //! (`Store::housekeep`), checks' samples older than the sample retention
-//! (`Store::prune_samples`), expired sessions and e-mailed links, live checks
+//! (`Store::prune_samples`), DNS answer counts older than the DNS count
+//! retention (`Store::prune_dns_counts`), expired sessions and e-mailed links, live checks
 //! expired a day ago, and servers whose deletion date has come. What each
 //! pass deleted goes to the log and (batches, log rows, live checks,
 //! servers) to
@@ -18,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 
 pub(crate) mod settings;
 pub use settings::{
-    DEFAULT_SAMPLE_RETENTION, HOUSEKEEPING_INTERVAL, HousekeepingSettings, MIN_LOG_RETENTION,
+    DEFAULT_DNS_COUNT_RETENTION, DEFAULT_SAMPLE_RETENTION, HOUSEKEEPING_INTERVAL,
+    HousekeepingSettings, MIN_DNS_COUNT_RETENTION, MIN_LOG_RETENTION,
 };
 
 /// One pass at `now` (unix seconds): deletes, logs, counts.
@@ -66,6 +68,16 @@ pub async fn pass(
         .prune_samples(samples_before, HOUSEKEEPING_CHUNK)
         .await?;
     done.live_checks = state.store().prune_live_checks(now).await?;
+    // Client distribution: whole hours past the retention (reports that
+    // old are refused, so their ids can go with them).
+    let dns_before = now
+        - i64::try_from(settings.dns_count_retention.as_secs())
+            .unwrap_or(i64::MAX)
+            .min(now);
+    done.dns_counts = state
+        .store()
+        .prune_dns_counts(store::dns_count_hour(dns_before))
+        .await?;
     // Work stopped handing them out on their date; now they go.
     done.servers = state.store().remove_due_servers(now).await?;
     // Spent and expired verification links (an hour each) are of no use.
@@ -84,6 +96,7 @@ pub async fn pass(
             live_checks = done.live_checks,
             servers = done.servers,
             check_samples = done.samples,
+            dns_counts = done.dns_counts,
             seconds = start.elapsed().as_secs_f64(),
             "housekeeping: deleted old rows"
         );

@@ -16,6 +16,7 @@
 pub mod alerts;
 pub mod clock_check;
 mod config;
+pub mod dns_counts;
 mod dns_zone;
 mod error;
 mod evidence;
@@ -119,6 +120,7 @@ fn app(state: AppState, with_metrics: bool) -> Router {
             "/api/v1/servers/{ip}/monitors",
             get(selector_job::monitors_api),
         )
+        .route("/api/v1/servers/{ip}/dns", get(dns_counts::server_api))
         .route("/api/v1/zones", get(registry::zones))
         .route("/", get(web::index))
         .route("/scores", get(web::lookup))
@@ -144,6 +146,9 @@ fn app(state: AppState, with_metrics: bool) -> Router {
         app = app.route("/metrics", get(metrics_text));
     }
     app.route("/api/dns-zone", get(dns_zone::get))
+        // The DNS token is checked before the body is read; the handler
+        // caps the body itself (`dns_counts::report_body_cap`).
+        .route(dns::COUNTS_PATH, post(dns_counts::post))
         .fallback(not_found)
         // After every route: it applies to the routes added so far.
         .method_not_allowed_fallback(method_not_allowed)

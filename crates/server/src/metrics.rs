@@ -49,6 +49,12 @@ pub const HOUSEKEEPING_PASSES: &str = "poolwatch_housekeeping_passes_total";
 pub const STORE_PARTITIONS: &str = "poolwatch_store_partitions";
 pub const STORE_PARTITION_OLDEST: &str = "poolwatch_store_partition_oldest_start_seconds";
 pub const STORE_PARTITION_NEWEST_END: &str = "poolwatch_store_partition_newest_end_seconds";
+/// Client-distribution reports posted to `/api/dns-counts` (issue 17
+/// item 3), by outcome (`stored`, `duplicate`, `invalid`, `unauthorized`,
+/// `failed`), and the servers of the stored ones, by what (`stored`,
+/// `unknown`: not a server of the pool).
+pub const DNS_COUNT_REPORTS: &str = "poolwatch_dns_count_reports_total";
+pub const DNS_COUNT_SERVERS: &str = "poolwatch_dns_count_servers_total";
 /// 1 while no reference servers are configured (agents skip the clock check).
 pub const CLOCK_CHECK_DISABLED: &str = "poolwatch_clock_check_disabled";
 /// HTTP connections open now, and those closed at once by a cap, by which
@@ -203,6 +209,14 @@ impl Metrics {
                 "Rows deleted by housekeeping, by what: batches (past any agent's spool), log_rows (past --log-retention) live_checks (expired a day ago) and servers (deletion date reached)"
             );
             describe_counter!(HOUSEKEEPING_PASSES, "Housekeeping passes completed");
+            describe_counter!(
+                DNS_COUNT_REPORTS,
+                "DNS client-distribution reports posted, by outcome"
+            );
+            describe_counter!(
+                DNS_COUNT_SERVERS,
+                "Servers of the DNS count reports stored, by what (stored, unknown)"
+            );
             describe_gauge!(
                 STORE_PARTITIONS,
                 "PostgreSQL time partitions of a table (log_scores by month, check_samples by day), catch-alls not counted, after the last housekeeping pass"
@@ -280,6 +294,22 @@ impl Metrics {
         });
     }
 
+    /// Count one DNS count report that was not stored; `outcome` is one
+    /// of `invalid`, `unauthorized`, `failed`.
+    pub fn dns_count_report(&self, outcome: &'static str) {
+        self.record(|| counter!(DNS_COUNT_REPORTS, "outcome" => outcome).increment(1));
+    }
+
+    /// Count one DNS count report the store took (new or a duplicate).
+    pub fn dns_counts_stored(&self, stored: &dns::CountsStored) {
+        let outcome = if stored.new { "stored" } else { "duplicate" };
+        self.record(|| {
+            counter!(DNS_COUNT_REPORTS, "outcome" => outcome).increment(1);
+            counter!(DNS_COUNT_SERVERS, "what" => "stored").increment(stored.servers as u64);
+            counter!(DNS_COUNT_SERVERS, "what" => "unknown").increment(stored.unknown as u64);
+        });
+    }
+
     /// Set the store gauges.
     pub fn counts(&self, servers: i64, monitors: i64, log_rows: i64) {
         self.record(|| {
@@ -313,6 +343,7 @@ impl Metrics {
             counter!(HOUSEKEEPING_DELETED, "what" => "live_checks").increment(h.live_checks);
             counter!(HOUSEKEEPING_DELETED, "what" => "servers").increment(h.servers);
             counter!(HOUSEKEEPING_DELETED, "what" => "check_samples").increment(h.samples);
+            counter!(HOUSEKEEPING_DELETED, "what" => "dns_counts").increment(h.dns_counts);
         });
     }
 

@@ -21,6 +21,7 @@
 //! zone_guard = 0.1            # or "off", or "10%"
 //! log_retention = "forever"  # or "90d": older score log rows are deleted
 //! sample_retention = "15d"   # every sample of each check, kept this long
+//! dns_count_retention = "15d"  # DNS answer counts (client distribution), at least 3d
 //! public_sample_detail = false  # true: score pages show answer rates by sample position
 //! public_url = "https://pool.example.org"
 //! zone = "pool.example.org"
@@ -28,6 +29,7 @@
 //! dns_ns = ["ns1.example.org.", "ns2"]
 //! ipv6_everywhere = false
 //! dns_refresh = "30s"
+//! dns_count_interval = "1m"   # the DNS inside serve stores its answer counts this often
 //! dns_token_file = "/etc/poolwatch/dns.token"
 //!
 //! [http]
@@ -118,6 +120,8 @@ pub struct ServeSettings {
     pub zone_guard: ZoneGuard,
     pub log_retention: LogRetention,
     pub sample_retention: HumanDuration,
+    /// DNS answer counts (client distribution) are kept this long.
+    pub dns_count_retention: HumanDuration,
     /// The public server page shows the answer rate by sample position
     /// beside the samples' verdict.
     pub public_sample_detail: bool,
@@ -128,6 +132,8 @@ pub struct ServeSettings {
     pub dns_ns: Vec<String>,
     pub ipv6_everywhere: bool,
     pub dns_refresh: HumanDuration,
+    /// How often the DNS inside `serve` stores its answer counts.
+    pub dns_count_interval: HumanDuration,
     pub http: HttpSection,
     pub rate_limit: RateLimitSection,
     pub alerts: AlertsSection,
@@ -239,6 +245,9 @@ impl Default for ServeSettings {
             zone_guard: ZoneGuard(ZoneGuardConfig::default()),
             log_retention: LogRetention(None),
             sample_retention: HumanDuration(server::housekeeping_job::DEFAULT_SAMPLE_RETENTION),
+            dns_count_retention: HumanDuration(
+                server::housekeeping_job::DEFAULT_DNS_COUNT_RETENTION,
+            ),
             public_sample_detail: d.public_sample_detail,
             public_url: None,
             zone: None,
@@ -247,6 +256,7 @@ impl Default for ServeSettings {
             dns_ns: Vec::new(),
             ipv6_everywhere: false,
             dns_refresh: HumanDuration::secs(30),
+            dns_count_interval: HumanDuration(server::dns_counts::DEFAULT_INTERVAL),
             http: HttpSection::default(),
             rate_limit: RateLimitSection::default(),
             alerts: AlertsSection::default(),
@@ -332,6 +342,17 @@ impl Settings for ServeSettings {
         .check()
         .map_err(|(key, why)| Invalid::new(key, format!("must be in range: {why}")))?;
         at_least("dns_refresh", self.dns_refresh, Duration::from_millis(100))?;
+        at_least(
+            "dns_count_interval",
+            self.dns_count_interval,
+            Duration::from_secs(1),
+        )?;
+        // The server page reads the last 3 days.
+        at_least(
+            "dns_count_retention",
+            self.dns_count_retention,
+            server::housekeeping_job::MIN_DNS_COUNT_RETENTION,
+        )?;
         // A check's samples must outlive the hour between housekeeping passes.
         at_least(
             "sample_retention",

@@ -15,6 +15,14 @@ pub const MIN_LOG_RETENTION: Duration = Duration::from_secs(2 * 86_400);
 /// window the per-position analysis and `policy replay` read.
 pub const DEFAULT_SAMPLE_RETENTION: Duration = Duration::from_secs(15 * 86_400);
 
+/// How long the DNS processes' answer counts (client distribution, issue
+/// 17 item 3) are kept by default: the longest window the server's JSON
+/// (`?days=14`) reads, and its first hour.
+pub const DEFAULT_DNS_COUNT_RETENTION: Duration = Duration::from_secs(15 * 86_400);
+
+/// The shortest DNS count retention: the server page's window, 3 days.
+pub const MIN_DNS_COUNT_RETENTION: Duration = Duration::from_secs(3 * 86_400);
+
 /// What housekeeping keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HousekeepingSettings {
@@ -24,6 +32,9 @@ pub struct HousekeepingSettings {
     pub log_retention: Option<Duration>,
     /// Checks' samples older than this are deleted.
     pub sample_retention: Duration,
+    /// Hourly DNS count buckets older than this are deleted, and reports
+    /// older are refused.
+    pub dns_count_retention: Duration,
 }
 
 impl Default for HousekeepingSettings {
@@ -32,6 +43,7 @@ impl Default for HousekeepingSettings {
             interval: HOUSEKEEPING_INTERVAL,
             log_retention: None,
             sample_retention: DEFAULT_SAMPLE_RETENTION,
+            dns_count_retention: DEFAULT_DNS_COUNT_RETENTION,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! `/manage/admin`: for members of an admin account only (everyone else
 //! gets 404, as if there were no such page): approve pending monitors,
 //! search servers and accounts, disable or enable an account, move a
-//! server, set a monitor's check settings (`admin_monitors`).
+//! server, set a monitor's check settings (`admin_monitors`); the servers
+//! whose DNS share is far above their netspeed share are listed.
 
 use super::auth::{CsrfForm, Operator, csrf_field};
 use super::view::page;
@@ -44,6 +45,7 @@ pub async fn admin_page(
         .into_iter()
         .filter(|m| m.status == store::GlobalStatus::Pending)
         .collect();
+    let flagged = crate::dns_counts::flagged(st.store(), st.now()).await?;
     let (accounts, servers, monitors) = if q.is_empty() {
         (Vec::new(), Vec::new(), html! {})
     } else {
@@ -82,6 +84,7 @@ pub async fn admin_page(
                     } }
                 } }
             }
+            (crate::web::distribution_page::admin_section(&flagged))
             form.lookup method="get" action="/manage/admin" {
                 input name="q" value=(q) placeholder="account, e-mail, address or hostname" aria-label="Search";
                 button type="submit" { "Search" }

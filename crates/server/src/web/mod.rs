@@ -7,6 +7,7 @@
 
 mod alerts_page;
 mod chart;
+pub(crate) mod distribution_page;
 pub(crate) mod evidence_page;
 pub(crate) mod html;
 mod selection_page;

@@ -120,7 +120,16 @@ pub async fn server(
         .store()
         .alerts_for_server(s.id, super::alerts_page::PAGE_ALERTS)
         .await?;
+    let distribution = crate::dns_counts::Distribution::read(
+        st.store(),
+        s.id,
+        s.ip,
+        crate::dns_counts::DEFAULT_DAYS,
+        now,
+    )
+    .await?;
     let sections = Sections {
+        distribution: &distribution,
         samples: &samples,
         sample_detail: st.cfg().public_sample_detail,
         traces: &traces,
@@ -133,6 +142,7 @@ pub async fn server(
 
 /// The sections below the history, each from its own source.
 struct Sections<'a> {
+    distribution: &'a crate::dns_counts::Distribution,
     samples: &'a crate::evidence::ServerEvidence,
     /// `--public-sample-detail`.
     sample_detail: bool,
@@ -212,6 +222,7 @@ fn render(
         }
         (errors(rows, &names))
         (super::evidence_page::public_section(sections.samples, sections.sample_detail))
+        (super::distribution_page::section(sections.distribution))
         (super::selection_page::section(sections.selection))
         (super::traceroutes_page::section(sections.traces, now))
         (super::alerts_page::section(sections.alerts))
@@ -222,6 +233,8 @@ fn render(
             a href={ "/scores/" (ip) "/json?monitor=*&limit=" (CHART_ROWS) } { "JSON" }
             " · "
             a href={ "/api/v1/servers/" (ip) } { "current standing (JSON)" }
+            " · "
+            a href={ "/api/v1/servers/" (ip) "/dns" } { "client distribution (JSON)" }
             " · server #" (s.id)
         }
         // From its own URL: the pages' policy allows no inline script.

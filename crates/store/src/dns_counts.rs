@@ -59,6 +59,15 @@ struct Totals {
     expected: f64,
 }
 
+/// One server's part of a report, its entries summed.
+#[derive(Default)]
+struct Merged<'a> {
+    answers: i64,
+    zone_answers: i64,
+    expected: f64,
+    by_country: BTreeMap<&'a str, i64>,
+}
+
 #[derive(sqlx::FromRow)]
 struct IdIp {
     id: i64,
@@ -169,7 +178,7 @@ impl Store {
         let hour = dns_count_hour(report.to);
         // Checked and merged before the transaction: a bad count holds no
         // lock, and an address given twice is one row.
-        let mut by_ip: HashMap<String, (i64, i64, f64, BTreeMap<&str, i64>)> = HashMap::new();
+        let mut by_ip: HashMap<String, Merged> = HashMap::new();
         for s in &report.servers {
             if !s.expected.is_finite() || s.expected < 0.0 {
                 return Err(StoreError::Invalid(format!(
@@ -177,15 +186,15 @@ impl Store {
                     s.ip, s.expected
                 )));
             }
-            let e = by_ip
-                .entry(canonical(s.ip))
-                .or_insert((0, 0, 0.0, BTreeMap::new()));
-            e.1 = e.1.saturating_add(count("zone_answers", s.zone_answers)?);
-            e.2 += s.expected;
+            let e = by_ip.entry(canonical(s.ip)).or_default();
+            e.zone_answers = e
+                .zone_answers
+                .saturating_add(count("zone_answers", s.zone_answers)?);
+            e.expected += s.expected;
             for (country, n) in &s.answers {
                 let n = count("answers", *n)?;
-                e.0 = e.0.saturating_add(n);
-                let c = e.3.entry(country.as_str()).or_insert(0);
+                e.answers = e.answers.saturating_add(n);
+                let c = e.by_country.entry(country.as_str()).or_insert(0);
                 *c = c.saturating_add(n);
             }
         }
@@ -217,11 +226,11 @@ impl Store {
             let mut hours = Vec::with_capacity(known.len());
             let mut per_country = Vec::new();
             for IdIp { id, ip } in &known {
-                let Some((answers, zone_answers, expected, by_country)) = by_ip.get(ip) else {
+                let Some(m) = by_ip.get(ip) else {
                     continue;
                 };
-                hours.push((id, answers, zone_answers, expected));
-                per_country.extend(by_country.iter().map(|(k, n)| (id, k, n)));
+                hours.push((id, m.answers, m.zone_answers, m.expected));
+                per_country.extend(m.by_country.iter().map(|(k, n)| (id, k, n)));
             }
             if !hours.is_empty() {
                 c.query(ADD_SERVER_HOURS)

@@ -77,9 +77,13 @@ struct IdIp {
 const TAKE_REPORT: &str = "INSERT INTO dns_count_reports (report_id, instance, hour, received_on) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (report_id) DO NOTHING";
 
+/// By id: every report then upserts its rows in one order (servers by id,
+/// countries by code), so two reports of one hour stored at once on
+/// PostgreSQL wait for each other instead of deadlocking.
 const SERVER_IDS: Sql = Sql {
-    sqlite: "SELECT id, ip FROM servers WHERE ip IN (SELECT value FROM json_each($1))",
-    pg: "SELECT id, ip FROM servers WHERE ip IN (SELECT jsonb_array_elements_text($1::jsonb))",
+    sqlite: "SELECT id, ip FROM servers WHERE ip IN (SELECT value FROM json_each($1)) ORDER BY id",
+    pg: "SELECT id, ip FROM servers WHERE ip IN (SELECT jsonb_array_elements_text($1::jsonb)) \
+         ORDER BY id",
 };
 
 /// `$1`: `[[server_id, answers, zone_answers, expected], …]`, `$2` the hour.

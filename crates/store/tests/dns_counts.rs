@@ -18,6 +18,7 @@ both_backends!(
     a_report_lands_in_the_hour_of_its_to,
     a_repeated_report_id_adds_nothing,
     a_concurrent_double_submit_is_stored_once,
+    concurrent_reports_of_one_hour_all_count,
     unknown_addresses_are_skipped,
     the_window_starts_at_its_hour,
     the_flag_needs_the_ratio_and_enough_answers,
@@ -185,6 +186,42 @@ async fn a_concurrent_double_submit_is_stored_once(db: &TestDb) {
     let got = db.store.dns_counts_for_server(a, H0).await.unwrap();
     assert_eq!((got.answers, got.zone_answers), (4, 10));
     assert_eq!(got.countries[0].country_answers, 10);
+}
+
+/// Several DNS processes' reports of the same hour at once, listing the
+/// same servers in opposite orders: every one is stored, none lost to a
+/// deadlock, and the sums are exact.
+async fn concurrent_reports_of_one_hour_all_count(db: &TestDb) {
+    let (a, b) = two_servers(db).await;
+    let mut tasks = Vec::new();
+    for i in 0..8u64 {
+        let mut servers = vec![
+            server("192.0.2.1", &[("de", i + 1), ("fr", 1)], 10, 1.0),
+            server("2001:db8::1", &[("de", 2)], 10, 1.0),
+        ];
+        if i % 2 == 1 {
+            servers.reverse();
+        }
+        let r = report(
+            &format!("c{i}"),
+            H0 + 60,
+            &[("de", 100), ("fr", 1)],
+            servers,
+        );
+        let s = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.record_dns_counts(&r, H0 + 60).await
+        }));
+    }
+    for t in tasks {
+        assert!(t.await.unwrap().unwrap().new);
+    }
+    let got = db.store.dns_counts_for_server(a, H0).await.unwrap();
+    // de: 1 + 2 + … + 8 = 36, fr: 8.
+    assert_eq!((got.answers, got.zone_answers), (44, 80));
+    assert_eq!(got.countries[0].country_answers, 800);
+    let got = db.store.dns_counts_for_server(b, H0).await.unwrap();
+    assert_eq!(got.answers, 16);
 }
 
 async fn unknown_addresses_are_skipped(db: &TestDb) {

@@ -314,8 +314,8 @@ fn serve_sources_win_in_order() {
                 env: "POOLWATCH_DNS_COUNT_RETENTION",
                 file: "\"30d\"",
                 env_text: "4d",
-                flag_text: "72h",
-                want: ["30d", "4d", "72h"],
+                flag_text: "5d",
+                want: ["30d", "4d", "5d"],
             },
             Layered {
                 key: "dns_count_interval",

@@ -20,6 +20,7 @@ on_both_backends!(
     a_report_is_stored_once,
     the_json_reads_a_window_of_days,
     the_loop_stores_every_harvest,
+    housekeeping_drops_counts_past_the_retention,
 );
 
 /// The service's clock: 2027-01-15 08:00:00 UTC plus 20 minutes.
@@ -320,4 +321,34 @@ async fn the_loop_stores_every_harvest(backend: Backend) {
     let want: i64 = handed.lock().unwrap().iter().sum();
     assert!(*seq.lock().unwrap() >= 5, "a last harvest at shutdown");
     assert_eq!(stored_reports(&t).await, want);
+}
+
+async fn housekeeping_drops_counts_past_the_retention(backend: Backend) {
+    use server::housekeeping_job::{HousekeepingSettings, pass};
+    let Some(t) = open(backend).await else { return };
+    assert_eq!(
+        post(&t, Some(DNS_TOKEN), &report("kept", NOW)).await.status,
+        StatusCode::OK
+    );
+    let settings = HousekeepingSettings {
+        dns_count_retention: Duration::from_secs(3 * 86_400),
+        ..HousekeepingSettings::default()
+    };
+    // Two days on: within the retention.
+    let done = pass(&t.state, &settings, NOW + 2 * 86_400).await.unwrap();
+    assert_eq!(done.dns_counts, 0);
+    assert_eq!(stored_reports(&t).await, 6);
+    // Four days on: the hour, its country totals and its report id go.
+    let done = pass(&t.state, &settings, NOW + 4 * 86_400).await.unwrap();
+    assert_eq!(
+        done.dns_counts, 5,
+        "hours, countries (2), server, report id"
+    );
+    let d = t.get("/api/v1/servers/192.0.2.10/dns?days=14").await.json();
+    assert_eq!(d["answers"], 0);
+    let text = t.get("/metrics").await.text();
+    assert!(
+        text.contains(r#"poolwatch_housekeeping_deleted_total{what="dns_counts"} 5"#),
+        "{text}"
+    );
 }

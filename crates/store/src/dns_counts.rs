@@ -1,5 +1,5 @@
 //! Client distribution (issue 17 item 3): the DNS processes' answer counts
-//! (`dns::CountReport`), kept in hourly buckets (migration
+//! (`api::dns_counts::CountReport`), kept in hourly buckets (migration
 //! `0014_dns_counts`). A report is stored whole in one transaction, once
 //! per `report_id`; the reads sum the buckets of a window. Each report's
 //! rows go in as one JSON text per table (`json_each` on SQLite,
@@ -8,7 +8,7 @@
 
 use crate::conn::Sql;
 use crate::{Store, StoreError};
-use dns::{CountReport, CountsStored};
+use api::dns_counts::{CountReport, CountsStored};
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 

@@ -5,8 +5,8 @@
 
 mod common;
 
+use api::dns_counts::{CountReport, CountsStored, ServerCount};
 use common::{TestDb, add_server_in, seed_global};
-use dns::{CountReport, CountsStored, ServerCount};
 use std::collections::BTreeMap;
 use store::*;
 

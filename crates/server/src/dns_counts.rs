@@ -70,7 +70,10 @@ pub async fn post(
 ) -> Result<Json<CountsStored>, ApiError> {
     let metrics = st.metrics();
     if let Err(e) = dns_token(&st, &headers) {
-        metrics.dns_count_report("unauthorized");
+        // A closed route (no --zone or no token: 404) is not a refusal.
+        if e.status() == axum::http::StatusCode::UNAUTHORIZED {
+            metrics.dns_count_report("unauthorized");
+        }
         return Err(e);
     }
     let report = match read_report(&st, body).await {

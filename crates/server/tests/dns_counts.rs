@@ -82,6 +82,12 @@ async fn counts_need_the_token(backend: Backend) {
         assert_eq!(r.json()["error"], "unauthorized");
     }
     assert_eq!(stored_reports(&t).await, 0);
+    assert!(
+        t.get("/metrics")
+            .await
+            .text()
+            .contains("poolwatch_dns_count_reports_total{outcome=\"unauthorized\"} 2")
+    );
     // Without a configured token nobody may post.
     let db = common::TestDb::open(backend).await.unwrap();
     let closed = TestApp::new(db, with_dns_zone(false)).with_clock(Clock::fixed(NOW));

@@ -53,8 +53,8 @@ pub const STORE_PARTITION_NEWEST_END: &str = "poolwatch_store_partition_newest_e
 /// item 3), by outcome (`stored`, `duplicate`, `invalid`, `unauthorized`,
 /// `failed`), and the servers of the stored ones, by what (`stored`,
 /// `unknown`: not a server of the pool).
-pub const DNS_COUNT_REPORTS: &str = "poolwatch_dns_count_reports_total";
-pub const DNS_COUNT_SERVERS: &str = "poolwatch_dns_count_servers_total";
+pub const DNS_COUNT_REPORTS: &str = "poolwatch_dns_counts_received_total";
+pub const DNS_COUNT_SERVERS: &str = "poolwatch_dns_counts_received_servers_total";
 /// 1 while no reference servers are configured (agents skip the clock check).
 pub const CLOCK_CHECK_DISABLED: &str = "poolwatch_clock_check_disabled";
 /// HTTP connections open now, and those closed at once by a cap, by which

@@ -86,7 +86,7 @@ async fn counts_need_the_token(backend: Backend) {
         t.get("/metrics")
             .await
             .text()
-            .contains("poolwatch_dns_count_reports_total{outcome=\"unauthorized\"} 2")
+            .contains("poolwatch_dns_counts_received_total{outcome=\"unauthorized\"} 2")
     );
     // Without a configured token nobody may post.
     let db = common::TestDb::open(backend).await.unwrap();
@@ -192,7 +192,7 @@ async fn bad_bodies_are_422_and_store_nothing(backend: Backend) {
     assert_eq!(r.json()["new"], true);
     let metrics = t.get("/metrics").await.text();
     assert!(
-        metrics.contains("poolwatch_dns_count_reports_total{outcome=\"invalid\"} 14"),
+        metrics.contains("poolwatch_dns_counts_received_total{outcome=\"invalid\"} 14"),
         "{metrics}"
     );
 }
@@ -232,9 +232,9 @@ async fn a_report_is_stored_once(backend: Backend) {
     );
     let metrics = t.get("/metrics").await.text();
     for line in [
-        "poolwatch_dns_count_reports_total{outcome=\"stored\"} 2",
-        "poolwatch_dns_count_reports_total{outcome=\"duplicate\"} 2",
-        "poolwatch_dns_count_servers_total{what=\"unknown\"} 2",
+        "poolwatch_dns_counts_received_total{outcome=\"stored\"} 2",
+        "poolwatch_dns_counts_received_total{outcome=\"duplicate\"} 2",
+        "poolwatch_dns_counts_received_servers_total{what=\"unknown\"} 2",
     ] {
         assert!(metrics.contains(line), "{line}\n{metrics}");
     }

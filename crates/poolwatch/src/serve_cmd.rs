@@ -180,7 +180,8 @@ pub struct Args {
 
     /// How often the DNS inside serve (--dns-listen) stores the answers it
     /// counted, per server and client country (the server pages' client
-    /// distribution); once more when it stops. At least 1s [default: 1m].
+    /// distribution); once more when it stops. 1s to 1h, or off (nothing
+    /// stored) [default: 1m].
     #[arg(long, value_name = "DURATION", env = "POOLWATCH_DNS_COUNT_INTERVAL")]
     dns_count_interval: Option<String>,
 

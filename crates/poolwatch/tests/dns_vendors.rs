@@ -8,13 +8,12 @@
 
 mod common;
 
-use common::e2e::{Proc, admin, free_tcp_port, free_udp_port_on, get, wait_until};
+use common::e2e::{Proc, admin, free_tcp_port, free_udp_port_on, get, lift_scores, wait_until};
 use common::{assert_usage_error, poolwatch, stderr, stdout};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-use store::testing::StoreTesting as _;
 
 const ZONE: &str = "pool.example.org";
 const MMDB: &str = geo::fixtures::COUNTRY_MMDB;
@@ -156,17 +155,7 @@ fn vendor_names_answer_over_dns_in_serve_and_in_poolwatch_dns() {
         admin(d, &["server", "add", ip, "--zone", cc, "--allow-private"]);
     }
     // In DNS without monitors: the score the in-DNS rule reads.
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async {
-            let store = store::Store::open(None, d).await.unwrap();
-            for s in store.list_servers().await.unwrap() {
-                store.set_server_score(s.id, 20.0).await.unwrap();
-            }
-            store.close().await;
-        });
+    lift_scores(d);
     admin(d, &["vendor", "add", "debian"]);
     admin(d, &["vendor", "add", "acme", "--zone", "de"]);
 

@@ -119,7 +119,7 @@ pub struct DnsJob {
     /// Time between zone refreshes from the store.
     pub refresh: Duration,
     /// Time between storing the answer counts (`--dns-count-interval`,
-    /// `dns_counts::record_loop`).
+    /// `dns_counts::record_loop`); zero: not stored.
     pub count_interval: Duration,
     pub clock: Clock,
 }
@@ -144,40 +144,35 @@ impl DnsJob {
                             .with_context(|| format!("cannot listen for DNS on {addr}"))?
                     }
                 };
-                run_dns(
-                    this.store,
-                    this.zone,
-                    listener,
-                    this.geoip,
-                    this.rrl,
-                    this.refresh,
-                    this.clock,
-                    stop,
-                )
-                .await
+                run_dns(this, listener, stop).await
             }
         })
     }
 }
 
-/// Answer DNS for the pool zone on `listener` from this store, refreshing
-/// the zone every `refresh` without blocking queries, until `shutdown`;
+/// Answer DNS for the pool zone on `listener` from the job's store,
+/// refreshing the zone every `refresh` without blocking queries and
+/// storing the answer counts every `count_interval` (and once more when
+/// stopping: the answers of the last interval are kept), until `shutdown`;
 /// UDP responses are rate-limited with `rrl`.
-#[allow(clippy::too_many_arguments)]
 pub async fn run_dns(
-    store: Store,
-    cfg: DnsZoneConfig,
+    job: DnsJob,
     listener: dns::DnsListener,
-    geoip: Option<geo::GeoIp>,
-    rrl: dns::RrlConfig,
-    refresh: Duration,
-    clock: Clock,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let DnsJob {
+        store,
+        zone: cfg,
+        geoip,
+        rrl,
+        refresh,
+        count_interval,
+        clock,
+    } = job;
     let zones = dns::ZoneStore::new(&cfg.origin)
         .map_err(|e| anyhow::anyhow!("zone {}: {e}", cfg.origin))?;
     let source = {
-        let (store, cfg) = (store.clone(), cfg.clone());
+        let (store, cfg, clock) = (store.clone(), cfg.clone(), clock.clone());
         move || {
             let (store, cfg, now) = (store.clone(), cfg.clone(), clock.now());
             async move { zone_from_store(&store, &cfg, now).await }
@@ -189,11 +184,28 @@ pub async fn run_dns(
         source,
         shutdown.clone().cancelled_owned(),
     ));
-    listener
-        .serve(
-            dns::GeoDnsHandler::new(zones, geoip).with_rrl(&rrl),
-            shutdown.cancelled_owned(),
-        )
+    let handler = dns::GeoDnsHandler::new(zones, geoip).with_rrl(&rrl);
+    // The counts are stored directly (no HTTP): the loop's last harvest
+    // runs after the listener has stopped, so it holds the last answers.
+    // Interval 0 (`--dns-count-interval off`): nothing stored.
+    let counts = handler.counts();
+    let counting = CancellationToken::new();
+    let recorder = (!count_interval.is_zero()).then(|| {
+        tokio::spawn(crate::dns_counts::record_loop(
+            store,
+            clock.clone(),
+            count_interval,
+            move || counts.harvest(clock.now()),
+            counting.clone(),
+        ))
+    });
+    let served = listener
+        .serve(handler, shutdown.cancelled_owned())
         .await
-        .map_err(|e| anyhow::anyhow!("DNS server: {e}"))
+        .map_err(|e| anyhow::anyhow!("DNS server: {e}"));
+    counting.cancel();
+    if let Some(recorder) = recorder {
+        let _ = recorder.await;
+    }
+    served
 }

@@ -83,25 +83,31 @@ impl Settings for DnsSettings {
             ));
         }
         at_least("refresh", self.refresh, Duration::from_millis(100))?;
-        if self.count_interval.0 > Duration::from_secs(3600) {
-            return Err(Invalid::new(
-                "count_interval",
-                format!("{} is too long: at most 1h (or off)", self.count_interval),
-            ));
-        }
-        if !self.count_interval.0.is_zero() {
-            at_least(
-                "count_interval",
-                self.count_interval,
-                Duration::from_secs(1),
-            )?;
-        }
+        count_interval("count_interval", self.count_interval)?;
         self.dns_rrl.validate()
     }
 }
 
+/// How often a DNS process hands over its answer counts (`poolwatch dns
+/// --count-interval`, `serve --dns-count-interval`): 1 s to 1 h, or 0
+/// (`off`): never.
+pub(crate) fn count_interval(key: &str, every: HumanDuration) -> Result<(), Invalid> {
+    if every.0 > Duration::from_secs(3600) {
+        return Err(Invalid::new(
+            key,
+            format!("{every} is too long: at most 1h (or off)"),
+        ));
+    }
+    if every.0.is_zero() {
+        return Ok(());
+    }
+    at_least(key, every, Duration::from_secs(1))
+}
+
 /// A duration, or `off` (the same as 0).
-fn duration_or_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<HumanDuration, D::Error> {
+pub(crate) fn duration_or_off<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<HumanDuration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Text {

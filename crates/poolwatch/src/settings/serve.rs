@@ -132,7 +132,9 @@ pub struct ServeSettings {
     pub dns_ns: Vec<String>,
     pub ipv6_everywhere: bool,
     pub dns_refresh: HumanDuration,
-    /// How often the DNS inside `serve` stores its answer counts.
+    /// How often the DNS inside `serve` stores its answer counts; 0 (or
+    /// "off"): never.
+    #[serde(deserialize_with = "super::dns::duration_or_off")]
     pub dns_count_interval: HumanDuration,
     pub http: HttpSection,
     pub rate_limit: RateLimitSection,
@@ -342,11 +344,7 @@ impl Settings for ServeSettings {
         .check()
         .map_err(|(key, why)| Invalid::new(key, format!("must be in range: {why}")))?;
         at_least("dns_refresh", self.dns_refresh, Duration::from_millis(100))?;
-        at_least(
-            "dns_count_interval",
-            self.dns_count_interval,
-            Duration::from_secs(1),
-        )?;
+        super::dns::count_interval("dns_count_interval", self.dns_count_interval)?;
         // The server page reads the last 3 days.
         at_least(
             "dns_count_retention",

@@ -227,6 +227,23 @@ pub fn admin(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Lifts every server of the SQLite store in `dir` to score 20, as if
+/// scored: in DNS without monitors (tests about DNS, not about scoring).
+pub fn lift_scores(dir: &Path) {
+    use store::testing::StoreTesting as _;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let store = store::Store::open(None, dir).await.unwrap();
+            for s in store.list_servers().await.unwrap() {
+                store.set_server_score(s.id, 20.0).await.unwrap();
+            }
+            store.close().await;
+        });
+}
+
 pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while start.elapsed() < limit {

@@ -160,7 +160,9 @@ impl GeoDnsHandler {
             return Fast::Generic;
         };
         let name = &plain.question[..plain.question.len() - 4];
-        let Some(rel) = relative(name, zone.origin_wire()) else {
+        // Longest origin first: the first match is the most specific; a
+        // mismatch costs a length check and one compare, no allocation.
+        let Some(rel) = zone.apexes().iter().find_map(|a| relative(name, a.wire())) else {
             return Fast::Generic;
         };
         let ecs = plain.edns.and_then(|(_, s)| s);

@@ -302,7 +302,9 @@ impl RequestHandler for GeoDnsHandler {
                 )));
             }
             let qname = q.original().name();
-            let soa = || vec![zone.soa().clone()];
+            // The origin asked under gives the SOA and NS (none: REFUSED).
+            let apex = zone.apex(q.name());
+            let soa = || apex.map(|a| a.soa().clone()).into_iter().collect();
             let ok = |answers: Vec<Record>, zone: Arc<str>| Reply {
                 rcode: ResponseCode::NoError,
                 authoritative: true,
@@ -324,7 +326,7 @@ impl RequestHandler for GeoDnsHandler {
                     ..ok(Vec::new(), "-".into())
                 },
                 Lookup::Soa => ok(soa(), "@".into()),
-                Lookup::Ns => ok(zone.ns().to_vec(), "@".into()),
+                Lookup::Ns => ok(apex.map_or(Vec::new(), |a| a.ns().to_vec()), "@".into()),
                 Lookup::CountryDebug | Lookup::StatusDebug => {
                     let txt = if matches!(found, Lookup::CountryDebug) {
                         country_debug(&loc, ecs, &zone)

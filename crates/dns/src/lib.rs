@@ -49,4 +49,4 @@ pub use pick::Weighted;
 pub use rrl::{ResponseKind, Rrl, RrlConfig, Verdict};
 pub use sockets::{DnsListener, TCP_IDLE_TIMEOUT, run_dns};
 pub use vendor::{Vendor, check_vendor_name, vendor_zone};
-pub use zone::{Label, Lookup, MAX_HOSTS_LIMIT, Zone, ZoneError};
+pub use zone::{Apex, Label, Lookup, MAX_HOSTS_LIMIT, Zone, ZoneError};

@@ -18,7 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// for a load.
 #[derive(Clone)]
 pub struct ZoneStore {
-    origin: Arc<str>,
+    /// The zone's names, lower case, without the final dot, as given.
+    origins: Arc<[String]>,
     current: Arc<RwLock<Option<Arc<Zone>>>>,
     /// The answer counts of every zone it loads (kept across loads).
     counts: Arc<Shared>,
@@ -28,18 +29,33 @@ impl ZoneStore {
     /// An empty store for `origin` (queries get SERVFAIL until a zone is
     /// loaded). Fails if `origin` is not a domain name.
     pub fn new(origin: &str) -> Result<ZoneStore, ZoneError> {
-        // Check the name now rather than at the first load.
-        Zone::new(origin, &empty())?;
+        ZoneStore::with_origins(&[origin])
+    }
+
+    /// An empty store whose zones answer under each of `origins` (see
+    /// [`Zone::with_origins`]). Fails if one is not a domain name, one is
+    /// given twice, or none is given.
+    pub fn with_origins<S: AsRef<str>>(origins: &[S]) -> Result<ZoneStore, ZoneError> {
+        // Check the names now rather than at the first load.
+        Zone::with_origins(origins, &empty())?;
         Ok(ZoneStore {
-            origin: Arc::from(origin.trim().trim_end_matches('.').to_ascii_lowercase()),
+            origins: origins
+                .iter()
+                .map(|o| o.as_ref().trim().trim_end_matches('.').to_ascii_lowercase())
+                .collect(),
             current: Arc::new(RwLock::new(None)),
             counts: Arc::default(),
         })
     }
 
-    /// The zone name, lower case, without the final dot.
+    /// The (first) zone name, lower case, without the final dot.
     pub fn origin(&self) -> &str {
-        &self.origin
+        &self.origins[0]
+    }
+
+    /// Every zone name, as given, lower case, without the final dot.
+    pub fn origins(&self) -> &[String] {
+        &self.origins
     }
 
     pub(crate) fn counts(&self) -> &Arc<Shared> {
@@ -59,7 +75,7 @@ impl ZoneStore {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let mut zone = Zone::counted(&self.origin, data, &self.counts)?;
+        let mut zone = Zone::counted(&self.origins, data, &self.counts)?;
         zone.loaded_at = now as i64;
         let zone = Arc::new(zone);
         let old = {

@@ -34,6 +34,10 @@ pub enum ZoneError {
         target: String,
         reason: &'static str,
     },
+    #[error("no zone name given")]
+    NoOrigin,
+    #[error("zone name {name:?} is given twice")]
+    SameOrigin { name: String },
 }
 
 /// One label of the zone, ready to answer from.
@@ -93,19 +97,52 @@ impl Lookup<'_> {
     }
 }
 
+/// One name the zone answers under, with its own SOA and NS records.
+#[derive(Debug)]
+pub struct Apex {
+    name: Name,
+    /// The name in wire format, lower-case (the fast path's suffix).
+    wire: Vec<u8>,
+    soa: Record,
+    ns: Vec<Record>,
+}
+
+impl Apex {
+    /// The origin (fully qualified, lower-case).
+    pub fn name(&self) -> &Name {
+        &self.name
+    }
+
+    pub(crate) fn wire(&self) -> &[u8] {
+        &self.wire
+    }
+
+    pub fn soa(&self) -> &Record {
+        &self.soa
+    }
+
+    pub fn ns(&self) -> &[Record] {
+        &self.ns
+    }
+}
+
 /// A zone loaded from [`ZoneData`]: immutable, shared by all queries.
+///
+/// One zone may answer under several origins (`pool.example.org` and
+/// `pool.example.net`): the labels and their pickers are shared, each
+/// origin has its own SOA and NS records.
 #[derive(Debug)]
 pub struct Zone {
-    origin: Name,
-    /// The origin in wire format, lower-case (the fast path's suffix).
-    origin_wire: Vec<u8>,
+    /// The origins, longest first, so that the first one a name is under
+    /// is the most specific when origins nest.
+    apexes: Vec<Apex>,
+    /// The index in `apexes` of the first origin given (`origin`, `soa`, `ns`).
+    first: usize,
     serial: u32,
     labels: HashMap<String, Label>,
     /// Names that answer as another label (vendor names): name → target,
     /// both relative and lower-case; every target is in `labels`.
     aliases: HashMap<String, String>,
-    soa: Record,
-    ns: Vec<Record>,
     /// Distinct IPv4 and IPv6 addresses.
     servers: (usize, usize),
     /// When this process loaded the zone, unix seconds (0: not said);
@@ -118,16 +155,42 @@ pub struct Zone {
 impl Zone {
     /// Loads `data` as the zone `origin` (e.g. `pool.example.org`).
     pub fn new(origin: &str, data: &ZoneData) -> Result<Zone, ZoneError> {
-        Zone::counted(origin, data, &Shared::default())
+        Zone::with_origins(&[origin], data)
     }
 
-    /// [`Zone::new`], counting its answers into `counts`.
-    pub(crate) fn counted(
-        origin: &str,
+    /// Loads `data` as one zone answering under each of `origins` (NS and
+    /// contact names in the data are relative to each origin unless they
+    /// end with a dot).
+    pub fn with_origins<S: AsRef<str>>(origins: &[S], data: &ZoneData) -> Result<Zone, ZoneError> {
+        Zone::counted(origins, data, &Shared::default())
+    }
+
+    /// [`Zone::with_origins`], counting its answers into `counts`.
+    pub(crate) fn counted<S: AsRef<str>>(
+        origins: &[S],
         data: &ZoneData,
         counts: &Shared,
     ) -> Result<Zone, ZoneError> {
-        let origin = parse_origin(origin)?;
+        let mut apexes: Vec<Apex> = Vec::with_capacity(origins.len());
+        for origin in origins {
+            let apex = apex(parse_origin(origin.as_ref())?, data)?;
+            if apexes.iter().any(|a| a.name == apex.name) {
+                return Err(ZoneError::SameOrigin {
+                    name: origin.as_ref().to_string(),
+                });
+            }
+            apexes.push(apex);
+        }
+        if apexes.is_empty() {
+            return Err(ZoneError::NoOrigin);
+        }
+        let first_name = apexes[0].name.clone();
+        // Stable: among origins of one length the given order stays.
+        apexes.sort_by_key(|a| std::cmp::Reverse(a.wire.len()));
+        let first = apexes
+            .iter()
+            .position(|a| a.name == first_name)
+            .unwrap_or(0);
         let ttl = data.ttl;
         let max_hosts = data.max_hosts.clamp(1, MAX_HOSTS_LIMIT);
         let mut labels = HashMap::with_capacity(data.data.len());
@@ -183,59 +246,12 @@ impl Zone {
             }
         }
         let tally = counts.index(&mut labels);
-
-        let mut ns_names = Vec::new();
-        for n in data
-            .data
-            .get("")
-            .map(|l| l.ns.as_slice())
-            .unwrap_or_default()
-        {
-            ns_names.push(
-                relative_to(n, &origin).ok_or_else(|| ZoneError::NameServer { name: n.clone() })?,
-            );
-        }
-        if ns_names.is_empty() {
-            // A zone needs a name server; GeoDNS's default MNAME.
-            ns_names.push(prefixed("ns", &origin));
-        }
-        let ns_ttl = data.data.get("").and_then(|l| l.ttl).unwrap_or(NS_TTL);
-        let ns = ns_names
-            .iter()
-            .map(|n| Record::from_rdata(origin.clone(), ns_ttl, RData::NS(NS(n.clone()))))
-            .collect();
-        let rname = match &data.contact {
-            Some(c) => relative_to(&c.replacen('@', ".", 1), &origin)
-                .ok_or_else(|| ZoneError::Contact { name: c.clone() })?,
-            None => prefixed("hostmaster", &origin),
-        };
-        // GeoDNS's SOA: TTL ten times the zone's (at most an hour).
-        let soa_ttl = if ttl == 0 {
-            600
-        } else {
-            ttl.saturating_mul(10).min(3600)
-        };
-        let soa = Record::from_rdata(
-            origin.clone(),
-            soa_ttl,
-            RData::SOA(SOA::new(
-                ns_names[0].clone(),
-                rname,
-                data.serial,
-                5400,
-                5400,
-                1_209_600,
-                3600,
-            )),
-        );
         Ok(Zone {
-            origin_wire: origin.to_bytes().unwrap_or_default(),
-            origin,
+            apexes,
+            first,
             serial: data.serial,
             labels,
             aliases,
-            soa,
-            ns,
             servers: data.server_counts(),
             loaded_at: 0,
             metrics,
@@ -243,13 +259,19 @@ impl Zone {
         })
     }
 
-    /// The zone's name (fully qualified).
+    /// The zone's (first) name (fully qualified).
     pub fn origin(&self) -> &Name {
-        &self.origin
+        &self.apexes[self.first].name
     }
 
-    pub(crate) fn origin_wire(&self) -> &[u8] {
-        &self.origin_wire
+    /// Every origin, longest first.
+    pub fn apexes(&self) -> &[Apex] {
+        &self.apexes
+    }
+
+    /// The origin `qname` is in (the longest when origins nest), if any.
+    pub fn apex(&self, qname: &Name) -> Option<&Apex> {
+        self.apexes.iter().find(|a| a.name.zone_of(qname))
     }
 
     pub fn serial(&self) -> u32 {
@@ -280,12 +302,14 @@ impl Zone {
         &self.tally
     }
 
+    /// The first origin's SOA record.
     pub fn soa(&self) -> &Record {
-        &self.soa
+        self.apexes[self.first].soa()
     }
 
+    /// The first origin's NS records.
     pub fn ns(&self) -> &[Record] {
-        &self.ns
+        self.apexes[self.first].ns()
     }
 
     /// Resolves `qname` (any case) for a client located at `targets`
@@ -295,10 +319,10 @@ impl Zone {
     /// Address queries try `name.target` for each target (`name` alone for
     /// `@`) and take the first label with records of the asked type.
     pub fn resolve(&self, qname: &Name, qtype: RecordType, targets: &[String]) -> Lookup<'_> {
-        if !self.origin.zone_of(qname) {
+        let Some(apex) = self.apex(qname) else {
             return Lookup::Refused;
-        }
-        let Some(rel) = relative_label(qname, &self.origin) else {
+        };
+        let Some(rel) = relative_label(qname, &apex.name) else {
             // Bytes no label of ours can hold.
             return Lookup::NxDomain;
         };
@@ -361,6 +385,60 @@ impl Zone {
             Lookup::NxDomain
         }
     }
+}
+
+/// The SOA and NS records of `data` under `origin`.
+fn apex(origin: Name, data: &ZoneData) -> Result<Apex, ZoneError> {
+    let mut ns_names = Vec::new();
+    for n in data
+        .data
+        .get("")
+        .map(|l| l.ns.as_slice())
+        .unwrap_or_default()
+    {
+        ns_names.push(
+            relative_to(n, &origin).ok_or_else(|| ZoneError::NameServer { name: n.clone() })?,
+        );
+    }
+    if ns_names.is_empty() {
+        // A zone needs a name server; GeoDNS's default MNAME.
+        ns_names.push(prefixed("ns", &origin));
+    }
+    let ns_ttl = data.data.get("").and_then(|l| l.ttl).unwrap_or(NS_TTL);
+    let ns = ns_names
+        .iter()
+        .map(|n| Record::from_rdata(origin.clone(), ns_ttl, RData::NS(NS(n.clone()))))
+        .collect();
+    let rname = match &data.contact {
+        Some(c) => relative_to(&c.replacen('@', ".", 1), &origin)
+            .ok_or_else(|| ZoneError::Contact { name: c.clone() })?,
+        None => prefixed("hostmaster", &origin),
+    };
+    // GeoDNS's SOA: TTL ten times the zone's (at most an hour).
+    let soa_ttl = if data.ttl == 0 {
+        600
+    } else {
+        data.ttl.saturating_mul(10).min(3600)
+    };
+    let soa = Record::from_rdata(
+        origin.clone(),
+        soa_ttl,
+        RData::SOA(SOA::new(
+            ns_names[0].clone(),
+            rname,
+            data.serial,
+            5400,
+            5400,
+            1_209_600,
+            3600,
+        )),
+    );
+    Ok(Apex {
+        wire: origin.to_bytes().unwrap_or_default(),
+        name: origin,
+        soa,
+        ns,
+    })
 }
 
 fn compile_label(

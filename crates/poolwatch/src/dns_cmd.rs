@@ -31,11 +31,18 @@ use tokio_util::sync::CancellationToken;
 /// with the next ones; at SIGTERM it sends what is left. With `--zone-file`
 /// the counts go to `--api` when given, else nowhere.
 ///
+/// One process may answer for several names (`--zone` repeated: the pool
+/// under `pool.example.org` and `pool.example.net`, or a vendor's own
+/// domain): the same servers under each, each name with its own SOA and NS
+/// records (NS names in the zone data without a final dot are relative to
+/// each name; the service's, from `serve --dns-ns`, are absolute, so every
+/// name lists the same name servers).
+///
 /// Try it: `dig @ADDR -p PORT ZONE` (add `+subnet=81.2.69.142/32` to ask as
 /// a client in the UK, or `_country.ZONE TXT` to see how you are located).
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Example:\n  poolwatch dns --api https://pool.example.org --token-file /etc/poolwatch/dns.token \\\n      --zone pool.example.org --geoip /usr/share/GeoIP/GeoLite2-Country.mmdb --listen [::]:53 \\\n      --count-interval 1m"
+    after_help = "Example:\n  poolwatch dns --api https://pool.example.org --token-file /etc/poolwatch/dns.token \\\n      --zone pool.example.org --zone pool.example.net --geoip /usr/share/GeoIP/GeoLite2-Country.mmdb --listen [::]:53 \\\n      --count-interval 1m"
 )]
 #[allow(dead_code)] // declares flags; settings::load reads them by id
 pub struct Args {
@@ -53,9 +60,12 @@ pub struct Args {
     /// With --api too, answer counts still go to the service.
     #[arg(long, env = "POOLWATCH_ZONE_FILE", value_name = "FILE")]
     zone_file: Option<String>,
-    /// The zone to answer for, e.g. pool.example.org (required).
+    /// The zone to answer for, e.g. pool.example.org (required). Repeat it
+    /// (or give NAME,NAME) to answer the same zone data under several names,
+    /// each with its own SOA and NS records; names under none of them are
+    /// REFUSED. Where names nest, the longest wins.
     #[arg(long, env = "POOLWATCH_ZONE", value_name = "NAME")]
-    zone: Option<String>,
+    zone: Vec<String>,
     /// Address for UDP and TCP (port 0: any free port, printed at start)
     /// [default: 0.0.0.0:53].
     #[arg(long, env = "POOLWATCH_DNS_LISTEN", value_name = "ADDR:PORT")]
@@ -112,8 +122,7 @@ fn read_zone_file(path: &Path) -> Result<ZoneData, String> {
 pub async fn run(args: Args, cmd: &Command, m: &ArgMatches) -> Result<ExitCode> {
     let loaded = settings::load::<DnsSettings>(cmd, m, &settings::process_env)?;
     let s = &loaded.settings;
-    let zone = s.zone.as_deref().unwrap_or_default();
-    let store = ZoneStore::new(zone).map_err(|e| loaded.refuse("zone", e))?;
+    let store = ZoneStore::with_origins(&s.zone).map_err(|e| loaded.refuse("zone", e))?;
     let rrl = s.dns_rrl.config();
     // The recorder must exist before a zone loads: zones register their
     // counter handles when they load.
@@ -170,7 +179,10 @@ pub async fn run(args: Args, cmd: &Command, m: &ArgMatches) -> Result<ExitCode> 
         )
     })?;
     let bound = listener.local_addr()?;
-    println!("dns: answering for {} on {bound} (udp+tcp)", store.origin());
+    println!(
+        "dns: answering for {} on {bound} (udp+tcp)",
+        store.origins().join(", ")
+    );
     let _ = std::io::stdout().flush();
 
     let signals = shutdown.clone();

@@ -144,7 +144,8 @@ pub struct Args {
     dns_rrl: crate::rrl_args::RrlArgs,
 
     /// The pool zone this service answers DNS for and publishes at
-    /// /api/dns-zone, e.g. pool.example.org.
+    /// /api/dns-zone, e.g. pool.example.org (one name here; `poolwatch dns
+    /// --zone A --zone B` answers that zone under several names).
     #[arg(long, value_name = "NAME", env = "POOLWATCH_ZONE")]
     zone: Option<String>,
 

@@ -38,6 +38,8 @@ fn zone(serial: u32, uk_servers: &[&str]) -> dns::ZoneData {
 struct DnsProc {
     child: Child,
     addr: SocketAddr,
+    /// The line it prints when it answers.
+    banner: String,
     stderr: Arc<Mutex<String>>,
 }
 
@@ -88,6 +90,7 @@ impl DnsProc {
         DnsProc {
             child,
             addr,
+            banner: line,
             stderr,
         }
     }
@@ -294,6 +297,95 @@ fn api_mode_keeps_the_last_good_zone_while_the_service_is_down() {
     assert!(bad.dig(&[ZONE]).contains("status: SERVFAIL"));
 }
 
+/// `dig +short` lines, sorted.
+fn short(out: &str) -> Vec<String> {
+    let mut lines: Vec<String> = out.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn several_zones_each_with_its_soa_and_ns() {
+    const NET: &str = "pool.example.net";
+    let mut servers: Vec<dns::DnsServer> = ["198.51.100.1", "198.51.100.2", "2001:db8:1::1"]
+        .iter()
+        .map(|ip| dns::DnsServer {
+            ip: ip.parse().unwrap(),
+            netspeed: 1000,
+            zones: vec!["uk".into(), "europe".into(), "@".into()],
+        })
+        .collect();
+    servers.push(dns::DnsServer {
+        ip: "203.0.113.1".parse().unwrap(),
+        netspeed: 1000,
+        zones: vec!["us".into(), "north-america".into(), "@".into()],
+    });
+    let opts = dns::ZoneOptions {
+        serial: 3,
+        ..dns::ZoneOptions::default()
+    };
+    let mut data = dns::build_zone(ZONE, &servers, &opts, 1);
+    // A zone file may name its servers relative to each name.
+    data.data.get_mut("").unwrap().ns = vec!["ns1".into(), "ns.example.com.".into()];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zone.json");
+    std::fs::write(&path, data.to_json()).unwrap();
+    let p = DnsProc::start(&["--zone", NET, "--zone-file", path.to_str().unwrap()]);
+    assert!(
+        p.banner
+            .starts_with(&format!("dns: answering for {ZONE}, {NET} on ")),
+        "{}",
+        p.banner
+    );
+    for origin in [ZONE, NET] {
+        let uk = "+subnet=81.2.69.142/32";
+        let out = p.dig(&[origin, uk]);
+        assert!(
+            out.contains("status: NOERROR") && out.contains("flags: qr aa;"),
+            "{out}"
+        );
+        let mut got = answers(&out);
+        got.sort();
+        assert_eq!(got, ["198.51.100.1", "198.51.100.2"], "{out}");
+        let out = p.dig(&[origin, "+tcp", "+subnet=216.160.83.56/29", "+short"]);
+        assert_eq!(out.trim(), "203.0.113.1", "{origin} over TCP: {out}");
+        let v6 = p.dig(&[&format!("2.{origin}"), "AAAA", uk, "+short"]);
+        assert_eq!(v6.trim(), "2001:db8:1::1", "{origin}: {v6}");
+        let soa = p.dig(&[origin, "SOA", "+short"]);
+        assert!(
+            soa.starts_with(&format!("ns1.{origin}. hostmaster.{origin}. 3 ")),
+            "{origin}: {soa}"
+        );
+        let ns = p.dig(&[origin, "NS", "+short"]);
+        assert_eq!(
+            short(&ns),
+            ["ns.example.com.".to_string(), format!("ns1.{origin}.")],
+            "{origin}: {ns}"
+        );
+        let status = p.dig(&[&format!("_status.{origin}"), "TXT", "+short"]);
+        assert!(status.contains("\"serial 3\""), "{origin}: {status}");
+        // NXDOMAIN carries the SOA of the name asked under.
+        let out = p.dig(&[&format!("nosuch.{origin}")]);
+        assert!(out.contains("status: NXDOMAIN"), "{out}");
+        let authority = out
+            .lines()
+            .skip_while(|l| !l.starts_with(";; AUTHORITY SECTION:"))
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            authority.starts_with(&format!("{origin}."))
+                && authority.contains(&format!("ns1.{origin}.")),
+            "{origin}: {out}"
+        );
+    }
+    // A third name, and the parent of one of them, are not ours.
+    for other in ["pool.example.com", "example.net"] {
+        let out = p.dig(&[other]);
+        assert!(out.contains("status: REFUSED"), "{other}: {out}");
+    }
+}
+
 #[test]
 fn usage_errors() {
     let run = |args: &[&str]| {
@@ -334,6 +426,19 @@ fn usage_errors() {
                 "127.0.0.1:0",
             ],
             "bad.json",
+        ),
+        (
+            &[
+                "--zone",
+                ZONE,
+                "--zone",
+                "Pool.Example.ORG.",
+                "--zone-file",
+                good,
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            "--zone: zone name \"Pool.Example.ORG.\" is given twice",
         ),
         (
             &[

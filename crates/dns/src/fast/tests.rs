@@ -10,6 +10,8 @@ use hickory_server::net::xfer::Protocol;
 use std::net::SocketAddr;
 
 const ORIGIN: &str = "pool.example.org";
+/// More names the zone answers under: another, and one nested in it.
+const MORE_ORIGINS: [&str; 2] = ["pool.example.net", "ntp.pool.example.net"];
 
 /// Servers in the UK, Germany and the US, IPv4 and IPv6, various weights.
 fn store() -> ZoneStore {
@@ -37,7 +39,7 @@ fn store() -> ZoneStore {
         ..ZoneOptions::default()
     };
     let zone = build_zone(ORIGIN, &servers, &opts, 7);
-    let store = ZoneStore::new(ORIGIN).unwrap();
+    let store = ZoneStore::with_origins(&[ORIGIN, MORE_ORIGINS[0], MORE_ORIGINS[1]]).unwrap();
     store.load(&zone).unwrap();
     store
 }
@@ -89,6 +91,12 @@ fn plain_queries() -> Vec<Vec<u8>> {
         "0.Debian.pool.example.org.",
         "2.debian.pool.example.org.",
         "3.acme.pool.example.org.",
+        // Under the other origins (the longest when they nest).
+        "pool.example.net.",
+        "2.Pool.Example.NET.",
+        "1.uk.pool.example.net.",
+        "ntp.pool.example.net.",
+        "de.ntp.pool.example.net.",
     ] {
         for qtype in [RecordType::A, RecordType::AAAA] {
             for edns in [
@@ -241,8 +249,12 @@ fn everything_else_goes_to_the_generic_path() {
             "{what}"
         );
     }
-    // The unedited queries are the fast path's.
+    // The unedited queries are the fast path's, under every origin.
     let mut out = Vec::new();
+    for name in ["0.de.pool.example.net.", "de.ntp.pool.example.net."] {
+        let q = query(name, RecordType::A, None);
+        assert_eq!(h.answer_fast(&q, src().ip(), true, &mut out), Fast::Answer);
+    }
     assert_eq!(
         h.answer_fast(&plain, src().ip(), true, &mut out),
         Fast::Answer

@@ -208,3 +208,178 @@ fn bad_zone_data_is_an_error() {
     let bad_ns = ZoneData::from_json(br#"{"data": {"": {"ns": [""]}}}"#).unwrap();
     assert!(Zone::new("pool.example.org", &bad_ns).is_err());
 }
+
+/// Some servers under several origins, with NS names as a zone file may
+/// give them: `ns1` relative to each origin, `ns2.example.net.` absolute.
+fn zone_under(origins: &[&str]) -> Zone {
+    let mut data = zone_data(origins[0]);
+    data.data.get_mut("").unwrap().ns = vec!["ns1".into(), "ns2.example.net.".into()];
+    Zone::with_origins(origins, &data).unwrap()
+}
+
+/// The zone JSON as the service makes it (NS names absolute, under `origin`).
+fn zone_data(origin: &str) -> ZoneData {
+    let servers = [
+        server("192.0.2.1", &["de", "europe", "@"]),
+        server("2001:db8::1", &["de", "europe", "@"]),
+        server("198.51.100.1", &["us", "north-america", "@"]),
+    ];
+    let opts = ZoneOptions {
+        ns: vec!["ns1".into(), "ns2.example.net.".into()],
+        serial: 6,
+        ..ZoneOptions::default()
+    };
+    build_zone(origin, &servers, &opts, 1)
+}
+
+fn names(records: &[Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| match &r.data {
+            RData::NS(n) => n.0.to_ascii(),
+            RData::SOA(s) => format!("{} {} {}", s.mname, s.rname, s.serial),
+            _ => panic!("{r:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn several_origins_share_the_labels_each_with_its_soa_and_ns() {
+    use RecordType::*;
+    let z = zone_under(&["pool.example.org", "Pool.Example.NET.", "time.vendor.test"]);
+    assert_eq!(z.origin().to_ascii(), "pool.example.org.");
+    let de = ["de".to_string(), "europe".to_string()];
+    for origin in [
+        "pool.example.org.",
+        "pool.example.net.",
+        "time.vendor.test.",
+    ] {
+        let at = |rel: &str| Name::from_ascii(format!("{rel}{origin}")).unwrap();
+        // The same label (and picker) under every origin.
+        let (Lookup::Addresses(a), Lookup::Addresses(b)) = (
+            z.resolve(&at(""), A, &de),
+            z.resolve(&Name::from_ascii("pool.example.org.").unwrap(), A, &de),
+        ) else {
+            panic!("{origin}: no addresses");
+        };
+        assert!(std::ptr::eq(a, b), "{origin}");
+        assert_eq!(&*a.zone, "de");
+        let cases = [
+            ("2.", AAAA, Want::Addr("de")),
+            ("us.", A, Want::Addr("us")),
+            ("1.north-america.", A, Want::Addr("north-america")),
+            ("", AAAA, Want::NoData),
+            ("xx.", A, Want::NxDomain),
+            ("", SOA, Want::Soa),
+            ("", NS, Want::Ns),
+            ("_status.", TXT, Want::Status),
+            ("_country.", TXT, Want::Country),
+        ];
+        for (rel, qtype, want) in cases {
+            assert_eq!(
+                kind(&z.resolve(&at(rel), qtype, &de)),
+                want,
+                "{rel}{origin}"
+            );
+        }
+        // Its own SOA and NS: relative names under it, absolute ones as given.
+        let apex = z.apex(&at("0.de.")).unwrap();
+        assert_eq!(apex.name().to_ascii(), origin);
+        assert_eq!(
+            names(std::slice::from_ref(apex.soa())),
+            [format!("ns1.{origin} hostmaster.{origin} 6")]
+        );
+        assert_eq!(apex.soa().name.to_ascii(), origin);
+        assert_eq!(
+            names(apex.ns()),
+            [format!("ns1.{origin}"), "ns2.example.net.".to_string()]
+        );
+        assert!(apex.ns().iter().all(|r| r.name.to_ascii() == origin));
+    }
+    for outside in [
+        "example.net.",
+        "pool.example.com.",
+        "vendor.test.",
+        "xtime.vendor.test.",
+    ] {
+        let name = Name::from_ascii(outside).unwrap();
+        assert!(
+            matches!(z.resolve(&name, A, &de), Lookup::Refused),
+            "{outside}"
+        );
+        assert!(z.apex(&name).is_none(), "{outside}");
+    }
+    // The service's JSON names its servers in full: every origin lists
+    // the same machines.
+    let z = Zone::with_origins(
+        &["pool.example.org", "pool.example.net"],
+        &zone_data("pool.example.org"),
+    )
+    .unwrap();
+    for apex in z.apexes() {
+        assert_eq!(
+            names(apex.ns()),
+            ["ns1.pool.example.org.", "ns2.example.net."]
+        );
+    }
+}
+
+#[test]
+fn nested_origins_answer_under_the_longest() {
+    use RecordType::*;
+    let de = ["de".to_string(), "europe".to_string()];
+    // Whichever order they are given in.
+    for origins in [
+        ["example.org", "pool.example.org"],
+        ["pool.example.org", "example.org"],
+    ] {
+        let z = zone_under(&origins);
+        assert_eq!(z.origin().to_ascii(), format!("{}.", origins[0]));
+        let cases = [
+            ("pool.example.org.", A, Want::Addr("de")),
+            ("pool.example.org.", SOA, Want::Soa),
+            ("0.de.pool.example.org.", A, Want::Addr("de")),
+            ("example.org.", A, Want::Addr("de")),
+            ("us.example.org.", A, Want::Addr("us")),
+            ("_status.pool.example.org.", TXT, Want::Status),
+            // `de.pool` is no label of the zone under `example.org`.
+            ("de.pool.example.org.", A, Want::Addr("de")),
+            ("xx.pool.example.org.", A, Want::NxDomain),
+            ("org.", A, Want::Refused),
+        ];
+        for (qname, qtype, want) in cases {
+            let name = Name::from_ascii(qname).unwrap();
+            assert_eq!(
+                kind(&z.resolve(&name, qtype, &de)),
+                want,
+                "{qname} {origins:?}"
+            );
+        }
+        let apex = |n: &str| z.apex(&Name::from_ascii(n).unwrap()).unwrap();
+        assert_eq!(
+            apex("0.pool.example.org.").name().to_ascii(),
+            "pool.example.org."
+        );
+        assert_eq!(apex("0.example.org.").name().to_ascii(), "example.org.");
+        assert_eq!(
+            names(apex("pool.example.org.").ns())[0],
+            "ns1.pool.example.org."
+        );
+        assert_eq!(names(apex("example.org.").ns())[0], "ns1.example.org.");
+    }
+}
+
+#[test]
+fn origins_are_checked() {
+    let ok = ZoneData::from_json(br#"{"data": {}}"#).unwrap();
+    let none: [&str; 0] = [];
+    assert!(matches!(
+        Zone::with_origins(&none, &ok),
+        Err(ZoneError::NoOrigin)
+    ));
+    let e = Zone::with_origins(&["pool.example.org", "POOL.example.org."], &ok).unwrap_err();
+    assert!(matches!(e, ZoneError::SameOrigin { .. }), "{e}");
+    assert!(e.to_string().contains("POOL.example.org."), "{e}");
+    let e = Zone::with_origins(&["pool.example.org", "bad name"], &ok).unwrap_err();
+    assert!(e.to_string().contains("bad name"), "{e}");
+}

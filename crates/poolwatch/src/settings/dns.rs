@@ -3,7 +3,7 @@
 //! ```toml
 //! api = "https://pool.example.org"
 //! token_file = "/etc/poolwatch/dns.token"
-//! zone = "pool.example.org"
+//! zone = ["pool.example.org", "pool.example.net"]   # or one name: zone = "pool.example.org"
 //! listen = "[::]:53"
 //! geoip = "/usr/share/GeoIP/GeoLite2-Country.mmdb"
 //! refresh = "30s"
@@ -17,7 +17,7 @@
 
 use super::{HumanDuration, Invalid, LogFormat, Settings, at_least};
 use dns::RrlConfig;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -30,7 +30,10 @@ pub struct DnsSettings {
     pub token: Option<String>,
     pub token_file: Option<PathBuf>,
     pub zone_file: Option<PathBuf>,
-    pub zone: Option<String>,
+    /// The names answered for (one zone under each; the first is the one
+    /// logged and metered as "the" zone).
+    #[serde(deserialize_with = "one_or_many")]
+    pub zone: Vec<String>,
     pub listen: SocketAddr,
     pub geoip: Option<PathBuf>,
     pub refresh: HumanDuration,
@@ -49,7 +52,7 @@ impl Default for DnsSettings {
             token: None,
             token_file: None,
             zone_file: None,
-            zone: None,
+            zone: Vec::new(),
             listen: SocketAddr::from(([0, 0, 0, 0], 53)),
             geoip: None,
             refresh: HumanDuration::secs(30),
@@ -63,10 +66,10 @@ impl Default for DnsSettings {
 
 impl Settings for DnsSettings {
     fn validate(&self) -> Result<(), Invalid> {
-        if self.zone.as_deref().is_none_or(|z| z.trim().is_empty()) {
+        if self.zone.is_empty() || self.zone.iter().any(|z| z.trim().is_empty()) {
             return Err(Invalid::new(
                 "zone",
-                "give the zone to answer for, e.g. --zone pool.example.org",
+                "give the zone to answer for, e.g. --zone pool.example.org (repeat it for more names)",
             ));
         }
         // With both, the zone comes from the file and the counts go to `api`.
@@ -119,6 +122,21 @@ pub(crate) fn duration_or_off<'de, D: serde::Deserializer<'de>>(
         Text::Text(t) => t.parse().map_err(serde::de::Error::custom),
         Text::Other(h) => Ok(h),
     }
+}
+
+/// A list of names, or one name alone (`zone = "pool.example.org"`, as
+/// before the key took a list).
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a name or a list of names")]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(name) => vec![name],
+        OneOrMany::Many(names) => names,
+    })
 }
 
 /// Refuse a URL at `key` that is not http:// or https://.

@@ -59,7 +59,7 @@ fn agent_and_dns_read_their_documented_examples() {
     let d = load_with::<super::dns::DnsSettings>(&dns_cmd(), &[], &[], Some(&file))
         .unwrap()
         .settings;
-    assert_eq!(d.zone.as_deref(), Some("pool.example.org"));
+    assert_eq!(d.zone, ["pool.example.org", "pool.example.net"]);
     assert_eq!(d.listen.to_string(), "[::]:53");
 }
 

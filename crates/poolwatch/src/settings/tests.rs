@@ -816,6 +816,58 @@ fn dns_refuses_bad_values_from_every_source() {
 }
 
 #[test]
+fn dns_zones_are_a_list_from_every_source() {
+    let cmd = dns_cmd();
+    let file_only = ["--zone-file", "/nonexistent/zone.json"];
+    let zones = |flags: &[&str], env: &[(&str, &str)], file: Option<&str>| {
+        let mut all = file_only.to_vec();
+        all.extend(flags);
+        load_with::<DnsSettings>(&cmd, &all, env, file).map(|l| l.settings.zone)
+    };
+    let two = ["a.test", "b.test"];
+    assert_eq!(
+        zones(&["--zone", "a.test", "--zone", "b.test"], &[], None).unwrap(),
+        two
+    );
+    assert_eq!(zones(&["--zone", "a.test,b.test"], &[], None).unwrap(), two);
+    assert_eq!(
+        zones(&[], &[("POOLWATCH_ZONE", "a.test, b.test")], None).unwrap(),
+        two
+    );
+    assert_eq!(
+        zones(&[], &[], Some("zone = [\"a.test\", \"b.test\"]")).unwrap(),
+        two
+    );
+    // One name alone, as the key was before it took a list.
+    assert_eq!(
+        zones(&[], &[], Some("zone = \"a.test\"")).unwrap(),
+        ["a.test"]
+    );
+    // The flag replaces the file's list, it does not add to it.
+    assert_eq!(
+        zones(
+            &["--zone", "c.test"],
+            &[],
+            Some("zone = [\"a.test\", \"b.test\"]")
+        )
+        .unwrap(),
+        ["c.test"]
+    );
+    for (flags, file) in [(&[][..], None), (&[][..], Some("zone = []"))] {
+        let e = zones(flags, &[], file).unwrap_err();
+        assert!(
+            e.contains("zone") && e.contains("--zone pool.example.org"),
+            "{e}"
+        );
+    }
+    let e = zones(&[], &[], Some("zone = 5")).unwrap_err();
+    assert!(
+        e.contains("config zone") && e.contains("a name or a list of names"),
+        "{e}"
+    );
+}
+
+#[test]
 fn demo_sources_win_in_order() {
     check_layering::<DemoSettings>(
         &demo_cmd(),

@@ -12,6 +12,7 @@
 #   SECS=5 SERVERS=1000 ROUNDS=3 bench/dns.sh
 #   RRL_RUNS=1 bench/dns.sh       # also poolwatch with RRL on (see below)
 #   PW=/tmp/poolwatch-before bench/dns.sh   # another build of poolwatch
+#   PW_BEFORE=/tmp/poolwatch-before bench/dns.sh   # that build too, a row of its own in every round
 #
 # dnsperf runs with -v (one line per answer) so that the 99th percentile of
 # latency can be read; that costs dnsperf some CPU, the same for every server.
@@ -69,11 +70,12 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 target/release/examples/dns_bench_data "$dir" "$SERVERS" "$QUERIES"
 
-# Starts `poolwatch dns` with extra flags; sets pw_port, pw_pid, metrics_port.
+# Starts `poolwatch dns` (the build in $PW, or in $bin when set) with extra
+# flags; sets pw_port, pw_pid, metrics_port.
 start_pw() {
   pw_port=$(free_port)
   metrics_port=$(free_port)
-  "$PW" dns --zone "$ZONE" --zone-file "$dir/zone.json" \
+  "${bin:-$PW}" dns --zone "$ZONE" --zone-file "$dir/zone.json" \
     --geoip crates/geo/testdata/GeoLite2-Country-Test.mmdb \
     --listen "127.0.0.1:$pw_port" --metrics-listen "127.0.0.1:$metrics_port" "$@" \
     >"$dir/poolwatch.out" 2>"$dir/poolwatch.err" &
@@ -165,11 +167,22 @@ echo "dnsperf -B -l $SECS -c $CLIENTS -T 1 -q $OUTSTANDING on 127.0.0.1, $(nproc
 echo
 echo "| round | server | qps | lost | avg latency | p99 latency | server CPU (cores) | response codes |"
 echo "|---:|---|---:|---:|---:|---:|---:|---|"
+if [ -n "${PW_BEFORE:-}" ]; then
+  bin=$PW_BEFORE start_pw --dns-rrl-rate 0
+  before_port=$pw_port before_pid=$pw_pid
+fi
 start_pw --dns-rrl-rate 0
 nsd_name="NSD $({ $NSD -v 2>&1 || true; } | head -1 | awk '{print $3}') (static zone, $NSD_SERVERS server)"
 gdnsd_name="gdnsd $({ $GDNSD -h 2>&1 || true; } | awk '/version/ {print $3; exit}') (geoip over weighted)"
 for round in $(seq "$ROUNDS"); do
-  run "poolwatch dns" "$pw_port" "$pw_pid"
+  # With PW_BEFORE the two builds take turns going first.
+  if [ -n "${PW_BEFORE:-}" ] && [ $((round % 2)) = 1 ]; then
+    run "poolwatch dns (PW_BEFORE)" "$before_port" "$before_pid"
+    run "poolwatch dns" "$pw_port" "$pw_pid"
+  else
+    run "poolwatch dns" "$pw_port" "$pw_pid"
+    [ -z "${PW_BEFORE:-}" ] || run "poolwatch dns (PW_BEFORE)" "$before_port" "$before_pid"
+  fi
   [ -z "$GDNSD" ] || run "$gdnsd_name" "$gdnsd_port" "$gdnsd_pid"
   run "$nsd_name" "$nsd_port" "$nsd_pid"
 done
@@ -182,6 +195,7 @@ ratio() { # name-a name-b
   paste "$dir/$1.qps" "$dir/$2.qps" | awk -v a="$1" -v b="$2" '{printf "%s / %s = %.2f (round %d)\n", a, b, $1 / $2, NR}'
 }
 ratio "poolwatch dns" "$nsd_name"
+[ -z "${PW_BEFORE:-}" ] || ratio "poolwatch dns" "poolwatch dns (PW_BEFORE)"
 [ -z "$GDNSD" ] || ratio "poolwatch dns" "$gdnsd_name"
 
 if [ "$RRL_RUNS" = 1 ]; then

@@ -387,6 +387,30 @@ fn several_zones_each_with_its_soa_and_ns() {
 }
 
 #[test]
+fn a_second_server_on_the_port_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zone.json");
+    std::fs::write(&path, zone(1, &["198.51.100.1"]).to_json()).unwrap();
+    let path = path.to_str().unwrap();
+    let p = DnsProc::start(&["--zone-file", path]);
+    // UDP sockets share the port with SO_REUSEPORT; a second server must
+    // not silently take a share of the queries.
+    let o = Command::new(BIN)
+        .args(["dns", "--zone", ZONE, "--zone-file", path])
+        .args(["--listen", &p.addr.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--listen: cannot listen for DNS on"), "{err}");
+    for _ in 0..20 {
+        let out = p.dig(&[ZONE, "+subnet=81.2.69.142/32", "+short"]);
+        assert_eq!(out.trim(), "198.51.100.1", "{out}");
+    }
+}
+
+#[test]
 fn usage_errors() {
     let run = |args: &[&str]| {
         Command::new(BIN)

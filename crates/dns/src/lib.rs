@@ -29,6 +29,8 @@ mod model;
 mod pick;
 mod rrl;
 mod sockets;
+#[cfg(test)]
+mod test_support;
 mod vendor;
 mod zone;
 

@@ -307,24 +307,7 @@ fn short(out: &str) -> Vec<String> {
 #[test]
 fn several_zones_each_with_its_soa_and_ns() {
     const NET: &str = "pool.example.net";
-    let mut servers: Vec<dns::DnsServer> = ["198.51.100.1", "198.51.100.2", "2001:db8:1::1"]
-        .iter()
-        .map(|ip| dns::DnsServer {
-            ip: ip.parse().unwrap(),
-            netspeed: 1000,
-            zones: vec!["uk".into(), "europe".into(), "@".into()],
-        })
-        .collect();
-    servers.push(dns::DnsServer {
-        ip: "203.0.113.1".parse().unwrap(),
-        netspeed: 1000,
-        zones: vec!["us".into(), "north-america".into(), "@".into()],
-    });
-    let opts = dns::ZoneOptions {
-        serial: 3,
-        ..dns::ZoneOptions::default()
-    };
-    let mut data = dns::build_zone(ZONE, &servers, &opts, 1);
+    let mut data = zone(3, &["198.51.100.1", "198.51.100.2", "2001:db8:1::1"]);
     // A zone file may name its servers relative to each name.
     data.data.get_mut("").unwrap().ns = vec!["ns1".into(), "ns.example.com.".into()];
     let dir = tempfile::tempdir().unwrap();

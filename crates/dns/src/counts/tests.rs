@@ -1,13 +1,13 @@
 use super::*;
-use crate::generate::{DnsServer, ZoneOptions, build_zone};
+use crate::generate::{ZoneOptions, build_zone};
 use crate::handler::GeoDnsHandler;
 use crate::live_zone::ZoneStore;
 use crate::model::{LabelData, ZoneData};
 use crate::rrl::RrlConfig;
 use crate::sockets::respond;
+use crate::test_support;
 use crate::zone::Lookup;
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+use hickory_proto::op::Message;
 use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_server::net::xfer::Protocol;
 use std::net::SocketAddr;
@@ -21,21 +21,7 @@ type Got = BTreeMap<IpAddr, BTreeMap<String, u64>>;
 /// the given netspeed offset (so two zones can differ), and a label `big`
 /// with 40 AAAA: more than fits in 512 bytes.
 fn zone(first: u32, count: u32) -> ZoneData {
-    let mut servers = Vec::new();
-    for (i, cc) in ["uk", "se", "us", "de"].iter().enumerate() {
-        for j in first..first + count {
-            let ip = if j % 3 == 2 {
-                IpAddr::V6(format!("2001:db8:{i}::{j}").parse().unwrap())
-            } else {
-                IpAddr::V4(format!("192.0.{i}.{j}").parse().unwrap())
-            };
-            servers.push(DnsServer {
-                ip,
-                netspeed: 1000 * (j + 1),
-                zones: geo::zones_for_country(cc).unwrap(),
-            });
-        }
-    }
+    let servers = test_support::servers(&["uk", "se", "us", "de"], first..first + count);
     let mut z = build_zone(ORIGIN, &servers, &ZoneOptions::default(), 7);
     z.data.insert(
         "big".into(),
@@ -51,24 +37,13 @@ fn zone(first: u32, count: u32) -> ZoneData {
 }
 
 fn handler(store: &ZoneStore, rrl: &RrlConfig) -> GeoDnsHandler {
-    let geo = geo::GeoIp::open(std::path::Path::new(geo::fixtures::COUNTRY_MMDB)).unwrap();
-    GeoDnsHandler::new(store.clone(), Some(geo)).with_rrl(rrl)
+    test_support::handler(store, rrl)
 }
 
 /// A query for `name` with an optional ECS address (/32 or /48).
 fn query(name: &str, qtype: RecordType, ecs: Option<&str>) -> Vec<u8> {
-    let mut m = Message::new(0x4321, MessageType::Query, OpCode::Query);
-    m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
-    if let Some(ip) = ecs {
-        let ip: IpAddr = ip.parse().unwrap();
-        let prefix = if ip.is_ipv4() { 32 } else { 48 };
-        let mut e = Edns::new();
-        e.set_max_payload(1232);
-        e.options_mut()
-            .insert(EdnsOption::Subnet(ClientSubnet::new(ip, prefix, 0)));
-        m.set_edns(e);
-    }
-    m.to_vec().unwrap()
+    let ecs = ecs.map(|ip| (ip, if ip.contains(':') { 48 } else { 32 }));
+    test_support::query(0x4321, name, qtype, ecs.map(|e| (1232, Some(e))))
 }
 
 /// The clients asked as (ECS address, the country the test database puts

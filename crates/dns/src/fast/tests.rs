@@ -1,11 +1,10 @@
 use super::*;
-use crate::generate::{DnsServer, ZoneOptions, build_zone};
+use crate::generate::{ZoneOptions, build_zone};
 use crate::live_zone::ZoneStore;
 use crate::rrl::RrlConfig;
 use crate::sockets::respond_generic;
-use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query};
-use hickory_proto::rr::Name;
-use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsOption};
+use crate::test_support;
+use hickory_proto::op::Message;
 use hickory_server::net::xfer::Protocol;
 use std::net::SocketAddr;
 
@@ -15,21 +14,7 @@ const MORE_ORIGINS: [&str; 2] = ["pool.example.net", "ntp.pool.example.net"];
 
 /// Servers in the UK, Germany and the US, IPv4 and IPv6, various weights.
 fn store() -> ZoneStore {
-    let mut servers = Vec::new();
-    for (i, cc) in ["uk", "de", "us"].iter().enumerate() {
-        for j in 0..12u32 {
-            let ip = if j % 3 == 2 {
-                IpAddr::V6(format!("2001:db8:{i}::{j}").parse().unwrap())
-            } else {
-                IpAddr::V4(format!("192.0.{i}.{j}").parse().unwrap())
-            };
-            servers.push(DnsServer {
-                ip,
-                netspeed: 1000 * (j + 1),
-                zones: geo::zones_for_country(cc).unwrap(),
-            });
-        }
-    }
+    let servers = test_support::servers(&["uk", "de", "us"], 0..12);
     let vendor = |name: &str, zone: &str| crate::Vendor {
         name: name.into(),
         zone: zone.into(),
@@ -45,30 +30,12 @@ fn store() -> ZoneStore {
 }
 
 fn handler(store: &ZoneStore, rrl: &RrlConfig, seed: u64) -> GeoDnsHandler {
-    let geo = geo::GeoIp::open(std::path::Path::new(geo::fixtures::COUNTRY_MMDB)).unwrap();
-    GeoDnsHandler::new(store.clone(), Some(geo))
-        .with_rrl(rrl)
-        .with_seed(seed)
+    test_support::handler(store, rrl).with_seed(seed)
 }
 
 /// A query; `edns`: the payload size and an optional ECS (address, prefix).
 fn query(name: &str, qtype: RecordType, edns: Option<(u16, Option<(&str, u8)>)>) -> Vec<u8> {
-    let mut m = Message::new(0x1234, MessageType::Query, OpCode::Query);
-    m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
-    m.metadata.recursion_desired = true;
-    if let Some((payload, ecs)) = edns {
-        let mut e = Edns::new();
-        e.set_max_payload(payload);
-        if let Some((ip, prefix)) = ecs {
-            e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
-                ip.parse().unwrap(),
-                prefix,
-                0,
-            )));
-        }
-        m.set_edns(e);
-    }
-    m.to_vec().unwrap()
+    test_support::query(0x1234, name, qtype, edns)
 }
 
 fn src() -> SocketAddr {

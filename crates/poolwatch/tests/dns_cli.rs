@@ -2,6 +2,8 @@
 //! (fake) central service's `GET /api/dns-zone`, asked with `dig`, watched
 //! through `/metrics`. Needs `dig` (bind9-dnsutils; `scripts/test` installs it).
 
+mod common;
+
 use axum::http::{HeaderMap, StatusCode};
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
@@ -216,35 +218,23 @@ fn metrics_text(port: u16) -> String {
 /// A fake central service: `GET /api/dns-zone` with `Bearer secret`; the
 /// zone JSON is whatever `zone` holds (`None`: 503, the service is down).
 fn fake_service(zone: Arc<Mutex<Option<String>>>) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let app = axum::Router::new().route(
-                "/api/dns-zone",
-                axum::routing::get(move |headers: HeaderMap| {
-                    let zone = zone.clone();
-                    async move {
-                        let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-                        if auth != Some("Bearer secret") {
-                            return (StatusCode::UNAUTHORIZED, "bad token".to_string());
-                        }
-                        match zone.lock().unwrap().clone() {
-                            Some(z) => (StatusCode::OK, z),
-                            None => (StatusCode::SERVICE_UNAVAILABLE, "down".to_string()),
-                        }
-                    }
-                }),
-            );
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    rx.recv_timeout(Duration::from_secs(10)).unwrap()
+    let app = axum::Router::new().route(
+        "/api/dns-zone",
+        axum::routing::get(move |headers: HeaderMap| {
+            let zone = zone.clone();
+            async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+                if auth != Some("Bearer secret") {
+                    return (StatusCode::UNAUTHORIZED, "bad token".to_string());
+                }
+                match zone.lock().unwrap().clone() {
+                    Some(z) => (StatusCode::OK, z),
+                    None => (StatusCode::SERVICE_UNAVAILABLE, "down".to_string()),
+                }
+            }
+        }),
+    );
+    common::serve_router(app)
 }
 
 #[test]

@@ -34,51 +34,39 @@ struct Received {
 }
 
 fn receiver(state: Arc<Mutex<Received>>) -> SocketAddr {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let app = axum::Router::new().route(
-                dns::COUNTS_PATH,
-                axum::routing::post(move |headers: HeaderMap, body: String| {
-                    let state = state.clone();
-                    async move {
-                        let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-                        if auth != Some("Bearer secret") {
-                            return (StatusCode::UNAUTHORIZED, "bad token".to_string());
-                        }
-                        let report: CountReport = match serde_json::from_str(&body) {
-                            Ok(r) => r,
-                            Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()),
-                        };
-                        let mut s = state.lock().unwrap();
-                        s.attempts.push(report.report_id.clone());
-                        if s.fail > 0 {
-                            s.fail -= 1;
-                            return (StatusCode::INTERNAL_SERVER_ERROR, "down".to_string());
-                        }
-                        let new = !s.stored.iter().any(|r| r.report_id == report.report_id);
-                        let stored = CountsStored {
-                            new,
-                            servers: report.servers.len(),
-                            unknown: 0,
-                        };
-                        if new {
-                            s.stored.push(report);
-                        }
-                        (StatusCode::OK, serde_json::to_string(&stored).unwrap())
-                    }
-                }),
-            );
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            tx.send(listener.local_addr().unwrap()).unwrap();
-            axum::serve(listener, app).await.unwrap();
-        });
-    });
-    rx.recv_timeout(Duration::from_secs(10)).unwrap()
+    let app = axum::Router::new().route(
+        dns::COUNTS_PATH,
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let state = state.clone();
+            async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+                if auth != Some("Bearer secret") {
+                    return (StatusCode::UNAUTHORIZED, "bad token".to_string());
+                }
+                let report: CountReport = match serde_json::from_str(&body) {
+                    Ok(r) => r,
+                    Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()),
+                };
+                let mut s = state.lock().unwrap();
+                s.attempts.push(report.report_id.clone());
+                if s.fail > 0 {
+                    s.fail -= 1;
+                    return (StatusCode::INTERNAL_SERVER_ERROR, "down".to_string());
+                }
+                let new = !s.stored.iter().any(|r| r.report_id == report.report_id);
+                let stored = CountsStored {
+                    new,
+                    servers: report.servers.len(),
+                    unknown: 0,
+                };
+                if new {
+                    s.stored.push(report);
+                }
+                (StatusCode::OK, serde_json::to_string(&stored).unwrap())
+            }
+        }),
+    );
+    common::serve_router(app)
 }
 
 /// Three servers in each of the UK, Sweden and the US; one IPv6 each.

@@ -12,6 +12,25 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 pub mod e2e;
+
+/// An axum router served on 127.0.0.1 from a thread of its own (fake
+/// services and receivers); its address. Lives as long as the test process.
+#[allow(dead_code)] // not every test binary uses it
+pub fn serve_router(app: axum::Router) -> SocketAddr {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(listener.local_addr().unwrap()).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    rx.recv_timeout(Duration::from_secs(10)).unwrap()
+}
 pub mod fake_api;
 pub mod pg;
 pub mod webhook;

@@ -36,19 +36,18 @@ async fn open(backend: Backend) -> Option<TestApp> {
 }
 
 async fn post(t: &TestApp, token: Option<&str>, body: &Value) -> Resp {
+    post_body(t, token, Body::from(body.to_string())).await
+}
+
+/// `POST /api/dns-counts` with these bytes (JSON or not).
+async fn post_body(t: &TestApp, token: Option<&str>, body: Body) -> Resp {
     let auth = token.map(|k| format!("Bearer {k}"));
     let mut headers = vec![("content-type", "application/json")];
     if let Some(a) = &auth {
         headers.push(("authorization", a));
     }
-    t.send_from(
-        CLIENT,
-        Method::POST,
-        dns::COUNTS_PATH,
-        &headers,
-        Body::from(body.to_string()),
-    )
-    .await
+    t.send_from(CLIENT, Method::POST, dns::COUNTS_PATH, &headers, body)
+        .await
 }
 
 /// A report of one minute ending at `to`: 10 answers to `de`, 4 to
@@ -164,27 +163,11 @@ async fn bad_bodies_are_422_and_store_nothing(backend: Backend) {
         );
     }
     // Not JSON at all: 400.
-    let r = t
-        .send_from(
-            CLIENT,
-            Method::POST,
-            dns::COUNTS_PATH,
-            &[("authorization", &format!("Bearer {DNS_TOKEN}"))],
-            Body::from("{\"report_id\": "),
-        )
-        .await;
+    let r = post_body(&t, Some(DNS_TOKEN), Body::from("{\"report_id\": ")).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
     // Over the cap: 413, before anything is parsed.
     let big = vec![b' '; server::dns_counts::report_body_cap() + 1];
-    let r = t
-        .send_from(
-            CLIENT,
-            Method::POST,
-            dns::COUNTS_PATH,
-            &[("authorization", &format!("Bearer {DNS_TOKEN}"))],
-            Body::from(big),
-        )
-        .await;
+    let r = post_body(&t, Some(DNS_TOKEN), Body::from(big)).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(stored_reports(&t).await, 0);
     // Every refused id is still free: the good report under one is new.
